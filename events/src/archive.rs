@@ -30,7 +30,9 @@ pub enum ArchiveError {
     BadMagic,
     #[error("archive is cut off inside the record after seq {after_seq:?}")]
     Truncated { after_seq: Option<u64> },
-    #[error("archive record at seq {seq} claims {len} bytes, more than the {RECORD_BYTES_MAX} limit")]
+    #[error(
+        "archive record at seq {seq} claims {len} bytes, more than the {RECORD_BYTES_MAX} limit"
+    )]
     TooLarge { seq: u64, len: u32 },
     #[error("archive I/O failed: {0}")]
     Io(#[from] std::io::Error),
@@ -73,7 +75,9 @@ pub fn read(
     visit: &mut dyn FnMut(u64, &[u8]) -> ControlFlow<()>,
 ) -> Result<(), ArchiveError> {
     let mut magic = [0u8; 8];
-    input.read_exact(&mut magic).map_err(|_| ArchiveError::BadMagic)?;
+    input
+        .read_exact(&mut magic)
+        .map_err(|_| ArchiveError::BadMagic)?;
     if &magic != MAGIC {
         return Err(ArchiveError::BadMagic);
     }
@@ -84,7 +88,11 @@ pub fn read(
         match read_full(input, &mut header)? {
             0 => return Ok(()),
             12 => {}
-            _ => return Err(ArchiveError::Truncated { after_seq: last_seq }),
+            _ => {
+                return Err(ArchiveError::Truncated {
+                    after_seq: last_seq,
+                });
+            }
         }
         let seq = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
         let len = u32::from_le_bytes(header[8..].try_into().expect("4 bytes"));
@@ -93,7 +101,9 @@ pub fn read(
         }
         bytes.resize(len as usize, 0);
         if read_full(input, &mut bytes)? != bytes.len() {
-            return Err(ArchiveError::Truncated { after_seq: last_seq });
+            return Err(ArchiveError::Truncated {
+                after_seq: last_seq,
+            });
         }
         last_seq = Some(seq);
         if visit(seq, &bytes).is_break() {

@@ -71,7 +71,10 @@ pub enum Actor {
     /// The gateway itself (startup, timers, recovery).
     System,
     /// An operator client on a WebSocket connection.
-    Connection { conn_id: String, device_id: Option<String> },
+    Connection {
+        conn_id: String,
+        device_id: Option<String>,
+    },
     /// A chat channel's inbound side (`telegram`, sender id).
     Channel { channel: String, sender: String },
     /// A cron job.

@@ -210,6 +210,8 @@ pub struct PresenceChanged {
     pub change: PresenceChange,
 }
 
+// Presence changes are rare; boxing the entry would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PresenceChange {
     Upsert(PresenceEntry),
@@ -394,7 +396,10 @@ pub struct LlmCallCompleted {
 pub enum LlmOutcome {
     /// The full response: the assembled message, or every stream chunk, as
     /// recorded by the provider adapter.
-    Ok { response: String, stop_reason: String },
+    Ok {
+        response: String,
+        stop_reason: String,
+    },
     /// A classified failure (`rate_limit`, `auth`, `context_overflow`, ...).
     Failed {
         class: String,

@@ -13,7 +13,11 @@ pub mod record;
 pub mod recovery;
 pub mod store;
 pub mod subscription;
+#[cfg(test)]
+mod tests;
 
 pub use envelope::{Actor, Body, Digest, Envelope, NewEvent};
 pub use event::Event;
-pub use log::{AppendError, Clock, Log, LogConfig, SystemClock};
+pub use log::{AppendError, Clock, Committed, Log, LogConfig, SystemClock};
+pub use recovery::{RecoveryError, RecoveryReport};
+pub use subscription::{Subscription, SubscriptionError};

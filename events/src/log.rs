@@ -24,8 +24,8 @@ use std::thread::JoinHandle;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::envelope::{Body, Digest, Envelope, NewEvent, validate_stream_name};
-use crate::recovery::{RecoveryError, RecoveryReport};
 use crate::record;
+use crate::recovery::{RecoveryError, RecoveryReport};
 use crate::store::{AppendRecord, Durability, LogStore};
 use crate::subscription::Subscription;
 
@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) head_hash: Mutex<Digest>,
     /// Why the writer stopped, once it has.
     pub(crate) stopped: Mutex<Option<String>>,
+    /// Group commits done since open: with `next_seq`, how well batching works.
+    pub(crate) batches_committed: AtomicU64,
     /// `None` once the writer has exited, so live subscribers see `Closed`.
     pub(crate) live: Mutex<Option<broadcast::Sender<Arc<Envelope>>>>,
 }
@@ -146,6 +148,7 @@ impl Log {
             next_seq: AtomicU64::new(recovery.next_seq),
             head_hash: Mutex::new(recovery.tail_hash),
             stopped: Mutex::new(None),
+            batches_committed: AtomicU64::new(0),
             live: Mutex::new(Some(live)),
         });
         let (sender, receiver) = mpsc::channel(config.queue_appends_max);
@@ -183,6 +186,11 @@ impl Log {
     /// One past the last durable seq: the number of records in the log.
     pub fn next_seq(&self) -> u64 {
         self.shared.next_seq.load(Ordering::Acquire)
+    }
+
+    /// How many group commits (syncs) the writer has done since open.
+    pub fn batches_committed(&self) -> u64 {
+        self.shared.batches_committed.load(Ordering::Relaxed)
     }
 
     /// The hash of the last durable record.
@@ -261,7 +269,9 @@ impl Log {
         events: Vec<NewEvent>,
     ) -> Result<(Request, oneshot::Receiver<Result<Committed, AppendError>>), AppendError> {
         if events.is_empty() {
-            return Err(AppendError::Invalid("an append needs at least one event".to_owned()));
+            return Err(AppendError::Invalid(
+                "an append needs at least one event".to_owned(),
+            ));
         }
         if events.len() > APPEND_EVENTS_MAX {
             return Err(AppendError::Invalid(format!(
@@ -404,8 +414,15 @@ impl Writer {
                 bytes,
             })
             .collect();
-        debug_assert!(records.windows(2).all(|pair| pair[1].seq == pair[0].seq + 1));
-        assert_eq!(records.first().map(|record| record.seq), Some(batch_first_seq));
+        debug_assert!(
+            records
+                .windows(2)
+                .all(|pair| pair[1].seq == pair[0].seq + 1)
+        );
+        assert_eq!(
+            records.first().map(|record| record.seq),
+            Some(batch_first_seq)
+        );
 
         if let Err(error) = self.shared.store.append(&records, self.durability) {
             let reason = format!("appending seqs {batch_first_seq}..{next_seq} failed: {error}");
@@ -426,6 +443,9 @@ impl Writer {
         }
         *self.shared.head_hash.lock().expect("head lock") = prev_hash;
         self.shared.next_seq.store(next_seq, Ordering::Release);
+        self.shared
+            .batches_committed
+            .fetch_add(1, Ordering::Relaxed);
         if let Some(live) = self.shared.live.lock().expect("live lock").as_ref() {
             for envelope in &envelopes {
                 // No receivers is fine: subscribers read from the store too.

@@ -211,7 +211,10 @@ mod tests {
         for bit in 0..bytes.len() * 8 {
             let mut damaged = bytes.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode(3, &damaged).is_err(), "bit {bit} flip went unnoticed");
+            assert!(
+                decode(3, &damaged).is_err(),
+                "bit {bit} flip went unnoticed"
+            );
         }
     }
 

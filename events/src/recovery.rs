@@ -179,7 +179,8 @@ pub fn verify_chain(store: &dyn LogStore, from: u64) -> Result<(Digest, i64, u64
                 seq,
                 detail: "record is missing".to_owned(),
             })?;
-            let envelope = crate::record::decode(seq, &bytes).map_err(|error| corrupt(seq, error))?;
+            let envelope =
+                crate::record::decode(seq, &bytes).map_err(|error| corrupt(seq, error))?;
             tail_hash = envelope.hash;
             envelope.body.ts_ms
         }

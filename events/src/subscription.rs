@@ -69,7 +69,7 @@ impl Subscription {
     /// The next envelope, waiting for it if the subscriber is at the head.
     pub async fn recv(&mut self) -> Result<Arc<Envelope>, SubscriptionError> {
         loop {
-            if let Some(envelope) = self.from_store()? {
+            if let Some(envelope) = self.next_stored()? {
                 return Ok(envelope);
             }
             let received = self.live.recv().await;
@@ -82,7 +82,7 @@ impl Subscription {
     /// [`Subscription::recv`] for threads outside an async runtime.
     pub fn blocking_recv(&mut self) -> Result<Arc<Envelope>, SubscriptionError> {
         loop {
-            if let Some(envelope) = self.from_store()? {
+            if let Some(envelope) = self.next_stored()? {
                 return Ok(envelope);
             }
             let received = self.live.blocking_recv();
@@ -93,7 +93,7 @@ impl Subscription {
     }
 
     /// The next stored envelope while catching up, or `None` once caught up.
-    fn from_store(&mut self) -> Result<Option<Arc<Envelope>>, SubscriptionError> {
+    fn next_stored(&mut self) -> Result<Option<Arc<Envelope>>, SubscriptionError> {
         if self.backlog.is_empty() && self.next < self.live_start {
             self.read_chunk()?;
         }

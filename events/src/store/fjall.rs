@@ -24,7 +24,7 @@ use std::sync::Mutex;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-use super::{AppendRecord, Durability, LogStore, StoreError, stream_index_key};
+use super::{AppendRecord, Durability, LogStore, StoreError, check_continues, stream_index_key};
 
 pub struct FjallStore {
     path: PathBuf,
@@ -91,16 +91,7 @@ impl LogStore for FjallStore {
         durability: Durability,
     ) -> Result<(), StoreError> {
         let mut next_seq = self.next_seq.lock().expect("fjall store lock");
-        let mut expected = *next_seq;
-        for record in records {
-            if record.seq != expected {
-                return Err(StoreError::OutOfOrder {
-                    expected,
-                    got: record.seq,
-                });
-            }
-            expected += 1;
-        }
+        let expected = check_continues(*next_seq, records)?;
         let mode = match durability {
             Durability::Sync => PersistMode::SyncData,
             Durability::Buffered => PersistMode::Buffer,
@@ -186,9 +177,9 @@ impl LogStore for FjallStore {
 }
 
 fn decode_seq(bytes: &[u8]) -> Result<u64, StoreError> {
-    let array: [u8; 8] = bytes.try_into().map_err(|_| {
-        StoreError::Corrupt(format!("a key of {} bytes is not a seq", bytes.len()))
-    })?;
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("a key of {} bytes is not a seq", bytes.len())))?;
     Ok(u64::from_be_bytes(array))
 }
 
@@ -205,9 +196,10 @@ fn map_open_error(path: &Path, error: fjall::Error) -> StoreError {
         };
     }
     match map_error(error) {
-        StoreError::Io(detail) => {
-            StoreError::Io(format!("cannot open the log at {}: {detail}", path.display()))
-        }
+        StoreError::Io(detail) => StoreError::Io(format!(
+            "cannot open the log at {}: {detail}",
+            path.display()
+        )),
         other => other,
     }
 }
@@ -256,7 +248,10 @@ mod tests {
         }
         let store = FjallStore::open(dir.path()).expect("reopen");
         assert_eq!(store.next_seq().expect("next"), 10);
-        assert_eq!(store.get(9).expect("get"), Some(9u64.to_le_bytes().to_vec()));
+        assert_eq!(
+            store.get(9).expect("get"),
+            Some(9u64.to_le_bytes().to_vec())
+        );
     }
 
     #[test]

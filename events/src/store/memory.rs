@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::RwLock;
 
-use super::{AppendRecord, Durability, LogStore, StoreError};
+use super::{AppendRecord, Durability, LogStore, StoreError, check_continues};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -46,16 +46,7 @@ impl LogStore for MemoryStore {
         _durability: Durability,
     ) -> Result<(), StoreError> {
         let mut inner = self.inner.write().expect("memory store lock");
-        let mut expected = Self::next_seq_of(&inner);
-        for record in records {
-            if record.seq != expected {
-                return Err(StoreError::OutOfOrder {
-                    expected,
-                    got: record.seq,
-                });
-            }
-            expected += 1;
-        }
+        check_continues(Self::next_seq_of(&inner), records)?;
         for record in records {
             inner.records.insert(record.seq, record.bytes.to_vec());
             inner
@@ -68,7 +59,9 @@ impl LogStore for MemoryStore {
     }
 
     fn next_seq(&self) -> Result<u64, StoreError> {
-        Ok(Self::next_seq_of(&self.inner.read().expect("memory store lock")))
+        Ok(Self::next_seq_of(
+            &self.inner.read().expect("memory store lock"),
+        ))
     }
 
     fn scan(

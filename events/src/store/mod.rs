@@ -59,8 +59,11 @@ pub trait LogStore: Send + Sync + 'static {
     /// Appends `records` atomically: after a crash either all of them are
     /// present or none. Their seqs must continue the stored sequence without
     /// a gap (`records[0].seq == next_seq()`), else `OutOfOrder`.
-    fn append(&self, records: &[AppendRecord<'_>], durability: Durability)
-    -> Result<(), StoreError>;
+    fn append(
+        &self,
+        records: &[AppendRecord<'_>],
+        durability: Durability,
+    ) -> Result<(), StoreError>;
 
     /// The seq the next append must start at: last stored seq + 1, or 0.
     fn next_seq(&self) -> Result<u64, StoreError>;
@@ -102,6 +105,23 @@ pub trait LogStore: Send + Sync + 'static {
     fn disk_bytes(&self) -> u64 {
         0
     }
+}
+
+/// Checks that `records` continue the stored sequence at `next_seq` without a
+/// gap; returns the seq after the last one. Shared by every backend so the
+/// contract is enforced the same way everywhere.
+pub fn check_continues(next_seq: u64, records: &[AppendRecord<'_>]) -> Result<u64, StoreError> {
+    let mut expected = next_seq;
+    for record in records {
+        if record.seq != expected {
+            return Err(StoreError::OutOfOrder {
+                expected,
+                got: record.seq,
+            });
+        }
+        expected += 1;
+    }
+    Ok(expected)
 }
 
 /// The index key of `seq` in `stream`: the name, a NUL, the seq big-endian,
