@@ -104,20 +104,18 @@ pub fn recover(store: &dyn LogStore, verify_from: u64) -> Result<RecoveryReport,
 }
 
 fn drop_torn_tail(store: &dyn LogStore) -> Result<Vec<DroppedRecord>, RecoveryError> {
-    let next_seq = store.next_seq()?;
-    let scan_from = next_seq.saturating_sub(TORN_RECORDS_MAX + 1);
-    // The tail window, examined from the end backwards: trailing truncated
-    // records form the torn run.
-    let mut window: Vec<(u64, Vec<u8>)> = Vec::new();
-    store.scan(scan_from, &mut |seq, bytes| {
-        window.push((seq, bytes.to_vec()));
-        ControlFlow::Continue(())
-    })?;
+    // Walk back from the end, one record at a time, while records are cut
+    // short; the walk is bounded by one batch plus the record that ends it.
     let mut torn = Vec::new();
-    for (seq, bytes) in window.iter().rev() {
-        match crate::record::decode(*seq, bytes) {
+    let mut seq = store.next_seq()?;
+    while seq > 0 && torn.len() as u64 <= TORN_RECORDS_MAX {
+        seq -= 1;
+        let Some(bytes) = store.get(seq)? else {
+            break;
+        };
+        match crate::record::decode(seq, &bytes) {
             Err(error) if error.is_truncation() => torn.push(DroppedRecord {
-                seq: *seq,
+                seq,
                 bytes: bytes.len(),
                 reason: error.to_string(),
             }),

@@ -174,6 +174,9 @@ impl LogStore for FailingStore {
         self.healthy.fetch_sub(1, Ordering::SeqCst);
         self.inner.append(records, durability)
     }
+    fn sync(&self) -> Result<(), StoreError> {
+        self.inner.sync()
+    }
     fn next_seq(&self) -> Result<u64, StoreError> {
         self.inner.next_seq()
     }
@@ -250,6 +253,37 @@ fn a_torn_tail_record_is_dropped_and_reported() {
             .expect("append")
             .first_seq,
         4
+    );
+}
+
+#[test]
+fn more_than_one_batch_of_cut_records_is_damage_and_left_alone() {
+    let store = Arc::new(MemoryStore::new());
+    let log = open(store.clone());
+    let count = crate::recovery::TORN_RECORDS_MAX + 2;
+    for start in (0..count).step_by(1_000) {
+        let end = (start + 1_000).min(count);
+        log.append_blocking((start..end).map(|n| message("s", n)).collect())
+            .expect("append");
+    }
+    drop(log);
+    for seq in 1..count {
+        let bytes = store.get(seq).expect("get").expect("present");
+        store.overwrite_for_test(seq, bytes[..bytes.len() - 3].to_vec());
+    }
+    let error = Log::open(store.clone(), LogConfig::default(), clock(0), None)
+        .err()
+        .expect("refused");
+    assert!(
+        error
+            .to_string()
+            .starts_with("log has 5001 unreadable records at its tail (from seq 1)"),
+        "{error}"
+    );
+    assert_eq!(
+        store.next_seq().expect("next"),
+        count,
+        "nothing was dropped"
     );
 }
 
@@ -456,4 +490,81 @@ fn multi_event_appends_are_atomic_and_contiguous() {
             "pairs are never interleaved"
         );
     }
+}
+
+/// The checked-in fixture: a log written by format 1 that must stay readable
+/// for as long as clawback exists. Never regenerate it; add a new fixture
+/// beside it for new event kinds or a new format.
+#[test]
+fn fixture_log_v1_decodes_and_re_encodes_byte_for_byte() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/log-v1.cblog");
+    let file = std::fs::File::open(&path).expect("fixtures/log-v1.cblog is checked in");
+    let mut input = std::io::BufReader::new(file);
+    let mut expected_prev = crate::Digest::GENESIS;
+    let mut expected_seq = 0;
+    let mut kinds = std::collections::BTreeSet::new();
+    crate::archive::read(&mut input, &mut |seq, bytes| {
+        assert_eq!(seq, expected_seq);
+        let envelope =
+            record::decode(seq, bytes).unwrap_or_else(|error| panic!("seq {seq}: {error}"));
+        assert_eq!(
+            envelope.prev_hash, expected_prev,
+            "seq {seq} links to its predecessor"
+        );
+        let (re_encoded, hash) = record::encode(seq, &envelope.prev_hash, &envelope.body);
+        assert_eq!(re_encoded, bytes, "seq {seq} re-encodes to the same bytes");
+        assert_eq!(hash, envelope.hash);
+        kinds.insert(envelope.body.event.kind());
+        expected_prev = envelope.hash;
+        expected_seq += 1;
+        std::ops::ControlFlow::Continue(())
+    })
+    .expect("archive reads");
+    let all_kinds = [
+        "agent.run.finished",
+        "agent.run.started",
+        "approval.expired",
+        "approval.requested",
+        "approval.resolved",
+        "config.changed",
+        "connection.closed",
+        "connection.opened",
+        "cron.job.added",
+        "cron.job.finished",
+        "cron.job.fired",
+        "cron.job.removed",
+        "delivery.failed",
+        "delivery.prepared",
+        "delivery.sent",
+        "device.paired",
+        "device.revoked",
+        "gateway.started",
+        "gateway.stopped",
+        "llm.call.completed",
+        "llm.call.requested",
+        "message.appended",
+        "node.paired",
+        "node.unpaired",
+        "presence.changed",
+        "rpc.answered",
+        "rpc.received",
+        "session.compacted",
+        "session.created",
+        "session.deleted",
+        "session.patched",
+        "session.reset",
+        "tool.call.finished",
+        "tool.call.requested",
+        "tool.call.started",
+    ];
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        all_kinds,
+        "the fixture holds every format-1 event kind"
+    );
+    assert_eq!(
+        expected_prev.to_hex(),
+        include_str!("../../fixtures/log-v1.head").trim(),
+        "the fixture's head hash is pinned"
+    );
 }

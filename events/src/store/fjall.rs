@@ -110,6 +110,12 @@ impl LogStore for FjallStore {
         Ok(())
     }
 
+    fn sync(&self) -> Result<(), StoreError> {
+        self.database
+            .persist(PersistMode::SyncData)
+            .map_err(map_error)
+    }
+
     fn next_seq(&self) -> Result<u64, StoreError> {
         Ok(*self.next_seq.lock().expect("fjall store lock"))
     }
@@ -169,6 +175,14 @@ impl LogStore for FjallStore {
         batch.commit().map_err(map_error)?;
         *next_seq = (*next_seq).min(from);
         Ok(removed)
+    }
+
+    fn get(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .records
+            .get(seq.to_be_bytes())
+            .map_err(map_error)?
+            .map(|value| value.to_vec()))
     }
 
     fn disk_bytes(&self) -> u64 {

@@ -58,6 +58,10 @@ impl LogStore for MemoryStore {
         Ok(())
     }
 
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn next_seq(&self) -> Result<u64, StoreError> {
         Ok(Self::next_seq_of(
             &self.inner.read().expect("memory store lock"),

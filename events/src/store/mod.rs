@@ -65,6 +65,10 @@ pub trait LogStore: Send + Sync + 'static {
         durability: Durability,
     ) -> Result<(), StoreError>;
 
+    /// Makes every record appended so far durable, whatever durability the
+    /// appends asked for.
+    fn sync(&self) -> Result<(), StoreError>;
+
     /// The seq the next append must start at: last stored seq + 1, or 0.
     fn next_seq(&self) -> Result<u64, StoreError>;
 
