@@ -1,1 +1,233 @@
-//! placeholder
+//! clawback's projections: the state the gateway serves, derived from the log
+//! by pure reducers, with one canonical hash over all of it.
+//!
+//! Why it exists as its own crate: the reducers are the one place where
+//! "what happened" (events) becomes "what is true now" (state). Keeping them
+//! free of I/O, clocks, randomness and hash-map iteration means the live
+//! gateway, a rebuild from the log, and a snapshot plus its tail always reach
+//! the same bytes, and [`State::state_hash`] proves it.
+//!
+//! Rules every reducer here follows (checked by the property tests):
+//! - **Pure.** Time and ids come from the envelope; nothing else is read.
+//! - **Total.** Any event, in any order, is accepted. An event that does not
+//!   fit the state (a message for an unknown session, a second decision on an
+//!   approval) changes nothing but is counted in [`Anomalies`], so an audit
+//!   can find it; a reducer never panics on input.
+//! - **Ordered.** Only `BTreeMap`, `BTreeSet`, `Vec` and `VecDeque`, so the
+//!   encoding, and thus the hash, is the same on every machine.
+//! - **Bounded.** Histories kept for display (recent runs, resolved
+//!   approvals, cron runs, inbound ids) have fixed caps; the log keeps the
+//!   rest.
+//!
+//! The one precondition `apply` asserts is the log's own invariant: envelopes
+//! arrive in seq order without gaps. Breaking it is a bug in the caller.
+
+pub mod anomalies;
+pub mod approvals;
+pub mod config;
+pub mod cron;
+pub mod deliveries;
+pub mod devices;
+pub mod gateway;
+pub mod presence;
+pub mod sessions;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+pub mod usage;
+
+use clawback_events::{Digest, Envelope, Event};
+use serde::{Deserialize, Serialize};
+
+pub use anomalies::Anomalies;
+pub use approvals::Approvals;
+pub use config::Config;
+pub use cron::Cron;
+pub use deliveries::Deliveries;
+pub use devices::Devices;
+pub use gateway::Gateway;
+pub use presence::Presence;
+pub use sessions::Sessions;
+pub use usage::UsageBook;
+
+/// The version byte in front of every encoded [`State`]. Bumped whenever a
+/// projection's shape changes; an old snapshot is then refused (and restore
+/// falls back to replaying the log, which is always possible).
+pub const STATE_FORMAT_VERSION: u8 = 1;
+
+/// Domain separation for [`State::state_hash`], so a state hash can never be
+/// mistaken for a record hash of the same bytes.
+const STATE_HASH_DOMAIN: &[u8] = b"clawback.state.v1\0";
+
+/// Everything the reducers derive from the log, up to (not including)
+/// `next_seq`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The seq the next applied envelope must have.
+    pub next_seq: u64,
+    /// The hash of the last applied record (the chain head at `next_seq`).
+    pub last_hash: Digest,
+    /// The timestamp of the last applied record.
+    pub last_ts_ms: i64,
+    pub gateway: Gateway,
+    pub sessions: Sessions,
+    pub presence: Presence,
+    pub config: Config,
+    pub approvals: Approvals,
+    pub cron: Cron,
+    pub devices: Devices,
+    pub deliveries: Deliveries,
+    pub usage: UsageBook,
+    pub anomalies: Anomalies,
+}
+
+/// What a reducer needs to know about the record it is applying besides the
+/// event: where and when it happened.
+#[derive(Clone, Copy, Debug)]
+pub struct At {
+    pub seq: u64,
+    pub ts_ms: i64,
+}
+
+/// Why an encoded state could not be read back.
+#[derive(Debug)]
+pub enum DecodeError {
+    Empty,
+    UnknownVersion(u8),
+    Malformed(String),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Empty => f.write_str("state encoding is empty"),
+            DecodeError::UnknownVersion(version) => write!(
+                f,
+                "state format version {version} is not {STATE_FORMAT_VERSION}, the one this build reads; \
+                 restore by replaying the log instead"
+            ),
+            DecodeError::Malformed(detail) => write!(f, "state encoding is malformed: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl State {
+    /// Folds one envelope into the state.
+    ///
+    /// # Panics
+    /// If `envelope.seq` is not `next_seq`: the log hands out envelopes in
+    /// order, so anything else is a caller bug that would silently fork state.
+    pub fn apply(&mut self, envelope: &Envelope) {
+        assert_eq!(
+            envelope.seq, self.next_seq,
+            "projections must see every seq in order"
+        );
+        let at = At {
+            seq: envelope.seq,
+            ts_ms: envelope.body.ts_ms,
+        };
+        self.reduce(at, &envelope.body.event);
+        self.next_seq = envelope.seq + 1;
+        self.last_hash = envelope.hash;
+        self.last_ts_ms = envelope.body.ts_ms;
+    }
+
+    fn reduce(&mut self, at: At, event: &Event) {
+        let anomalies = &mut self.anomalies;
+        match event {
+            Event::GatewayStarted(e) => {
+                // A start means the previous process is gone: everything
+                // that only lives as long as a process ends here, and runs it
+                // left open become visibly interrupted instead of "running"
+                // forever.
+                self.gateway.started(at, e);
+                self.presence.gateway_restarted(at);
+                self.sessions.gateway_restarted(at);
+                self.cron.gateway_restarted(at);
+            }
+            Event::GatewayStopped(e) => self.gateway.stopped(at, e),
+            Event::ConnectionOpened(e) => self.presence.connection_opened(at, e, anomalies),
+            Event::ConnectionClosed(e) => self.presence.connection_closed(at, e, anomalies),
+            Event::RpcReceived(_) | Event::RpcAnswered(_) => self.gateway.rpc(event),
+            Event::PresenceChanged(e) => self.presence.changed(at, e, anomalies),
+            Event::ConfigChanged(e) => self.config.changed(at, e),
+            Event::SessionCreated(e) => self.sessions.created(at, e, anomalies),
+            Event::SessionPatched(e) => self.sessions.patched(at, e, anomalies),
+            Event::SessionReset(e) => self.sessions.reset(at, e, anomalies),
+            Event::SessionDeleted(e) => self.sessions.deleted(at, e, anomalies),
+            Event::SessionCompacted(e) => self.sessions.compacted(at, e, anomalies),
+            Event::MessageAppended(e) => self.sessions.message_appended(at, e, anomalies),
+            Event::AgentRunStarted(e) => self.sessions.run_started(at, e, anomalies),
+            Event::AgentRunFinished(e) => self.sessions.run_finished(at, e, anomalies),
+            Event::LlmCallRequested(e) => self.sessions.llm_call_requested(at, e, anomalies),
+            Event::LlmCallCompleted(e) => {
+                self.usage.llm_call_completed(e);
+                self.sessions.llm_call_completed(at, e, anomalies);
+            }
+            Event::ToolCallRequested(e) => self.sessions.tool_call_requested(at, e, anomalies),
+            Event::ToolCallStarted(e) => self.sessions.tool_call_started(at, e, anomalies),
+            Event::ToolCallFinished(e) => self.sessions.tool_call_finished(at, e, anomalies),
+            Event::ApprovalRequested(e) => self.approvals.requested(at, e, anomalies),
+            Event::ApprovalResolved(e) => self.approvals.resolved(at, e, anomalies),
+            Event::ApprovalExpired(e) => self.approvals.expired(at, e, anomalies),
+            Event::DeliveryPrepared(e) => self.deliveries.prepared(at, e, anomalies),
+            Event::DeliverySent(e) => self.deliveries.sent(at, e, anomalies),
+            Event::DeliveryFailed(e) => self.deliveries.failed(at, e, anomalies),
+            Event::CronJobAdded(e) => self.cron.job_added(at, e),
+            Event::CronJobRemoved(e) => self.cron.job_removed(at, e, anomalies),
+            Event::CronJobFired(e) => self.cron.job_fired(at, e, anomalies),
+            Event::CronJobFinished(e) => self.cron.job_finished(at, e, anomalies),
+            Event::NodePaired(e) => self.devices.node_paired(at, e),
+            Event::NodeUnpaired(e) => self.devices.node_unpaired(at, e, anomalies),
+            Event::DevicePaired(e) => self.devices.device_paired(at, e),
+            Event::DeviceRevoked(e) => self.devices.device_revoked(at, e, anomalies),
+        }
+    }
+
+    /// The canonical encoding: a version byte, then postcard. Deterministic
+    /// because every collection in the state is ordered.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![STATE_FORMAT_VERSION];
+        // Serializing plain owned data into a Vec cannot fail.
+        let body = postcard::to_allocvec(self).expect("state is always encodable");
+        out.extend_from_slice(&body);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<State, DecodeError> {
+        let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+        if version != STATE_FORMAT_VERSION {
+            return Err(DecodeError::UnknownVersion(version));
+        }
+        let (state, rest) = postcard::take_from_bytes::<State>(body)
+            .map_err(|error| DecodeError::Malformed(error.to_string()))?;
+        if !rest.is_empty() {
+            return Err(DecodeError::Malformed(format!(
+                "{} bytes after the end of the state",
+                rest.len()
+            )));
+        }
+        Ok(state)
+    }
+
+    /// blake3 over the canonical encoding: equal hashes mean equal state,
+    /// whichever way (live, rebuild, snapshot + tail) it was reached.
+    pub fn state_hash(&self) -> Digest {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(STATE_HASH_DOMAIN);
+        hasher.update(&self.encode());
+        Digest(*hasher.finalize().as_bytes())
+    }
+}
+
+/// Pushes onto a bounded history, dropping the oldest entry past `max`.
+pub(crate) fn push_bounded<T>(queue: &mut std::collections::VecDeque<T>, item: T, max: usize) {
+    debug_assert!(max > 0);
+    queue.push_back(item);
+    while queue.len() > max {
+        queue.pop_front();
+    }
+}

@@ -1,0 +1,121 @@
+//! Paired nodes and devices, and revocations.
+//!
+//! Why revocations are kept: a revoked device must stay refused after a
+//! restart, and the only way to know that without a side table is the log.
+//! Re-pairing a revoked device (after a fresh approval) lifts the revocation.
+
+use std::collections::BTreeMap;
+
+use clawback_events::event::{DevicePaired, DeviceRevoked, NodePaired, NodeUnpaired};
+use serde::{Deserialize, Serialize};
+
+use crate::{Anomalies, At};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Devices {
+    pub nodes: BTreeMap<String, Node>,
+    pub devices: BTreeMap<String, Device>,
+    pub revoked: BTreeMap<String, Revocation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub node_id: String,
+    pub display_name: String,
+    pub platform: String,
+    pub capabilities: Vec<String>,
+    pub paired_seq: u64,
+    pub paired_ts_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub device_id: String,
+    pub public_key: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub approved_by: String,
+    pub paired_seq: u64,
+    pub paired_ts_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub reason: String,
+    pub seq: u64,
+    pub ts_ms: i64,
+}
+
+impl Devices {
+    pub(crate) fn node_paired(&mut self, at: At, event: &NodePaired) {
+        let node = Node {
+            node_id: event.node_id.clone(),
+            display_name: event.display_name.clone(),
+            platform: event.platform.clone(),
+            capabilities: event.capabilities.clone(),
+            paired_seq: at.seq,
+            paired_ts_ms: at.ts_ms,
+        };
+        self.nodes.insert(event.node_id.clone(), node);
+    }
+
+    pub(crate) fn node_unpaired(
+        &mut self,
+        at: At,
+        event: &NodeUnpaired,
+        anomalies: &mut Anomalies,
+    ) {
+        if self.nodes.remove(&event.node_id).is_none() {
+            anomalies.record(
+                at,
+                "node.unknown",
+                format!("unpair of node {} that is not paired", event.node_id),
+            );
+        }
+    }
+
+    pub(crate) fn device_paired(&mut self, at: At, event: &DevicePaired) {
+        self.revoked.remove(&event.device_id);
+        let device = Device {
+            device_id: event.device_id.clone(),
+            public_key: event.public_key.clone(),
+            role: event.role.clone(),
+            scopes: event.scopes.clone(),
+            approved_by: event.approved_by.clone(),
+            paired_seq: at.seq,
+            paired_ts_ms: at.ts_ms,
+        };
+        self.devices.insert(event.device_id.clone(), device);
+    }
+
+    pub(crate) fn device_revoked(
+        &mut self,
+        at: At,
+        event: &DeviceRevoked,
+        anomalies: &mut Anomalies,
+    ) {
+        if self.devices.remove(&event.device_id).is_none() {
+            anomalies.record(
+                at,
+                "device.unknown",
+                format!(
+                    "revocation of device {} that is not paired",
+                    event.device_id
+                ),
+            );
+        }
+        // Recorded even for an unknown device: a revocation must never be
+        // lost because it arrived before the pairing it targets.
+        let revocation = Revocation {
+            reason: event.reason.clone(),
+            seq: at.seq,
+            ts_ms: at.ts_ms,
+        };
+        self.revoked.insert(event.device_id.clone(), revocation);
+    }
+
+    /// A device may connect only while paired and not revoked.
+    pub fn is_trusted(&self, device_id: &str) -> bool {
+        self.devices.contains_key(device_id) && !self.revoked.contains_key(device_id)
+    }
+}

@@ -1,0 +1,127 @@
+//! Who is connected, and OpenClaw's presence list.
+//!
+//! Why both: connections are what the gateway authenticated (role, scopes,
+//! device); presence entries are what clients announce about themselves and
+//! what `system-presence` returns. Both live only as long as the gateway
+//! process, so a `gateway.started` clears them: after a crash the log would
+//! otherwise keep showing clients that are long gone.
+
+use std::collections::BTreeMap;
+
+use clawback_events::event::{
+    ClientInfo, ConnectionClosed, ConnectionOpened, PresenceChange, PresenceChanged, PresenceEntry,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Anomalies, At};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub connections: BTreeMap<String, Connection>,
+    pub entries: BTreeMap<String, PresenceRecord>,
+    /// OpenClaw's `stateVersion.presence`: bumped on every change clients can
+    /// see, so they can tell a stale snapshot from a fresh one.
+    pub state_version: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub conn_id: String,
+    pub remote_addr: String,
+    pub client: ClientInfo,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub device_id: Option<String>,
+    pub auth_method: String,
+    pub opened_seq: u64,
+    pub opened_ts_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceRecord {
+    pub entry: PresenceEntry,
+    pub updated_seq: u64,
+    pub updated_ts_ms: i64,
+}
+
+impl Presence {
+    pub(crate) fn gateway_restarted(&mut self, _at: At) {
+        if !self.connections.is_empty() || !self.entries.is_empty() {
+            self.connections.clear();
+            self.entries.clear();
+            self.state_version += 1;
+        }
+    }
+
+    pub(crate) fn connection_opened(
+        &mut self,
+        at: At,
+        event: &ConnectionOpened,
+        anomalies: &mut Anomalies,
+    ) {
+        let connection = Connection {
+            conn_id: event.conn_id.clone(),
+            remote_addr: event.remote_addr.clone(),
+            client: event.client.clone(),
+            role: event.role.clone(),
+            scopes: event.scopes.clone(),
+            device_id: event.device_id.clone(),
+            auth_method: event.auth_method.clone(),
+            opened_seq: at.seq,
+            opened_ts_ms: at.ts_ms,
+        };
+        if self
+            .connections
+            .insert(event.conn_id.clone(), connection)
+            .is_some()
+        {
+            anomalies.record(
+                at,
+                "connection.reopened",
+                format!("connection {} opened while already open", event.conn_id),
+            );
+        }
+    }
+
+    pub(crate) fn connection_closed(
+        &mut self,
+        at: At,
+        event: &ConnectionClosed,
+        anomalies: &mut Anomalies,
+    ) {
+        if self.connections.remove(&event.conn_id).is_none() {
+            anomalies.record(
+                at,
+                "connection.unknown",
+                format!("close of connection {} that is not open", event.conn_id),
+            );
+        }
+    }
+
+    pub(crate) fn changed(&mut self, at: At, event: &PresenceChanged, anomalies: &mut Anomalies) {
+        match &event.change {
+            PresenceChange::Upsert(entry) => {
+                let record = PresenceRecord {
+                    entry: entry.clone(),
+                    updated_seq: at.seq,
+                    updated_ts_ms: at.ts_ms,
+                };
+                self.entries.insert(event.key.clone(), record);
+            }
+            PresenceChange::Removed { .. } => {
+                if self.entries.remove(&event.key).is_none() {
+                    anomalies.record(
+                        at,
+                        "presence.unknown",
+                        format!(
+                            "removal of presence entry {} that does not exist",
+                            event.key
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+        self.state_version += 1;
+    }
+}

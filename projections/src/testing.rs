@@ -1,0 +1,491 @@
+//! Proptest strategies for event histories.
+//!
+//! Why a small id pool: random ids would almost never refer to each other,
+//! and the interesting cases are the interactions (a message for a deleted
+//! session, a decision on an expired approval, a slot fired twice, a restart
+//! in the middle of a run). Drawing every id from a few values makes those
+//! happen in nearly every generated history.
+
+use clawback_events::event::*;
+use clawback_events::{Actor, Body, Digest, Envelope, Event, NewEvent};
+use proptest::prelude::*;
+
+fn id(prefix: &'static str, pool: u8) -> impl Strategy<Value = String> {
+    (0..pool).prop_map(move |n| format!("{prefix}{n}"))
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "[a-z ]{1,12}",
+        Just("\"quoted\"".to_owned())
+    ]
+}
+
+fn ms() -> impl Strategy<Value = i64> {
+    0i64..5_000
+}
+
+fn role() -> impl Strategy<Value = Role> {
+    prop_oneof![
+        Just(Role::System),
+        Just(Role::User),
+        Just(Role::Assistant),
+        Just(Role::Tool)
+    ]
+}
+
+fn decision() -> impl Strategy<Value = Decision> {
+    prop_oneof![
+        Just(Decision::AllowOnce),
+        Just(Decision::AllowAlways),
+        Just(Decision::Deny)
+    ]
+}
+
+fn usage() -> impl Strategy<Value = Usage> {
+    (0u64..1000, 0u64..1000, 0u64..10, 0u64..10).prop_map(|(i, o, r, w)| Usage {
+        input_tokens: i,
+        output_tokens: o,
+        cache_read_tokens: r,
+        cache_write_tokens: w,
+    })
+}
+
+fn client() -> impl Strategy<Value = ClientInfo> {
+    (id("client", 2), proptest::option::of(id("inst", 3))).prop_map(|(id, instance_id)| {
+        ClientInfo {
+            id,
+            version: "2026.9.6".to_owned(),
+            platform: "linux".to_owned(),
+            mode: "cli".to_owned(),
+            display_name: None,
+            instance_id,
+        }
+    })
+}
+
+fn presence_entry() -> impl Strategy<Value = PresenceEntry> {
+    (
+        proptest::option::of(text()),
+        proptest::option::of(id("dev", 3)),
+    )
+        .prop_map(|(text, device_id)| PresenceEntry {
+            host: Some("host".to_owned()),
+            ip: None,
+            version: None,
+            platform: None,
+            mode: Some("cli".to_owned()),
+            reason: Some("connect".to_owned()),
+            text,
+            device_id,
+            roles: vec!["operator".to_owned()],
+            scopes: vec!["operator.read".to_owned()],
+        })
+}
+
+fn gateway_events() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        Just(Event::GatewayStarted(GatewayStarted {
+            version: "0.1.0".to_owned(),
+            bind: "127.0.0.1:18789".to_owned(),
+        })),
+        text().prop_map(|reason| Event::GatewayStopped(GatewayStopped { reason })),
+        (id("conn", 3), client(), proptest::option::of(id("dev", 3))).prop_map(
+            |(conn_id, client, device_id)| Event::ConnectionOpened(ConnectionOpened {
+                conn_id,
+                remote_addr: "127.0.0.1:5000".to_owned(),
+                client,
+                role: "operator".to_owned(),
+                scopes: vec!["operator.admin".to_owned()],
+                device_id,
+                auth_method: "token".to_owned(),
+            })
+        ),
+        (id("conn", 3), 1000u16..4999).prop_map(|(conn_id, code)| Event::ConnectionClosed(
+            ConnectionClosed {
+                conn_id,
+                code,
+                reason: String::new(),
+            }
+        )),
+        (id("conn", 3), id("req", 4), id("method", 3)).prop_map(|(conn_id, request_id, method)| {
+            Event::RpcReceived(RpcReceived {
+                conn_id,
+                request_id,
+                method,
+                params_redacted: "{}".to_owned(),
+            })
+        }),
+        (id("conn", 3), id("req", 4), any::<bool>()).prop_map(|(conn_id, request_id, ok)| {
+            Event::RpcAnswered(RpcAnswered {
+                conn_id,
+                request_id,
+                method: "health".to_owned(),
+                outcome: if ok {
+                    RpcOutcome::Ok
+                } else {
+                    RpcOutcome::Error {
+                        code: "INVALID_REQUEST".to_owned(),
+                        message: "bad".to_owned(),
+                    }
+                },
+            })
+        }),
+        (id("inst", 3), proptest::option::of(presence_entry())).prop_map(|(key, entry)| {
+            Event::PresenceChanged(PresenceChanged {
+                key,
+                change: match entry {
+                    Some(entry) => PresenceChange::Upsert(entry),
+                    None => PresenceChange::Removed {
+                        reason: "disconnect".to_owned(),
+                    },
+                },
+            })
+        }),
+        (id("cfg", 4), text()).prop_map(|(config_hash, source)| Event::ConfigChanged(
+            ConfigChanged {
+                config_hash,
+                config_redacted: "{}".to_owned(),
+                source,
+            }
+        )),
+    ]
+}
+
+fn session_events() -> impl Strategy<Value = Event> {
+    let key = || id("agent:main:s", 3);
+    prop_oneof![
+        (key(), id("sid", 5), proptest::option::of(text())).prop_map(
+            |(session_key, session_id, label)| Event::SessionCreated(SessionCreated {
+                session_key,
+                session_id,
+                agent_id: "main".to_owned(),
+                label,
+                origin: Some("webchat".to_owned()),
+            })
+        ),
+        (key(), proptest::option::of(text())).prop_map(|(session_key, label)| {
+            let (set, cleared) = match label {
+                Some(label) => (
+                    vec![
+                        (
+                            "label".to_owned(),
+                            serde_json::Value::String(label).to_string(),
+                        ),
+                        ("model".to_owned(), "\"openai/gpt-5\"".to_owned()),
+                    ],
+                    vec![],
+                ),
+                None => (vec![], vec!["label".to_owned()]),
+            };
+            Event::SessionPatched(SessionPatched {
+                session_key,
+                set,
+                cleared,
+            })
+        }),
+        (key(), id("sid", 5)).prop_map(|(session_key, new_session_id)| Event::SessionReset(
+            SessionReset {
+                session_key,
+                new_session_id,
+                reason: "new".to_owned(),
+            }
+        )),
+        key().prop_map(|session_key| Event::SessionDeleted(SessionDeleted { session_key })),
+        (key(), text(), 0u32..8).prop_map(|(session_key, summary, messages_compacted)| {
+            Event::SessionCompacted(SessionCompacted {
+                session_key,
+                summary,
+                messages_compacted,
+                tokens_before: 1000,
+                tokens_after: 100,
+            })
+        }),
+        (
+            key(),
+            id("m", 8),
+            role(),
+            text(),
+            proptest::option::of(id("run", 3)),
+            proptest::option::of((id("chan", 2), proptest::option::of(id("pm", 6)))),
+        )
+            .prop_map(|(session_key, message_id, role, content, run_id, origin)| {
+                Event::MessageAppended(MessageAppended {
+                    session_key,
+                    message_id,
+                    role,
+                    content,
+                    run_id,
+                    tool_call_id: None,
+                    origin: origin.map(|(channel, platform_message_id)| MessageOrigin {
+                        channel,
+                        sender: "42".to_owned(),
+                        platform_message_id,
+                    }),
+                })
+            }),
+    ]
+}
+
+fn run_events() -> impl Strategy<Value = Event> {
+    let key = || id("agent:main:s", 3);
+    prop_oneof![
+        (id("run", 3), key()).prop_map(|(run_id, session_key)| Event::AgentRunStarted(
+            AgentRunStarted {
+                run_id,
+                session_key,
+                agent_id: "main".to_owned(),
+                model: None,
+                trigger: "chat.send".to_owned(),
+            }
+        )),
+        (id("run", 3), key(), 0u8..3).prop_map(|(run_id, session_key, status)| {
+            Event::AgentRunFinished(AgentRunFinished {
+                run_id,
+                session_key,
+                status: match status {
+                    0 => RunStatus::Completed,
+                    1 => RunStatus::Aborted {
+                        reason: "user".to_owned(),
+                    },
+                    _ => RunStatus::Failed {
+                        error_kind: "rate_limit".to_owned(),
+                        message: "429".to_owned(),
+                    },
+                },
+            })
+        }),
+        (id("call", 3), id("run", 3), key(), 1u32..3).prop_map(
+            |(call_id, run_id, session_key, attempt)| Event::LlmCallRequested(LlmCallRequested {
+                call_id,
+                run_id,
+                session_key,
+                provider: "openai".to_owned(),
+                model: "gpt-5".to_owned(),
+                attempt,
+                request: "{}".to_owned(),
+            })
+        ),
+        (
+            id("call", 3),
+            id("run", 3),
+            key(),
+            id("provider", 2),
+            any::<bool>(),
+            usage(),
+            0u64..10_000
+        )
+            .prop_map(
+                |(call_id, run_id, session_key, provider, ok, usage, cost)| {
+                    Event::LlmCallCompleted(LlmCallCompleted {
+                        call_id,
+                        run_id,
+                        session_key,
+                        provider,
+                        model: "gpt-5".to_owned(),
+                        outcome: if ok {
+                            LlmOutcome::Ok {
+                                response: "{}".to_owned(),
+                                stop_reason: "stop".to_owned(),
+                            }
+                        } else {
+                            LlmOutcome::Failed {
+                                class: "rate_limit".to_owned(),
+                                message: "slow down".to_owned(),
+                                http_status: Some(429),
+                            }
+                        },
+                        usage,
+                        cost_micro_usd: cost,
+                        latency_ms: 10,
+                    })
+                }
+            ),
+        (id("tc", 3), id("run", 3), key()).prop_map(|(tool_call_id, run_id, session_key)| {
+            Event::ToolCallRequested(ToolCallRequested {
+                tool_call_id,
+                run_id,
+                session_key,
+                tool: "exec".to_owned(),
+                arguments: "{\"command\":\"ls\"}".to_owned(),
+            })
+        }),
+        (id("tc", 3), key()).prop_map(|(tool_call_id, session_key)| Event::ToolCallStarted(
+            ToolCallStarted {
+                tool_call_id,
+                session_key,
+            }
+        )),
+        (id("tc", 3), key(), 0u8..4).prop_map(|(tool_call_id, session_key, outcome)| {
+            Event::ToolCallFinished(ToolCallFinished {
+                tool_call_id,
+                session_key,
+                outcome: match outcome {
+                    0 => ToolOutcome::Ok {
+                        output: "ok".to_owned(),
+                    },
+                    1 => ToolOutcome::Error {
+                        message: "exit 1".to_owned(),
+                    },
+                    2 => ToolOutcome::Denied {
+                        reason: "denied".to_owned(),
+                    },
+                    _ => ToolOutcome::TimedOut,
+                },
+                duration_ms: 5,
+            })
+        }),
+    ]
+}
+
+fn side_effect_events() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (id("ap", 4), id("argv", 3), ms()).prop_map(|(approval_id, argv_hash, expires_at_ms)| {
+            Event::ApprovalRequested(ApprovalRequested {
+                approval_id,
+                kind: "exec".to_owned(),
+                command: "rm -rf /tmp/x".to_owned(),
+                argv_hash,
+                session_key: Some("agent:main:s0".to_owned()),
+                agent_id: Some("main".to_owned()),
+                node_id: None,
+                expires_at_ms,
+            })
+        }),
+        (id("ap", 4), decision(), proptest::option::of(ms())).prop_map(
+            |(approval_id, decision, grant_expires_at_ms)| Event::ApprovalResolved(
+                ApprovalResolved {
+                    approval_id,
+                    decision,
+                    reviewer: "dev0".to_owned(),
+                    grant_expires_at_ms,
+                }
+            )
+        ),
+        id("ap", 4).prop_map(|approval_id| Event::ApprovalExpired(ApprovalExpired { approval_id })),
+        (id("dl", 4), id("idem", 4), text()).prop_map(|(delivery_id, idempotency_key, text)| {
+            Event::DeliveryPrepared(DeliveryPrepared {
+                delivery_id,
+                idempotency_key,
+                channel: "telegram".to_owned(),
+                target: "42".to_owned(),
+                session_key: None,
+                text,
+            })
+        }),
+        (id("dl", 4), proptest::option::of(id("pm", 6))).prop_map(
+            |(delivery_id, platform_message_id)| Event::DeliverySent(DeliverySent {
+                delivery_id,
+                platform_message_id,
+            })
+        ),
+        (id("dl", 4), any::<bool>()).prop_map(|(delivery_id, retryable)| Event::DeliveryFailed(
+            DeliveryFailed {
+                delivery_id,
+                error: "timeout".to_owned(),
+                retryable,
+            }
+        )),
+        (id("job", 3), any::<bool>()).prop_map(|(job_id, enabled)| Event::CronJobAdded(
+            CronJobAdded {
+                job_id,
+                name: "daily".to_owned(),
+                schedule: "0 9 * * *".to_owned(),
+                payload: "{}".to_owned(),
+                enabled,
+            }
+        )),
+        id("job", 3).prop_map(|job_id| Event::CronJobRemoved(CronJobRemoved { job_id })),
+        (id("job", 3), 0i64..6, id("crun", 4)).prop_map(|(job_id, slot, run_id)| {
+            Event::CronJobFired(CronJobFired {
+                job_id,
+                slot_ms: slot * 60_000,
+                run_id,
+            })
+        }),
+        (id("job", 3), id("crun", 4), any::<bool>()).prop_map(|(job_id, run_id, ok)| {
+            Event::CronJobFinished(CronJobFinished {
+                job_id,
+                run_id,
+                ok,
+                error: (!ok).then(|| "failed".to_owned()),
+            })
+        }),
+        id("node", 2).prop_map(|node_id| Event::NodePaired(NodePaired {
+            node_id,
+            display_name: "phone".to_owned(),
+            platform: "ios".to_owned(),
+            capabilities: vec!["camera".to_owned()],
+        })),
+        id("node", 2).prop_map(|node_id| Event::NodeUnpaired(NodeUnpaired { node_id })),
+        id("dev", 3).prop_map(|device_id| Event::DevicePaired(DevicePaired {
+            device_id,
+            public_key: "AAAA".to_owned(),
+            role: "operator".to_owned(),
+            scopes: vec!["operator.admin".to_owned()],
+            approved_by: "auto-loopback".to_owned(),
+        })),
+        id("dev", 3).prop_map(|device_id| Event::DeviceRevoked(DeviceRevoked {
+            device_id,
+            reason: "lost".to_owned(),
+        })),
+    ]
+}
+
+/// Any event, with ids drawn from small pools so events interact.
+pub fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        1 => gateway_events(),
+        3 => session_events(),
+        3 => run_events(),
+        3 => side_effect_events(),
+    ]
+}
+
+/// A history of events with the time each happened after the previous one
+/// (0 to 999 ms, so approval deadlines fall inside and outside histories).
+pub fn timed_events(max_len: usize) -> impl Strategy<Value = Vec<(i64, Event)>> {
+    proptest::collection::vec((0i64..1000, event()), 0..max_len)
+}
+
+/// What an appender would hand the log for `event`.
+pub fn new_event(event: Event) -> NewEvent {
+    let stream = event.session_key().unwrap_or("gateway").to_owned();
+    NewEvent::new(stream, Actor::System, event)
+}
+
+/// Chains `events` into envelopes exactly as the log's writer would, starting
+/// at seq 0 and time 0.
+pub fn chain(events: &[(i64, Event)]) -> Vec<Envelope> {
+    let mut prev_hash = Digest::GENESIS;
+    let mut ts_ms = 0i64;
+    let mut envelopes = Vec::with_capacity(events.len());
+    for (seq, (delay_ms, event)) in events.iter().enumerate() {
+        ts_ms += delay_ms;
+        let new = new_event(event.clone());
+        let body = Body {
+            ts_ms,
+            stream: new.stream,
+            actor: new.actor,
+            correlation: None,
+            causation: None,
+            event: new.event,
+        };
+        let seq = seq as u64;
+        let (_, hash) = clawback_events::record::encode(seq, &prev_hash, &body);
+        envelopes.push(Envelope {
+            seq,
+            body,
+            prev_hash,
+            hash,
+        });
+        prev_hash = hash;
+    }
+    envelopes
+}
+
+/// A chained history of up to `max_len` envelopes.
+pub fn history(max_len: usize) -> impl Strategy<Value = Vec<Envelope>> {
+    timed_events(max_len).prop_map(|events| chain(&events))
+}

@@ -1,0 +1,61 @@
+//! Token usage and cost, in total and per provider and model.
+//!
+//! Why integers: cost arrives in millionths of a dollar, so sums are exact
+//! and identical on every rebuild; floats would make the state hash depend on
+//! the order of additions. Sums saturate instead of wrapping.
+
+use std::collections::BTreeMap;
+
+use clawback_events::event::{LlmCallCompleted, LlmOutcome, Usage};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    pub calls: u64,
+    pub failed_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub cost_micro_usd: u64,
+    pub latency_ms: u64,
+}
+
+impl UsageTotals {
+    pub fn add(&mut self, usage: &Usage, cost_micro_usd: u64, latency_ms: u64, failed: bool) {
+        self.calls = self.calls.saturating_add(1);
+        self.failed_calls = self.failed_calls.saturating_add(u64::from(failed));
+        self.input_tokens = self.input_tokens.saturating_add(usage.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(usage.output_tokens);
+        self.cache_read_tokens = self
+            .cache_read_tokens
+            .saturating_add(usage.cache_read_tokens);
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .saturating_add(usage.cache_write_tokens);
+        self.cost_micro_usd = self.cost_micro_usd.saturating_add(cost_micro_usd);
+        self.latency_ms = self.latency_ms.saturating_add(latency_ms);
+    }
+
+    pub(crate) fn add_call(&mut self, event: &LlmCallCompleted) {
+        let failed = matches!(event.outcome, LlmOutcome::Failed { .. });
+        self.add(&event.usage, event.cost_micro_usd, event.latency_ms, failed);
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageBook {
+    pub total: UsageTotals,
+    /// Keyed by (provider, model).
+    pub by_model: BTreeMap<(String, String), UsageTotals>,
+}
+
+impl UsageBook {
+    pub(crate) fn llm_call_completed(&mut self, event: &LlmCallCompleted) {
+        self.total.add_call(event);
+        self.by_model
+            .entry((event.provider.clone(), event.model.clone()))
+            .or_default()
+            .add_call(event);
+    }
+}
