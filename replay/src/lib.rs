@@ -1,1 +1,20 @@
-//! placeholder
+//! Everything that reads the log back: rebuilding projections, snapshots and
+//! restore, one session's timeline, audit verification and export.
+//!
+//! Nothing here writes to the log or calls the outside world: recorded
+//! results are what is shown and fed back. This crate may read files
+//! (snapshots) and the store, but never a clock for state: times come from
+//! envelopes, and the only clock reading (a snapshot's creation time) is
+//! passed in by the caller.
+
+pub mod audit;
+pub mod export;
+pub mod rebuild;
+pub mod snapshot;
+pub mod timeline;
+
+#[cfg(test)]
+mod tests;
+
+pub use rebuild::{Progress, Restored, rebuild_from, restore};
+pub use snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};
