@@ -1,15 +1,24 @@
 //! `audit verify`: recompute every record's hash, check every link of the
-//! chain, and check every snapshot against the chain.
+//! chain, and check every snapshot against the chain and against the state
+//! the log folds to.
 //!
-//! Verification reads raw record bytes and never decodes bodies, so it runs
-//! at hashing speed. It stops at the first bad record, because every later
-//! link depends on it, and reports exactly what differs.
+//! Chain verification reads raw record bytes and never decodes bodies, so it
+//! runs at hashing speed. It stops at the first bad record, because every
+//! later link depends on it, and reports exactly what differs. When there are
+//! snapshots, the same pass also folds the records through the reducers up to
+//! the newest snapshot and compares state hashes: a snapshot that matches the
+//! chain but not the fold was written from diverged state (a reducer that is
+//! not deterministic, or changed without a `STATE_FORMAT_VERSION` bump), and
+//! restoring from it would silently carry that divergence forward.
 
 use std::ops::ControlFlow;
 
-use clawback_events::Digest;
+use std::collections::BTreeMap;
+
 use clawback_events::recovery::{RecoveryError, check_link};
 use clawback_events::store::{LogStore, StoreError};
+use clawback_events::{Digest, record};
+use clawback_projections::State;
 
 use crate::rebuild::Progress;
 use crate::snapshot::{SnapshotStore, check_against_log};
@@ -94,34 +103,73 @@ pub fn verify(
     progress: Progress<'_>,
 ) -> Result<AuditReport, StoreError> {
     let records_total = store.next_seq()?;
+    let listed = snapshots
+        .list()
+        .map_err(|error| StoreError::Io(error.to_string()))?;
+    let loaded: Vec<_> = listed
+        .into_iter()
+        .map(|info| {
+            let header = snapshots
+                .load(&info)
+                .and_then(|(header, _)| {
+                    check_against_log(&info.file_name, &header, store).map(|()| header)
+                })
+                .map_err(|error| error.to_string());
+            (info, header)
+        })
+        .collect();
+    // The seqs at which the fold's state hash is wanted; folding stops at the
+    // highest one.
+    let mut folded: BTreeMap<u64, Option<Digest>> = loaded
+        .iter()
+        .filter_map(|(_, header)| header.as_ref().ok().map(|h| (h.next_seq, None)))
+        .collect();
+    let fold_until = folded.keys().next_back().copied().unwrap_or(0);
+    let mut state = State::default();
+    if let Some(slot) = folded.get_mut(&0) {
+        *slot = Some(state.state_hash());
+    }
+
     let mut expected_prev = Digest::GENESIS;
     let mut expected_seq = 0u64;
     let mut first_failure = None;
-    store.scan(0, &mut |seq, bytes| match check_link(
-        seq,
-        expected_seq,
-        bytes,
-        Some(&expected_prev),
-    ) {
-        Ok(hash) => {
-            expected_prev = hash;
-            expected_seq = seq + 1;
-            if expected_seq.is_multiple_of(PROGRESS_EVERY_RECORDS) {
-                progress(expected_seq, records_total);
+    store.scan(0, &mut |seq, bytes| {
+        let linked = check_link(seq, expected_seq, bytes, Some(&expected_prev));
+        let hash = match linked {
+            Ok(hash) => hash,
+            Err(RecoveryError::Corrupt { seq, detail }) => {
+                first_failure = Some(AuditFailure { seq, detail });
+                return ControlFlow::Break(());
             }
-            ControlFlow::Continue(())
+            Err(other) => {
+                first_failure = Some(AuditFailure {
+                    seq,
+                    detail: other.to_string(),
+                });
+                return ControlFlow::Break(());
+            }
+        };
+        if seq < fold_until {
+            match record::decode(seq, bytes) {
+                Ok(envelope) => state.apply(&envelope),
+                Err(error) => {
+                    first_failure = Some(AuditFailure {
+                        seq,
+                        detail: format!("record cannot be decoded for the state fold: {error}"),
+                    });
+                    return ControlFlow::Break(());
+                }
+            }
+            if let Some(slot) = folded.get_mut(&(seq + 1)) {
+                *slot = Some(state.state_hash());
+            }
         }
-        Err(RecoveryError::Corrupt { seq, detail }) => {
-            first_failure = Some(AuditFailure { seq, detail });
-            ControlFlow::Break(())
+        expected_prev = hash;
+        expected_seq = seq + 1;
+        if expected_seq.is_multiple_of(PROGRESS_EVERY_RECORDS) {
+            progress(expected_seq, records_total);
         }
-        Err(other) => {
-            first_failure = Some(AuditFailure {
-                seq,
-                detail: other.to_string(),
-            });
-            ControlFlow::Break(())
-        }
+        ControlFlow::Continue(())
     })?;
     progress(expected_seq, records_total);
     if first_failure.is_none() && expected_seq != records_total {
@@ -131,23 +179,31 @@ pub fn verify(
         });
     }
     let mut checks = Vec::new();
-    for info in snapshots
-        .list()
-        .map_err(|error| StoreError::Io(error.to_string()))?
-    {
-        let result = snapshots
-            .load(&info)
-            .and_then(|(header, _)| check_against_log(&info.file_name, &header, store))
-            .map_err(|error| error.to_string())
-            .and_then(|()| match &first_failure {
-                // A snapshot past the first bad record cannot be vouched for.
-                Some(failure) if info.next_seq > failure.seq => Err(format!(
-                    "covers seqs up to {}, past the chain failure at seq {}",
-                    info.next_seq - 1,
-                    failure.seq
-                )),
-                _ => Ok(()),
-            });
+    for (info, header) in loaded {
+        let result =
+            header.and_then(
+                |header| match (&first_failure, folded.get(&header.next_seq)) {
+                    // A snapshot past the first bad record cannot be vouched for.
+                    (Some(failure), _) if header.next_seq > failure.seq => Err(format!(
+                        "covers seqs up to {}, past the chain failure at seq {}",
+                        header.next_seq - 1,
+                        failure.seq
+                    )),
+                    (_, Some(Some(folded))) if *folded == header.state_hash => Ok(()),
+                    (_, Some(Some(folded))) => Err(format!(
+                        "state hash {} differs from {}, the state the log folds to at seq {}: \
+                 the snapshot was not written by this build's reducers; delete it and \
+                 run `clawback snapshot create`",
+                        header.state_hash.short(),
+                        folded.short(),
+                        header.next_seq
+                    )),
+                    _ => Err(format!(
+                        "the log could not be folded up to seq {}",
+                        header.next_seq
+                    )),
+                },
+            );
         checks.push(SnapshotCheck {
             file: info.file_name,
             next_seq: info.next_seq,

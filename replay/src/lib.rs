@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod export;
 pub mod rebuild;
+pub mod session_state;
 pub mod snapshot;
 pub mod timeline;
 

@@ -204,6 +204,47 @@ fn audit_verify_reports_the_first_bad_seq_and_what_differs() {
     assert!(text.ends_with("audit: FAILED"), "{text}");
 }
 
+/// A snapshot that matches the chain but not the state the log folds to
+/// (written from diverged live state) must fail the audit, or a restore
+/// would carry the divergence forward unnoticed.
+#[test]
+fn audit_verify_fails_a_snapshot_whose_state_differs_from_the_fold() {
+    let store = Arc::new(MemoryStore::new());
+    log_with(store.clone(), 2, 5);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snapshots = SnapshotStore::new(dir.path());
+    snapshots
+        .create(&rebuilt(&*store, Some(4)), 0)
+        .expect("snapshot");
+    let mut diverged = rebuilt(&*store, Some(9));
+    diverged
+        .sessions
+        .by_key
+        .get_mut("agent:main:s0")
+        .expect("session")
+        .transcript
+        .pop();
+    snapshots.create(&diverged, 0).expect("snapshot");
+
+    let report = crate::audit::verify(&*store, &snapshots, &mut |_, _| {}).expect("verify");
+    let text = report.to_string();
+    assert!(!report.is_ok(), "{text}");
+    assert!(text.starts_with("chain: OK, 12 records verified"), "{text}");
+    assert!(
+        text.contains("snapshot-00000000000000000004.cbsnap: OK (covers seqs below 4)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "snapshot-00000000000000000009.cbsnap: FAILED: state hash {} differs from {}, \
+             the state the log folds to at seq 9",
+            diverged.state_hash().short(),
+            rebuilt(&*store, Some(9)).state_hash().short()
+        )),
+        "{text}"
+    );
+}
+
 #[test]
 fn export_filters_by_seq_range_and_session() {
     let store = Arc::new(MemoryStore::new());

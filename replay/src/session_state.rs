@@ -1,0 +1,125 @@
+//! A session's projected state at a point of the log, as a person reads it.
+//!
+//! Why next to the timeline: replaying a session answers "what happened"
+//! event by event; debugging an agent also needs "what did the agent see at
+//! that moment": the model context after compaction, the settings in force,
+//! the runs still open. This renders the sessions projection, restored to the
+//! replay's stop point, so both come from the same log.
+
+use clawback_events::event::RunStatus;
+use clawback_projections::State;
+use clawback_projections::sessions::{RunState, Session};
+
+use crate::timeline::clip;
+
+/// The longest message shown in full in a description.
+const CONTENT_CHARS_MAX: usize = 160;
+
+/// Lines describing `session_key` in `state`, or `None` if the session does
+/// not exist at that point (never created, or deleted).
+pub fn describe(state: &State, session_key: &str) -> Option<Vec<String>> {
+    let session = state.sessions.by_key.get(session_key)?;
+    let mut lines = vec![format!(
+        "session {} (id {}, agent {}{}), state as of seq {}",
+        session.key,
+        session.session_id,
+        session.agent_id,
+        session
+            .label
+            .as_ref()
+            .map(|label| format!(", label {label:?}"))
+            .unwrap_or_default(),
+        state.next_seq.saturating_sub(1)
+    )];
+    if !session.settings.is_empty() {
+        let settings: Vec<String> = session
+            .settings
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        lines.push(format!("  settings: {}", settings.join(", ")));
+    }
+    lines.extend(describe_context(session));
+    for run in session.active_runs.values() {
+        lines.push(format!(
+            "  run {} open since seq {} ({} LLM calls, {} tool calls)",
+            run.run_id, run.started_seq, run.llm_calls, run.tool_calls
+        ));
+    }
+    if let Some(run) = session.recent_runs.back() {
+        lines.push(format!(
+            "  last finished run {}: {}",
+            run.run_id,
+            run_state(&run.state)
+        ));
+    }
+    for call in session.open_tool_calls.values() {
+        let phase = if call.started_seq.is_some() {
+            "running"
+        } else {
+            "waiting"
+        };
+        lines.push(format!(
+            "  tool call {} ({}) {phase}: {}",
+            call.tool_call_id,
+            call.tool,
+            clip(&call.arguments, CONTENT_CHARS_MAX)
+        ));
+    }
+    let usage = &session.usage;
+    lines.push(format!(
+        "  usage: {} LLM calls ({} failed), {} in / {} out tokens, ${}.{:06}",
+        usage.calls,
+        usage.failed_calls,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cost_micro_usd / 1_000_000,
+        usage.cost_micro_usd % 1_000_000
+    ));
+    if session.resets > 0 {
+        lines.push(format!("  resets: {}", session.resets));
+    }
+    Some(lines)
+}
+
+fn describe_context(session: &Session) -> Vec<String> {
+    let (summary, context) = session.model_context();
+    let mut lines = vec![format!(
+        "  transcript: {} messages; model context: {}{} messages",
+        session.transcript.len(),
+        if summary.is_some() { "summary + " } else { "" },
+        context.len()
+    )];
+    if let Some(summary) = summary {
+        lines.push(format!(
+            "    [summary] {}",
+            clip(summary, CONTENT_CHARS_MAX)
+        ));
+    }
+    for message in context {
+        lines.push(format!(
+            "    {:>6} {}: {}",
+            message.seq,
+            message.role.as_str(),
+            clip(&message.content, CONTENT_CHARS_MAX)
+        ));
+    }
+    lines
+}
+
+fn run_state(state: &RunState) -> String {
+    match state {
+        RunState::Running => "running".to_owned(),
+        RunState::Interrupted { restart_seq } => {
+            format!("interrupted by the gateway restart at seq {restart_seq}")
+        }
+        RunState::Finished { status, seq, .. } => match status {
+            RunStatus::Completed => format!("completed at seq {seq}"),
+            RunStatus::Aborted { reason } => format!("aborted at seq {seq}: {reason}"),
+            RunStatus::Failed {
+                error_kind,
+                message,
+            } => format!("failed at seq {seq}: {error_kind}: {message}"),
+        },
+    }
+}
