@@ -1,0 +1,93 @@
+//! The command line: one subcommand per operator task.
+//!
+//! Exit codes: 0 success; 1 the command ran and found a problem (an audit
+//! failure, a snapshot that does not match); 2 the command could not run
+//! (bad arguments, a locked or missing state dir), with a message that says
+//! how to fix it.
+
+mod audit;
+mod bench;
+mod debug;
+mod log;
+mod progress;
+mod replay;
+mod snapshot;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::state_dir::StateDir;
+
+#[derive(Parser)]
+#[command(
+    name = "clawback",
+    version,
+    about = "An event-sourced gateway for personal AI agents"
+)]
+pub struct Cli {
+    /// Where clawback keeps its log and snapshots.
+    #[arg(long, global = true, env = "CLAWBACK_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway server.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
+    /// Verify or export the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// Create, list and restore projection snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        command: snapshot::SnapshotCommand,
+    },
+    /// Show one session's recorded timeline, without re-executing anything.
+    Replay(replay::ReplayArgs),
+    /// Read the raw log.
+    Log {
+        #[command(subcommand)]
+        command: log::LogCommand,
+    },
+    /// Measure the log: appends, rebuild, verify, restore.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+    /// Tools for tests and fixtures; not a stable interface.
+    #[command(hide = true)]
+    Debug {
+        #[command(subcommand)]
+        command: debug::DebugCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Open the log, recover, and serve until SIGINT/SIGTERM.
+    Run(crate::gateway::RunArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let state_dir = StateDir::resolve(cli.state_dir)?;
+    match cli.command {
+        Command::Gateway {
+            command: GatewayCommand::Run(args),
+        } => crate::gateway::run(&state_dir, args),
+        Command::Audit { command } => audit::run(&state_dir, command),
+        Command::Snapshot { command } => snapshot::run(&state_dir, command),
+        Command::Replay(args) => replay::run(&state_dir, args),
+        Command::Log { command } => log::run(&state_dir, command),
+        Command::Bench { command } => bench::run(command),
+        Command::Debug { command } => debug::run(&state_dir, command),
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `clawback` binary, run as a user would, on
+//! real state dirs. One test binary for all of them keeps link time down.
+
+mod cli;
+mod crash;
+mod gateway;
+mod support;
