@@ -8,8 +8,8 @@
 
 use std::ops::ControlFlow;
 
-use clawback_events::record;
 use clawback_events::store::LogStore;
+use clawback_events::{Envelope, record};
 use clawback_projections::State;
 
 use crate::snapshot::{SnapshotError, SnapshotStore};
@@ -28,9 +28,20 @@ pub enum RebuildError {
     Store(#[from] clawback_events::store::StoreError),
 }
 
+/// Envelopes decoded per hand-off from the reader thread to the applier.
+const DECODED_BATCH_RECORDS: usize = 1_024;
+/// Decoded batches that may wait for the applier: bounds memory to a few
+/// thousand envelopes whatever the log's size.
+const DECODED_BATCHES_IN_FLIGHT: usize = 4;
+
 /// Applies the records from `state.next_seq` up to (excluding) `until` onto
 /// `state`. Every record's hash is checked as it is decoded, and must link to
 /// the hash of the record before it.
+///
+/// Why two threads: reading, hashing and decoding a record costs about as
+/// much as applying it, and they are independent, so a reader thread does
+/// the first three while this thread applies. Applying stays on one thread,
+/// in seq order: the reducers' determinism does not depend on the pipeline.
 pub fn rebuild_from(
     store: &dyn LogStore,
     state: &mut State,
@@ -39,15 +50,61 @@ pub fn rebuild_from(
 ) -> Result<u64, RebuildError> {
     let end = until.unwrap_or(u64::MAX).min(store.next_seq()?);
     let start = state.next_seq;
-    let total = end.saturating_sub(start);
-    let mut applied = 0u64;
+    if start >= end {
+        progress(0, 0);
+        return Ok(0);
+    }
+    let total = end - start;
+    let (sender, receiver) =
+        std::sync::mpsc::sync_channel::<Vec<Envelope>>(DECODED_BATCHES_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("clawback-rebuild-reader".to_owned())
+            .spawn_scoped(scope, move || read_decoded(store, start, end, &sender))
+            .map_err(|error| {
+                RebuildError::Store(clawback_events::store::StoreError::Io(format!(
+                    "cannot start the rebuild reader thread: {error}"
+                )))
+            })?;
+        let applied = apply_decoded(state, &receiver, total, progress);
+        // Dropping the receiver stops a reader that is still going (after a
+        // chain failure here), so the join below cannot hang.
+        drop(receiver);
+        let read = reader.join().expect("the rebuild reader does not panic");
+        // A read failure explains a short apply; report it first.
+        read?;
+        let applied = applied?;
+        if applied != total {
+            return Err(RebuildError::Unreadable {
+                seq: start + applied,
+                detail: format!(
+                    "record is missing (the store reports records up to seq {})",
+                    end - 1
+                ),
+            });
+        }
+        progress(applied, total);
+        Ok(applied)
+    })
+}
+
+/// The reader half: scan, verify and decode, in batches. Stops early, without
+/// error, when the applier hangs up.
+fn read_decoded(
+    store: &dyn LogStore,
+    start: u64,
+    end: u64,
+    sender: &std::sync::mpsc::SyncSender<Vec<Envelope>>,
+) -> Result<(), RebuildError> {
+    let mut batch = Vec::with_capacity(DECODED_BATCH_RECORDS);
     let mut failure = None;
+    let mut hung_up = false;
     store.scan(start, &mut |seq, bytes| {
         if seq >= end {
             return ControlFlow::Break(());
         }
-        let envelope = match record::decode(seq, bytes) {
-            Ok(envelope) => envelope,
+        match record::decode(seq, bytes) {
+            Ok(envelope) => batch.push(envelope),
             Err(error) => {
                 failure = Some(RebuildError::Unreadable {
                     seq,
@@ -55,29 +112,53 @@ pub fn rebuild_from(
                 });
                 return ControlFlow::Break(());
             }
-        };
-        if seq != state.next_seq || envelope.prev_hash != state.last_hash {
-            failure = Some(RebuildError::Unreadable {
-                seq,
-                detail: format!(
-                    "does not continue the chain (expected seq {} after hash {})",
-                    state.next_seq,
-                    state.last_hash.short()
-                ),
-            });
-            return ControlFlow::Break(());
         }
-        state.apply(&envelope);
-        applied += 1;
-        if applied.is_multiple_of(PROGRESS_EVERY_RECORDS) {
-            progress(applied, total);
+        if batch.len() == DECODED_BATCH_RECORDS {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(DECODED_BATCH_RECORDS));
+            if sender.send(full).is_err() {
+                hung_up = true;
+                return ControlFlow::Break(());
+            }
         }
         ControlFlow::Continue(())
     })?;
-    if let Some(error) = failure {
-        return Err(error);
+    if !hung_up && !batch.is_empty() {
+        // The applier may have stopped on a chain failure; that is its report.
+        let _ = sender.send(batch);
     }
-    progress(applied, total);
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// The applier half: check each envelope continues the chain, apply it.
+fn apply_decoded(
+    state: &mut State,
+    receiver: &std::sync::mpsc::Receiver<Vec<Envelope>>,
+    total: u64,
+    progress: Progress<'_>,
+) -> Result<u64, RebuildError> {
+    let mut applied = 0u64;
+    for batch in receiver.iter() {
+        for envelope in &batch {
+            if envelope.seq != state.next_seq || envelope.prev_hash != state.last_hash {
+                return Err(RebuildError::Unreadable {
+                    seq: envelope.seq,
+                    detail: format!(
+                        "does not continue the chain (expected seq {} after hash {})",
+                        state.next_seq,
+                        state.last_hash.short()
+                    ),
+                });
+            }
+            state.apply(envelope);
+            applied += 1;
+            if applied.is_multiple_of(PROGRESS_EVERY_RECORDS) {
+                progress(applied, total);
+            }
+        }
+    }
     Ok(applied)
 }
 

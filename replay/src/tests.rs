@@ -378,3 +378,25 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         ),
     );
 }
+
+/// The pipelined rebuild stops at a damaged record with its seq, having
+/// applied exactly the records before it, and does not hang.
+#[test]
+fn rebuild_stops_at_a_damaged_record_with_everything_before_it_applied() {
+    let store = Arc::new(MemoryStore::new());
+    log_with(store.clone(), 3, 1_000);
+    let mut damaged = store.get(2_500).expect("get").expect("present");
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x01;
+    store.overwrite_for_test(2_500, damaged);
+    let mut state = State::default();
+    let error = rebuild_from(&*store, &mut state, None, &mut |_, _| {}).expect_err("damaged");
+    assert!(
+        error
+            .to_string()
+            .starts_with("log record at seq 2500 cannot be replayed: "),
+        "{error}"
+    );
+    assert_eq!(state.next_seq, 2_500);
+    assert_eq!(state, rebuilt(&*store, Some(2_500)));
+}
