@@ -86,7 +86,7 @@ impl Approvals {
     pub(crate) fn requested(
         &mut self,
         at: At,
-        event: &ApprovalRequested,
+        event: ApprovalRequested,
         anomalies: &mut Anomalies,
     ) {
         if self.pending.contains_key(&event.approval_id)
@@ -103,22 +103,23 @@ impl Approvals {
             return;
         }
         self.totals.requested += 1;
+        let key = event.approval_id.clone();
         let pending = PendingApproval {
-            approval_id: event.approval_id.clone(),
-            kind: event.kind.clone(),
-            command: event.command.clone(),
-            argv_hash: event.argv_hash.clone(),
-            session_key: event.session_key.clone(),
-            agent_id: event.agent_id.clone(),
-            node_id: event.node_id.clone(),
+            approval_id: event.approval_id,
+            kind: event.kind,
+            command: event.command,
+            argv_hash: event.argv_hash,
+            session_key: event.session_key,
+            agent_id: event.agent_id,
+            node_id: event.node_id,
             expires_at_ms: event.expires_at_ms,
             requested_seq: at.seq,
             requested_ts_ms: at.ts_ms,
         };
-        self.pending.insert(event.approval_id.clone(), pending);
+        self.pending.insert(key, pending);
     }
 
-    pub(crate) fn resolved(&mut self, at: At, event: &ApprovalResolved, anomalies: &mut Anomalies) {
+    pub(crate) fn resolved(&mut self, at: At, event: ApprovalResolved, anomalies: &mut Anomalies) {
         let Some(pending) = self.pending.remove(&event.approval_id) else {
             anomalies.record(
                 at,
@@ -166,7 +167,7 @@ impl Approvals {
         }
         let settlement = Settlement::Decided {
             decision: event.decision,
-            reviewer: event.reviewer.clone(),
+            reviewer: event.reviewer,
         };
         self.settle(at, pending, settlement);
     }

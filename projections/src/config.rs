@@ -41,20 +41,20 @@ pub struct ConfigHistoryEntry {
 }
 
 impl Config {
-    pub(crate) fn changed(&mut self, at: At, event: &ConfigChanged) {
+    pub(crate) fn changed(&mut self, at: At, event: ConfigChanged) {
         self.versions += 1;
-        self.current = Some(ConfigVersion {
-            hash: event.config_hash.clone(),
-            config_redacted: event.config_redacted.clone(),
-            source: event.source.clone(),
-            seq: at.seq,
-            ts_ms: at.ts_ms,
-        });
         let entry = ConfigHistoryEntry {
             hash: event.config_hash.clone(),
             source: event.source.clone(),
             seq: at.seq,
         };
+        self.current = Some(ConfigVersion {
+            hash: event.config_hash,
+            config_redacted: event.config_redacted,
+            source: event.source,
+            seq: at.seq,
+            ts_ms: at.ts_ms,
+        });
         push_bounded(&mut self.history, entry, CONFIG_HISTORY_MAX);
     }
 

@@ -62,14 +62,14 @@ pub enum CronRunStatus {
 }
 
 impl Cron {
-    pub(crate) fn job_added(&mut self, at: At, event: &CronJobAdded) {
+    pub(crate) fn job_added(&mut self, at: At, event: CronJobAdded) {
         // Adding an existing id updates the job and keeps its history and
         // claimed slots: an edit must not make old slots fire again.
         let job = self
             .jobs
-            .entry(event.job_id.clone())
-            .or_insert_with(|| CronJob {
-                job_id: event.job_id.clone(),
+            .entry(event.job_id)
+            .or_insert_with_key(|job_id| CronJob {
+                job_id: job_id.clone(),
                 name: String::new(),
                 schedule: String::new(),
                 payload: String::new(),
@@ -79,9 +79,9 @@ impl Cron {
                 last_slot_ms: None,
                 runs: VecDeque::new(),
             });
-        job.name = event.name.clone();
-        job.schedule = event.schedule.clone();
-        job.payload = event.payload.clone();
+        job.name = event.name;
+        job.schedule = event.schedule;
+        job.payload = event.payload;
         job.enabled = event.enabled;
         job.updated_seq = at.seq;
     }
@@ -101,7 +101,7 @@ impl Cron {
         }
     }
 
-    pub(crate) fn job_fired(&mut self, at: At, event: &CronJobFired, anomalies: &mut Anomalies) {
+    pub(crate) fn job_fired(&mut self, at: At, event: CronJobFired, anomalies: &mut Anomalies) {
         let Some(job) = self.jobs.get_mut(&event.job_id) else {
             anomalies.record(
                 at,
@@ -126,7 +126,7 @@ impl Cron {
         }
         job.last_slot_ms = Some(event.slot_ms);
         let run = CronRun {
-            run_id: event.run_id.clone(),
+            run_id: event.run_id,
             slot_ms: event.slot_ms,
             fired_seq: at.seq,
             fired_ts_ms: at.ts_ms,
@@ -138,7 +138,7 @@ impl Cron {
     pub(crate) fn job_finished(
         &mut self,
         at: At,
-        event: &CronJobFinished,
+        event: CronJobFinished,
         anomalies: &mut Anomalies,
     ) {
         let run = self
@@ -159,7 +159,7 @@ impl Cron {
         };
         run.status = CronRunStatus::Finished {
             ok: event.ok,
-            error: event.error.clone(),
+            error: event.error,
             seq: at.seq,
         };
     }

@@ -68,7 +68,7 @@ pub struct DeliveryTotals {
 }
 
 impl Deliveries {
-    pub(crate) fn prepared(&mut self, at: At, event: &DeliveryPrepared, anomalies: &mut Anomalies) {
+    pub(crate) fn prepared(&mut self, at: At, event: DeliveryPrepared, anomalies: &mut Anomalies) {
         if let Some(existing) = self.by_idempotency_key(&event.idempotency_key) {
             anomalies.record(
                 at,
@@ -89,24 +89,25 @@ impl Deliveries {
             return;
         }
         self.totals.prepared += 1;
+        self.keys
+            .insert(event.idempotency_key.clone(), event.delivery_id.clone());
+        let key = event.delivery_id.clone();
         let delivery = Delivery {
-            delivery_id: event.delivery_id.clone(),
-            idempotency_key: event.idempotency_key.clone(),
-            channel: event.channel.clone(),
-            target: event.target.clone(),
-            session_key: event.session_key.clone(),
-            text: event.text.clone(),
+            delivery_id: event.delivery_id,
+            idempotency_key: event.idempotency_key,
+            channel: event.channel,
+            target: event.target,
+            session_key: event.session_key,
+            text: event.text,
             prepared_seq: at.seq,
             prepared_ts_ms: at.ts_ms,
             failed_attempts: 0,
             last_error: None,
         };
-        self.keys
-            .insert(event.idempotency_key.clone(), event.delivery_id.clone());
-        self.outbox.insert(event.delivery_id.clone(), delivery);
+        self.outbox.insert(key, delivery);
     }
 
-    pub(crate) fn sent(&mut self, at: At, event: &DeliverySent, anomalies: &mut Anomalies) {
+    pub(crate) fn sent(&mut self, at: At, event: DeliverySent, anomalies: &mut Anomalies) {
         let Some(delivery) = self.outbox.remove(&event.delivery_id) else {
             anomalies.record(
                 at,
@@ -120,12 +121,12 @@ impl Deliveries {
         };
         self.totals.sent += 1;
         let outcome = DeliveryOutcome::Sent {
-            platform_message_id: event.platform_message_id.clone(),
+            platform_message_id: event.platform_message_id,
         };
         self.finish(at, delivery, outcome);
     }
 
-    pub(crate) fn failed(&mut self, at: At, event: &DeliveryFailed, anomalies: &mut Anomalies) {
+    pub(crate) fn failed(&mut self, at: At, event: DeliveryFailed, anomalies: &mut Anomalies) {
         if event.retryable {
             let Some(delivery) = self.outbox.get_mut(&event.delivery_id) else {
                 anomalies.record(
@@ -140,7 +141,7 @@ impl Deliveries {
             };
             self.totals.failed_retryable += 1;
             delivery.failed_attempts = delivery.failed_attempts.saturating_add(1);
-            delivery.last_error = Some(event.error.clone());
+            delivery.last_error = Some(event.error);
             return;
         }
         let Some(delivery) = self.outbox.remove(&event.delivery_id) else {
@@ -155,9 +156,7 @@ impl Deliveries {
             return;
         };
         self.totals.gave_up += 1;
-        let outcome = DeliveryOutcome::GaveUp {
-            error: event.error.clone(),
-        };
+        let outcome = DeliveryOutcome::GaveUp { error: event.error };
         self.finish(at, delivery, outcome);
     }
 

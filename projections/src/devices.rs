@@ -47,16 +47,17 @@ pub struct Revocation {
 }
 
 impl Devices {
-    pub(crate) fn node_paired(&mut self, at: At, event: &NodePaired) {
+    pub(crate) fn node_paired(&mut self, at: At, event: NodePaired) {
+        let key = event.node_id.clone();
         let node = Node {
-            node_id: event.node_id.clone(),
-            display_name: event.display_name.clone(),
-            platform: event.platform.clone(),
-            capabilities: event.capabilities.clone(),
+            node_id: event.node_id,
+            display_name: event.display_name,
+            platform: event.platform,
+            capabilities: event.capabilities,
             paired_seq: at.seq,
             paired_ts_ms: at.ts_ms,
         };
-        self.nodes.insert(event.node_id.clone(), node);
+        self.nodes.insert(key, node);
     }
 
     pub(crate) fn node_unpaired(
@@ -74,24 +75,25 @@ impl Devices {
         }
     }
 
-    pub(crate) fn device_paired(&mut self, at: At, event: &DevicePaired) {
+    pub(crate) fn device_paired(&mut self, at: At, event: DevicePaired) {
         self.revoked.remove(&event.device_id);
+        let key = event.device_id.clone();
         let device = Device {
-            device_id: event.device_id.clone(),
-            public_key: event.public_key.clone(),
-            role: event.role.clone(),
-            scopes: event.scopes.clone(),
-            approved_by: event.approved_by.clone(),
+            device_id: event.device_id,
+            public_key: event.public_key,
+            role: event.role,
+            scopes: event.scopes,
+            approved_by: event.approved_by,
             paired_seq: at.seq,
             paired_ts_ms: at.ts_ms,
         };
-        self.devices.insert(event.device_id.clone(), device);
+        self.devices.insert(key, device);
     }
 
     pub(crate) fn device_revoked(
         &mut self,
         at: At,
-        event: &DeviceRevoked,
+        event: DeviceRevoked,
         anomalies: &mut Anomalies,
     ) {
         if self.devices.remove(&event.device_id).is_none() {
@@ -107,11 +109,11 @@ impl Devices {
         // Recorded even for an unknown device: a revocation must never be
         // lost because it arrived before the pairing it targets.
         let revocation = Revocation {
-            reason: event.reason.clone(),
+            reason: event.reason,
             seq: at.seq,
             ts_ms: at.ts_ms,
         };
-        self.revoked.insert(event.device_id.clone(), revocation);
+        self.revoked.insert(event.device_id, revocation);
     }
 
     /// A device may connect only while paired and not revoked.

@@ -51,28 +51,28 @@ pub struct RpcTotals {
 }
 
 impl Gateway {
-    pub(crate) fn started(&mut self, at: At, event: &GatewayStarted) {
+    pub(crate) fn started(&mut self, at: At, event: GatewayStarted) {
         if self.current.as_ref().is_some_and(|run| run.running) {
             self.unclean_restarts += 1;
         }
         self.starts += 1;
         self.current = Some(Run {
-            version: event.version.clone(),
-            bind: event.bind.clone(),
+            version: event.version,
+            bind: event.bind,
             started_seq: at.seq,
             started_ts_ms: at.ts_ms,
             running: true,
         });
     }
 
-    pub(crate) fn stopped(&mut self, at: At, event: &GatewayStopped) {
+    pub(crate) fn stopped(&mut self, at: At, event: GatewayStopped) {
         if let Some(run) = &mut self.current {
             run.running = false;
         }
         self.last_stop = Some(Stop {
             seq: at.seq,
             ts_ms: at.ts_ms,
-            reason: event.reason.clone(),
+            reason: event.reason,
         });
     }
 
@@ -80,7 +80,12 @@ impl Gateway {
         match event {
             Event::RpcReceived(e) => {
                 self.rpc.received += 1;
-                *self.rpc.by_method.entry(e.method.clone()).or_default() += 1;
+                match self.rpc.by_method.get_mut(&e.method) {
+                    Some(count) => *count += 1,
+                    None => {
+                        self.rpc.by_method.insert(e.method.clone(), 1);
+                    }
+                }
             }
             Event::RpcAnswered(e) => match e.outcome {
                 RpcOutcome::Ok => self.rpc.answered_ok += 1,

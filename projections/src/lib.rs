@@ -54,7 +54,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 1;
+pub const STATE_FORMAT_VERSION: u8 = 2;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -115,27 +115,46 @@ impl std::fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 impl State {
-    /// Folds one envelope into the state.
+    /// Folds one envelope into the state (the live path: the envelope is
+    /// shared with subscribers, so what the state keeps is copied).
     ///
     /// # Panics
     /// If `envelope.seq` is not `next_seq`: the log hands out envelopes in
     /// order, so anything else is a caller bug that would silently fork state.
     pub fn apply(&mut self, envelope: &Envelope) {
-        assert_eq!(
-            envelope.seq, self.next_seq,
-            "projections must see every seq in order"
-        );
-        let at = At {
-            seq: envelope.seq,
-            ts_ms: envelope.body.ts_ms,
-        };
-        self.reduce(at, &envelope.body.event);
-        self.next_seq = envelope.seq + 1;
-        self.last_hash = envelope.hash;
-        self.last_ts_ms = envelope.body.ts_ms;
+        let at = self.begin(envelope.seq, envelope.body.ts_ms);
+        match &envelope.body.event {
+            event if keeps_no_payload(event) => self.reduce_borrowed(at, event),
+            event => self.reduce(at, event.clone()),
+        }
+        self.finish(envelope.seq, envelope.hash, envelope.body.ts_ms);
     }
 
-    fn reduce(&mut self, at: At, event: &Event) {
+    /// [`State::apply`] for an envelope nobody else needs (rebuild and
+    /// restore): what the state keeps is moved out of it, not copied. Gives
+    /// exactly the state `apply` gives.
+    pub fn apply_owned(&mut self, envelope: Envelope) {
+        let at = self.begin(envelope.seq, envelope.body.ts_ms);
+        let (seq, hash, ts_ms) = (envelope.seq, envelope.hash, envelope.body.ts_ms);
+        self.reduce(at, envelope.body.event);
+        self.finish(seq, hash, ts_ms);
+    }
+
+    fn begin(&self, seq: u64, ts_ms: i64) -> At {
+        assert_eq!(
+            seq, self.next_seq,
+            "projections must see every seq in order"
+        );
+        At { seq, ts_ms }
+    }
+
+    fn finish(&mut self, seq: u64, hash: Digest, ts_ms: i64) {
+        self.next_seq = seq + 1;
+        self.last_hash = hash;
+        self.last_ts_ms = ts_ms;
+    }
+
+    fn reduce(&mut self, at: At, event: Event) {
         let anomalies = &mut self.anomalies;
         match event {
             Event::GatewayStarted(e) => {
@@ -150,40 +169,56 @@ impl State {
             }
             Event::GatewayStopped(e) => self.gateway.stopped(at, e),
             Event::ConnectionOpened(e) => self.presence.connection_opened(at, e, anomalies),
-            Event::ConnectionClosed(e) => self.presence.connection_closed(at, e, anomalies),
-            Event::RpcReceived(_) | Event::RpcAnswered(_) => self.gateway.rpc(event),
+            Event::ConnectionClosed(e) => self.presence.connection_closed(at, &e, anomalies),
             Event::PresenceChanged(e) => self.presence.changed(at, e, anomalies),
             Event::ConfigChanged(e) => self.config.changed(at, e),
             Event::SessionCreated(e) => self.sessions.created(at, e, anomalies),
             Event::SessionPatched(e) => self.sessions.patched(at, e, anomalies),
             Event::SessionReset(e) => self.sessions.reset(at, e, anomalies),
-            Event::SessionDeleted(e) => self.sessions.deleted(at, e, anomalies),
+            Event::SessionDeleted(e) => self.sessions.deleted(at, &e, anomalies),
             Event::SessionCompacted(e) => self.sessions.compacted(at, e, anomalies),
             Event::MessageAppended(e) => self.sessions.message_appended(at, e, anomalies),
             Event::AgentRunStarted(e) => self.sessions.run_started(at, e, anomalies),
             Event::AgentRunFinished(e) => self.sessions.run_finished(at, e, anomalies),
+            Event::ToolCallRequested(e) => self.sessions.tool_call_requested(at, e, anomalies),
+            Event::ToolCallStarted(e) => self.sessions.tool_call_started(at, &e, anomalies),
+            Event::ApprovalRequested(e) => self.approvals.requested(at, e, anomalies),
+            Event::ApprovalResolved(e) => self.approvals.resolved(at, e, anomalies),
+            Event::ApprovalExpired(e) => self.approvals.expired(at, &e, anomalies),
+            Event::DeliveryPrepared(e) => self.deliveries.prepared(at, e, anomalies),
+            Event::DeliverySent(e) => self.deliveries.sent(at, e, anomalies),
+            Event::DeliveryFailed(e) => self.deliveries.failed(at, e, anomalies),
+            Event::CronJobAdded(e) => self.cron.job_added(at, e),
+            Event::CronJobRemoved(e) => self.cron.job_removed(at, &e, anomalies),
+            Event::CronJobFired(e) => self.cron.job_fired(at, e, anomalies),
+            Event::CronJobFinished(e) => self.cron.job_finished(at, e, anomalies),
+            Event::NodePaired(e) => self.devices.node_paired(at, e),
+            Event::NodeUnpaired(e) => self.devices.node_unpaired(at, &e, anomalies),
+            Event::DevicePaired(e) => self.devices.device_paired(at, e),
+            Event::DeviceRevoked(e) => self.devices.device_revoked(at, e, anomalies),
+            ref event @ (Event::RpcReceived(_)
+            | Event::RpcAnswered(_)
+            | Event::LlmCallRequested(_)
+            | Event::LlmCallCompleted(_)
+            | Event::ToolCallFinished(_)) => self.reduce_borrowed(at, event),
+        }
+    }
+
+    /// The events whose payload (RPC params, LLM request and response bodies,
+    /// tool output: often kilobytes) the state does not keep: reduced from a
+    /// reference, so the live path never copies them.
+    fn reduce_borrowed(&mut self, at: At, event: &Event) {
+        debug_assert!(keeps_no_payload(event));
+        let anomalies = &mut self.anomalies;
+        match event {
+            Event::RpcReceived(_) | Event::RpcAnswered(_) => self.gateway.rpc(event),
             Event::LlmCallRequested(e) => self.sessions.llm_call_requested(at, e, anomalies),
             Event::LlmCallCompleted(e) => {
                 self.usage.llm_call_completed(e);
                 self.sessions.llm_call_completed(at, e, anomalies);
             }
-            Event::ToolCallRequested(e) => self.sessions.tool_call_requested(at, e, anomalies),
-            Event::ToolCallStarted(e) => self.sessions.tool_call_started(at, e, anomalies),
             Event::ToolCallFinished(e) => self.sessions.tool_call_finished(at, e, anomalies),
-            Event::ApprovalRequested(e) => self.approvals.requested(at, e, anomalies),
-            Event::ApprovalResolved(e) => self.approvals.resolved(at, e, anomalies),
-            Event::ApprovalExpired(e) => self.approvals.expired(at, e, anomalies),
-            Event::DeliveryPrepared(e) => self.deliveries.prepared(at, e, anomalies),
-            Event::DeliverySent(e) => self.deliveries.sent(at, e, anomalies),
-            Event::DeliveryFailed(e) => self.deliveries.failed(at, e, anomalies),
-            Event::CronJobAdded(e) => self.cron.job_added(at, e),
-            Event::CronJobRemoved(e) => self.cron.job_removed(at, e, anomalies),
-            Event::CronJobFired(e) => self.cron.job_fired(at, e, anomalies),
-            Event::CronJobFinished(e) => self.cron.job_finished(at, e, anomalies),
-            Event::NodePaired(e) => self.devices.node_paired(at, e),
-            Event::NodeUnpaired(e) => self.devices.node_unpaired(at, e, anomalies),
-            Event::DevicePaired(e) => self.devices.device_paired(at, e),
-            Event::DeviceRevoked(e) => self.devices.device_revoked(at, e, anomalies),
+            _ => {}
         }
     }
 
@@ -221,6 +256,18 @@ impl State {
         hasher.update(&self.encode());
         Digest(*hasher.finalize().as_bytes())
     }
+}
+
+/// See [`State::reduce_borrowed`].
+fn keeps_no_payload(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::RpcReceived(_)
+            | Event::RpcAnswered(_)
+            | Event::LlmCallRequested(_)
+            | Event::LlmCallCompleted(_)
+            | Event::ToolCallFinished(_)
+    )
 }
 
 /// Pushes onto a bounded history, dropping the oldest entry past `max`.

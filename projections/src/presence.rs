@@ -56,29 +56,26 @@ impl Presence {
     pub(crate) fn connection_opened(
         &mut self,
         at: At,
-        event: &ConnectionOpened,
+        event: ConnectionOpened,
         anomalies: &mut Anomalies,
     ) {
+        let key = event.conn_id.clone();
         let connection = Connection {
-            conn_id: event.conn_id.clone(),
-            remote_addr: event.remote_addr.clone(),
-            client: event.client.clone(),
-            role: event.role.clone(),
-            scopes: event.scopes.clone(),
-            device_id: event.device_id.clone(),
-            auth_method: event.auth_method.clone(),
+            conn_id: event.conn_id,
+            remote_addr: event.remote_addr,
+            client: event.client,
+            role: event.role,
+            scopes: event.scopes,
+            device_id: event.device_id,
+            auth_method: event.auth_method,
             opened_seq: at.seq,
             opened_ts_ms: at.ts_ms,
         };
-        if self
-            .connections
-            .insert(event.conn_id.clone(), connection)
-            .is_some()
-        {
+        if let Some(previous) = self.connections.insert(key, connection) {
             anomalies.record(
                 at,
                 "connection.reopened",
-                format!("connection {} opened while already open", event.conn_id),
+                format!("connection {} opened while already open", previous.conn_id),
             );
         }
     }
@@ -98,15 +95,15 @@ impl Presence {
         }
     }
 
-    pub(crate) fn changed(&mut self, at: At, event: &PresenceChanged, anomalies: &mut Anomalies) {
-        match &event.change {
+    pub(crate) fn changed(&mut self, at: At, event: PresenceChanged, anomalies: &mut Anomalies) {
+        match event.change {
             PresenceChange::Upsert(entry) => {
                 let record = PresenceRecord {
-                    entry: entry.clone(),
+                    entry,
                     updated_seq: at.seq,
                     updated_ts_ms: at.ts_ms,
                 };
-                self.entries.insert(event.key.clone(), record);
+                self.entries.insert(event.key, record);
             }
             PresenceChange::Removed { .. } => {
                 if self.entries.remove(&event.key).is_none() {

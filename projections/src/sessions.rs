@@ -1,6 +1,14 @@
 //! Sessions: settings, transcripts, the model context after compaction,
 //! agent runs and their tool calls, and the inbound-message dedupe set.
 //!
+//! Why a transcript is a list of seqs, not of messages: the log already holds
+//! every message, byte for byte. Copying the text into the state would hold
+//! every conversation in memory twice over (state and page cache), make
+//! snapshots grow with all text ever said, and (measured) make a rebuild
+//! twice as slow. The state keeps the order, role and time of each message;
+//! readers fetch the text by seq (`LogStore::get`, one point read), which is
+//! what `clawback replay` and `chat.history` do.
+//!
 //! Why the dedupe set lives here: a channel redelivers an update after a
 //! timeout or a restart, and the only memory that survives a restart is the
 //! log. An inbound message whose `(channel, platform message id)` was already
@@ -56,17 +64,12 @@ pub struct Session {
     pub usage: UsageTotals,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One message of a transcript: where its `message.appended` record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranscriptEntry {
     pub seq: u64,
     pub ts_ms: i64,
-    pub message_id: String,
     pub role: Role,
-    pub content: String,
-    pub run_id: Option<String>,
-    pub tool_call_id: Option<String>,
-    /// The channel it came from, for inbound messages.
-    pub channel: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,7 +201,7 @@ impl Sessions {
         }
     }
 
-    pub(crate) fn created(&mut self, at: At, event: &SessionCreated, anomalies: &mut Anomalies) {
+    pub(crate) fn created(&mut self, at: At, event: SessionCreated, anomalies: &mut Anomalies) {
         if self.by_key.contains_key(&event.session_key) {
             anomalies.record(
                 at,
@@ -207,12 +210,13 @@ impl Sessions {
             );
             return;
         }
+        let key = event.session_key.clone();
         let session = Session {
-            key: event.session_key.clone(),
-            session_id: event.session_id.clone(),
-            agent_id: event.agent_id.clone(),
-            label: event.label.clone(),
-            origin: event.origin.clone(),
+            key: event.session_key,
+            session_id: event.session_id,
+            agent_id: event.agent_id,
+            label: event.label,
+            origin: event.origin,
             created_seq: at.seq,
             created_ts_ms: at.ts_ms,
             updated_ts_ms: at.ts_ms,
@@ -225,19 +229,13 @@ impl Sessions {
             open_tool_calls: BTreeMap::new(),
             usage: UsageTotals::default(),
         };
-        self.by_key.insert(event.session_key.clone(), session);
+        self.by_key.insert(key, session);
     }
 
-    pub(crate) fn patched(&mut self, at: At, event: &SessionPatched, anomalies: &mut Anomalies) {
+    pub(crate) fn patched(&mut self, at: At, event: SessionPatched, anomalies: &mut Anomalies) {
         let Some(session) = self.session_mut(at, &event.session_key, "patch", anomalies) else {
             return;
         };
-        for (name, value) in &event.set {
-            session.settings.insert(name.clone(), value.clone());
-        }
-        for name in &event.cleared {
-            session.settings.remove(name);
-        }
         // `label` is a setting clients also read from the session row.
         if event.cleared.iter().any(|name| name == "label") {
             session.label = None;
@@ -245,13 +243,19 @@ impl Sessions {
         if let Some((_, value)) = event.set.iter().rev().find(|(name, _)| name == "label") {
             session.label = Some(json_string_or_raw(value));
         }
+        for (name, value) in event.set {
+            session.settings.insert(name, value);
+        }
+        for name in &event.cleared {
+            session.settings.remove(name);
+        }
     }
 
-    pub(crate) fn reset(&mut self, at: At, event: &SessionReset, anomalies: &mut Anomalies) {
+    pub(crate) fn reset(&mut self, at: At, event: SessionReset, anomalies: &mut Anomalies) {
         let Some(session) = self.session_mut(at, &event.session_key, "reset", anomalies) else {
             return;
         };
-        session.session_id = event.new_session_id.clone();
+        session.session_id = event.new_session_id;
         session.transcript.clear();
         session.compaction = None;
         session.resets = session.resets.saturating_add(1);
@@ -282,12 +286,7 @@ impl Sessions {
         }
     }
 
-    pub(crate) fn compacted(
-        &mut self,
-        at: At,
-        event: &SessionCompacted,
-        anomalies: &mut Anomalies,
-    ) {
+    pub(crate) fn compacted(&mut self, at: At, event: SessionCompacted, anomalies: &mut Anomalies) {
         let Some(session) = self.session_mut(at, &event.session_key, "compaction", anomalies)
         else {
             return;
@@ -307,7 +306,7 @@ impl Sessions {
             );
         }
         session.compaction = Some(Compaction {
-            summary: event.summary.clone(),
+            summary: event.summary,
             context_start,
             tokens_before: event.tokens_before,
             tokens_after: event.tokens_after,
@@ -318,7 +317,7 @@ impl Sessions {
     pub(crate) fn message_appended(
         &mut self,
         at: At,
-        event: &MessageAppended,
+        event: MessageAppended,
         anomalies: &mut Anomalies,
     ) {
         let inbound_key = event.origin.as_ref().and_then(|origin| {
@@ -347,12 +346,7 @@ impl Sessions {
         session.transcript.push(TranscriptEntry {
             seq: at.seq,
             ts_ms: at.ts_ms,
-            message_id: event.message_id.clone(),
             role: event.role,
-            content: event.content.clone(),
-            run_id: event.run_id.clone(),
-            tool_call_id: event.tool_call_id.clone(),
-            channel: event.origin.as_ref().map(|origin| origin.channel.clone()),
         });
         if let Some(key) = inbound_key {
             self.inbound.insert(key, at.seq);
@@ -362,7 +356,7 @@ impl Sessions {
     pub(crate) fn run_started(
         &mut self,
         at: At,
-        event: &AgentRunStarted,
+        event: AgentRunStarted,
         anomalies: &mut Anomalies,
     ) {
         let Some(session) = self.session_mut(at, &event.session_key, "run start", anomalies) else {
@@ -376,24 +370,25 @@ impl Sessions {
             );
             return;
         }
+        let key = event.run_id.clone();
         let run = Run {
-            run_id: event.run_id.clone(),
-            agent_id: event.agent_id.clone(),
-            model: event.model.clone(),
-            trigger: event.trigger.clone(),
+            run_id: event.run_id,
+            agent_id: event.agent_id,
+            model: event.model,
+            trigger: event.trigger,
             started_seq: at.seq,
             started_ts_ms: at.ts_ms,
             llm_calls: 0,
             tool_calls: 0,
             state: RunState::Running,
         };
-        session.active_runs.insert(event.run_id.clone(), run);
+        session.active_runs.insert(key, run);
     }
 
     pub(crate) fn run_finished(
         &mut self,
         at: At,
-        event: &AgentRunFinished,
+        event: AgentRunFinished,
         anomalies: &mut Anomalies,
     ) {
         let Some(session) = self.session_mut(at, &event.session_key, "run finish", anomalies)
@@ -401,7 +396,7 @@ impl Sessions {
             return;
         };
         let state = RunState::Finished {
-            status: event.status.clone(),
+            status: event.status,
             seq: at.seq,
             ts_ms: at.ts_ms,
         };
@@ -454,7 +449,7 @@ impl Sessions {
     pub(crate) fn tool_call_requested(
         &mut self,
         at: At,
-        event: &ToolCallRequested,
+        event: ToolCallRequested,
         anomalies: &mut Anomalies,
     ) {
         let Some(session) = self.session_mut(at, &event.session_key, "tool call", anomalies) else {
@@ -472,23 +467,20 @@ impl Sessions {
             return;
         };
         run.tool_calls = run.tool_calls.saturating_add(1);
+        let key = event.tool_call_id.clone();
         let call = OpenToolCall {
-            tool_call_id: event.tool_call_id.clone(),
-            run_id: event.run_id.clone(),
-            tool: event.tool.clone(),
-            arguments: event.arguments.clone(),
+            tool_call_id: event.tool_call_id,
+            run_id: event.run_id,
+            tool: event.tool,
+            arguments: event.arguments,
             requested_seq: at.seq,
             started_seq: None,
         };
-        if session
-            .open_tool_calls
-            .insert(event.tool_call_id.clone(), call)
-            .is_some()
-        {
+        if let Some(previous) = session.open_tool_calls.insert(key, call) {
             anomalies.record(
                 at,
                 "tool.call_reused",
-                format!("tool call {} requested twice", event.tool_call_id),
+                format!("tool call {} requested twice", previous.tool_call_id),
             );
         }
     }

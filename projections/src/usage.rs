@@ -46,15 +46,26 @@ impl UsageTotals {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageBook {
     pub total: UsageTotals,
-    /// Keyed by (provider, model).
-    pub by_model: BTreeMap<(String, String), UsageTotals>,
+    /// Provider -> model -> totals. Nested rather than keyed by a pair so a
+    /// lookup borrows the event's strings instead of allocating a key.
+    pub by_model: BTreeMap<String, BTreeMap<String, UsageTotals>>,
 }
 
 impl UsageBook {
     pub(crate) fn llm_call_completed(&mut self, event: &LlmCallCompleted) {
         self.total.add_call(event);
+        let known = self
+            .by_model
+            .get_mut(&event.provider)
+            .and_then(|models| models.get_mut(&event.model));
+        if let Some(totals) = known {
+            totals.add_call(event);
+            return;
+        }
         self.by_model
-            .entry((event.provider.clone(), event.model.clone()))
+            .entry(event.provider.clone())
+            .or_default()
+            .entry(event.model.clone())
             .or_default()
             .add_call(event);
     }

@@ -17,5 +17,7 @@ pub mod timeline;
 #[cfg(test)]
 mod tests;
 
-pub use rebuild::{Progress, Restored, rebuild_from, restore};
+pub use rebuild::{
+    Progress, Restored, rebuild_after_recovery, rebuild_from, restore, restore_after_recovery,
+};
 pub use snapshot::{SnapshotError, SnapshotInfo, SnapshotStore};

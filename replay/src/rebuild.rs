@@ -29,7 +29,7 @@ pub enum RebuildError {
 }
 
 /// Envelopes decoded per hand-off from the reader thread to the applier.
-const DECODED_BATCH_RECORDS: usize = 1_024;
+const DECODED_BATCH_RECORDS: usize = 4096;
 /// Decoded batches that may wait for the applier: bounds memory to a few
 /// thousand envelopes whatever the log's size.
 const DECODED_BATCHES_IN_FLIGHT: usize = 4;
@@ -48,6 +48,21 @@ pub fn rebuild_from(
     until: Option<u64>,
     progress: Progress<'_>,
 ) -> Result<u64, RebuildError> {
+    rebuild_after_recovery(store, state, until, u64::MAX, progress)
+}
+
+/// [`rebuild_from`] for a caller whose `Log::open` just verified every hash
+/// from `hashes_verified_from` to the tail (recovery's `verify_from`): those
+/// records are link-checked, not hashed again. Records below it are hashed
+/// as usual (restore may fall back to an older snapshot than the one
+/// recovery started from).
+pub fn rebuild_after_recovery(
+    store: &dyn LogStore,
+    state: &mut State,
+    until: Option<u64>,
+    hashes_verified_from: u64,
+    progress: Progress<'_>,
+) -> Result<u64, RebuildError> {
     let end = until.unwrap_or(u64::MAX).min(store.next_seq()?);
     let start = state.next_seq;
     if start >= end {
@@ -60,7 +75,9 @@ pub fn rebuild_from(
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("clawback-rebuild-reader".to_owned())
-            .spawn_scoped(scope, move || read_decoded(store, start, end, &sender))
+            .spawn_scoped(scope, move || {
+                read_decoded(store, start, end, hashes_verified_from, &sender)
+            })
             .map_err(|error| {
                 RebuildError::Store(clawback_events::store::StoreError::Io(format!(
                     "cannot start the rebuild reader thread: {error}"
@@ -94,6 +111,7 @@ fn read_decoded(
     store: &dyn LogStore,
     start: u64,
     end: u64,
+    hashes_verified_from: u64,
     sender: &std::sync::mpsc::SyncSender<Vec<Envelope>>,
 ) -> Result<(), RebuildError> {
     let mut batch = Vec::with_capacity(DECODED_BATCH_RECORDS);
@@ -103,7 +121,12 @@ fn read_decoded(
         if seq >= end {
             return ControlFlow::Break(());
         }
-        match record::decode(seq, bytes) {
+        let decoded = if seq >= hashes_verified_from {
+            record::decode_hash_verified(seq, bytes)
+        } else {
+            record::decode(seq, bytes)
+        };
+        match decoded {
             Ok(envelope) => batch.push(envelope),
             Err(error) => {
                 failure = Some(RebuildError::Unreadable {
@@ -141,7 +164,7 @@ fn apply_decoded(
 ) -> Result<u64, RebuildError> {
     let mut applied = 0u64;
     for batch in receiver.iter() {
-        for envelope in &batch {
+        for envelope in batch {
             if envelope.seq != state.next_seq || envelope.prev_hash != state.last_hash {
                 return Err(RebuildError::Unreadable {
                     seq: envelope.seq,
@@ -152,7 +175,7 @@ fn apply_decoded(
                     ),
                 });
             }
-            state.apply(envelope);
+            state.apply_owned(envelope);
             applied += 1;
             if applied.is_multiple_of(PROGRESS_EVERY_RECORDS) {
                 progress(applied, total);
@@ -181,6 +204,18 @@ pub fn restore(
     until: Option<u64>,
     progress: Progress<'_>,
 ) -> Result<Restored, RebuildError> {
+    restore_after_recovery(store, snapshots, until, u64::MAX, progress)
+}
+
+/// [`restore`] right after `Log::open` verified every hash from
+/// `hashes_verified_from` on; see [`rebuild_after_recovery`].
+pub fn restore_after_recovery(
+    store: &dyn LogStore,
+    snapshots: &SnapshotStore,
+    until: Option<u64>,
+    hashes_verified_from: u64,
+    progress: Progress<'_>,
+) -> Result<Restored, RebuildError> {
     let mut skipped = Vec::new();
     let mut base = None;
     for info in snapshots.list().unwrap_or_default() {
@@ -199,7 +234,8 @@ pub fn restore(
         Some((seq, state)) => (Some(seq), state),
         None => (None, State::default()),
     };
-    let tail_records = rebuild_from(store, &mut state, until, progress)?;
+    let tail_records =
+        rebuild_after_recovery(store, &mut state, until, hashes_verified_from, progress)?;
     Ok(Restored {
         state,
         snapshot_seq,

@@ -4,11 +4,15 @@
 //! event by event; debugging an agent also needs "what did the agent see at
 //! that moment": the model context after compaction, the settings in force,
 //! the runs still open. This renders the sessions projection, restored to the
-//! replay's stop point, so both come from the same log.
+//! replay's stop point, with message text read back from the log by seq (the
+//! projection keeps only where each message is), so both come from the same
+//! log.
 
-use clawback_events::event::RunStatus;
+use clawback_events::event::{Event, RunStatus};
+use clawback_events::record;
+use clawback_events::store::LogStore;
 use clawback_projections::State;
-use clawback_projections::sessions::{RunState, Session};
+use clawback_projections::sessions::{RunState, Session, TranscriptEntry};
 
 use crate::timeline::clip;
 
@@ -17,7 +21,7 @@ const CONTENT_CHARS_MAX: usize = 160;
 
 /// Lines describing `session_key` in `state`, or `None` if the session does
 /// not exist at that point (never created, or deleted).
-pub fn describe(state: &State, session_key: &str) -> Option<Vec<String>> {
+pub fn describe(store: &dyn LogStore, state: &State, session_key: &str) -> Option<Vec<String>> {
     let session = state.sessions.by_key.get(session_key)?;
     let mut lines = vec![format!(
         "session {} (id {}, agent {}{}), state as of seq {}",
@@ -39,7 +43,7 @@ pub fn describe(state: &State, session_key: &str) -> Option<Vec<String>> {
             .collect();
         lines.push(format!("  settings: {}", settings.join(", ")));
     }
-    lines.extend(describe_context(session));
+    lines.extend(describe_context(store, session));
     for run in session.active_runs.values() {
         lines.push(format!(
             "  run {} open since seq {} ({} LLM calls, {} tool calls)",
@@ -82,7 +86,7 @@ pub fn describe(state: &State, session_key: &str) -> Option<Vec<String>> {
     Some(lines)
 }
 
-fn describe_context(session: &Session) -> Vec<String> {
+fn describe_context(store: &dyn LogStore, session: &Session) -> Vec<String> {
     let (summary, context) = session.model_context();
     let mut lines = vec![format!(
         "  transcript: {} messages; model context: {}{} messages",
@@ -101,7 +105,7 @@ fn describe_context(session: &Session) -> Vec<String> {
             "    {:>6} {}: {}",
             message.seq,
             message.role.as_str(),
-            clip(&message.content, CONTENT_CHARS_MAX)
+            clip(&message_text(store, message), CONTENT_CHARS_MAX)
         ));
     }
     lines
@@ -121,5 +125,22 @@ fn run_state(state: &RunState) -> String {
                 message,
             } => format!("failed at seq {seq}: {error_kind}: {message}"),
         },
+    }
+}
+
+/// The text of a transcript entry, read from its record; a record that cannot
+/// be read is shown as such rather than hiding the entry.
+fn message_text(store: &dyn LogStore, entry: &TranscriptEntry) -> String {
+    let envelope = match store.get(entry.seq) {
+        Ok(Some(bytes)) => record::decode(entry.seq, &bytes),
+        Ok(None) => return "<record missing from the log>".to_owned(),
+        Err(error) => return format!("<record unreadable: {error}>"),
+    };
+    match envelope {
+        Ok(envelope) => match envelope.body.event {
+            Event::MessageAppended(message) => message.content,
+            other => format!("<record is {}, not a message>", other.kind()),
+        },
+        Err(error) => format!("<record unreadable: {error}>"),
     }
 }

@@ -373,8 +373,8 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
             state.state_hash().to_hex().as_str()
         ),
         (
-            1,
-            "d8d28b04edbcd6b3f68b73281b50fe764b5ab547a81f91b3dfe1adadd2af2b70"
+            2,
+            "fe147a01faac3c5a7c8bfb2a02777e9ecb8b8d82ee207cdd741149415bdb5349"
         ),
     );
 }
@@ -399,4 +399,26 @@ fn rebuild_stops_at_a_damaged_record_with_everything_before_it_applied() {
     );
     assert_eq!(state.next_seq, 2_500);
     assert_eq!(state, rebuilt(&*store, Some(2_500)));
+}
+
+/// The gateway's restore trusts the hashes recovery verified, and only those:
+/// below `hashes_verified_from` every hash is still checked.
+#[test]
+fn restore_after_recovery_checks_hashes_below_the_verified_range() {
+    let store = Arc::new(MemoryStore::new());
+    log_with(store.clone(), 2, 50);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snapshots = SnapshotStore::new(dir.path());
+    let full = restore(&*store, &snapshots, None, &mut |_, _| {}).expect("restore");
+    let trusted = crate::restore_after_recovery(&*store, &snapshots, None, 40, &mut |_, _| {})
+        .expect("restore");
+    assert_eq!(trusted.state, full.state);
+
+    let mut damaged = store.get(20).expect("get").expect("present");
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x01;
+    store.overwrite_for_test(20, damaged);
+    let error = crate::restore_after_recovery(&*store, &snapshots, None, 40, &mut |_, _| {})
+        .expect_err("seq 20 is below the verified range, so its hash is checked");
+    assert!(error.to_string().contains("seq 20"), "{error}");
 }

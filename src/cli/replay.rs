@@ -108,7 +108,7 @@ pub fn run(state_dir: &StateDir, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let restored = restore(&*store, &state_dir.snapshots(), until, &mut |_, _| {})?;
         let as_of = restored.state.next_seq.saturating_sub(1);
         writeln!(out)?;
-        match describe(&restored.state, &args.session_key) {
+        match describe(&*store, &restored.state, &args.session_key) {
             Some(lines) => {
                 for line in lines {
                     writeln!(out, "{line}")?;

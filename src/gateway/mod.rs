@@ -18,7 +18,7 @@ use clawback_events::event::{Event, GatewayStarted, GatewayStopped};
 use clawback_events::log::CommitHook;
 use clawback_events::{Actor, Clock, Log, LogConfig, NewEvent, SystemClock};
 use clawback_projections::State;
-use clawback_replay::restore;
+use clawback_replay::restore_after_recovery;
 
 use crate::state_dir::StateDir;
 
@@ -81,7 +81,11 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
 
     // No append can happen before this restore completes: nothing else has
     // the log yet, so the commit hook only ever sees restored state.
-    let restored = restore(&*store, &snapshots, None, &mut |_, _| {})?;
+    // Recovery just verified every hash from `verified_from` to the tail;
+    // restore only link-checks that range instead of hashing it again.
+    let verified_from = log.recovery().verified_from;
+    let restored =
+        restore_after_recovery(&*store, &snapshots, None, verified_from, &mut |_, _| {})?;
     for (file, reason) in &restored.skipped {
         println!("skipped snapshot {file}: {reason}");
     }
