@@ -72,18 +72,22 @@ pub fn rebuild_after_recovery(
     let total = end - start;
     let (sender, receiver) =
         std::sync::mpsc::sync_channel::<Vec<Envelope>>(DECODED_BATCHES_IN_FLIGHT);
+    // Emptied batches go back to the reader: a batch is megabytes, and
+    // allocating a fresh one each time cost page faults on every hand-off.
+    let (recycle, recycled) =
+        std::sync::mpsc::sync_channel::<Vec<Envelope>>(DECODED_BATCHES_IN_FLIGHT + 1);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("clawback-rebuild-reader".to_owned())
             .spawn_scoped(scope, move || {
-                read_decoded(store, start, end, hashes_verified_from, &sender)
+                read_decoded(store, start, end, hashes_verified_from, &sender, &recycled)
             })
             .map_err(|error| {
                 RebuildError::Store(clawback_events::store::StoreError::Io(format!(
                     "cannot start the rebuild reader thread: {error}"
                 )))
             })?;
-        let applied = apply_decoded(state, &receiver, total, progress);
+        let applied = apply_decoded(state, &receiver, &recycle, total, progress);
         // Dropping the receiver stops a reader that is still going (after a
         // chain failure here), so the join below cannot hang.
         drop(receiver);
@@ -113,6 +117,7 @@ fn read_decoded(
     end: u64,
     hashes_verified_from: u64,
     sender: &std::sync::mpsc::SyncSender<Vec<Envelope>>,
+    recycled: &std::sync::mpsc::Receiver<Vec<Envelope>>,
 ) -> Result<(), RebuildError> {
     let mut batch = Vec::with_capacity(DECODED_BATCH_RECORDS);
     let mut failure = None;
@@ -137,7 +142,10 @@ fn read_decoded(
             }
         }
         if batch.len() == DECODED_BATCH_RECORDS {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(DECODED_BATCH_RECORDS));
+            let empty = recycled
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(DECODED_BATCH_RECORDS));
+            let full = std::mem::replace(&mut batch, empty);
             if sender.send(full).is_err() {
                 hung_up = true;
                 return ControlFlow::Break(());
@@ -159,12 +167,13 @@ fn read_decoded(
 fn apply_decoded(
     state: &mut State,
     receiver: &std::sync::mpsc::Receiver<Vec<Envelope>>,
+    recycle: &std::sync::mpsc::SyncSender<Vec<Envelope>>,
     total: u64,
     progress: Progress<'_>,
 ) -> Result<u64, RebuildError> {
     let mut applied = 0u64;
-    for batch in receiver.iter() {
-        for envelope in batch {
+    for mut batch in receiver.iter() {
+        for envelope in batch.drain(..) {
             if envelope.seq != state.next_seq || envelope.prev_hash != state.last_hash {
                 return Err(RebuildError::Unreadable {
                     seq: envelope.seq,
@@ -181,6 +190,8 @@ fn apply_decoded(
                 progress(applied, total);
             }
         }
+        // A full return queue only means the reader allocates one more.
+        let _ = recycle.try_send(batch);
     }
     Ok(applied)
 }
