@@ -5,19 +5,19 @@
 //! lives in its own module under `cli/`, the server under `gateway/`.
 
 mod cli;
-
-/// mimalloc instead of the system allocator: the log's hot paths (decoding
-/// records, folding them into projections) are many small allocations freed
-/// on another thread, where glibc's malloc measured 2x slower (see
-/// docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod gateway;
 mod state_dir;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// mimalloc instead of the system allocator: the log's hot paths (decoding
+/// records, folding them into projections) are many small allocations freed
+/// on another thread, where glibc's malloc made a rebuild take 1.6x as long (see
+/// docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
