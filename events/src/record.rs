@@ -131,6 +131,16 @@ impl<'a> RecordView<'a> {
         Ok(())
     }
 
+    /// Decodes the body into the envelope for `seq`. Does not verify.
+    fn into_envelope(self, seq: u64) -> Result<Envelope, RecordError> {
+        Ok(Envelope {
+            seq,
+            body: self.decode_body()?,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        })
+    }
+
     pub fn decode_body(&self) -> Result<Body, RecordError> {
         match postcard::from_bytes::<Body>(self.body) {
             Ok(body) => Ok(body),
@@ -159,13 +169,7 @@ pub fn decode(seq: u64, bytes: &[u8]) -> Result<Envelope, RecordError> {
         }
         return Err(mismatch);
     }
-    let body = view.decode_body()?;
-    Ok(Envelope {
-        seq,
-        body,
-        prev_hash: view.prev_hash,
-        hash: view.hash,
-    })
+    view.into_envelope(seq)
 }
 
 /// Parses and decodes one record **without recomputing its hash**. Only for
@@ -174,14 +178,7 @@ pub fn decode(seq: u64, bytes: &[u8]) -> Result<Envelope, RecordError> {
 /// recovery just verified, and hashing it twice doubled its read cost. The
 /// caller still checks that each record links to the one before it.
 pub fn decode_hash_verified(seq: u64, bytes: &[u8]) -> Result<Envelope, RecordError> {
-    let view = RecordView::parse(bytes)?;
-    let body = view.decode_body()?;
-    Ok(Envelope {
-        seq,
-        body,
-        prev_hash: view.prev_hash,
-        hash: view.hash,
-    })
+    RecordView::parse(bytes)?.into_envelope(seq)
 }
 
 #[cfg(test)]

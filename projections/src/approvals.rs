@@ -27,16 +27,10 @@ pub struct Approvals {
     pub totals: ApprovalTotals,
 }
 
+/// A request waiting for a decision: the request as recorded, and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingApproval {
-    pub approval_id: String,
-    pub kind: String,
-    pub command: String,
-    pub argv_hash: String,
-    pub session_key: Option<String>,
-    pub agent_id: Option<String>,
-    pub node_id: Option<String>,
-    pub expires_at_ms: i64,
+    pub request: ApprovalRequested,
     pub requested_seq: u64,
     pub requested_ts_ms: i64,
 }
@@ -105,14 +99,7 @@ impl Approvals {
         self.totals.requested += 1;
         let key = event.approval_id.clone();
         let pending = PendingApproval {
-            approval_id: event.approval_id,
-            kind: event.kind,
-            command: event.command,
-            argv_hash: event.argv_hash,
-            session_key: event.session_key,
-            agent_id: event.agent_id,
-            node_id: event.node_id,
-            expires_at_ms: event.expires_at_ms,
+            request: event,
             requested_seq: at.seq,
             requested_ts_ms: at.ts_ms,
         };
@@ -133,7 +120,7 @@ impl Approvals {
             );
             return;
         };
-        if at.ts_ms > pending.expires_at_ms {
+        if at.ts_ms > pending.request.expires_at_ms {
             // A late decision must not turn an expired (denied) request into
             // an allowed one.
             anomalies.record(
@@ -143,7 +130,7 @@ impl Approvals {
                     "decision {} on approval {} came {} ms after it expired; treated as expired",
                     event.decision.as_str(),
                     event.approval_id,
-                    at.ts_ms - pending.expires_at_ms
+                    at.ts_ms - pending.request.expires_at_ms
                 ),
             );
             self.settle(at, pending, Settlement::Expired);
@@ -155,14 +142,14 @@ impl Approvals {
             Decision::AllowAlways => {
                 self.totals.allowed_always += 1;
                 let grant = Grant {
-                    approval_id: pending.approval_id.clone(),
-                    command: pending.command.clone(),
+                    approval_id: pending.request.approval_id.clone(),
+                    command: pending.request.command.clone(),
                     reviewer: event.reviewer.clone(),
                     granted_seq: at.seq,
                     granted_ts_ms: at.ts_ms,
                     expires_at_ms: event.grant_expires_at_ms,
                 };
-                self.grants.insert(pending.argv_hash.clone(), grant);
+                self.grants.insert(pending.request.argv_hash.clone(), grant);
             }
         }
         let settlement = Settlement::Decided {
@@ -192,10 +179,10 @@ impl Approvals {
             self.totals.expired += 1;
         }
         let settled = SettledApproval {
-            approval_id: pending.approval_id,
-            command: pending.command,
-            argv_hash: pending.argv_hash,
-            session_key: pending.session_key,
+            approval_id: pending.request.approval_id,
+            command: pending.request.command,
+            argv_hash: pending.request.argv_hash,
+            session_key: pending.request.session_key,
             outcome,
             requested_seq: pending.requested_seq,
             settled_seq: at.seq,
@@ -218,6 +205,6 @@ impl Approvals {
     pub fn due_for_expiry(&self, now_ms: i64) -> impl Iterator<Item = &PendingApproval> {
         self.pending
             .values()
-            .filter(move |pending| pending.expires_at_ms <= now_ms)
+            .filter(move |pending| pending.request.expires_at_ms <= now_ms)
     }
 }

@@ -6,6 +6,7 @@
 //! each by its key instead of sending it again (duplicate replies are the most
 //! reported bug in shared/lessons.md).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
 use clawback_events::event::{DeliveryFailed, DeliveryPrepared, DeliverySent};
@@ -29,14 +30,11 @@ pub struct Deliveries {
     pub totals: DeliveryTotals,
 }
 
+/// A reply in the outbox: the delivery as prepared, and what became of its
+/// attempts so far.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    pub delivery_id: String,
-    pub idempotency_key: String,
-    pub channel: String,
-    pub target: String,
-    pub session_key: Option<String>,
-    pub text: String,
+    pub prepared: DeliveryPrepared,
     pub prepared_seq: u64,
     pub prepared_ts_ms: i64,
     /// Retryable failures so far.
@@ -93,12 +91,7 @@ impl Deliveries {
             .insert(event.idempotency_key.clone(), event.delivery_id.clone());
         let key = event.delivery_id.clone();
         let delivery = Delivery {
-            delivery_id: event.delivery_id,
-            idempotency_key: event.idempotency_key,
-            channel: event.channel,
-            target: event.target,
-            session_key: event.session_key,
-            text: event.text,
+            prepared: event,
             prepared_seq: at.seq,
             prepared_ts_ms: at.ts_ms,
             failed_attempts: 0,
@@ -127,24 +120,7 @@ impl Deliveries {
     }
 
     pub(crate) fn failed(&mut self, at: At, event: DeliveryFailed, anomalies: &mut Anomalies) {
-        if event.retryable {
-            let Some(delivery) = self.outbox.get_mut(&event.delivery_id) else {
-                anomalies.record(
-                    at,
-                    "delivery.not_pending",
-                    format!(
-                        "failure of delivery {} that is not in the outbox",
-                        event.delivery_id
-                    ),
-                );
-                return;
-            };
-            self.totals.failed_retryable += 1;
-            delivery.failed_attempts = delivery.failed_attempts.saturating_add(1);
-            delivery.last_error = Some(event.error);
-            return;
-        }
-        let Some(delivery) = self.outbox.remove(&event.delivery_id) else {
+        let Entry::Occupied(mut entry) = self.outbox.entry(event.delivery_id.clone()) else {
             anomalies.record(
                 at,
                 "delivery.not_pending",
@@ -155,6 +131,14 @@ impl Deliveries {
             );
             return;
         };
+        if event.retryable {
+            self.totals.failed_retryable += 1;
+            let delivery = entry.get_mut();
+            delivery.failed_attempts = delivery.failed_attempts.saturating_add(1);
+            delivery.last_error = Some(event.error);
+            return;
+        }
+        let delivery = entry.remove();
         self.totals.gave_up += 1;
         let outcome = DeliveryOutcome::GaveUp { error: event.error };
         self.finish(at, delivery, outcome);
@@ -162,9 +146,9 @@ impl Deliveries {
 
     fn finish(&mut self, at: At, delivery: Delivery, outcome: DeliveryOutcome) {
         let finished = FinishedDelivery {
-            delivery_id: delivery.delivery_id,
-            idempotency_key: delivery.idempotency_key,
-            channel: delivery.channel,
+            delivery_id: delivery.prepared.delivery_id,
+            idempotency_key: delivery.prepared.idempotency_key,
+            channel: delivery.prepared.channel,
             outcome,
             seq: at.seq,
         };

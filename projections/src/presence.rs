@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use clawback_events::event::{
-    ClientInfo, ConnectionClosed, ConnectionOpened, PresenceChange, PresenceChanged, PresenceEntry,
+    ConnectionClosed, ConnectionOpened, PresenceChange, PresenceChanged, PresenceEntry,
 };
 use serde::{Deserialize, Serialize};
 
@@ -24,15 +24,10 @@ pub struct Presence {
     pub state_version: u64,
 }
 
+/// An open connection: what it authenticated as, and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
-    pub conn_id: String,
-    pub remote_addr: String,
-    pub client: ClientInfo,
-    pub role: String,
-    pub scopes: Vec<String>,
-    pub device_id: Option<String>,
-    pub auth_method: String,
+    pub opened: ConnectionOpened,
     pub opened_seq: u64,
     pub opened_ts_ms: i64,
 }
@@ -61,13 +56,7 @@ impl Presence {
     ) {
         let key = event.conn_id.clone();
         let connection = Connection {
-            conn_id: event.conn_id,
-            remote_addr: event.remote_addr,
-            client: event.client,
-            role: event.role,
-            scopes: event.scopes,
-            device_id: event.device_id,
-            auth_method: event.auth_method,
+            opened: event,
             opened_seq: at.seq,
             opened_ts_ms: at.ts_ms,
         };
@@ -75,7 +64,10 @@ impl Presence {
             anomalies.record(
                 at,
                 "connection.reopened",
-                format!("connection {} opened while already open", previous.conn_id),
+                format!(
+                    "connection {} opened while already open",
+                    previous.opened.conn_id
+                ),
             );
         }
     }

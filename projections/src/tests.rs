@@ -332,7 +332,7 @@ fn a_reused_idempotency_key_is_refused_and_unconfirmed_lists_the_outbox() {
     let unconfirmed: Vec<&str> = state
         .deliveries
         .unconfirmed()
-        .map(|d| d.delivery_id.as_str())
+        .map(|d| d.prepared.delivery_id.as_str())
         .collect();
     assert_eq!(unconfirmed, ["d3"]);
     assert_eq!(state.deliveries.by_idempotency_key("k1"), Some("d1"));

@@ -123,6 +123,9 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
         state,
         started,
     });
+    // Handlers are installed before anyone is told we are up: a SIGTERM sent
+    // right after the "listening" line must stop us cleanly, not kill us.
+    let signals = Signals::install().context("cannot install signal handlers")?;
     println!(
         "clawback gateway listening on http://{local} (state dir {})",
         state_dir.root().display()
@@ -138,7 +141,7 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
     let stop = {
         let gateway = gateway.clone();
         async move {
-            let _ = stop_sender.send(wait_for_stop(&gateway).await);
+            let _ = stop_sender.send(wait_for_stop(&gateway, signals).await);
         }
     };
     axum::serve(listener, app)
@@ -181,7 +184,7 @@ enum Stop {
 
 /// Resolves on SIGINT/SIGTERM, or when the log writer has stopped after a
 /// storage failure: a gateway that cannot record must not keep serving.
-async fn wait_for_stop(gateway: &Gateway) -> Stop {
+async fn wait_for_stop(gateway: &Gateway, signals: Signals) -> Stop {
     let writer_failed = async {
         loop {
             if let Some(reason) = gateway.log.stopped_reason() {
@@ -191,31 +194,47 @@ async fn wait_for_stop(gateway: &Gateway) -> Stop {
         }
     };
     tokio::select! {
-        () = shutdown_signal() => Stop::Signal,
+        () = signals.recv() => Stop::Signal,
         reason = writer_failed => Stop::WriterFailed(reason),
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, registered when created.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

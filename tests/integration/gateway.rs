@@ -32,22 +32,25 @@ fn start(state_dir: &std::path::Path) -> (Running, String, Vec<String>) {
         .expect("gateway starts");
     let stdout = child.stdout.take().expect("stdout");
     let running = Running(Some(child));
-    let mut reader = BufReader::new(stdout);
+    // Lines arrive through a thread so that waiting for them is bounded; the
+    // thread keeps draining stdout so the gateway never blocks on the pipe.
+    let (sender, lines_received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                // The test is done with the output; keep draining.
+            }
+        }
+    });
     let mut lines = Vec::new();
     loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).expect("read") > 0,
-            "gateway exited early: {lines:?}"
-        );
-        if let Some(rest) = line
-            .trim()
-            .strip_prefix("clawback gateway listening on http://")
-        {
+        let line = lines_received
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|error| panic!("gateway did not start ({error}): {lines:?}"));
+        if let Some(rest) = line.strip_prefix("clawback gateway listening on http://") {
             let address = rest.split(' ').next().expect("address").to_owned();
             lines.push(line);
-            // Keep draining stdout so the gateway never blocks on a full pipe.
-            std::thread::spawn(move || for _ in reader.lines() {});
             return (running, address, lines);
         }
         lines.push(line);
@@ -59,7 +62,19 @@ fn stop(mut running: Running) {
     // SAFETY: plain kill(2) on a child we own.
     let result = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(result, 0, "SIGTERM delivered");
-    let status = child.wait().expect("gateway exits");
+    // Bounded: a gateway that does not stop must fail the test, not hang CI.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the gateway did not exit within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(status.success(), "gateway exit status {status}");
 }
 
