@@ -159,6 +159,13 @@ impl<'a> RecordView<'a> {
 /// body is decoded, so a damaged record is reported as damaged, not as a
 /// decoding puzzle.
 pub fn decode(seq: u64, bytes: &[u8]) -> Result<Envelope, RecordError> {
+    let view = check(seq, bytes)?;
+    view.into_envelope(seq)
+}
+
+/// Parses one record and verifies its hash for `seq`, without decoding the
+/// body unless the hash fails (to tell a cut-off record from an altered one).
+pub fn check(seq: u64, bytes: &[u8]) -> Result<RecordView<'_>, RecordError> {
     let view = RecordView::parse(bytes)?;
     if let Err(mismatch) = view.verify(seq) {
         // A record whose body ends early also fails its hash; say "truncated"
@@ -169,7 +176,7 @@ pub fn decode(seq: u64, bytes: &[u8]) -> Result<Envelope, RecordError> {
         }
         return Err(mismatch);
     }
-    view.into_envelope(seq)
+    Ok(view)
 }
 
 /// Parses and decodes one record **without recomputing its hash**. Only for

@@ -8,8 +8,8 @@
 
 use std::ops::ControlFlow;
 
+use clawback_events::record;
 use clawback_events::store::LogStore;
-use clawback_events::{Envelope, record};
 use clawback_projections::State;
 
 use crate::snapshot::{SnapshotError, SnapshotStore};
@@ -28,20 +28,39 @@ pub enum RebuildError {
     Store(#[from] clawback_events::store::StoreError),
 }
 
-/// Envelopes decoded per hand-off from the reader thread to the applier.
-const DECODED_BATCH_RECORDS: usize = 4096;
-/// Decoded batches that may wait for the applier: bounds memory to a few
-/// thousand envelopes whatever the log's size.
-const DECODED_BATCHES_IN_FLIGHT: usize = 4;
+/// Records per hand-off from the reader thread to the applier.
+const BATCH_RECORDS: usize = 4_096;
+/// Batches that may wait for the applier: bounds memory to a few batches of
+/// raw records whatever the log's size.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Raw records read (and, below `hashes_verified_from`, hash-checked) by the
+/// reader, in one buffer so that a batch is one allocation, recycled.
+#[derive(Default)]
+struct RawBatch {
+    bytes: Vec<u8>,
+    /// (seq, end offset in `bytes`); each record starts where the previous ends.
+    records: Vec<(u64, usize)>,
+}
+
+impl RawBatch {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.records.clear();
+    }
+}
 
 /// Applies the records from `state.next_seq` up to (excluding) `until` onto
-/// `state`. Every record's hash is checked as it is decoded, and must link to
+/// `state`. Every record's hash is checked, and every record must link to
 /// the hash of the record before it.
 ///
-/// Why two threads: reading, hashing and decoding a record costs about as
-/// much as applying it, and they are independent, so a reader thread does
-/// the first three while this thread applies. Applying stays on one thread,
-/// in seq order: the reducers' determinism does not depend on the pipeline.
+/// Why two threads: reading and hashing a record costs about as much as
+/// decoding and applying it, and they are independent, so a reader thread
+/// reads and hashes while this thread decodes and applies. Decoding stays
+/// with applying so that every string of an envelope is allocated and freed
+/// on one thread (freeing across threads made the pipeline barely faster
+/// than one thread). Applying stays on one thread, in seq order: the
+/// reducers' determinism does not depend on the pipeline.
 pub fn rebuild_from(
     store: &dyn LogStore,
     state: &mut State,
@@ -70,26 +89,24 @@ pub fn rebuild_after_recovery(
         return Ok(0);
     }
     let total = end - start;
-    let (sender, receiver) =
-        std::sync::mpsc::sync_channel::<Vec<Envelope>>(DECODED_BATCHES_IN_FLIGHT);
-    // Emptied batches go back to the reader: a batch is megabytes, and
-    // allocating a fresh one each time cost page faults on every hand-off.
-    let (recycle, recycled) =
-        std::sync::mpsc::sync_channel::<Vec<Envelope>>(DECODED_BATCHES_IN_FLIGHT + 1);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<RawBatch>(BATCHES_IN_FLIGHT);
+    // Emptied batches go back to the reader, so a rebuild allocates a few
+    // batches, not one per hand-off.
+    let (recycle, recycled) = std::sync::mpsc::sync_channel::<RawBatch>(BATCHES_IN_FLIGHT + 1);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("clawback-rebuild-reader".to_owned())
             .spawn_scoped(scope, move || {
-                read_decoded(store, start, end, hashes_verified_from, &sender, &recycled)
+                read_records(store, start, end, hashes_verified_from, &sender, &recycled)
             })
             .map_err(|error| {
                 RebuildError::Store(clawback_events::store::StoreError::Io(format!(
                     "cannot start the rebuild reader thread: {error}"
                 )))
             })?;
-        let applied = apply_decoded(state, &receiver, &recycle, total, progress);
+        let applied = apply_records(state, &receiver, &recycle, total, progress);
         // Dropping the receiver stops a reader that is still going (after a
-        // chain failure here), so the join below cannot hang.
+        // failure here), so the join below cannot hang.
         drop(receiver);
         let read = reader.join().expect("the rebuild reader does not panic");
         // A read failure explains a short apply; report it first.
@@ -109,42 +126,36 @@ pub fn rebuild_after_recovery(
     })
 }
 
-/// The reader half: scan, verify and decode, in batches. Stops early, without
+/// The reader half: scan and hash-check, in batches. Stops early, without
 /// error, when the applier hangs up.
-fn read_decoded(
+fn read_records(
     store: &dyn LogStore,
     start: u64,
     end: u64,
     hashes_verified_from: u64,
-    sender: &std::sync::mpsc::SyncSender<Vec<Envelope>>,
-    recycled: &std::sync::mpsc::Receiver<Vec<Envelope>>,
+    sender: &std::sync::mpsc::SyncSender<RawBatch>,
+    recycled: &std::sync::mpsc::Receiver<RawBatch>,
 ) -> Result<(), RebuildError> {
-    let mut batch = Vec::with_capacity(DECODED_BATCH_RECORDS);
+    let mut batch = RawBatch::default();
     let mut failure = None;
     let mut hung_up = false;
     store.scan(start, &mut |seq, bytes| {
         if seq >= end {
             return ControlFlow::Break(());
         }
-        let decoded = if seq >= hashes_verified_from {
-            record::decode_hash_verified(seq, bytes)
-        } else {
-            record::decode(seq, bytes)
-        };
-        match decoded {
-            Ok(envelope) => batch.push(envelope),
-            Err(error) => {
-                failure = Some(RebuildError::Unreadable {
-                    seq,
-                    detail: error.to_string(),
-                });
-                return ControlFlow::Break(());
-            }
+        if seq < hashes_verified_from
+            && let Err(error) = record::check(seq, bytes)
+        {
+            failure = Some(RebuildError::Unreadable {
+                seq,
+                detail: error.to_string(),
+            });
+            return ControlFlow::Break(());
         }
-        if batch.len() == DECODED_BATCH_RECORDS {
-            let empty = recycled
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(DECODED_BATCH_RECORDS));
+        batch.bytes.extend_from_slice(bytes);
+        batch.records.push((seq, batch.bytes.len()));
+        if batch.records.len() == BATCH_RECORDS {
+            let empty = recycled.try_recv().unwrap_or_default();
             let full = std::mem::replace(&mut batch, empty);
             if sender.send(full).is_err() {
                 hung_up = true;
@@ -153,7 +164,7 @@ fn read_decoded(
         }
         ControlFlow::Continue(())
     })?;
-    if !hung_up && !batch.is_empty() {
+    if !hung_up && !batch.records.is_empty() {
         // The applier may have stopped on a chain failure; that is its report.
         let _ = sender.send(batch);
     }
@@ -163,17 +174,28 @@ fn read_decoded(
     }
 }
 
-/// The applier half: check each envelope continues the chain, apply it.
-fn apply_decoded(
+/// The applier half: decode each record, check it continues the chain,
+/// apply it.
+fn apply_records(
     state: &mut State,
-    receiver: &std::sync::mpsc::Receiver<Vec<Envelope>>,
-    recycle: &std::sync::mpsc::SyncSender<Vec<Envelope>>,
+    receiver: &std::sync::mpsc::Receiver<RawBatch>,
+    recycle: &std::sync::mpsc::SyncSender<RawBatch>,
     total: u64,
     progress: Progress<'_>,
 ) -> Result<u64, RebuildError> {
     let mut applied = 0u64;
     for mut batch in receiver.iter() {
-        for envelope in batch.drain(..) {
+        let mut record_start = 0;
+        for &(seq, record_end) in &batch.records {
+            let bytes = &batch.bytes[record_start..record_end];
+            record_start = record_end;
+            // Hashes were checked by the reader (or by recovery).
+            let envelope = record::decode_hash_verified(seq, bytes).map_err(|error| {
+                RebuildError::Unreadable {
+                    seq,
+                    detail: error.to_string(),
+                }
+            })?;
             if envelope.seq != state.next_seq || envelope.prev_hash != state.last_hash {
                 return Err(RebuildError::Unreadable {
                     seq: envelope.seq,
@@ -190,6 +212,7 @@ fn apply_decoded(
                 progress(applied, total);
             }
         }
+        batch.clear();
         // A full return queue only means the reader allocates one more.
         let _ = recycle.try_send(batch);
     }
