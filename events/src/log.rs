@@ -1,13 +1,14 @@
 //! The log: one writer thread that appends with group commit, and the handle
 //! every other part of clawback appends and subscribes through.
 //!
-//! Group commit, without an added wait: the writer blocks for the first
-//! queued append, takes whatever else is queued (up to [`BATCH_EVENTS_MAX`]
-//! events), encodes and chains the whole batch, writes it as one atomic store
-//! batch with one sync, runs the commit hook (projections), publishes to
-//! subscribers, and only then answers every appender in the batch. It never
-//! sleeps to gather more: under load batches grow by themselves, and a lone
-//! append pays one sync and nothing else.
+//! Group commit: the writer blocks for the first queued append, takes
+//! whatever else is queued (up to [`BATCH_EVENTS_MAX`] events), encodes and
+//! chains the whole batch, writes it as one atomic store batch with one sync,
+//! runs the commit hook (projections), publishes to subscribers, and only
+//! then answers every appender in the batch. A lone append pays one sync and
+//! nothing else. The one added wait is bounded and only under load: right
+//! after answering many appenders, most have not asked again yet, so the
+//! writer pauses once (`GATHER_PAUSE`, 50 µs) to let one sync cover them too.
 //!
 //! Invariants the writer keeps (and asserts):
 //! - seqs are assigned here and only here, gap-free from the recovered tail;
@@ -305,6 +306,14 @@ struct Writer {
     durability: Durability,
 }
 
+/// The previous batch must have carried this many appends before the writer
+/// ever pauses to gather: below it, appenders are too few for a pause to pay.
+const GATHER_AFTER_REQUESTS: usize = 16;
+/// How long the writer pauses, at most once per batch, when many appenders
+/// were just answered: about the time a woken appender needs to ask again,
+/// and well under a sync.
+const GATHER_PAUSE: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// A request whose events were encoded, waiting for the batch's sync.
 struct Pending {
     reply: oneshot::Sender<Result<Committed, AppendError>>,
@@ -315,25 +324,40 @@ struct Pending {
 impl Writer {
     fn run(mut self) {
         let mut batch: Vec<Request> = Vec::with_capacity(64);
+        let mut previous_batch_requests = 0usize;
         while let Some(first) = self.requests.blocking_recv() {
             let mut events_in_batch = first.events.len();
             batch.push(first);
-            // Take what is already queued; never wait for more.
-            while events_in_batch < BATCH_EVENTS_MAX {
-                match self.requests.try_recv() {
-                    Ok(request) => {
-                        events_in_batch += request.events.len();
-                        batch.push(request);
-                    }
-                    Err(_) => break,
-                }
+            self.take_queued(&mut batch, &mut events_in_batch);
+            // Many appenders were just answered and most have not asked
+            // again yet: pause once, briefly, so one sync covers them too.
+            // Never when appenders are few, so a lone appender never waits.
+            if previous_batch_requests >= GATHER_AFTER_REQUESTS
+                && batch.len() < previous_batch_requests / 2
+            {
+                std::thread::sleep(GATHER_PAUSE);
+                self.take_queued(&mut batch, &mut events_in_batch);
             }
+            previous_batch_requests = batch.len();
             if let Err(reason) = self.commit(&mut batch) {
                 self.stop(reason);
                 return;
             }
         }
         self.shared.live.lock().expect("live lock").take();
+    }
+
+    /// Takes what is already queued, up to the batch limit; never waits.
+    fn take_queued(&mut self, batch: &mut Vec<Request>, events_in_batch: &mut usize) {
+        while *events_in_batch < BATCH_EVENTS_MAX {
+            match self.requests.try_recv() {
+                Ok(request) => {
+                    *events_in_batch += request.events.len();
+                    batch.push(request);
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     /// Encodes, stores, syncs, publishes and answers one batch. An `Err`
