@@ -18,23 +18,19 @@ pub struct Devices {
     pub revoked: BTreeMap<String, Revocation>,
 }
 
+/// A paired node: the pairing as recorded, and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
-    pub node_id: String,
-    pub display_name: String,
-    pub platform: String,
-    pub capabilities: Vec<String>,
+    pub paired: NodePaired,
     pub paired_seq: u64,
     pub paired_ts_ms: i64,
 }
 
+/// A paired device: the pairing as recorded (key, role, scopes, approver),
+/// and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
-    pub device_id: String,
-    pub public_key: String,
-    pub role: String,
-    pub scopes: Vec<String>,
-    pub approved_by: String,
+    pub paired: DevicePaired,
     pub paired_seq: u64,
     pub paired_ts_ms: i64,
 }
@@ -48,16 +44,12 @@ pub struct Revocation {
 
 impl Devices {
     pub(crate) fn node_paired(&mut self, at: At, event: NodePaired) {
-        let key = event.node_id.clone();
         let node = Node {
-            node_id: event.node_id,
-            display_name: event.display_name,
-            platform: event.platform,
-            capabilities: event.capabilities,
+            paired: event,
             paired_seq: at.seq,
             paired_ts_ms: at.ts_ms,
         };
-        self.nodes.insert(key, node);
+        self.nodes.insert(node.paired.node_id.clone(), node);
     }
 
     pub(crate) fn node_unpaired(
@@ -77,17 +69,12 @@ impl Devices {
 
     pub(crate) fn device_paired(&mut self, at: At, event: DevicePaired) {
         self.revoked.remove(&event.device_id);
-        let key = event.device_id.clone();
         let device = Device {
-            device_id: event.device_id,
-            public_key: event.public_key,
-            role: event.role,
-            scopes: event.scopes,
-            approved_by: event.approved_by,
+            paired: event,
             paired_seq: at.seq,
             paired_ts_ms: at.ts_ms,
         };
-        self.devices.insert(key, device);
+        self.devices.insert(device.paired.device_id.clone(), device);
     }
 
     pub(crate) fn device_revoked(
