@@ -5,8 +5,9 @@
 //! Chain verification reads raw record bytes and never decodes bodies, so it
 //! runs at hashing speed. It stops at the first bad record, because every
 //! later link depends on it, and reports exactly what differs. When there are
-//! snapshots, the same pass also folds the records through the reducers up to
-//! the newest snapshot and compares state hashes: a snapshot that matches the
+//! snapshots, the verified prefix is then folded through the reducers (the
+//! two-thread rebuild, links only, since every hash was just checked) up to
+//! each snapshot's seq, and the state hashes compared: a snapshot that matches the
 //! chain but not the fold was written from diverged state (a reducer that is
 //! not deterministic, or changed without a `STATE_FORMAT_VERSION` bump), and
 //! restoring from it would silently carry that divergence forward.
@@ -15,12 +16,12 @@ use std::ops::ControlFlow;
 
 use std::collections::BTreeMap;
 
+use clawback_events::Digest;
 use clawback_events::recovery::{RecoveryError, check_link};
 use clawback_events::store::{LogStore, StoreError};
-use clawback_events::{Digest, record};
 use clawback_projections::State;
 
-use crate::rebuild::Progress;
+use crate::rebuild::{Progress, RebuildError, rebuild_after_recovery};
 use crate::snapshot::{SnapshotStore, check_against_log};
 
 const PROGRESS_EVERY_RECORDS: u64 = 65_536;
@@ -118,18 +119,6 @@ pub fn verify(
             (info, header)
         })
         .collect();
-    // The seqs at which the fold's state hash is wanted; folding stops at the
-    // highest one.
-    let mut folded: BTreeMap<u64, Option<Digest>> = loaded
-        .iter()
-        .filter_map(|(_, header)| header.as_ref().ok().map(|h| (h.next_seq, None)))
-        .collect();
-    let fold_until = folded.keys().next_back().copied().unwrap_or(0);
-    let mut state = State::default();
-    if let Some(slot) = folded.get_mut(&0) {
-        *slot = Some(state.state_hash());
-    }
-
     let mut expected_prev = Digest::GENESIS;
     let mut expected_seq = 0u64;
     let mut first_failure = None;
@@ -149,21 +138,6 @@ pub fn verify(
                 return ControlFlow::Break(());
             }
         };
-        if seq < fold_until {
-            match record::decode(seq, bytes) {
-                Ok(envelope) => state.apply(&envelope),
-                Err(error) => {
-                    first_failure = Some(AuditFailure {
-                        seq,
-                        detail: format!("record cannot be decoded for the state fold: {error}"),
-                    });
-                    return ControlFlow::Break(());
-                }
-            }
-            if let Some(slot) = folded.get_mut(&(seq + 1)) {
-                *slot = Some(state.state_hash());
-            }
-        }
         expected_prev = hash;
         expected_seq = seq + 1;
         if expected_seq.is_multiple_of(PROGRESS_EVERY_RECORDS) {
@@ -178,6 +152,34 @@ pub fn verify(
             detail: format!("record is missing (the store reports {records_total} records)"),
         });
     }
+    // The fold, up to each snapshot's seq within the verified prefix. The
+    // chain pass has just checked these hashes, so the rebuild only checks
+    // links (and runs on two threads).
+    let verified_end = first_failure
+        .as_ref()
+        .map_or(expected_seq, |failure| failure.seq);
+    let mut folded: BTreeMap<u64, Option<Digest>> = loaded
+        .iter()
+        .filter_map(|(_, header)| header.as_ref().ok().map(|h| (h.next_seq, None)))
+        .collect();
+    let mut state = State::default();
+    for (&snapshot_seq, slot) in folded.iter_mut() {
+        if snapshot_seq > verified_end {
+            break;
+        }
+        match rebuild_after_recovery(store, &mut state, Some(snapshot_seq), 0, &mut |_, _| {}) {
+            Ok(_) => *slot = Some(state.state_hash()),
+            Err(RebuildError::Unreadable { seq, detail }) => {
+                first_failure.get_or_insert(AuditFailure {
+                    seq,
+                    detail: format!("record cannot be decoded for the state fold: {detail}"),
+                });
+                break;
+            }
+            Err(RebuildError::Store(error)) => return Err(error),
+        }
+    }
+
     let mut checks = Vec::new();
     for (info, header) in loaded {
         let result =
