@@ -568,3 +568,84 @@ fn fixture_log_v1_decodes_and_re_encodes_byte_for_byte() {
         "the fixture's head hash is pinned"
     );
 }
+
+mod hostile_bytes {
+    //! Bad input gets an error, never a panic: records and archives come from
+    //! disks that rot and from files people hand us.
+
+    use proptest::prelude::*;
+
+    use crate::envelope::{Actor, Body, Digest};
+    use crate::event::{Event, MessageAppended, Role};
+    use crate::record::{self, RecordError};
+
+    fn valid_record(seq: u64, content: &str) -> Vec<u8> {
+        let body = Body {
+            ts_ms: 1_764_000_000_000,
+            stream: "agent:main:main".to_owned(),
+            actor: Actor::Cli,
+            correlation: Some("req-1".to_owned()),
+            causation: None,
+            event: Event::MessageAppended(MessageAppended {
+                session_key: "agent:main:main".to_owned(),
+                message_id: "m1".to_owned(),
+                role: Role::User,
+                content: content.to_owned(),
+                run_id: None,
+                tool_call_id: None,
+                origin: None,
+            }),
+        };
+        record::encode(seq, &Digest::GENESIS, &body).0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            seq in any::<u64>(),
+        ) {
+            let _ = record::decode(seq, &bytes);
+            let _ = record::decode_hash_verified(seq, &bytes);
+        }
+
+        /// Any single flipped bit anywhere in a record is caught.
+        #[test]
+        fn a_flipped_bit_is_always_detected(
+            content in "[a-z ]{0,64}",
+            position in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let mut bytes = valid_record(7, &content);
+            prop_assert!(record::decode(7, &bytes).is_ok());
+            let index = position.index(bytes.len());
+            bytes[index] ^= 1 << bit;
+            prop_assert!(record::decode(7, &bytes).is_err());
+        }
+
+        /// A record cut anywhere is refused, and a cut inside the body says so.
+        #[test]
+        fn a_cut_record_is_refused(content in "[a-z ]{1,64}", cut in any::<prop::sample::Index>()) {
+            let bytes = valid_record(3, &content);
+            let cut = cut.index(bytes.len());
+            let error = record::decode(3, &bytes[..cut]).expect_err("a cut record");
+            prop_assert!(
+                matches!(error, RecordError::Truncated { .. }),
+                "cut at {} of {}: {:?}", cut, bytes.len(), error
+            );
+        }
+
+        #[test]
+        fn reading_an_arbitrary_archive_never_panics(
+            tail in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            // Past the magic, so the frame parser itself is exercised.
+            let mut bytes = crate::archive::MAGIC.to_vec();
+            bytes.extend_from_slice(&tail);
+            let mut input = std::io::Cursor::new(bytes);
+            let _ = crate::archive::read(&mut input, &mut |_, _| std::ops::ControlFlow::Continue(()));
+        }
+    }
+}

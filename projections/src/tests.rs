@@ -502,6 +502,17 @@ proptest! {
         prop_assert_eq!(resumed, full);
     }
 
+    /// A snapshot payload from a damaged or hostile file is refused, never
+    /// a panic (and never a huge allocation: postcard bounds preallocation).
+    #[test]
+    fn decoding_arbitrary_state_bytes_never_panics(
+        tail in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let mut bytes = vec![STATE_FORMAT_VERSION];
+        bytes.extend_from_slice(&tail);
+        let _ = State::decode(&bytes);
+    }
+
     /// The rebuild path (moving out of owned envelopes) and the live path
     /// (copying from shared ones) reach the same state.
     #[test]
