@@ -1,11 +1,12 @@
-//! The gateway server. For now: open the log, recover, restore the
-//! projections, record the start, serve a health endpoint, and on SIGINT or
-//! SIGTERM record the stop, snapshot, and close the log cleanly.
+//! The gateway server: open the log, recover, restore the projections,
+//! record the start, serve OpenClaw's WebSocket protocol and a health
+//! endpoint on one port, and on SIGINT or SIGTERM tell clients, record the
+//! stop, snapshot, and close the log cleanly.
 //!
-//! The OpenClaw WebSocket protocol arrives in its own module; this one owns
-//! the process lifecycle every later part runs inside.
+//! This module owns the process lifecycle; `protocol/` owns the wire.
 
 mod health;
+pub mod protocol;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -14,13 +15,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use clawback_events::event::{Event, GatewayStarted, GatewayStopped};
+use clawback_events::event::{
+    Event, GatewayStarted, GatewayStopped, PresenceChange, PresenceChanged, PresenceEntry,
+};
 use clawback_events::log::CommitHook;
 use clawback_events::{Actor, Clock, Log, LogConfig, NewEvent, SystemClock};
 use clawback_projections::State;
 use clawback_replay::restore_after_recovery;
 
 use crate::state_dir::StateDir;
+
+/// How long a stopping gateway waits for its sockets to record their close.
+const SOCKETS_CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// A snapshot is taken when the log has grown this much since the last one,
 /// so a restart replays at most this many records.
@@ -33,6 +39,19 @@ pub struct RunArgs {
     /// decision, not an accident.
     #[arg(long, default_value = "127.0.0.1:18789", env = "CLAWBACK_BIND")]
     bind: SocketAddr,
+    /// Shared token clients must present (OpenClaw's gateway.auth.token).
+    /// Without --token or --password, only loopback binds are allowed and
+    /// anyone who can reach the port is admitted.
+    #[arg(
+        long,
+        env = "CLAWBACK_GATEWAY_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "password"
+    )]
+    token: Option<String>,
+    /// Shared password instead of a token (OpenClaw's gateway.auth.password).
+    #[arg(long, env = "CLAWBACK_GATEWAY_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
 }
 
 /// What request handlers share.
@@ -40,6 +59,16 @@ pub struct Gateway {
     pub log: Log,
     pub state: Arc<RwLock<State>>,
     pub started: Instant,
+    /// This process's id in `hello-ok.server.bootId` and presence.
+    pub boot_id: String,
+    pub auth: protocol::connect::Auth,
+    pub auth_limiter: protocol::AuthLimiter,
+    /// Events for every socket (`tick`, `shutdown`).
+    pub pushes: tokio::sync::broadcast::Sender<protocol::Push>,
+    /// Shown as the sessions store path in health.
+    pub log_path: String,
+    /// Open WebSocket connections.
+    pub sockets: std::sync::atomic::AtomicUsize,
 }
 
 pub fn run(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +81,16 @@ pub fn run(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let auth = match (&args.token, &args.password) {
+        (Some(token), _) if !token.is_empty() => protocol::connect::Auth::token(token),
+        (_, Some(password)) if !password.is_empty() => protocol::connect::Auth::password(password),
+        _ if args.bind.ip().is_loopback() => protocol::connect::Auth::None,
+        _ => anyhow::bail!(
+            "refusing to listen on {} without authentication: pass --token TOKEN (or set \
+             CLAWBACK_GATEWAY_TOKEN), or bind to 127.0.0.1",
+            args.bind
+        ),
+    };
     let store = state_dir.open_store()?;
     let snapshots = state_dir.snapshots();
     // Recovery need only verify the chain from the newest snapshot on; the
@@ -109,19 +148,39 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
             )
         })?;
     let local = listener.local_addr()?;
-    log.append(vec![NewEvent::new(
-        "gateway",
-        Actor::System,
-        Event::GatewayStarted(GatewayStarted {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            bind: local.to_string(),
-        }),
-    )])
+    let boot_id = uuid::Uuid::new_v4().to_string();
+    // The start, and the gateway's own presence entry (OpenClaw lists itself
+    // first, as mode "gateway", reason "self").
+    log.append(vec![
+        NewEvent::new(
+            "gateway",
+            Actor::System,
+            Event::GatewayStarted(GatewayStarted {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                bind: local.to_string(),
+            }),
+        ),
+        NewEvent::new(
+            "gateway",
+            Actor::System,
+            Event::PresenceChanged(PresenceChanged {
+                key: boot_id.clone(),
+                change: PresenceChange::Upsert(self_presence(local)),
+            }),
+        ),
+    ])
     .await?;
+    let (pushes, _) = tokio::sync::broadcast::channel(protocol::PUSH_BUFFER);
     let gateway = Arc::new(Gateway {
         log,
         state,
         started,
+        boot_id,
+        auth,
+        auth_limiter: protocol::AuthLimiter::default(),
+        pushes,
+        log_path: state_dir.log_dir().display().to_string(),
+        sockets: std::sync::atomic::AtomicUsize::new(0),
     });
     // Handlers are installed before anyone is told we are up: a SIGTERM sent
     // right after the "listening" line must stop us cleanly, not kill us.
@@ -136,19 +195,30 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
         state_dir.snapshots(),
         last_snapshot_seq,
     ));
-    let app = health::router(gateway.clone());
+    let ticker = tokio::spawn(tick_periodically(gateway.clone()));
+    let app = health::router(gateway.clone()).merge(protocol_router(gateway.clone()));
     let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel();
     let stop = {
         let gateway = gateway.clone();
         async move {
-            let _ = stop_sender.send(wait_for_stop(&gateway, signals).await);
+            let stop = wait_for_stop(&gateway, signals).await;
+            // Tell every socket first: `shutdown`, then close 1012, as
+            // OpenClaw does; upgraded sockets are not part of the HTTP
+            // server's graceful shutdown.
+            let _ = gateway.pushes.send(protocol::Push::Shutdown);
+            let _ = stop_sender.send(stop);
         }
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-        .context("the HTTP server failed")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+    .context("the HTTP server failed")?;
     snapshotter.abort();
+    ticker.abort();
+    wait_for_sockets(&gateway, SOCKETS_CLOSE_WAIT).await;
     let reason = stop_receiver.await.unwrap_or(Stop::Signal);
     if let Stop::WriterFailed(reason) = reason {
         // Nothing more can be recorded; the next start recovers the log.
@@ -175,6 +245,95 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
         gateway.log.next_seq()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The WebSocket endpoint. Any path upgrades (OpenClaw's CLI uses `/`).
+fn protocol_router(gateway: Arc<Gateway>) -> axum::Router {
+    axum::Router::new()
+        .route("/", axum::routing::any(upgrade))
+        .fallback(upgrade)
+        .with_state(gateway)
+}
+
+async fn upgrade(
+    axum::extract::State(gateway): axum::extract::State<Arc<Gateway>>,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<SocketAddr>,
+    upgrade: Result<
+        axum::extract::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Ok(upgrade) = upgrade else {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            "not found: this port serves OpenClaw's WebSocket protocol and /healthz",
+        )
+            .into_response();
+    };
+    upgrade
+        .max_message_size(protocol::policy::MAX_PAYLOAD_BYTES)
+        .on_upgrade(move |socket| async move {
+            let sockets = &gateway.sockets;
+            sockets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            protocol::connection::serve(socket, remote, gateway.clone()).await;
+            gateway
+                .sockets
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        })
+}
+
+/// Waits until every socket has closed (and recorded it), at most `limit`.
+async fn wait_for_sockets(gateway: &Gateway, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while gateway.sockets.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The global `tick`, every `tickIntervalMs`, phase-aligned to the clock as
+/// OpenClaw's is.
+async fn tick_periodically(gateway: Arc<Gateway>) {
+    let period = protocol::policy::TICK_INTERVAL;
+    loop {
+        let now_ms = SystemClock.now_ms().max(0) as u64;
+        let period_ms = period.as_millis() as u64;
+        let wait = Duration::from_millis(period_ms - now_ms % period_ms);
+        tokio::time::sleep(wait).await;
+        let payload = serde_json::json!({"ts": SystemClock.now_ms()});
+        let _ = gateway.pushes.send(protocol::Push::Event {
+            name: "tick",
+            payload,
+        });
+    }
+}
+
+/// The gateway's own presence entry.
+fn self_presence(local: SocketAddr) -> PresenceEntry {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    let version = env!("CARGO_PKG_VERSION");
+    let platform = std::env::consts::OS.to_owned();
+    let text = format!(
+        "Gateway: {} ({}) · clawback {version} · mode gateway · reason self",
+        host.as_deref().unwrap_or("unknown"),
+        local.ip()
+    );
+    PresenceEntry {
+        host,
+        ip: Some(local.ip().to_string()),
+        version: Some(version.to_owned()),
+        platform: Some(platform),
+        mode: Some("gateway".to_owned()),
+        reason: Some("self".to_owned()),
+        text: Some(text),
+        device_id: None,
+        roles: Vec::new(),
+        scopes: Vec::new(),
+    }
 }
 
 enum Stop {

@@ -10,7 +10,7 @@ use crate::support::{binary, clawback, stdout};
 
 /// A running gateway; killed if a test fails before stopping it, so no
 /// process outlives the test run.
-struct Running(Option<Child>);
+pub struct Running(Option<Child>);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -23,10 +23,16 @@ impl Drop for Running {
 
 /// Starts the gateway on an ephemeral port; returns it and its address.
 fn start(state_dir: &std::path::Path) -> (Running, String, Vec<String>) {
+    start_with(state_dir, &[])
+}
+
+/// [`start`] with extra `gateway run` arguments.
+pub fn start_with(state_dir: &std::path::Path, extra: &[&str]) -> (Running, String, Vec<String>) {
     let mut child = Command::new(binary())
         .arg("--state-dir")
         .arg(state_dir)
         .args(["gateway", "run", "--bind", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("gateway starts");
@@ -57,7 +63,7 @@ fn start(state_dir: &std::path::Path) -> (Running, String, Vec<String>) {
     }
 }
 
-fn stop(mut running: Running) {
+pub fn stop(mut running: Running) {
     let mut child = running.0.take().expect("running");
     // SAFETY: plain kill(2) on a child we own.
     let result = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -110,21 +116,21 @@ fn gateway_starts_on_an_empty_dir_serves_health_and_restores_after_restart() {
     let first = health(&address);
     assert_eq!(first["ok"], true);
     assert_eq!(
-        first["log"]["nextSeq"], 1,
-        "gateway.started is recorded: {first}"
+        first["log"]["nextSeq"], 2,
+        "gateway.started and the gateway's presence are recorded: {first}"
     );
     stop(child);
 
     let (child, address, lines) = start(dir.path());
     assert!(
-        lines[0].starts_with("recovery: log ends at seq 1"),
+        lines[0].starts_with("recovery: log ends at seq 2"),
         "{lines:?}"
     );
     assert!(
-        lines[1].starts_with("state restored at seq 2 (seq 2 from a snapshot, 0 tail records)"),
+        lines[1].starts_with("state restored at seq 3 (seq 3 from a snapshot, 0 tail records)"),
         "{lines:?}"
     );
-    assert_eq!(health(&address)["log"]["nextSeq"], 3);
+    assert_eq!(health(&address)["log"]["nextSeq"], 5);
     stop(child);
 
     let tail = stdout(&clawback(dir.path(), &["log", "tail"]));
@@ -132,9 +138,9 @@ fn gateway_starts_on_an_empty_dir_serves_health_and_restores_after_restart() {
         .lines()
         .map(|line| line.rsplit("  ").next().unwrap_or(""))
         .collect();
-    assert_eq!(kinds.len(), 4, "{tail}");
+    assert_eq!(kinds.len(), 6, "{tail}");
     assert!(
-        kinds[1].starts_with("gateway.stopped") && kinds[3].starts_with("gateway.stopped"),
+        kinds[2].starts_with("gateway.stopped") && kinds[5].starts_with("gateway.stopped"),
         "{tail}"
     );
     // The gateway snapshotted its live state on each stop; audit folds the
@@ -143,7 +149,7 @@ fn gateway_starts_on_an_empty_dir_serves_health_and_restores_after_restart() {
     let report = stdout(&audit);
     assert!(audit.status.success(), "{report}");
     assert!(
-        report.contains("snapshot-00000000000000000004.cbsnap: OK (covers seqs below 4)"),
+        report.contains("snapshot-00000000000000000006.cbsnap: OK (covers seqs below 6)"),
         "{report}"
     );
 }

@@ -4,4 +4,5 @@
 mod cli;
 mod crash;
 mod gateway;
+mod protocol;
 mod support;

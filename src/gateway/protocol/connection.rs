@@ -1,0 +1,539 @@
+//! One WebSocket connection: challenge, `connect`, then requests and pushed
+//! events until either side closes.
+//!
+//! Why this shape: reads, request handling and writes are decoupled by a
+//! bounded outbound queue per socket. A client that stops reading fills only
+//! its own queue and is closed; nobody else waits for it. Every request and
+//! its outcome is appended to the log before the answer is sent, so what a
+//! client was told is always on record.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use clawback_events::event::{
+    ClientInfo, ConnectionClosed, ConnectionOpened, Event, PresenceChange, PresenceChanged,
+    PresenceEntry, RpcAnswered, RpcOutcome, RpcReceived,
+};
+use clawback_events::{Actor, NewEvent};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, broadcast, mpsc};
+
+use super::connect::{self, ConnectRequest, PROTOCOL_VERSION};
+use super::frames::{self, ErrorShape, codes};
+use super::methods;
+use super::redact::redact_params;
+use super::scopes::{self, Denied};
+use super::{Push, policy};
+use crate::gateway::Gateway;
+
+/// Frames waiting to be written to one socket; a client this far behind is
+/// closed rather than buffered without bound.
+const OUTBOUND_FRAMES_MAX: usize = 1_024;
+/// Requests of one connection handled at once; more wait (backpressure on
+/// the socket's reads), so one client cannot spawn without bound.
+const REQUESTS_IN_FLIGHT_MAX: usize = 64;
+/// Unauthorized calls after which the socket is closed.
+const UNAUTHORIZED_CALLS_MAX: u32 = 10;
+
+/// WebSocket close reasons are limited to 123 bytes.
+fn close_reason(message: &str) -> Utf8Bytes {
+    let mut end = message.len().min(123);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    Utf8Bytes::from(message[..end].to_owned())
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: close_reason(reason),
+    }))
+}
+
+/// What a connection authenticated as.
+struct Session {
+    conn_id: String,
+    role: String,
+    scopes: Vec<String>,
+}
+
+pub async fn serve(socket: WebSocket, remote: SocketAddr, gateway: Arc<Gateway>) {
+    let (mut sink, mut stream) = socket.split();
+    let (outbound, mut queued) = mpsc::channel::<Message>(OUTBOUND_FRAMES_MAX);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = queued.recv().await {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let nonce = uuid::Uuid::new_v4().to_string();
+    let challenge = frames::event(
+        "connect.challenge",
+        json!({"nonce": nonce, "ts": methods_now_ms(), "capabilities": []}),
+        None,
+        None,
+    );
+    if outbound.send(Message::text(challenge)).await.is_err() {
+        return;
+    }
+
+    let session = match handshake(&mut stream, &outbound, remote, &gateway).await {
+        Some(session) => session,
+        None => {
+            drop(outbound);
+            let _ = writer.await;
+            return;
+        }
+    };
+    run(&mut stream, &outbound, &session, &gateway).await;
+    record_close(&gateway, &session).await;
+    drop(outbound);
+    let _ = writer.await;
+}
+
+fn methods_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// Reads and answers `connect`. `None` means the socket was closed.
+async fn handshake(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    outbound: &mpsc::Sender<Message>,
+    remote: SocketAddr,
+    gateway: &Arc<Gateway>,
+) -> Option<Session> {
+    let first = tokio::time::timeout(policy::HANDSHAKE_TIMEOUT, next_text(stream)).await;
+    let text = match first {
+        Err(_) => {
+            let _ = outbound.send(close(1000, "handshake timeout")).await;
+            return None;
+        }
+        Ok(None) => return None,
+        Ok(Some(Err(message))) => {
+            let _ = outbound.send(message).await;
+            return None;
+        }
+        Ok(Some(Ok(text))) => text,
+    };
+    if text.len() > policy::MAX_PREAUTH_PAYLOAD_BYTES {
+        let _ = outbound
+            .send(close(1009, "preauth payload too large"))
+            .await;
+        return None;
+    }
+    let fail = |id: &str, error: ErrorShape, code: u16| {
+        let reason = error.message.clone();
+        let response = frames::response_error(id, &error);
+        async move {
+            let _ = outbound.send(Message::text(response)).await;
+            let _ = outbound.send(close(code, &reason)).await;
+        }
+    };
+    let request = match frames::parse_request(&text) {
+        Ok(request) => request,
+        Err(error) => {
+            let id = error.id.unwrap_or_default();
+            fail(&id, error.error, 1008).await;
+            return None;
+        }
+    };
+    if request.method != "connect" {
+        let error = ErrorShape::invalid("invalid handshake: first request must be connect");
+        fail(&request.id, error, 1008).await;
+        return None;
+    }
+    let connect = match connect::parse(request.params.as_ref()) {
+        Ok(connect) => connect,
+        Err(error) => {
+            fail(&request.id, error, 1008).await;
+            return None;
+        }
+    };
+    if let Err(error) = connect::check_protocol(&connect) {
+        fail(&request.id, error, 1002).await;
+        return None;
+    }
+    if let Err(error) = gateway.auth_limiter.check(remote.ip()) {
+        fail(&request.id, error, 1008).await;
+        return None;
+    }
+    if let Err(error) = gateway.auth.check(&connect) {
+        gateway.auth_limiter.failed(remote.ip());
+        fail(&request.id, error, 1008).await;
+        return None;
+    }
+    let session = Session {
+        conn_id: uuid::Uuid::new_v4().to_string(),
+        role: connect.role.clone(),
+        // Shared-secret connections get the scopes they ask for, as OpenClaw
+        // grants them on loopback; none asked means read-only (least
+        // privilege; OpenClaw's own default for that case is unspecified).
+        scopes: connect
+            .scopes
+            .clone()
+            .unwrap_or_else(|| vec![scopes::READ.to_owned()]),
+    };
+    if let Err(error) = record_open(gateway, &session, &connect, remote).await {
+        let error = ErrorShape {
+            code: codes::UNAVAILABLE,
+            message: format!("the gateway cannot record this connection: {error}"),
+            details: None,
+            retryable: Some(true),
+            retry_after_ms: Some(1_000),
+        };
+        fail(&request.id, error, 1011).await;
+        return None;
+    }
+    let hello = hello_ok(gateway, &session);
+    if outbound
+        .send(Message::text(frames::response_ok(&request.id, hello)))
+        .await
+        .is_err()
+    {
+        return None;
+    }
+    Some(session)
+}
+
+/// The next text frame; `Some(Err(close))` for a frame the protocol refuses.
+async fn next_text(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+) -> Option<Result<String, Message>> {
+    loop {
+        match stream.next().await? {
+            Ok(Message::Text(text)) => return Some(Ok(text.to_string())),
+            Ok(Message::Binary(_)) => return Some(Err(close(1008, "invalid-frame"))),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            // Pings are answered by the WebSocket layer; pongs need nothing.
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+        }
+    }
+}
+
+fn hello_ok(gateway: &Gateway, session: &Session) -> Value {
+    let presence = methods::presence(gateway);
+    let (presence_version, snapshot_health) = {
+        let state = gateway.state.read().expect("state lock");
+        (state.presence.state_version, methods_now_ms())
+    };
+    json!({
+        "type": "hello-ok",
+        "protocol": PROTOCOL_VERSION,
+        "server": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "bootId": gateway.boot_id,
+            "connId": session.conn_id,
+        },
+        "features": {
+            "methods": methods::IMPLEMENTED,
+            "events": methods::EVENTS,
+            "capabilities": [],
+        },
+        "snapshot": {
+            "presence": presence,
+            "health": methods::health(gateway),
+            "stateVersion": {"presence": presence_version, "health": 0},
+            "uptimeMs": gateway.started.elapsed().as_millis() as u64,
+            "sessionDefaults": {
+                "defaultAgentId": "main",
+                "mainKey": "main",
+                "mainSessionKey": "agent:main:main",
+                "scope": "per-sender",
+                "ownership": "sole",
+                "selectionRequired": false,
+                "modelConfigured": false,
+            },
+            "authMode": gateway.auth.method(),
+            "ts": snapshot_health,
+        },
+        "auth": {
+            "method": gateway.auth.method(),
+            "role": session.role,
+            "scopes": session.scopes,
+        },
+        "policy": {
+            "maxPayload": policy::MAX_PAYLOAD_BYTES,
+            "maxBufferedBytes": policy::MAX_BUFFERED_BYTES,
+            "tickIntervalMs": policy::TICK_INTERVAL.as_millis() as u64,
+        },
+    })
+}
+
+async fn record_open(
+    gateway: &Gateway,
+    session: &Session,
+    connect: &ConnectRequest,
+    remote: SocketAddr,
+) -> Result<(), clawback_events::log::AppendError> {
+    let actor = Actor::Connection {
+        conn_id: session.conn_id.clone(),
+        device_id: None,
+    };
+    let opened = Event::ConnectionOpened(ConnectionOpened {
+        conn_id: session.conn_id.clone(),
+        remote_addr: remote.to_string(),
+        client: ClientInfo {
+            id: connect.client_id.clone(),
+            version: connect.client_version.clone(),
+            platform: connect.client_platform.clone(),
+            mode: connect.client_mode.clone(),
+            display_name: connect.display_name.clone(),
+            instance_id: connect.instance_id.clone(),
+        },
+        role: session.role.clone(),
+        scopes: session.scopes.clone(),
+        // Device identities are not verified yet, so none is recorded as
+        // the connection's: an unverified id must not be trusted.
+        device_id: None,
+        auth_method: gateway.auth.method().to_owned(),
+    });
+    let presence = Event::PresenceChanged(PresenceChanged {
+        key: presence_key(session, connect),
+        change: PresenceChange::Upsert(PresenceEntry {
+            host: connect.display_name.clone(),
+            ip: Some(remote.ip().to_string()),
+            version: Some(connect.client_version.clone()),
+            platform: Some(connect.client_platform.clone()),
+            mode: Some(connect.client_mode.clone()),
+            reason: Some("connect".to_owned()),
+            text: None,
+            device_id: None,
+            roles: vec![session.role.clone()],
+            scopes: session.scopes.clone(),
+        }),
+    });
+    gateway
+        .log
+        .append(vec![
+            NewEvent::new("gateway", actor.clone(), opened),
+            NewEvent::new("gateway", actor, presence),
+        ])
+        .await
+        .map(|_| ())
+}
+
+fn presence_key(session: &Session, connect: &ConnectRequest) -> String {
+    connect
+        .instance_id
+        .clone()
+        .unwrap_or_else(|| session.conn_id.clone())
+}
+
+async fn record_close(gateway: &Gateway, session: &Session) {
+    let actor = Actor::Connection {
+        conn_id: session.conn_id.clone(),
+        device_id: None,
+    };
+    let key = {
+        let state = gateway.state.read().expect("state lock");
+        state
+            .presence
+            .connections
+            .get(&session.conn_id)
+            .and_then(|connection| connection.opened.client.instance_id.clone())
+            .unwrap_or_else(|| session.conn_id.clone())
+    };
+    let events = vec![
+        NewEvent::new(
+            "gateway",
+            actor.clone(),
+            Event::ConnectionClosed(ConnectionClosed {
+                conn_id: session.conn_id.clone(),
+                code: 1000,
+                reason: String::new(),
+            }),
+        ),
+        NewEvent::new(
+            "gateway",
+            actor,
+            Event::PresenceChanged(PresenceChanged {
+                key,
+                change: PresenceChange::Removed {
+                    reason: "disconnect".to_owned(),
+                },
+            }),
+        ),
+    ];
+    // A writer that has stopped cannot record the close; the next start's
+    // gateway.started ends the connection in the projections anyway.
+    let _ = gateway.log.append(events).await;
+}
+
+/// Requests and pushed events until the client leaves or the gateway stops.
+async fn run(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    outbound: &mpsc::Sender<Message>,
+    session: &Session,
+    gateway: &Arc<Gateway>,
+) {
+    let mut pushes = gateway.pushes.subscribe();
+    let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
+    let mut event_seq = 0u64;
+    let mut unauthorized = 0u32;
+    loop {
+        tokio::select! {
+            incoming = next_text(stream) => {
+                let text = match incoming {
+                    None => return,
+                    Some(Err(message)) => {
+                        let _ = outbound.send(message).await;
+                        return;
+                    }
+                    Some(Ok(text)) => text,
+                };
+                if text.len() > policy::MAX_PAYLOAD_BYTES {
+                    let _ = outbound.send(close(1009, "payload too large")).await;
+                    return;
+                }
+                let request = match frames::parse_request(&text) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        let id = error.id.unwrap_or_default();
+                        if !enqueue(outbound, frames::response_error(&id, &error.error)) {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                // A name nobody handles is "unknown method" whatever the
+                // caller's scopes (OpenClaw answers it before any scope check).
+                let authorized = if scopes::is_known(&request.method) {
+                    scopes::authorize(
+                        &request.method,
+                        request.params.as_ref(),
+                        &session.role,
+                        &session.scopes,
+                    )
+                } else {
+                    Ok(())
+                };
+                if let Err(denied) = authorized {
+                    unauthorized += 1;
+                    if !enqueue(outbound, frames::response_error(&request.id, &denied_error(denied))) {
+                        return;
+                    }
+                    if unauthorized >= UNAUTHORIZED_CALLS_MAX {
+                        let _ = outbound.send(close(1008, "repeated unauthorized calls")).await;
+                        return;
+                    }
+                    continue;
+                }
+                let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+                let gateway = gateway.clone();
+                let outbound = outbound.clone();
+                let conn_id = session.conn_id.clone();
+                tokio::spawn(async move {
+                    let frame = answer(&gateway, &conn_id, request).await;
+                    enqueue(&outbound, frame);
+                    drop(permit);
+                });
+            }
+            push = pushes.recv() => {
+                match push {
+                    Ok(Push::Event { name, payload }) => {
+                        event_seq += 1;
+                        if !enqueue(outbound, frames::event(name, payload, Some(event_seq), None)) {
+                            return;
+                        }
+                    }
+                    Ok(Push::Shutdown) => {
+                        event_seq += 1;
+                        let frame = frames::event(
+                            "shutdown",
+                            json!({"reason": "gateway stopping"}),
+                            Some(event_seq),
+                            None,
+                        );
+                        enqueue(outbound, frame);
+                        let _ = outbound.send(close(1012, "service restart")).await;
+                        return;
+                    }
+                    // Pushes are global and few; a lag means this socket is
+                    // hopelessly behind, like a full outbound queue.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = outbound.send(close(1008, "slow consumer")).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+}
+
+/// Queues a frame; `false` (and the socket closes) when the client is too
+/// far behind to take it.
+fn enqueue(outbound: &mpsc::Sender<Message>, frame: String) -> bool {
+    outbound.try_send(Message::text(frame)).is_ok()
+}
+
+fn denied_error(denied: Denied) -> ErrorShape {
+    match denied {
+        Denied::MissingScope(scope) => {
+            ErrorShape::new(codes::FORBIDDEN, format!("missing scope: {scope}")).with_details(
+                json!({"code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": [scope]}),
+            )
+        }
+        Denied::NodeRoleRequired => ErrorShape::new(codes::FORBIDDEN, "node role required")
+            .with_details(json!({"code": "NODE_ROLE_REQUIRED"})),
+    }
+}
+
+/// Handles one request: runs it, records request and outcome, and only then
+/// returns the response frame.
+async fn answer(gateway: &Gateway, conn_id: &str, request: frames::RequestFrame) -> String {
+    let result = methods::call(gateway, &request.method, request.params.as_ref());
+    let outcome = match &result {
+        Ok(_) => RpcOutcome::Ok,
+        Err(error) => RpcOutcome::Error {
+            code: error.code.to_owned(),
+            message: error.message.clone(),
+        },
+    };
+    let actor = Actor::Connection {
+        conn_id: conn_id.to_owned(),
+        device_id: None,
+    };
+    let received = Event::RpcReceived(RpcReceived {
+        conn_id: conn_id.to_owned(),
+        request_id: request.id.clone(),
+        method: request.method.clone(),
+        params_redacted: redact_params(request.params.as_ref()),
+    });
+    let answered = Event::RpcAnswered(RpcAnswered {
+        conn_id: conn_id.to_owned(),
+        request_id: request.id.clone(),
+        method: request.method.clone(),
+        outcome,
+    });
+    let recorded = gateway
+        .log
+        .append(vec![
+            NewEvent::new("gateway", actor.clone(), received).correlated(request.id.clone()),
+            NewEvent::new("gateway", actor, answered).correlated(request.id.clone()),
+        ])
+        .await;
+    if let Err(error) = recorded {
+        let error = ErrorShape {
+            code: codes::UNAVAILABLE,
+            message: format!("the gateway cannot record this request: {error}"),
+            details: None,
+            retryable: Some(true),
+            retry_after_ms: Some(1_000),
+        };
+        return frames::response_error(&request.id, &error);
+    }
+    match result {
+        Ok(payload) => frames::response_ok(&request.id, payload),
+        Err(error) => frames::response_error(&request.id, &error),
+    }
+}

@@ -1,0 +1,111 @@
+//! OpenClaw's WebSocket protocol (v4): the only place that knows its JSON.
+//!
+//! - `frames`: request, response and event frames, and error shapes;
+//! - `connect`: the `connect` params and shared-secret authentication;
+//! - `scopes`: the method -> scope table and its rules;
+//! - `methods`: the methods clawback answers, and the honest refusal for the
+//!   rest of OpenClaw's;
+//! - `redact`: secrets out of params before they are recorded;
+//! - `connection`: one socket's life, from challenge to close.
+//!
+//! Facts come from shared/openclaw/protocol.md (observed from 2026.9.6).
+
+pub mod connect;
+pub mod connection;
+pub mod frames;
+pub mod methods;
+pub mod redact;
+pub mod scopes;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use frames::ErrorShape;
+
+/// Limits OpenClaw announces in `hello-ok.policy` and enforces.
+pub mod policy {
+    use std::time::Duration;
+
+    /// `maxPayload`: the largest frame after the handshake.
+    pub const MAX_PAYLOAD_BYTES: usize = 25 * 1024 * 1024;
+    /// `maxBufferedBytes`: announced; clawback bounds outbound by frames.
+    pub const MAX_BUFFERED_BYTES: usize = 50 * 1024 * 1024;
+    /// The largest frame before `connect` succeeds (close 1009 beyond).
+    pub const MAX_PREAUTH_PAYLOAD_BYTES: usize = 64 * 1024;
+    /// Time allowed between the socket opening and `connect`.
+    pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+    /// The global `tick` event's period.
+    pub const TICK_INTERVAL: Duration = Duration::from_secs(30);
+}
+
+/// An event for every authenticated socket (each numbers it with its own
+/// per-connection `seq`).
+#[derive(Debug, Clone)]
+pub enum Push {
+    /// Events needing no scope (`tick`, ...).
+    Event { name: &'static str, payload: Value },
+    /// `shutdown`, then close 1012 "service restart".
+    Shutdown,
+}
+
+/// Pushes buffered per socket before it counts as hopelessly behind.
+pub const PUSH_BUFFER: usize = 256;
+
+/// Failed connects allowed per client address per window.
+const AUTH_FAILURES_MAX: u32 = 10;
+const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses tracked at once; the oldest window is forgotten beyond it.
+const AUTH_TRACKED_ADDRESSES_MAX: usize = 4_096;
+
+/// Rate limit on failed authentication, per client address.
+#[derive(Default)]
+pub struct AuthLimiter {
+    failures: Mutex<BTreeMap<IpAddr, (Instant, u32)>>,
+}
+
+impl AuthLimiter {
+    pub fn check(&self, address: IpAddr) -> Result<(), ErrorShape> {
+        let failures = self.failures.lock().expect("auth limiter lock");
+        match failures.get(&address) {
+            Some((since, count))
+                if *count >= AUTH_FAILURES_MAX && since.elapsed() < AUTH_FAILURE_WINDOW =>
+            {
+                let retry_after = AUTH_FAILURE_WINDOW.saturating_sub(since.elapsed());
+                Err(ErrorShape {
+                    code: frames::codes::INVALID_REQUEST,
+                    message: "unauthorized: too many failed authentication attempts; retry later"
+                        .to_owned(),
+                    details: Some(serde_json::json!({
+                        "code": "AUTH_RATE_LIMITED",
+                        "recommendedNextStep": "wait_then_retry",
+                    })),
+                    retryable: Some(true),
+                    retry_after_ms: Some(retry_after.as_millis() as u64),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn failed(&self, address: IpAddr) {
+        let mut failures = self.failures.lock().expect("auth limiter lock");
+        let entry = failures.entry(address).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= AUTH_FAILURE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+        if failures.len() > AUTH_TRACKED_ADDRESSES_MAX {
+            let oldest = failures
+                .iter()
+                .min_by_key(|(_, (since, _))| *since)
+                .map(|(address, _)| *address);
+            if let Some(oldest) = oldest {
+                failures.remove(&oldest);
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Secrets out of RPC params before they reach the log.
+//!
+//! Why by key name: params are free-form JSON owned by OpenClaw's schemas;
+//! the secret-bearing fields follow a few naming patterns (`token`,
+//! `password`, `apiKey`, `secret`, ...). Values under such keys are replaced
+//! by OpenClaw's own sentinel, so an exported log reads like OpenClaw's
+//! redacted config. Redaction is applied to every request, whatever the
+//! method, before the event is built.
+
+use serde_json::Value;
+
+/// OpenClaw's marker for a redacted value.
+pub const REDACTED: &str = "__OPENCLAW_REDACTED__";
+
+/// Lowercased key fragments that mark a secret.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "token",
+    "password",
+    "secret",
+    "apikey",
+    "api_key",
+    "authorization",
+    "credential",
+    "privatekey",
+    "private_key",
+    "cookie",
+];
+
+/// Nesting deeper than this is replaced wholesale: bounded work per request.
+const DEPTH_MAX: usize = 64;
+
+fn is_secret_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    SECRET_KEY_PARTS.iter().any(|part| lower.contains(part))
+}
+
+fn redact(value: &mut Value, depth: usize) {
+    if depth >= DEPTH_MAX {
+        *value = Value::String(REDACTED.to_owned());
+        return;
+    }
+    match value {
+        Value::Object(object) => {
+            for (key, field) in object.iter_mut() {
+                if is_secret_key(key) && !field.is_null() {
+                    *field = Value::String(REDACTED.to_owned());
+                } else {
+                    redact(field, depth + 1);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                redact(item, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The params as JSON text with secrets replaced; `{}` when absent.
+pub fn redact_params(params: Option<&Value>) -> String {
+    match params {
+        None => "{}".to_owned(),
+        Some(params) => {
+            let mut copy = params.clone();
+            redact(&mut copy, 0);
+            copy.to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn secrets_are_replaced_at_any_depth_and_the_rest_kept() {
+        let params = json!({
+            "raw": "{ gateway: { auth: { token: 'x' } } }",
+            "auth": {"token": "s3cret", "mode": "token"},
+            "providers": [{"apiKey": "sk-1", "name": "openai"}],
+            "GITHUB_TOKEN": "ghp", "nothing": null, "deviceToken": null,
+        });
+        let text = redact_params(Some(&params));
+        assert!(!text.contains("s3cret") && !text.contains("sk-1") && !text.contains("ghp"));
+        let redacted: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(redacted["auth"]["mode"], "token");
+        assert_eq!(redacted["providers"][0]["name"], "openai");
+        assert_eq!(redacted["providers"][0]["apiKey"], REDACTED);
+        assert_eq!(redacted["deviceToken"], Value::Null);
+        assert_eq!(redact_params(None), "{}");
+    }
+}

@@ -1,0 +1,276 @@
+//! Which scope each method needs, and whether a connection has it.
+//!
+//! Why a vendored table: OpenClaw's 482 core methods each declare a scope
+//! (`CORE_GATEWAY_METHOD_SPECS`); `methods-2026.9.6.tsv` is that table as
+//! extracted from 2026.9.6. Reading it at startup keeps the matrix exact and
+//! reviewable as data. The rules on top (admin satisfies all, write implies
+//! read, dynamic methods) follow
+//! `src/gateway/method-scopes.ts` (shared/openclaw/protocol.md §2.2).
+//! Anything this module cannot classify needs `operator.admin`: fail closed.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub const READ: &str = "operator.read";
+pub const WRITE: &str = "operator.write";
+pub const ADMIN: &str = "operator.admin";
+pub const TALK: &str = "operator.talk";
+
+const METHOD_TABLE: &str = include_str!("methods-2026.9.6.tsv");
+
+/// `sessions.patch` keys an `operator.write` connection may set.
+const SESSIONS_PATCH_WRITE_KEYS: &[&str] = &[
+    "key",
+    "agentId",
+    "expectedSessionId",
+    "expectedLifecycleRevision",
+    "expectedPermissionMode",
+    "expectedMarkedUnreadAt",
+    "label",
+    "autoLabel",
+    "icon",
+    "color",
+    "category",
+    "boardFace",
+    "boardPresentation",
+    "pinned",
+    "archived",
+    "unread",
+    "model",
+    "agentRuntime",
+    "thinkingLevel",
+    "fastMode",
+    "permissionMode",
+];
+
+/// `sessions.delete` keys allowed to a write connection with `archivedOnly`.
+const SESSIONS_DELETE_WRITE_KEYS: &[&str] = &[
+    "key",
+    "agentId",
+    "deleteTranscript",
+    "expectedSessionId",
+    "archivedOnly",
+];
+
+/// What the table says about a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// One operator scope.
+    Scope(&'static str),
+    /// Decided from the params (see [`required_scope`]).
+    Dynamic,
+    /// Only connections with `role: node` may call it.
+    NodeRole,
+}
+
+/// The method table, parsed once.
+pub fn table() -> &'static BTreeMap<&'static str, Rule> {
+    static TABLE: OnceLock<BTreeMap<&'static str, Rule>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = BTreeMap::new();
+        for line in METHOD_TABLE.lines().skip(1) {
+            let mut columns = line.split('\t');
+            let (Some(method), Some(_family), Some(scope)) =
+                (columns.next(), columns.next(), columns.next())
+            else {
+                continue;
+            };
+            let rule = match scope {
+                "dynamic" => Rule::Dynamic,
+                "node" => Rule::NodeRole,
+                // Scope strings are static: the table is compiled in.
+                scope if scope.starts_with("operator.") => Rule::Scope(scope),
+                // The header repeated or a malformed row: fail closed.
+                _ => Rule::Scope(ADMIN),
+            };
+            table.insert(method, rule);
+        }
+        table
+    })
+}
+
+/// Whether `method` is an OpenClaw core method at all.
+pub fn is_known(method: &str) -> bool {
+    table().contains_key(method)
+}
+
+/// Why a call is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// The connection lacks this scope.
+    MissingScope(&'static str),
+    /// The method is for node connections only.
+    NodeRoleRequired,
+}
+
+/// The scope `method` needs with these `params`.
+pub fn required_scope(method: &str, params: Option<&Value>) -> Result<&'static str, Denied> {
+    // Methods outside the table (OpenClaw's plugin methods, which always need
+    // admin under the reserved prefixes config.*, exec.approvals.*, wizard.*,
+    // update.*) need admin here whatever their prefix: clawback has no
+    // plugin methods yet, so this is only ever the fail-closed default.
+    match table().get(method) {
+        Some(Rule::Scope(scope)) => Ok(scope),
+        Some(Rule::NodeRole) => Err(Denied::NodeRoleRequired),
+        Some(Rule::Dynamic) => Ok(dynamic_scope(method, params)),
+        None => Ok(ADMIN),
+    }
+}
+
+fn dynamic_scope(method: &str, params: Option<&Value>) -> &'static str {
+    let object = params.and_then(Value::as_object);
+    match method {
+        "agent" => {
+            let message = object
+                .and_then(|params| params.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let lower = message.trim_start().to_ascii_lowercase();
+            if lower.starts_with("/new") || lower.starts_with("/reset") {
+                ADMIN
+            } else {
+                WRITE
+            }
+        }
+        "sessions.patch" => {
+            let Some(params) = object else { return WRITE };
+            let only_write_keys = params
+                .keys()
+                .all(|key| SESSIONS_PATCH_WRITE_KEYS.contains(&key.as_str()));
+            let full_permission = params.get("permissionMode") == Some(&Value::from("full"));
+            if only_write_keys && !full_permission {
+                WRITE
+            } else {
+                ADMIN
+            }
+        }
+        "sessions.delete" => {
+            let Some(params) = object else { return ADMIN };
+            let archived_only = params.get("archivedOnly") == Some(&Value::Bool(true));
+            let only_write_keys = params
+                .keys()
+                .all(|key| SESSIONS_DELETE_WRITE_KEYS.contains(&key.as_str()));
+            if archived_only && only_write_keys {
+                WRITE
+            } else {
+                ADMIN
+            }
+        }
+        // Dynamic methods whose rules are not implemented here need admin.
+        _ => ADMIN,
+    }
+}
+
+/// Whether `granted` satisfies `needed`.
+pub fn satisfies(granted: &[String], needed: &str) -> bool {
+    let has = |scope: &str| granted.iter().any(|granted| granted == scope);
+    if has(ADMIN) || has(needed) {
+        return true;
+    }
+    match needed {
+        READ => has(WRITE),
+        TALK => has(WRITE),
+        _ => false,
+    }
+}
+
+/// Checks a call: the scope it needs, against what the connection holds.
+pub fn authorize(
+    method: &str,
+    params: Option<&Value>,
+    role: &str,
+    granted: &[String],
+) -> Result<(), Denied> {
+    if role == "node" {
+        // Node connections call node methods; operator methods need scopes
+        // a node does not hold.
+        return match table().get(method) {
+            Some(Rule::NodeRole) => Ok(()),
+            _ => required_scope(method, params).and_then(|scope| {
+                if satisfies(granted, scope) {
+                    Ok(())
+                } else {
+                    Err(Denied::MissingScope(scope))
+                }
+            }),
+        };
+    }
+    let scope = required_scope(method, params)?;
+    if satisfies(granted, scope) {
+        Ok(())
+    } else {
+        Err(Denied::MissingScope(scope))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn scopes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|scope| (*scope).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_table_has_every_core_method() {
+        assert_eq!(table().len(), 482);
+        assert_eq!(table()["health"], Rule::Scope(READ));
+        assert_eq!(table()["config.patch"], Rule::Scope(ADMIN));
+        assert_eq!(table()["node.event"], Rule::NodeRole);
+        assert_eq!(table()["agent"], Rule::Dynamic);
+    }
+
+    #[test]
+    fn admin_satisfies_all_and_write_implies_read() {
+        assert!(satisfies(&scopes(&[ADMIN]), "operator.pairing"));
+        assert!(satisfies(&scopes(&[WRITE]), READ));
+        assert!(satisfies(&scopes(&[WRITE]), TALK));
+        assert!(!satisfies(&scopes(&[READ]), WRITE));
+        assert!(!satisfies(&scopes(&[WRITE]), "operator.talk.secrets"));
+        assert!(!satisfies(&[], READ));
+    }
+
+    #[test]
+    fn dynamic_rules_follow_openclaw() {
+        let agent = |message: &str| required_scope("agent", Some(&json!({"message": message})));
+        assert_eq!(agent("hello"), Ok(WRITE));
+        assert_eq!(agent("/new"), Ok(ADMIN));
+        assert_eq!(agent("  /reset now"), Ok(ADMIN));
+        let patch = |params: Value| required_scope("sessions.patch", Some(&params));
+        assert_eq!(patch(json!({"key": "k", "label": "x"})), Ok(WRITE));
+        assert_eq!(
+            patch(json!({"key": "k", "permissionMode": "full"})),
+            Ok(ADMIN)
+        );
+        assert_eq!(patch(json!({"key": "k", "sandboxMode": "off"})), Ok(ADMIN));
+        let delete = |params: Value| required_scope("sessions.delete", Some(&params));
+        assert_eq!(delete(json!({"key": "k", "archivedOnly": true})), Ok(WRITE));
+        assert_eq!(delete(json!({"key": "k"})), Ok(ADMIN));
+        assert_eq!(required_scope("talk.config", None), Ok(ADMIN));
+    }
+
+    #[test]
+    fn core_scopes_hold_and_unknown_methods_need_admin() {
+        assert_eq!(required_scope("config.get", None), Ok(READ));
+        assert_eq!(required_scope("config.set", None), Ok(ADMIN));
+        assert_eq!(required_scope("update.anything", None), Ok(ADMIN));
+        assert_eq!(required_scope("plugin.custom.thing", None), Ok(ADMIN));
+    }
+
+    #[test]
+    fn node_methods_are_refused_to_operators() {
+        assert_eq!(
+            authorize("node.event", None, "operator", &scopes(&[ADMIN])),
+            Err(Denied::NodeRoleRequired)
+        );
+        assert_eq!(authorize("node.event", None, "node", &[]), Ok(()));
+        assert_eq!(
+            authorize("status", None, "operator", &scopes(&["operator.pairing"])),
+            Err(Denied::MissingScope(READ))
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! OpenClaw's WebSocket protocol against the real gateway, over a real
+//! WebSocket client on loopback: handshake, auth failures with OpenClaw's
+//! codes and close codes, scopes, methods, shutdown, and the log's record.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::gateway::{Running, start_with, stop};
+use crate::support::{clawback, stdout};
+
+const TOKEN: &str = "test-token-8f2c";
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn gateway(dir: &std::path::Path) -> (Running, String) {
+    let (running, address, _) = start_with(dir, &["--token", TOKEN]);
+    (running, address)
+}
+
+async fn open(address: &str) -> (Socket, Value) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/"))
+        .await
+        .expect("websocket connects");
+    let challenge = next_json(&mut socket).await;
+    (socket, challenge)
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("socket open")
+            .expect("frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// The close frame that ends the socket (code, reason).
+async fn next_close(socket: &mut Socket) -> (CloseCode, String) {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s");
+        match message {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (frame.code, frame.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) | None => panic!("closed without a close frame"),
+            Some(Ok(_)) => {}
+            Some(Err(error)) => panic!("socket error before close: {error}"),
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, frame: Value) {
+    socket
+        .send(Message::text(frame.to_string()))
+        .await
+        .expect("send");
+}
+
+fn connect_frame(token: Option<&str>, scopes: &[&str]) -> Value {
+    let mut params = json!({
+        "minProtocol": 4, "maxProtocol": 4,
+        "client": {"id": "cli", "version": "2026.9.6", "platform": "linux", "mode": "cli",
+                   "instanceId": "it-1"},
+        "role": "operator", "scopes": scopes,
+    });
+    if let Some(token) = token {
+        params["auth"] = json!({"token": token});
+    }
+    json!({"type": "req", "id": "c1", "method": "connect", "params": params})
+}
+
+async fn connected(address: &str, scopes: &[&str]) -> (Socket, Value) {
+    let (mut socket, _) = open(address).await;
+    send(&mut socket, connect_frame(Some(TOKEN), scopes)).await;
+    let hello = next_json(&mut socket).await;
+    assert_eq!(hello["ok"], true, "{hello}");
+    (socket, hello)
+}
+
+async fn call(socket: &mut Socket, id: &str, method: &str, params: Option<Value>) -> Value {
+    let mut frame = json!({"type": "req", "id": id, "method": method});
+    if let Some(params) = params {
+        frame["params"] = params;
+    }
+    send(socket, frame).await;
+    loop {
+        let frame = next_json(socket).await;
+        if frame["type"] == "res" && frame["id"] == id {
+            return frame;
+        }
+    }
+}
+
+#[test]
+fn the_handshake_gives_hello_ok_and_methods_answer_with_openclaw_shapes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address) = gateway(dir.path());
+    runtime().block_on(async {
+        let (mut socket, challenge) = open(&address).await;
+        assert_eq!(challenge["type"], "event");
+        assert_eq!(challenge["event"], "connect.challenge");
+        assert!(
+            challenge["payload"]["nonce"]
+                .as_str()
+                .is_some_and(|n| n.len() == 36)
+        );
+        assert!(challenge.get("seq").is_none(), "the challenge has no seq");
+
+        send(&mut socket, connect_frame(Some(TOKEN), &["operator.read"])).await;
+        let hello = next_json(&mut socket).await;
+        assert_eq!(
+            (hello["type"].as_str(), hello["id"].as_str()),
+            (Some("res"), Some("c1"))
+        );
+        let payload = &hello["payload"];
+        assert_eq!(payload["type"], "hello-ok");
+        assert_eq!(payload["protocol"], 4);
+        assert_eq!(
+            payload["auth"],
+            json!({"method": "token", "role": "operator", "scopes": ["operator.read"]})
+        );
+        assert_eq!(payload["policy"]["maxPayload"], 26_214_400);
+        assert_eq!(payload["policy"]["tickIntervalMs"], 30_000);
+        assert_eq!(
+            payload["features"]["methods"],
+            json!(["health", "status", "system-presence"])
+        );
+        assert!(payload["server"]["connId"].as_str().is_some());
+        let presence = payload["snapshot"]["presence"]
+            .as_array()
+            .expect("presence");
+        assert!(
+            presence
+                .iter()
+                .any(|entry| entry["mode"] == "gateway" && entry["reason"] == "self"),
+            "{presence:?}"
+        );
+        assert!(
+            presence.iter().any(|entry| entry["instanceId"] == "it-1"),
+            "{presence:?}"
+        );
+
+        let health = call(&mut socket, "2", "health", None).await;
+        assert_eq!(health["ok"], true, "{health}");
+        assert_eq!(health["payload"]["ok"], true);
+        assert_eq!(health["payload"]["defaultAgentId"], "main");
+
+        let presence = call(&mut socket, "3", "system-presence", Some(json!({}))).await;
+        assert!(presence["payload"].is_array(), "{presence}");
+
+        let unknown = call(&mut socket, "4", "foo.bar", None).await;
+        assert_eq!(unknown["ok"], false);
+        assert_eq!(
+            unknown["error"],
+            json!({"code": "INVALID_REQUEST", "message": "unknown method: foo.bar"})
+        );
+
+        let forbidden = call(&mut socket, "5", "chat.send", Some(json!({}))).await;
+        assert_eq!(
+            forbidden["error"],
+            json!({"code": "FORBIDDEN", "message": "missing scope: operator.write",
+                   "details": {"code": "MISSING_SCOPE", "missingScope": "operator.write",
+                               "requiredScopes": ["operator.write"]}})
+        );
+
+        let bad_params = call(&mut socket, "6", "health", Some(json!({"verbose": true}))).await;
+        assert_eq!(bad_params["error"]["code"], "INVALID_REQUEST");
+    });
+    stop(running);
+}
+
+#[test]
+fn known_methods_not_built_yet_say_so_instead_of_pretending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address) = gateway(dir.path());
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let response = call(&mut socket, "1", "sessions.list", Some(json!({}))).await;
+        assert_eq!(response["ok"], false);
+        assert_eq!(response["error"]["code"], "UNAVAILABLE");
+        assert_eq!(
+            response["error"]["message"],
+            "sessions.list is not available in clawback yet"
+        );
+        assert_eq!(response["error"]["retryable"], false);
+    });
+    stop(running);
+}
+
+#[test]
+fn auth_and_handshake_failures_use_openclaws_errors_and_close_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address) = gateway(dir.path());
+    runtime().block_on(async {
+        // Wrong token.
+        let (mut socket, _) = open(&address).await;
+        send(&mut socket, connect_frame(Some("wrong"), &["operator.read"])).await;
+        let response = next_json(&mut socket).await;
+        assert_eq!(response["ok"], false);
+        let message = "unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)";
+        assert_eq!(response["error"]["message"], message);
+        assert_eq!(response["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
+        assert_eq!(
+            response["error"]["details"]["recommendedNextStep"],
+            "update_auth_credentials"
+        );
+        let (code, reason) = next_close(&mut socket).await;
+        assert_eq!(u16::from(code), 1008);
+        assert_eq!(reason, message);
+
+        // No credentials at all.
+        let (mut socket, _) = open(&address).await;
+        send(&mut socket, connect_frame(None, &[])).await;
+        let response = next_json(&mut socket).await;
+        assert_eq!(response["error"]["code"], "NOT_PAIRED");
+        assert_eq!(response["error"]["details"]["code"], "DEVICE_IDENTITY_REQUIRED");
+        assert_eq!(u16::from(next_close(&mut socket).await.0), 1008);
+
+        // A protocol range without 4.
+        let (mut socket, _) = open(&address).await;
+        let mut frame = connect_frame(Some(TOKEN), &[]);
+        frame["params"]["minProtocol"] = json!(2);
+        frame["params"]["maxProtocol"] = json!(3);
+        send(&mut socket, frame).await;
+        let response = next_json(&mut socket).await;
+        assert_eq!(response["error"]["details"]["code"], "PROTOCOL_MISMATCH");
+        assert_eq!(next_close(&mut socket).await, (CloseCode::Protocol, "protocol mismatch".to_owned()));
+
+        // First request not connect.
+        let (mut socket, _) = open(&address).await;
+        send(&mut socket, json!({"type": "req", "id": "1", "method": "health"})).await;
+        let response = next_json(&mut socket).await;
+        assert_eq!(
+            response["error"]["message"],
+            "invalid handshake: first request must be connect"
+        );
+        assert_eq!(u16::from(next_close(&mut socket).await.0), 1008);
+
+        // Oversized frame before authentication.
+        let (mut socket, _) = open(&address).await;
+        let mut frame = connect_frame(Some(TOKEN), &[]);
+        frame["params"]["userAgent"] = json!("x".repeat(70 * 1024));
+        send(&mut socket, frame).await;
+        assert_eq!(
+            next_close(&mut socket).await,
+            (CloseCode::Size, "preauth payload too large".to_owned())
+        );
+
+        // A schema violation names the path.
+        let (mut socket, _) = open(&address).await;
+        let mut frame = connect_frame(Some(TOKEN), &[]);
+        frame["params"]["client"]["id"] = json!("not-a-client");
+        send(&mut socket, frame).await;
+        let response = next_json(&mut socket).await;
+        assert_eq!(
+            response["error"]["message"],
+            "invalid connect params: at /client/id: must be equal to one of the allowed values"
+        );
+    });
+    stop(running);
+}
+
+#[test]
+fn sigterm_sends_shutdown_then_closes_1012_and_every_call_is_on_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address) = gateway(dir.path());
+    let runtime = runtime();
+    let mut socket = runtime.block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.read"]).await;
+        let response = call(&mut socket, "h1", "health", Some(json!({"token": "leak?"}))).await;
+        assert_eq!(response["ok"], false, "health takes no params");
+        socket
+    });
+    let stopping = std::thread::spawn(move || stop(running));
+    runtime.block_on(async {
+        let shutdown = next_json(&mut socket).await;
+        assert_eq!(shutdown["event"], "shutdown", "{shutdown}");
+        assert_eq!(shutdown["payload"]["reason"], "gateway stopping");
+        assert!(shutdown["seq"].as_u64().is_some());
+        assert_eq!(
+            next_close(&mut socket).await,
+            (CloseCode::Restart, "service restart".to_owned())
+        );
+    });
+    stopping.join().expect("gateway stopped cleanly");
+
+    let tail = stdout(&clawback(
+        dir.path(),
+        &["log", "tail", "-n", "50", "--json"],
+    ));
+    let events: Vec<Value> = tail
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in [
+        "connection.opened",
+        "rpc.received",
+        "rpc.answered",
+        "connection.closed",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    assert!(
+        !tail.contains("leak?"),
+        "params are redacted before they are recorded"
+    );
+    assert!(!tail.contains(TOKEN), "the token never reaches the log");
+}
