@@ -327,3 +327,94 @@ fn sigterm_sends_shutdown_then_closes_1012_and_every_call_is_on_record() {
     );
     assert!(!tail.contains(TOKEN), "the token never reaches the log");
 }
+
+mod device_identity {
+    //! A signed device (as the TUI sends) is verified against the socket's
+    //! challenge, paired automatically on loopback, and refused if tampered.
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ed25519_dalek::{Signer, SigningKey};
+    use serde_json::{Value, json};
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    fn device_connect(key: &SigningKey, challenge: &Value, tamper: bool) -> Value {
+        let raw = key.verifying_key().to_bytes();
+        let id: String = Sha256::digest(raw)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let nonce = challenge["payload"]["nonce"]
+            .as_str()
+            .expect("nonce")
+            .to_owned();
+        let signed_at = challenge["payload"]["ts"].as_i64().expect("ts");
+        let scopes = "operator.admin,operator.read";
+        let payload = format!(
+            "v3|{id}|openclaw-tui|ui|operator|{scopes}|{signed_at}|{TOKEN}|{nonce}|linux|linux"
+        );
+        let signed = if tamper {
+            format!("{payload}x")
+        } else {
+            payload
+        };
+        let signature = URL_SAFE_NO_PAD.encode(key.sign(signed.as_bytes()).to_bytes());
+        json!({"type": "req", "id": "c1", "method": "connect", "params": {
+            "minProtocol": 4, "maxProtocol": 4,
+            "client": {"id": "openclaw-tui", "version": "2026.9.6", "platform": "linux",
+                       "mode": "ui", "deviceFamily": "Linux", "instanceId": "tui-1"},
+            "caps": ["tool-events"], "role": "operator",
+            "scopes": ["operator.admin", "operator.read"],
+            "auth": {"token": TOKEN},
+            "device": {"id": id, "publicKey": URL_SAFE_NO_PAD.encode(raw),
+                       "signature": signature, "signedAt": signed_at, "nonce": nonce},
+        }})
+    }
+
+    #[test]
+    fn a_signed_device_is_verified_paired_on_loopback_and_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (running, address) = gateway(dir.path());
+        let key = SigningKey::from_bytes(&[42; 32]);
+        runtime().block_on(async {
+            for _ in 0..2 {
+                let (mut socket, challenge) = open(&address).await;
+                send(&mut socket, device_connect(&key, &challenge, false)).await;
+                let hello = next_json(&mut socket).await;
+                assert_eq!(hello["ok"], true, "{hello}");
+                let health = call(&mut socket, "h", "health", None).await;
+                assert_eq!(health["ok"], true);
+            }
+            let (mut socket, challenge) = open(&address).await;
+            send(&mut socket, device_connect(&key, &challenge, true)).await;
+            let refused = next_json(&mut socket).await;
+            assert_eq!(
+                refused["error"]["details"]["code"], "DEVICE_AUTH_SIGNATURE_INVALID",
+                "{refused}"
+            );
+            assert_eq!(u16::from(next_close(&mut socket).await.0), 1008);
+        });
+        stop(running);
+        let tail = stdout(&clawback(
+            dir.path(),
+            &["log", "tail", "-n", "100", "--json"],
+        ));
+        let paired = tail
+            .lines()
+            .filter(|line| line.contains("\"device.paired\""))
+            .count();
+        assert_eq!(paired, 1, "paired once, on the first connect: {tail}");
+        let device_id: String =
+            Sha256::digest(SigningKey::from_bytes(&[42; 32]).verifying_key().to_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+        assert!(
+            tail.lines()
+                .any(|line| line.contains("\"rpc.answered\"") && line.contains(&device_id)),
+            "requests are attributed to the verified device"
+        );
+    }
+}

@@ -95,7 +95,8 @@ pub struct ConnectRequest {
     pub scopes: Option<Vec<String>>,
     pub token: Option<String>,
     pub password: Option<String>,
-    pub has_device: bool,
+    /// The `device` proof, verified by `device::verify`.
+    pub device: Option<Value>,
 }
 
 fn invalid(detail: String) -> ErrorShape {
@@ -207,11 +208,11 @@ pub fn parse(params: Option<&Value>) -> Result<ConnectRequest, ErrorShape> {
         }
         Some(_) => return Err(invalid("at /auth: must be object".to_owned())),
     };
-    let has_device = match object.get("device") {
-        None => false,
-        Some(Value::Object(device)) => {
+    let device = match object.get("device") {
+        None => None,
+        Some(value @ Value::Object(device)) => {
             check_keys(device, DEVICE_KEYS, "/device")?;
-            true
+            Some(value.clone())
         }
         Some(_) => return Err(invalid("at /device: must be object".to_owned())),
     };
@@ -229,7 +230,7 @@ pub fn parse(params: Option<&Value>) -> Result<ConnectRequest, ErrorShape> {
         scopes,
         token,
         password,
-        has_device,
+        device,
     })
 }
 

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use clawback_events::event::{
-    ClientInfo, ConnectionClosed, ConnectionOpened, Event, PresenceChange, PresenceChanged,
-    PresenceEntry, RpcAnswered, RpcOutcome, RpcReceived,
+    ClientInfo, ConnectionClosed, ConnectionOpened, DevicePaired, Event, PresenceChange,
+    PresenceChanged, PresenceEntry, RpcAnswered, RpcOutcome, RpcReceived,
 };
 use clawback_events::{Actor, NewEvent};
 use futures_util::{SinkExt, StreamExt};
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 
 use super::connect::{self, ConnectRequest, PROTOCOL_VERSION};
+use super::device;
 use super::frames::{self, ErrorShape, codes};
 use super::methods;
 use super::redact::redact_params;
@@ -58,6 +59,45 @@ struct Session {
     conn_id: String,
     role: String,
     scopes: Vec<String>,
+    /// A device whose proof verified and which is paired.
+    device_id: Option<String>,
+}
+
+/// Where a verified device stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pairing {
+    NoDevice,
+    Paired,
+    /// Unknown device on loopback: paired by this connect (OpenClaw's
+    /// `autoApproveLocal` default).
+    AutoApproveLoopback,
+}
+
+/// Decides whether a verified device may connect. A revoked device stays
+/// refused; an unknown one is paired automatically only on loopback.
+fn pairing_for(
+    gateway: &Gateway,
+    device: &device::VerifiedDevice,
+    remote: SocketAddr,
+) -> Result<Pairing, ErrorShape> {
+    let state = gateway.state.read().expect("state lock");
+    if state.devices.revoked.contains_key(&device.device_id) {
+        return Err(ErrorShape::new(
+            codes::NOT_PAIRED,
+            "pairing required: this device was revoked",
+        )
+        .with_details(json!({"code": "PAIRING_REQUIRED", "deviceId": device.device_id})));
+    }
+    if state.devices.is_trusted(&device.device_id) {
+        return Ok(Pairing::Paired);
+    }
+    if remote.ip().is_loopback() {
+        return Ok(Pairing::AutoApproveLoopback);
+    }
+    // Pairing approval (device.pair.*) is not built yet, so a remote device
+    // that is not already paired cannot be admitted.
+    Err(ErrorShape::new(codes::NOT_PAIRED, "pairing required")
+        .with_details(json!({"code": "PAIRING_REQUIRED", "deviceId": device.device_id})))
 }
 
 pub async fn serve(socket: WebSocket, remote: SocketAddr, gateway: Arc<Gateway>) {
@@ -84,7 +124,7 @@ pub async fn serve(socket: WebSocket, remote: SocketAddr, gateway: Arc<Gateway>)
         return;
     }
 
-    let session = match handshake(&mut stream, &outbound, remote, &gateway).await {
+    let session = match handshake(&mut stream, &outbound, remote, &nonce, &gateway).await {
         Some(session) => session,
         None => {
             drop(outbound);
@@ -109,6 +149,7 @@ async fn handshake(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     outbound: &mpsc::Sender<Message>,
     remote: SocketAddr,
+    nonce: &str,
     gateway: &Arc<Gateway>,
 ) -> Option<Session> {
     let first = tokio::time::timeout(policy::HANDSHAKE_TIMEOUT, next_text(stream)).await;
@@ -171,6 +212,28 @@ async fn handshake(
         fail(&request.id, error, 1008).await;
         return None;
     }
+    let device = match connect.device.as_ref().map(|proof| {
+        device::parse(proof)
+            .and_then(|proof| device::verify(&proof, &connect, nonce, methods_now_ms()))
+    }) {
+        None => None,
+        Some(Ok(device)) => Some(device),
+        Some(Err(error)) => {
+            gateway.auth_limiter.failed(remote.ip());
+            fail(&request.id, error, 1008).await;
+            return None;
+        }
+    };
+    let pairing = match &device {
+        None => Pairing::NoDevice,
+        Some(device) => match pairing_for(gateway, device, remote) {
+            Ok(pairing) => pairing,
+            Err(error) => {
+                fail(&request.id, error, 1008).await;
+                return None;
+            }
+        },
+    };
     let session = Session {
         conn_id: uuid::Uuid::new_v4().to_string(),
         role: connect.role.clone(),
@@ -181,8 +244,9 @@ async fn handshake(
             .scopes
             .clone()
             .unwrap_or_else(|| vec![scopes::READ.to_owned()]),
+        device_id: device.as_ref().map(|device| device.device_id.clone()),
     };
-    if let Err(error) = record_open(gateway, &session, &connect, remote).await {
+    if let Err(error) = record_open(gateway, &session, &connect, remote, &device, pairing).await {
         let error = ErrorShape {
             code: codes::UNAVAILABLE,
             message: format!("the gateway cannot record this connection: {error}"),
@@ -273,11 +337,27 @@ async fn record_open(
     session: &Session,
     connect: &ConnectRequest,
     remote: SocketAddr,
+    device: &Option<device::VerifiedDevice>,
+    pairing: Pairing,
 ) -> Result<(), clawback_events::log::AppendError> {
     let actor = Actor::Connection {
         conn_id: session.conn_id.clone(),
-        device_id: None,
+        device_id: session.device_id.clone(),
     };
+    let mut events = Vec::with_capacity(3);
+    if let (Some(device), Pairing::AutoApproveLoopback) = (device, pairing) {
+        events.push(NewEvent::new(
+            "gateway",
+            actor.clone(),
+            Event::DevicePaired(DevicePaired {
+                device_id: device.device_id.clone(),
+                public_key: device.public_key.clone(),
+                role: session.role.clone(),
+                scopes: session.scopes.clone(),
+                approved_by: "auto-loopback".to_owned(),
+            }),
+        ));
+    }
     let opened = Event::ConnectionOpened(ConnectionOpened {
         conn_id: session.conn_id.clone(),
         remote_addr: remote.to_string(),
@@ -291,9 +371,8 @@ async fn record_open(
         },
         role: session.role.clone(),
         scopes: session.scopes.clone(),
-        // Device identities are not verified yet, so none is recorded as
-        // the connection's: an unverified id must not be trusted.
-        device_id: None,
+        // Only a verified, paired device is recorded as the connection's.
+        device_id: session.device_id.clone(),
         auth_method: gateway.auth.method().to_owned(),
     });
     let presence = Event::PresenceChanged(PresenceChanged {
@@ -306,19 +385,14 @@ async fn record_open(
             mode: Some(connect.client_mode.clone()),
             reason: Some("connect".to_owned()),
             text: None,
-            device_id: None,
+            device_id: session.device_id.clone(),
             roles: vec![session.role.clone()],
             scopes: session.scopes.clone(),
         }),
     });
-    gateway
-        .log
-        .append(vec![
-            NewEvent::new("gateway", actor.clone(), opened),
-            NewEvent::new("gateway", actor, presence),
-        ])
-        .await
-        .map(|_| ())
+    events.push(NewEvent::new("gateway", actor.clone(), opened));
+    events.push(NewEvent::new("gateway", actor, presence));
+    gateway.log.append(events).await.map(|_| ())
 }
 
 fn presence_key(session: &Session, connect: &ConnectRequest) -> String {
@@ -331,7 +405,7 @@ fn presence_key(session: &Session, connect: &ConnectRequest) -> String {
 async fn record_close(gateway: &Gateway, session: &Session) {
     let actor = Actor::Connection {
         conn_id: session.conn_id.clone(),
-        device_id: None,
+        device_id: session.device_id.clone(),
     };
     let key = {
         let state = gateway.state.read().expect("state lock");
@@ -431,8 +505,9 @@ async fn run(
                 let gateway = gateway.clone();
                 let outbound = outbound.clone();
                 let conn_id = session.conn_id.clone();
+                let device_id = session.device_id.clone();
                 tokio::spawn(async move {
-                    let frame = answer(&gateway, &conn_id, request).await;
+                    let frame = answer(&gateway, conn_id, device_id, request).await;
                     enqueue(&outbound, frame);
                     drop(permit);
                 });
@@ -490,7 +565,16 @@ fn denied_error(denied: Denied) -> ErrorShape {
 
 /// Handles one request: runs it, records request and outcome, and only then
 /// returns the response frame.
-async fn answer(gateway: &Gateway, conn_id: &str, request: frames::RequestFrame) -> String {
+async fn answer(
+    gateway: &Gateway,
+    conn_id: String,
+    device_id: Option<String>,
+    request: frames::RequestFrame,
+) -> String {
+    let actor = Actor::Connection {
+        conn_id: conn_id.clone(),
+        device_id,
+    };
     let result = methods::call(gateway, &request.method, request.params.as_ref());
     let outcome = match &result {
         Ok(_) => RpcOutcome::Ok,
@@ -499,18 +583,14 @@ async fn answer(gateway: &Gateway, conn_id: &str, request: frames::RequestFrame)
             message: error.message.clone(),
         },
     };
-    let actor = Actor::Connection {
-        conn_id: conn_id.to_owned(),
-        device_id: None,
-    };
     let received = Event::RpcReceived(RpcReceived {
-        conn_id: conn_id.to_owned(),
+        conn_id: conn_id.clone(),
         request_id: request.id.clone(),
         method: request.method.clone(),
         params_redacted: redact_params(request.params.as_ref()),
     });
     let answered = Event::RpcAnswered(RpcAnswered {
-        conn_id: conn_id.to_owned(),
+        conn_id,
         request_id: request.id.clone(),
         method: request.method.clone(),
         outcome,

@@ -2,6 +2,7 @@
 //!
 //! - `frames`: request, response and event frames, and error shapes;
 //! - `connect`: the `connect` params and shared-secret authentication;
+//! - `device`: Ed25519 device identity bound to the socket's challenge;
 //! - `scopes`: the method -> scope table and its rules;
 //! - `methods`: the methods clawback answers, and the honest refusal for the
 //!   rest of OpenClaw's;
@@ -12,6 +13,7 @@
 
 pub mod connect;
 pub mod connection;
+pub mod device;
 pub mod frames;
 pub mod methods;
 pub mod redact;
