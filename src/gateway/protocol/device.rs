@@ -88,10 +88,10 @@ pub fn device_id(raw_public_key: &[u8]) -> String {
         .collect()
 }
 
-/// The v3 payload OpenClaw clients sign (`buildDeviceAuthPayloadV3`).
-pub fn payload_v3(proof: &DeviceProof, connect: &ConnectRequest, nonce: &str) -> String {
+/// The fields both payload versions sign, `|`-joined after the version.
+fn payload_fields(proof: &DeviceProof, connect: &ConnectRequest, nonce: &str) -> String {
     format!(
-        "v3|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        "{}|{}|{}|{}|{}|{}|{}|{}",
         proof.id,
         connect.client_id,
         connect.client_mode,
@@ -100,6 +100,15 @@ pub fn payload_v3(proof: &DeviceProof, connect: &ConnectRequest, nonce: &str) ->
         proof.signed_at,
         connect.token.as_deref().unwrap_or(""),
         nonce,
+    )
+}
+
+/// The v3 payload OpenClaw clients sign (`buildDeviceAuthPayloadV3`): the
+/// v2 fields plus platform and device family, lowercased.
+pub fn payload_v3(proof: &DeviceProof, connect: &ConnectRequest, nonce: &str) -> String {
+    format!(
+        "v3|{}|{}|{}",
+        payload_fields(proof, connect, nonce),
         connect.client_platform.to_lowercase(),
         connect
             .device_family
@@ -111,17 +120,7 @@ pub fn payload_v3(proof: &DeviceProof, connect: &ConnectRequest, nonce: &str) ->
 
 /// The legacy v2 payload, still accepted.
 pub fn payload_v2(proof: &DeviceProof, connect: &ConnectRequest, nonce: &str) -> String {
-    format!(
-        "v2|{}|{}|{}|{}|{}|{}|{}|{}",
-        proof.id,
-        connect.client_id,
-        connect.client_mode,
-        connect.role,
-        connect.scopes.as_deref().unwrap_or(&[]).join(","),
-        proof.signed_at,
-        connect.token.as_deref().unwrap_or(""),
-        nonce,
-    )
+    format!("v2|{}", payload_fields(proof, connect, nonce))
 }
 
 /// Verifies `proof` for this socket's `challenge_nonce`, at `now_ms`.
