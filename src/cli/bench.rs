@@ -25,6 +25,9 @@ use hdrhistogram::Histogram;
 pub enum BenchCommand {
     /// Append throughput, rebuild, verify, snapshot restore.
     Log(LogBenchArgs),
+    /// The gateway over WebSocket: start, handshake, health latency and
+    /// throughput, memory.
+    Protocol(super::bench_protocol::ProtocolBenchArgs),
 }
 
 #[derive(Args)]
@@ -46,6 +49,7 @@ pub struct LogBenchArgs {
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Log(args) => bench_log(args),
+        BenchCommand::Protocol(args) => super::bench_protocol::run(args),
     }
 }
 
@@ -580,7 +584,7 @@ fn fill_large_log(dir: &Path, events: u64) -> anyhow::Result<(Duration, u64)> {
     Ok((started.elapsed(), store.disk_bytes()))
 }
 
-fn tempdir_in(dir: Option<&Path>) -> anyhow::Result<TempDir> {
+pub fn tempdir_in(dir: Option<&Path>) -> anyhow::Result<TempDir> {
     let base = match dir {
         Some(dir) => dir.to_path_buf(),
         None => std::env::temp_dir(),
@@ -591,10 +595,10 @@ fn tempdir_in(dir: Option<&Path>) -> anyhow::Result<TempDir> {
 }
 
 /// Removes the benchmark's stores when done.
-struct TempDir(PathBuf);
+pub struct TempDir(PathBuf);
 
 impl TempDir {
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -617,7 +621,7 @@ fn seconds(elapsed: Duration) -> String {
     format!("{:.3} s", elapsed.as_secs_f64())
 }
 
-fn machine_description() -> String {
+pub fn machine_description() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
