@@ -4,5 +4,6 @@
 mod cli;
 mod crash;
 mod gateway;
+mod openclaw_cli;
 mod protocol;
 mod support;

@@ -1,0 +1,138 @@
+//! The real OpenClaw CLI (npm `openclaw@2026.9.6`) against clawback on
+//! loopback: the drop-in promise, checked with OpenClaw's own client.
+//!
+//! The CLI and the Node it needs are installed from the npm registry by
+//! tests/openclaw/install.sh into the target dir on first use (about 30 s
+//! and 650 MB once; later runs only check). Each call runs with a throwaway
+//! HOME so nothing touches the user's OpenClaw setup.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::gateway::{start_with, stop};
+use crate::support::{clawback, stdout};
+
+const TOKEN: &str = "cli-token-5d1e";
+
+struct Cli {
+    node_bin_dir: PathBuf,
+    openclaw: PathBuf,
+}
+
+/// Installs (or finds) the CLI once per test run.
+fn cli() -> &'static Cli {
+    static CLI: OnceLock<Cli> = OnceLock::new();
+    CLI.get_or_init(|| {
+        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("openclaw-cli");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openclaw/install.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .arg(&cache)
+            .output()
+            .expect("bash runs the installer");
+        assert!(
+            output.status.success(),
+            "installing the OpenClaw CLI failed (it needs npm and the npm registry):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let value = |key: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| panic!("installer printed no {key}: {text}"))
+        };
+        Cli {
+            node_bin_dir: value("NODE_BIN_DIR="),
+            openclaw: value("OPENCLAW="),
+        }
+    })
+}
+
+/// `openclaw gateway call <method> --url ws://ADDRESS --token T --json`.
+fn gateway_call(address: &str, method: &str, token: &str) -> (Output, Value) {
+    let cli = cli();
+    let home = tempfile::tempdir().expect("home");
+    let path = format!(
+        "{}:{}",
+        cli.node_bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new(&cli.openclaw)
+        .args(["gateway", "call", method, "--url"])
+        .arg(format!("ws://{address}"))
+        .args(["--token", token, "--json", "--timeout", "20000"])
+        .env("PATH", path)
+        .env("HOME", home.path())
+        .env("OPENCLAW_STATE_DIR", home.path().join(".openclaw"))
+        .output()
+        .expect("openclaw runs");
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "openclaw gateway call {method} printed no JSON ({error}):\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, json)
+}
+
+#[test]
+fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+
+    let (output, health) = gateway_call(&address, "health", TOKEN);
+    assert!(output.status.success(), "{health}");
+    assert_eq!(health["ok"], true);
+    assert_eq!(health["defaultAgentId"], "main");
+
+    let (output, status) = gateway_call(&address, "status", TOKEN);
+    assert!(output.status.success(), "{status}");
+    assert_eq!(status["runtimeVersion"], env!("CARGO_PKG_VERSION"));
+
+    let (output, presence) = gateway_call(&address, "system-presence", TOKEN);
+    assert!(output.status.success(), "{presence}");
+    let entries = presence
+        .as_array()
+        .expect("a bare array, as OpenClaw returns");
+    assert!(
+        entries
+            .iter()
+            .any(|entry| entry["mode"] == "gateway" && entry["reason"] == "self")
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|entry| entry["mode"] == "cli" && entry["version"] == "2026.9.6"),
+        "the CLI's own connection is present: {presence}"
+    );
+
+    // A method OpenClaw has and clawback does not yet: a clear refusal.
+    let (output, refused) = gateway_call(&address, "config.get", TOKEN);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(refused["ok"], false);
+    assert_eq!(refused["error"]["code"], "UNAVAILABLE");
+
+    // A wrong token: OpenClaw's error, as the CLI reports it.
+    let (output, wrong) = gateway_call(&address, "health", "wrong-token");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(wrong["error"]["type"], "gateway_request_error");
+    assert_eq!(wrong["error"]["code"], "INVALID_REQUEST");
+    assert_eq!(wrong["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
+
+    stop(running);
+    let tail = stdout(&clawback(
+        dir.path(),
+        &["log", "tail", "-n", "200", "--json"],
+    ));
+    let answered = tail
+        .lines()
+        .filter(|line| line.contains("\"rpc.answered\""))
+        .count();
+    assert_eq!(answered, 4, "every call the CLI made is on record: {tail}");
+    assert!(!tail.contains(TOKEN), "the token never reaches the log");
+}
