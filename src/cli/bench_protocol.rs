@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-const TOKEN: &str = "bench-token";
+const OWN_TOKEN: &str = "bench-token";
 
 #[derive(Args)]
 pub struct ProtocolBenchArgs {
@@ -33,6 +33,22 @@ pub struct ProtocolBenchArgs {
     /// `health` calls per connection in the throughput run.
     #[arg(long, default_value_t = 200)]
     calls_per_connection: u32,
+    /// Measure a gateway that is already running at this address
+    /// (`127.0.0.1:18789`), e.g. OpenClaw's, instead of starting clawback.
+    /// Start time is then not measured.
+    #[arg(long, value_name = "HOST:PORT", requires = "token")]
+    against: Option<String>,
+    /// The token of the gateway given with --against.
+    #[arg(long)]
+    token: Option<String>,
+    /// With --against: the gateway's process id, for its RSS.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// With --against: when the gateway was spawned (unix ms). The benchmark
+    /// then retries the handshake until it succeeds (at most 3 minutes) and
+    /// reports the start time to the first hello-ok.
+    #[arg(long, value_name = "UNIX_MS")]
+    spawned_at_ms: Option<i64>,
 }
 
 type Socket =
@@ -49,18 +65,52 @@ impl Drop for Gateway {
 }
 
 pub fn run(args: ProtocolBenchArgs) -> anyhow::Result<std::process::ExitCode> {
-    let state_dir = super::bench::tempdir_in(None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     println!("# clawback bench protocol\n");
     println!("machine: {}\n", super::bench::machine_description());
+    if let Some(address) = args.against.clone() {
+        let token = args.token.clone().unwrap_or_default();
+        println!("gateway: the one at {address} (started elsewhere)\n");
+        println!("| measure | value | note |");
+        println!("|---|---:|---|");
+        if let Some(spawned_at_ms) = args.spawned_at_ms {
+            let ready_ms = runtime.block_on(first_hello(&address, &token))?;
+            println!(
+                "| start to first hello-ok | {} ms | from spawn, retrying every 20 ms |",
+                ready_ms - spawned_at_ms
+            );
+            // Let start-up work settle before reading idle memory.
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        if let Some(pid) = args.pid {
+            println!("| idle RSS | {:.1} MB | |", rss_kib(pid) as f64 / 1024.0);
+        }
+        runtime.block_on(measure(&address, &token, &args, ""))?;
+        if let Some(pid) = args.pid {
+            println!(
+                "| RSS after the load | {:.1} MB | |",
+                rss_kib(pid) as f64 / 1024.0
+            );
+        }
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    let state_dir = super::bench::tempdir_in(None)?;
+    println!("gateway: clawback, started by the benchmark\n");
 
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
         .arg("--state-dir")
         .arg(state_dir.path())
-        .args(["gateway", "run", "--bind", "127.0.0.1:0", "--token", TOKEN])
+        .args([
+            "gateway",
+            "run",
+            "--bind",
+            "127.0.0.1:0",
+            "--token",
+            OWN_TOKEN,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -80,7 +130,7 @@ pub fn run(args: ProtocolBenchArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     std::thread::spawn(move || for _ in lines {});
     let start_to_hello = runtime.block_on(async {
-        let (socket, _) = connect(&address).await?;
+        let (socket, _) = connect(&address, OWN_TOKEN).await?;
         drop(socket);
         anyhow::Ok(started.elapsed())
     })?;
@@ -97,61 +147,12 @@ pub fn run(args: ProtocolBenchArgs) -> anyhow::Result<std::process::ExitCode> {
         idle_rss as f64 / 1024.0
     );
 
-    runtime.block_on(async {
-        let mut connects = Histogram::<u64>::new(3)?;
-        for _ in 0..args.connects {
-            let (socket, elapsed) = connect(&address).await?;
-            connects.record(elapsed.as_micros() as u64)?;
-            drop(socket);
-        }
-        println!(
-            "| connect to hello-ok, p50 / p99 ({} sequential) | {} / {} | new socket each |",
-            args.connects,
-            micros(connects.value_at_quantile(0.5)),
-            micros(connects.value_at_quantile(0.99))
-        );
-
-        let (mut socket, _) = connect(&address).await?;
-        let mut calls = Histogram::<u64>::new(3)?;
-        for n in 0..args.calls {
-            let started = Instant::now();
-            health(&mut socket, n).await?;
-            calls.record(started.elapsed().as_micros() as u64)?;
-        }
-        println!(
-            "| `health` p50 / p99 ({} sequential, one connection) | {} / {} | each recorded and fsync'd before the answer |",
-            args.calls,
-            micros(calls.value_at_quantile(0.5)),
-            micros(calls.value_at_quantile(0.99))
-        );
-
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..args.connections)
-            .map(|_| {
-                let address = address.clone();
-                let per_connection = args.calls_per_connection;
-                tokio::spawn(async move {
-                    let (mut socket, _) = connect(&address).await?;
-                    for n in 0..per_connection {
-                        health(&mut socket, n).await?;
-                    }
-                    anyhow::Ok(())
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await??;
-        }
-        let elapsed = started.elapsed();
-        let total = u64::from(args.connections) * u64::from(args.calls_per_connection);
-        println!(
-            "| `health` throughput, {} connections x {} calls | {:.0} calls/s | connects included |",
-            args.connections,
-            args.calls_per_connection,
-            total as f64 / elapsed.as_secs_f64()
-        );
-        anyhow::Ok(())
-    })?;
+    runtime.block_on(measure(
+        &address,
+        OWN_TOKEN,
+        &args,
+        "each recorded and fsync'd before the answer",
+    ))?;
     println!(
         "| RSS after the load | {:.1} MB | |",
         rss_kib(gateway.0.id()) as f64 / 1024.0
@@ -159,9 +160,95 @@ pub fn run(args: ProtocolBenchArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// Handshake latency, sequential health latency, and concurrent health
+/// throughput against the gateway at `address`.
+async fn measure(
+    address: &str,
+    token: &str,
+    args: &ProtocolBenchArgs,
+    health_note: &str,
+) -> anyhow::Result<()> {
+    let mut connects = Histogram::<u64>::new(3)?;
+    for _ in 0..args.connects {
+        let (socket, elapsed) = connect(address, token).await?;
+        connects.record(elapsed.as_micros() as u64)?;
+        drop(socket);
+    }
+    println!(
+        "| connect to hello-ok, p50 / p99 ({} sequential) | {} / {} | new socket each |",
+        args.connects,
+        micros(connects.value_at_quantile(0.5)),
+        micros(connects.value_at_quantile(0.99))
+    );
+
+    let (mut socket, _) = connect(address, token).await?;
+    let mut calls = Histogram::<u64>::new(3)?;
+    for n in 0..args.calls {
+        let started = Instant::now();
+        health(&mut socket, n).await?;
+        calls.record(started.elapsed().as_micros() as u64)?;
+    }
+    println!(
+        "| `health` p50 / p99 ({} sequential, one connection) | {} / {} | {health_note} |",
+        args.calls,
+        micros(calls.value_at_quantile(0.5)),
+        micros(calls.value_at_quantile(0.99))
+    );
+
+    // Connections are opened one by one before timing: the figure is
+    // request throughput, not a handshake storm (OpenClaw answers 503 to
+    // many simultaneous upgrades).
+    let mut sockets = Vec::with_capacity(args.connections as usize);
+    for _ in 0..args.connections {
+        sockets.push(connect(address, token).await?.0);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .map(|mut socket| {
+            let per_connection = args.calls_per_connection;
+            tokio::spawn(async move {
+                for n in 0..per_connection {
+                    health(&mut socket, n).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = started.elapsed();
+    let total = u64::from(args.connections) * u64::from(args.calls_per_connection);
+    println!(
+        "| `health` throughput, {} open connections x {} calls | {:.0} calls/s | |",
+        args.connections,
+        args.calls_per_connection,
+        total as f64 / elapsed.as_secs_f64()
+    );
+    anyhow::Ok(())
+}
+
+/// Retries the handshake until it succeeds; returns when (unix ms).
+async fn first_hello(address: &str, token: &str) -> anyhow::Result<i64> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if connect(address, token).await.is_ok() {
+            return Ok(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as i64);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no hello-ok from {address} within 3 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Opens a socket and completes the handshake; returns it and the time to
 /// hello-ok.
-async fn connect(address: &str) -> anyhow::Result<(Socket, Duration)> {
+async fn connect(address: &str, token: &str) -> anyhow::Result<(Socket, Duration)> {
     let started = Instant::now();
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/")).await?;
     let challenge = next_json(&mut socket).await?;
@@ -172,7 +259,7 @@ async fn connect(address: &str) -> anyhow::Result<(Socket, Duration)> {
     let connect = json!({"type": "req", "id": "c", "method": "connect", "params": {
         "minProtocol": 4, "maxProtocol": 4,
         "client": {"id": "cli", "version": "bench", "platform": "linux", "mode": "cli"},
-        "role": "operator", "scopes": ["operator.read"], "auth": {"token": TOKEN},
+        "role": "operator", "scopes": ["operator.read"], "auth": {"token": token},
     }});
     socket.send(Message::text(connect.to_string())).await?;
     let hello = next_json(&mut socket).await?;
