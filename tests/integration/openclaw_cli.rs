@@ -54,6 +54,12 @@ fn cli() -> &'static Cli {
 
 /// `openclaw gateway call <method> --url ws://ADDRESS --token T --json`.
 fn gateway_call(address: &str, method: &str, token: &str) -> (Output, Value) {
+    openclaw(address, &["gateway", "call", method], token)
+}
+
+/// `openclaw <command...> --url ws://ADDRESS --token T --json`.
+fn openclaw(address: &str, command: &[&str], token: &str) -> (Output, Value) {
+    let method = command.join(" ");
     let cli = cli();
     let home = tempfile::tempdir().expect("home");
     let path = format!(
@@ -62,9 +68,10 @@ fn gateway_call(address: &str, method: &str, token: &str) -> (Output, Value) {
         std::env::var("PATH").unwrap_or_default()
     );
     let output = Command::new(&cli.openclaw)
-        .args(["gateway", "call", method, "--url"])
+        .args(command)
+        .arg("--url")
         .arg(format!("ws://{address}"))
-        .args(["--token", token, "--json", "--timeout", "20000"])
+        .args(["--token", token, "--json"])
         .env("PATH", path)
         .env("HOME", home.path())
         .env("OPENCLAW_STATE_DIR", home.path().join(".openclaw"))
@@ -72,7 +79,7 @@ fn gateway_call(address: &str, method: &str, token: &str) -> (Output, Value) {
         .expect("openclaw runs");
     let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
         panic!(
-            "openclaw gateway call {method} printed no JSON ({error}):\nstdout: {}\nstderr: {}",
+            "openclaw {method} printed no JSON ({error}):\nstdout: {}\nstderr: {}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         )
@@ -111,6 +118,20 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         "the CLI's own connection is present: {presence}"
     );
 
+    // OpenClaw's own commands that call these methods under the hood.
+    for command in [
+        &["system", "presence"][..],
+        &["nodes", "list"],
+        &["devices", "list"],
+    ] {
+        let (output, value) = openclaw(&address, command, TOKEN);
+        assert!(output.status.success(), "openclaw {command:?}: {value}");
+        if command[0] != "system" {
+            assert_eq!(value["pending"], serde_json::json!([]), "{value}");
+            assert!(value["paired"].is_array(), "{value}");
+        }
+    }
+
     // A method OpenClaw has and clawback does not yet: a clear refusal.
     let (output, refused) = gateway_call(&address, "config.get", TOKEN);
     assert_eq!(output.status.code(), Some(1));
@@ -133,6 +154,8 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         .lines()
         .filter(|line| line.contains("\"rpc.answered\""))
         .count();
-    assert_eq!(answered, 4, "every call the CLI made is on record: {tail}");
+    // health, status, system-presence, config.get, then system presence,
+    // nodes list (node.pair.list and node.list), devices list.
+    assert_eq!(answered, 8, "every call the CLI made is on record: {tail}");
     assert!(!tail.contains(TOKEN), "the token never reaches the log");
 }

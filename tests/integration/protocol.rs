@@ -143,7 +143,15 @@ fn the_handshake_gives_hello_ok_and_methods_answer_with_openclaw_shapes() {
         assert_eq!(payload["policy"]["tickIntervalMs"], 30_000);
         assert_eq!(
             payload["features"]["methods"],
-            json!(["health", "status", "system-presence"])
+            json!([
+                "health",
+                "status",
+                "system-presence",
+                "node.list",
+                "node.pair.list",
+                "device.pair.list"
+            ]),
+            "only what is implemented is advertised"
         );
         assert!(payload["server"]["connId"].as_str().is_some());
         let presence = payload["snapshot"]["presence"]
@@ -386,6 +394,11 @@ mod device_identity {
                 assert_eq!(hello["ok"], true, "{hello}");
                 let health = call(&mut socket, "h", "health", None).await;
                 assert_eq!(health["ok"], true);
+                let devices = call(&mut socket, "d", "device.pair.list", None).await;
+                let paired = devices["payload"]["paired"].as_array().expect("paired");
+                assert_eq!(paired.len(), 1, "{devices}");
+                assert_eq!(paired[0]["approvedBy"], "auto-loopback");
+                assert_eq!(devices["payload"]["pending"], json!([]));
             }
             let (mut socket, challenge) = open(&address).await;
             send(&mut socket, device_connect(&key, &challenge, true)).await;

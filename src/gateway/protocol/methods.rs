@@ -12,7 +12,14 @@ use super::scopes;
 use crate::gateway::Gateway;
 
 /// Methods answered for real, advertised in `hello-ok.features.methods`.
-pub const IMPLEMENTED: &[&str] = &["health", "status", "system-presence"];
+pub const IMPLEMENTED: &[&str] = &[
+    "health",
+    "status",
+    "system-presence",
+    "node.list",
+    "node.pair.list",
+    "device.pair.list",
+];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
 pub const EVENTS: &[&str] = &["connect.challenge", "tick", "shutdown"];
@@ -31,6 +38,20 @@ pub fn call(gateway: &Gateway, method: &str, params: Option<&Value>) -> Result<V
         "system-presence" => {
             no_params(method, params)?;
             Ok(Value::Array(presence(gateway)))
+        }
+        "node.list" => {
+            no_params(method, params)?;
+            Ok(json!({"ts": now_ms(), "nodes": paired_nodes(gateway)}))
+        }
+        "node.pair.list" => {
+            no_params(method, params)?;
+            // Pairing requests are not queued yet (remote devices and nodes
+            // are refused with PAIRING_REQUIRED), so none is ever pending.
+            Ok(json!({"pending": [], "paired": paired_nodes(gateway)}))
+        }
+        "device.pair.list" => {
+            no_params(method, params)?;
+            Ok(json!({"pending": [], "paired": paired_devices(gateway)}))
         }
         "connect" => Err(ErrorShape::invalid(
             "connect is only valid as the first request",
@@ -130,6 +151,55 @@ fn status(gateway: &Gateway) -> Value {
         "connections": state.presence.connections.len(),
         "log": {"nextSeq": state.next_seq, "headHash": state.last_hash.to_hex()},
     })
+}
+
+/// Paired nodes, oldest pairing first, from the devices projection.
+fn paired_nodes(gateway: &Gateway) -> Vec<Value> {
+    let state = gateway.state.read().expect("state lock");
+    let mut nodes: Vec<&clawback_projections::devices::Node> =
+        state.devices.nodes.values().collect();
+    nodes.sort_by_key(|node| node.paired_seq);
+    nodes
+        .into_iter()
+        .map(|node| {
+            json!({
+                "nodeId": node.paired.node_id,
+                "displayName": node.paired.display_name,
+                "platform": node.paired.platform,
+                "caps": node.paired.capabilities,
+                "paired": true,
+                "connected": false,
+                "approvedAtMs": node.paired_ts_ms,
+            })
+        })
+        .collect()
+}
+
+/// Paired, unrevoked devices, oldest pairing first.
+fn paired_devices(gateway: &Gateway) -> Vec<Value> {
+    let state = gateway.state.read().expect("state lock");
+    let mut devices: Vec<&clawback_projections::devices::Device> = state
+        .devices
+        .devices
+        .values()
+        .filter(|device| state.devices.is_trusted(&device.paired.device_id))
+        .collect();
+    devices.sort_by_key(|device| device.paired_seq);
+    devices
+        .into_iter()
+        .map(|device| {
+            json!({
+                "deviceId": device.paired.device_id,
+                "publicKey": device.paired.public_key,
+                "role": device.paired.role,
+                "roles": [device.paired.role],
+                "scopes": device.paired.scopes,
+                "approvedBy": device.paired.approved_by,
+                "createdAtMs": device.paired_ts_ms,
+                "approvedAtMs": device.paired_ts_ms,
+            })
+        })
+        .collect()
 }
 
 /// Presence entries in OpenClaw's shape: the gateway itself, then clients.
