@@ -131,6 +131,11 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
             assert!(value["paired"].is_array(), "{value}");
         }
     }
+    // The CLI validates cron.list's paging metadata strictly.
+    let (output, cron) = openclaw(&address, &["cron", "list"], TOKEN);
+    assert!(output.status.success(), "openclaw cron list: {cron}");
+    assert_eq!(cron["jobs"], serde_json::json!([]), "{cron}");
+    assert_eq!(cron["total"], 0);
 
     // A method OpenClaw has and clawback does not yet: a clear refusal.
     let (output, refused) = gateway_call(&address, "config.get", TOKEN);
@@ -150,12 +155,37 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         dir.path(),
         &["log", "tail", "-n", "200", "--json"],
     ));
-    let answered = tail
-        .lines()
-        .filter(|line| line.contains("\"rpc.answered\""))
-        .count();
-    // health, status, system-presence, config.get, then system presence,
-    // nodes list (node.pair.list and node.list), devices list.
-    assert_eq!(answered, 8, "every call the CLI made is on record: {tail}");
+    let methods = |kind: &str| -> Vec<String> {
+        tail.lines()
+            .map(|line| serde_json::from_str::<Value>(line).expect("JSON line"))
+            .filter(|record| record["kind"] == kind)
+            // The export names the variant: {"event": {"RpcAnswered": {...}}}.
+            .filter_map(|record| {
+                let event = record["event"].as_object()?.values().next()?.clone();
+                Some(event["method"].as_str()?.to_owned())
+            })
+            .collect()
+    };
+    let answered = methods("rpc.answered");
+    assert_eq!(
+        methods("rpc.received"),
+        answered,
+        "every request has its outcome"
+    );
+    for method in [
+        "health",
+        "status",
+        "system-presence",
+        "config.get",
+        "node.pair.list",
+        "node.list",
+        "device.pair.list",
+        "cron.list",
+    ] {
+        assert!(
+            answered.iter().any(|answered| answered == method),
+            "{method} is on record: {answered:?}"
+        );
+    }
     assert!(!tail.contains(TOKEN), "the token never reaches the log");
 }

@@ -149,7 +149,8 @@ fn the_handshake_gives_hello_ok_and_methods_answer_with_openclaw_shapes() {
                 "system-presence",
                 "node.list",
                 "node.pair.list",
-                "device.pair.list"
+                "device.pair.list",
+                "cron.list"
             ]),
             "only what is implemented is advertised"
         );
