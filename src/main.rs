@@ -5,7 +5,9 @@
 //! lives in its own module under `cli/`, the server under `gateway/`.
 
 mod cli;
+mod config;
 mod gateway;
+mod redact;
 mod state_dir;
 
 use std::process::ExitCode;

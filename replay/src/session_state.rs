@@ -130,7 +130,7 @@ fn run_state(state: &RunState) -> String {
 
 /// The text of a transcript entry, read from its record; a record that cannot
 /// be read is shown as such rather than hiding the entry.
-fn message_text(store: &dyn LogStore, entry: &TranscriptEntry) -> String {
+pub fn message_text(store: &dyn LogStore, entry: &TranscriptEntry) -> String {
     let envelope = match store.get(entry.seq) {
         Ok(Some(bytes)) => record::decode(entry.seq, &bytes),
         Ok(None) => return "<record missing from the log>".to_owned(),

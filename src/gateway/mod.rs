@@ -33,12 +33,20 @@ const SOCKETS_CLOSE_WAIT: Duration = Duration::from_secs(3);
 const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
 const SNAPSHOTS_KEPT: usize = 3;
 
+/// Where the gateway listens when neither `--bind` nor the config says.
+const DEFAULT_PORT: u16 = 18789;
+
 #[derive(Args)]
 pub struct RunArgs {
-    /// Address to listen on. Loopback by default: exposing the gateway is a
-    /// decision, not an accident.
-    #[arg(long, default_value = "127.0.0.1:18789", env = "CLAWBACK_BIND")]
-    bind: SocketAddr,
+    /// Address to listen on (default 127.0.0.1:18789, or the config's
+    /// gateway.port and gateway.bind). Loopback by default: exposing the
+    /// gateway is a decision, not an accident.
+    #[arg(long, env = "CLAWBACK_BIND")]
+    bind: Option<SocketAddr>,
+    /// The config file (JSON5; an OpenClaw openclaw.json works). Default:
+    /// <state-dir>/config.json5, or OPENCLAW_CONFIG_PATH when set.
+    #[arg(long, env = "CLAWBACK_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Shared token clients must present (OpenClaw's gateway.auth.token).
     /// Without --token or --password, only loopback binds are allowed and
     /// anyone who can reach the port is admitted.
@@ -69,6 +77,23 @@ pub struct Gateway {
     pub log_path: String,
     /// Open WebSocket connections.
     pub sockets: std::sync::atomic::AtomicUsize,
+    /// The config file, and the typed config last applied from it.
+    pub config_file: crate::config::ConfigFile,
+    applied_config: RwLock<Arc<crate::config::model::ConfigFile>>,
+    /// Serializes handlers that check state and then record (see
+    /// `protocol::methods`).
+    pub writes: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Gateway {
+    /// The config in effect (settings read live, such as models).
+    pub fn config(&self) -> Arc<crate::config::model::ConfigFile> {
+        self.applied_config.read().expect("config lock").clone()
+    }
+
+    pub fn apply_config(&self, config: crate::config::model::ConfigFile) {
+        *self.applied_config.write().expect("config lock") = Arc::new(config);
+    }
 }
 
 pub fn run(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -81,16 +106,30 @@ pub fn run(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let auth = match (&args.token, &args.password) {
-        (Some(token), _) if !token.is_empty() => protocol::connect::Auth::token(token),
-        (_, Some(password)) if !password.is_empty() => protocol::connect::Auth::password(password),
-        _ if args.bind.ip().is_loopback() => protocol::connect::Auth::None,
-        _ => anyhow::bail!(
-            "refusing to listen on {} without authentication: pass --token TOKEN (or set \
-             CLAWBACK_GATEWAY_TOKEN), or bind to 127.0.0.1",
-            args.bind
+    let config_path = args
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("OPENCLAW_CONFIG_PATH").map(std::path::PathBuf::from))
+        .unwrap_or_else(|| crate::config::default_path(state_dir.root()));
+    let config_file = crate::config::ConfigFile::open(
+        config_path,
+        &crate::config::hash_key_path(state_dir.root()),
+    )?;
+    let loaded = crate::config::Loaded::read(&config_file)?;
+    let typed = match &loaded.checked {
+        Ok(checked) => checked.typed.clone(),
+        Err(issues) => anyhow::bail!(
+            "the config {} is invalid: {}; fix it (the last valid version, if any, is {}.last-good)",
+            config_file.path().display(),
+            crate::config::describe(issues),
+            config_file.path().display()
         ),
     };
+    if loaded.exists {
+        config_file.mark_good(&loaded.raw)?;
+    }
+    let bind = args.bind.map_or_else(|| bind_from_config(&typed), Ok)?;
+    let auth = resolve_auth(&args, &typed, bind)?;
     let store = state_dir.open_store()?;
     let snapshots = state_dir.snapshots();
     // Recovery need only verify the chain from the newest snapshot on; the
@@ -139,14 +178,9 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
     let last_snapshot_seq = restored.snapshot_seq.unwrap_or(0);
     *state.write().expect("state lock") = restored.state;
 
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}: is another gateway running? use --bind ADDR",
-                args.bind
-            )
-        })?;
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+        format!("cannot listen on {bind}: is another gateway running? use --bind ADDR")
+    })?;
     let local = listener.local_addr()?;
     let boot_id = uuid::Uuid::new_v4().to_string();
     // The start, and the gateway's own presence entry (OpenClaw lists itself
@@ -181,7 +215,18 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
         pushes,
         log_path: state_dir.log_dir().display().to_string(),
         sockets: std::sync::atomic::AtomicUsize::new(0),
+        config_file,
+        applied_config: RwLock::new(Arc::new(typed)),
+        writes: Arc::new(tokio::sync::Mutex::new(())),
     });
+    // A config edited while the gateway was down is recorded before anyone
+    // connects, so the history shows what this run started with.
+    if let Some((event, _)) = protocol::methods::observe_config_file(&gateway, &loaded) {
+        gateway
+            .log
+            .append(vec![NewEvent::new("config", Actor::System, event)])
+            .await?;
+    }
     // Handlers are installed before anyone is told we are up: a SIGTERM sent
     // right after the "listening" line must stop us cleanly, not kill us.
     let signals = Signals::install().context("cannot install signal handlers")?;
@@ -245,6 +290,89 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
         gateway.log.next_seq()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The listen address from the config's `gateway.port` and `gateway.bind`.
+fn bind_from_config(config: &crate::config::model::ConfigFile) -> anyhow::Result<SocketAddr> {
+    use crate::config::model::BindMode;
+    let section = config.gateway.as_ref();
+    let port = section
+        .and_then(|gateway| gateway.port)
+        .unwrap_or(DEFAULT_PORT);
+    let host: std::net::IpAddr = match section.and_then(|gateway| gateway.bind) {
+        None | Some(BindMode::Loopback) | Some(BindMode::Auto) => [127, 0, 0, 1].into(),
+        Some(BindMode::Lan) => [0, 0, 0, 0].into(),
+        Some(BindMode::Custom) => section
+            .and_then(|gateway| gateway.custom_bind_host.as_deref())
+            .context("gateway.bind is \"custom\" but gateway.customBindHost is not set")?
+            .parse()
+            .context("gateway.customBindHost is not an IP address")?,
+        Some(BindMode::Tailnet) => anyhow::bail!(
+            "gateway.bind \"tailnet\" is not supported by clawback; use \"lan\" or \"custom\""
+        ),
+    };
+    Ok(SocketAddr::new(host, port))
+}
+
+/// The shared secret: `--token`/`--password` (or their environment
+/// variables) first, then OpenClaw's environment variables, then the
+/// config's `gateway.auth`. No secret is allowed on loopback only.
+fn resolve_auth(
+    args: &RunArgs,
+    config: &crate::config::model::ConfigFile,
+    bind: SocketAddr,
+) -> anyhow::Result<protocol::connect::Auth> {
+    use crate::config::model::AuthMode;
+    use protocol::connect::Auth;
+    let non_empty = |value: Option<String>| value.filter(|value| !value.is_empty());
+    let env = |name: &str| non_empty(std::env::var(name).ok());
+    if let Some(token) = non_empty(args.token.clone()).or_else(|| env("OPENCLAW_GATEWAY_TOKEN")) {
+        return Ok(Auth::token(&token));
+    }
+    if let Some(password) =
+        non_empty(args.password.clone()).or_else(|| env("OPENCLAW_GATEWAY_PASSWORD"))
+    {
+        return Ok(Auth::password(&password));
+    }
+    let section = config
+        .gateway
+        .as_ref()
+        .and_then(|gateway| gateway.auth.as_ref());
+    let secret = |input: Option<&crate::config::model::SecretInput>, path: &str| {
+        input
+            .with_context(|| format!("{path} is not set"))?
+            .resolve()
+            .map_err(|error| anyhow::anyhow!("{path}: {error}"))
+    };
+    let auth = match section.and_then(|auth| auth.mode) {
+        Some(AuthMode::Token) => Auth::token(&secret(
+            section.and_then(|auth| auth.token.as_ref()),
+            "gateway.auth.token",
+        )?),
+        Some(AuthMode::Password) => Auth::password(&secret(
+            section.and_then(|auth| auth.password.as_ref()),
+            "gateway.auth.password",
+        )?),
+        Some(AuthMode::TrustedProxy) => anyhow::bail!(
+            "gateway.auth.mode \"trusted-proxy\" is not supported by clawback; use \"token\""
+        ),
+        Some(AuthMode::None) | None => match section {
+            Some(auth) if auth.token.is_some() => {
+                Auth::token(&secret(auth.token.as_ref(), "gateway.auth.token")?)
+            }
+            Some(auth) if auth.password.is_some() => {
+                Auth::password(&secret(auth.password.as_ref(), "gateway.auth.password")?)
+            }
+            _ => Auth::None,
+        },
+    };
+    if matches!(auth, Auth::None) && !bind.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {bind} without authentication: pass --token TOKEN (or set \
+             CLAWBACK_GATEWAY_TOKEN, or gateway.auth.token in the config), or bind to 127.0.0.1"
+        );
+    }
+    Ok(auth)
 }
 
 /// The WebSocket endpoint. Any path upgrades (OpenClaw's CLI uses `/`).

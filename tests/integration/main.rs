@@ -2,8 +2,10 @@
 //! real state dirs. One test binary for all of them keeps link time down.
 
 mod cli;
+mod config;
 mod crash;
 mod gateway;
 mod openclaw_cli;
 mod protocol;
+mod sessions;
 mod support;

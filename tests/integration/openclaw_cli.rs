@@ -90,6 +90,12 @@ fn openclaw(address: &str, command: &[&str], token: &str) -> (Output, Value) {
 #[test]
 fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // OpenClaw's own minimal config shape, with a provider (never called).
+    std::fs::write(
+        dir.path().join("config.json5"),
+        "{ agents: { defaults: { model: { primary: 'mock/mock-model' } } },\n  models: { providers: { mock: { baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'sk-cli-test-secret', api: 'openai-completions', models: [{ id: 'mock-model', name: 'Mock' }] } } } }\n",
+    )
+    .expect("config");
     let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
 
     let (output, health) = gateway_call(&address, "health", TOKEN);
@@ -137,8 +143,28 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
     assert_eq!(cron["jobs"], serde_json::json!([]), "{cron}");
     assert_eq!(cron["total"], 0);
 
+    let (output, config) = gateway_call(&address, "config.get", TOKEN);
+    assert!(output.status.success(), "{config}");
+    assert_eq!(config["valid"], true, "{config}");
+    assert_eq!(
+        config["config"]["models"]["providers"]["mock"]["apiKey"],
+        "__OPENCLAW_REDACTED__"
+    );
+    assert!(!config.to_string().contains("sk-cli-test-secret"));
+
+    let (output, models) = gateway_call(&address, "models.list", TOKEN);
+    assert!(output.status.success(), "{models}");
+    assert_eq!(models["models"][0]["id"], "mock-model", "{models}");
+    assert_eq!(models["models"][0]["provider"], "mock");
+    assert_eq!(models["models"][0]["tags"], serde_json::json!(["default"]));
+
+    let (output, sessions) = gateway_call(&address, "sessions.list", TOKEN);
+    assert!(output.status.success(), "{sessions}");
+    assert_eq!(sessions["sessions"], serde_json::json!([]), "{sessions}");
+    assert_eq!(sessions["defaults"]["model"], "mock-model");
+
     // A method OpenClaw has and clawback does not yet: a clear refusal.
-    let (output, refused) = gateway_call(&address, "config.get", TOKEN);
+    let (output, refused) = gateway_call(&address, "skills.status", TOKEN);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(refused["ok"], false);
     assert_eq!(refused["error"]["code"], "UNAVAILABLE");
@@ -177,6 +203,9 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         "status",
         "system-presence",
         "config.get",
+        "models.list",
+        "sessions.list",
+        "skills.status",
         "node.pair.list",
         "node.list",
         "device.pair.list",
@@ -188,4 +217,5 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         );
     }
     assert!(!tail.contains(TOKEN), "the token never reaches the log");
+    assert!(!tail.contains("sk-cli-test-secret"), "nor the provider key");
 }

@@ -12,12 +12,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::gateway::{Running, start_with, stop};
 use crate::support::{clawback, stdout};
 
-const TOKEN: &str = "test-token-8f2c";
+pub(crate) const TOKEN: &str = "test-token-8f2c";
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -29,7 +29,7 @@ fn gateway(dir: &std::path::Path) -> (Running, String) {
     (running, address)
 }
 
-async fn open(address: &str) -> (Socket, Value) {
+pub(crate) async fn open(address: &str) -> (Socket, Value) {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/"))
         .await
         .expect("websocket connects");
@@ -37,7 +37,7 @@ async fn open(address: &str) -> (Socket, Value) {
     (socket, challenge)
 }
 
-async fn next_json(socket: &mut Socket) -> Value {
+pub(crate) async fn next_json(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
@@ -69,14 +69,14 @@ async fn next_close(socket: &mut Socket) -> (CloseCode, String) {
     }
 }
 
-async fn send(socket: &mut Socket, frame: Value) {
+pub(crate) async fn send(socket: &mut Socket, frame: Value) {
     socket
         .send(Message::text(frame.to_string()))
         .await
         .expect("send");
 }
 
-fn connect_frame(token: Option<&str>, scopes: &[&str]) -> Value {
+pub(crate) fn connect_frame(token: Option<&str>, scopes: &[&str]) -> Value {
     let mut params = json!({
         "minProtocol": 4, "maxProtocol": 4,
         "client": {"id": "cli", "version": "2026.9.6", "platform": "linux", "mode": "cli",
@@ -89,7 +89,7 @@ fn connect_frame(token: Option<&str>, scopes: &[&str]) -> Value {
     json!({"type": "req", "id": "c1", "method": "connect", "params": params})
 }
 
-async fn connected(address: &str, scopes: &[&str]) -> (Socket, Value) {
+pub(crate) async fn connected(address: &str, scopes: &[&str]) -> (Socket, Value) {
     let (mut socket, _) = open(address).await;
     send(&mut socket, connect_frame(Some(TOKEN), scopes)).await;
     let hello = next_json(&mut socket).await;
@@ -97,7 +97,12 @@ async fn connected(address: &str, scopes: &[&str]) -> (Socket, Value) {
     (socket, hello)
 }
 
-async fn call(socket: &mut Socket, id: &str, method: &str, params: Option<Value>) -> Value {
+pub(crate) async fn call(
+    socket: &mut Socket,
+    id: &str,
+    method: &str,
+    params: Option<Value>,
+) -> Value {
     let mut frame = json!({"type": "req", "id": id, "method": method});
     if let Some(params) = params {
         frame["params"] = params;
@@ -141,18 +146,27 @@ fn the_handshake_gives_hello_ok_and_methods_answer_with_openclaw_shapes() {
         );
         assert_eq!(payload["policy"]["maxPayload"], 26_214_400);
         assert_eq!(payload["policy"]["tickIntervalMs"], 30_000);
-        assert_eq!(
-            payload["features"]["methods"],
-            json!([
-                "health",
-                "status",
-                "system-presence",
-                "node.list",
-                "node.pair.list",
-                "device.pair.list",
-                "cron.list"
-            ]),
-            "only what is implemented is advertised"
+        let advertised: Vec<&str> = payload["features"]["methods"]
+            .as_array()
+            .expect("methods")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for method in [
+            "health",
+            "status",
+            "system-presence",
+            "config.get",
+            "models.list",
+        ] {
+            assert!(
+                advertised.contains(&method),
+                "{method} advertised: {advertised:?}"
+            );
+        }
+        assert!(
+            !advertised.contains(&"chat.send"),
+            "only what is implemented is advertised: {advertised:?}"
         );
         assert!(payload["server"]["connId"].as_str().is_some());
         let presence = payload["snapshot"]["presence"]
@@ -204,12 +218,12 @@ fn known_methods_not_built_yet_say_so_instead_of_pretending() {
     let (running, address) = gateway(dir.path());
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.admin"]).await;
-        let response = call(&mut socket, "1", "sessions.list", Some(json!({}))).await;
+        let response = call(&mut socket, "1", "skills.status", Some(json!({}))).await;
         assert_eq!(response["ok"], false);
         assert_eq!(response["error"]["code"], "UNAVAILABLE");
         assert_eq!(
             response["error"]["message"],
-            "sessions.list is not available in clawback yet"
+            "skills.status is not available in clawback yet"
         );
         assert_eq!(response["error"]["retryable"], false);
     });

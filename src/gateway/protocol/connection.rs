@@ -24,10 +24,10 @@ use super::connect::{self, ConnectRequest, PROTOCOL_VERSION};
 use super::device;
 use super::frames::{self, ErrorShape, codes};
 use super::methods;
-use super::redact::redact_params;
 use super::scopes::{self, Denied};
 use super::{Push, policy};
 use crate::gateway::Gateway;
+use crate::redact::redact_params;
 
 /// Frames waiting to be written to one socket; a client this far behind is
 /// closed rather than buffered without bound.
@@ -515,6 +515,11 @@ async fn run(
             push = pushes.recv() => {
                 match push {
                     Ok(Push::Event { name, payload }) => {
+                        // Event scope guards, fail-closed (OpenClaw's
+                        // server-broadcast-scopes).
+                        if !scopes::may_receive_event(name, &session.role, &session.scopes) {
+                            continue;
+                        }
                         event_seq += 1;
                         if !enqueue(outbound, frames::event(name, payload, Some(event_seq), None)) {
                             return;
@@ -566,7 +571,7 @@ fn denied_error(denied: Denied) -> ErrorShape {
 /// Handles one request: runs it, records request and outcome, and only then
 /// returns the response frame.
 async fn answer(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     conn_id: String,
     device_id: Option<String>,
     request: frames::RequestFrame,
@@ -575,7 +580,9 @@ async fn answer(
         conn_id: conn_id.clone(),
         device_id,
     };
-    let result = methods::call(gateway, &request.method, request.params.as_ref());
+    let reply = methods::call(gateway, &request.method, request.params.as_ref()).await;
+    let result = reply.result;
+    let after = reply.after;
     let outcome = match &result {
         Ok(_) => RpcOutcome::Ok,
         Err(error) => RpcOutcome::Error {
@@ -595,13 +602,20 @@ async fn answer(
         method: request.method.clone(),
         outcome,
     });
-    let recorded = gateway
-        .log
-        .append(vec![
-            NewEvent::new("gateway", actor.clone(), received).correlated(request.id.clone()),
-            NewEvent::new("gateway", actor, answered).correlated(request.id.clone()),
-        ])
-        .await;
+    let mut batch = Vec::with_capacity(reply.events.len() + 2);
+    batch.push(NewEvent::new("gateway", actor.clone(), received).correlated(request.id.clone()));
+    for (stream, event) in reply.events {
+        batch.push(NewEvent::new(stream, actor.clone(), event).correlated(request.id.clone()));
+    }
+    batch.push(NewEvent::new("gateway", actor, answered).correlated(request.id.clone()));
+    let recorded = gateway.log.append(batch).await;
+    // Durable (or failed): the next checked write may decide now.
+    drop(reply.write_lock);
+    if recorded.is_ok() {
+        for push in reply.pushes {
+            let _ = gateway.pushes.send(push);
+        }
+    }
     if let Err(error) = recorded {
         let error = ErrorShape {
             code: codes::UNAVAILABLE,
@@ -612,6 +626,10 @@ async fn answer(
         };
         return frames::response_error(&request.id, &error);
     }
+    let result = match (result, after) {
+        (Ok(_), Some(after)) => Ok(after(gateway)),
+        (result, _) => result,
+    };
     match result {
         Ok(payload) => frames::response_ok(&request.id, payload),
         Err(error) => frames::response_error(&request.id, &error),

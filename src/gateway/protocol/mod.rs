@@ -16,7 +16,6 @@ pub mod connection;
 pub mod device;
 pub mod frames;
 pub mod methods;
-pub mod redact;
 pub mod scopes;
 
 use std::collections::BTreeMap;

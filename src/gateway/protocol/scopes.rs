@@ -205,6 +205,66 @@ pub fn authorize(
     }
 }
 
+/// The scope an event needs, after OpenClaw's
+/// `server-broadcast-scopes.ts`: `None` for events everyone authenticated
+/// gets; events not classified here need admin (fail-closed).
+pub fn event_scope(event: &str) -> Option<&'static str> {
+    const NO_SCOPE: &[&str] = &[
+        "tick",
+        "health",
+        "heartbeat",
+        "shutdown",
+        "gateway.suspension",
+        "update.available",
+    ];
+    const READ_EVENTS: &[&str] = &[
+        "agent",
+        "chat",
+        "chat.metadata.changed",
+        "cron",
+        "presence",
+        "task",
+        "task.suggestion",
+        "sessions.changed",
+        "config.changed",
+        "node.presence",
+        "node.hostStats",
+        "skills.changed",
+        "plugins.changed",
+        "talk.event",
+        "models.snapshot",
+        "voicewake.changed",
+    ];
+    if NO_SCOPE.contains(&event) {
+        None
+    } else if READ_EVENTS.contains(&event) || event.starts_with("session.") {
+        Some(READ)
+    } else if event.starts_with("exec.approval.")
+        || event.starts_with("plugin.approval.")
+        || event.starts_with("openclaw.approval.")
+    {
+        Some("operator.approvals")
+    } else if event.starts_with("device.pair.") || event.starts_with("node.pair.") {
+        Some("operator.pairing")
+    } else if event.starts_with("question.") {
+        Some("operator.questions")
+    } else if event == "talk.mode" || event == "talk.voice.change" {
+        Some(TALK)
+    } else {
+        Some(ADMIN)
+    }
+}
+
+/// Whether a connection may receive `event`. Node connections get only the
+/// scope-free events.
+pub fn may_receive_event(event: &str, role: &str, granted: &[String]) -> bool {
+    match event_scope(event) {
+        None => true,
+        Some(_) if role == "node" => false,
+        Some(scope) => satisfies(granted, scope),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -259,6 +319,41 @@ mod tests {
         assert_eq!(required_scope("config.set", None), Ok(ADMIN));
         assert_eq!(required_scope("update.anything", None), Ok(ADMIN));
         assert_eq!(required_scope("plugin.custom.thing", None), Ok(ADMIN));
+    }
+
+    #[test]
+    fn event_guards_are_fail_closed() {
+        let read = scopes(&[READ]);
+        assert!(may_receive_event("tick", "operator", &[]));
+        assert!(may_receive_event("config.changed", "operator", &read));
+        assert!(!may_receive_event("config.changed", "operator", &[]));
+        assert!(may_receive_event(
+            "sessions.changed",
+            "operator",
+            &scopes(&[WRITE])
+        ));
+        assert!(!may_receive_event(
+            "exec.approval.requested",
+            "operator",
+            &read
+        ));
+        assert!(may_receive_event(
+            "exec.approval.requested",
+            "operator",
+            &scopes(&["operator.approvals"])
+        ));
+        assert!(!may_receive_event(
+            "device.pair.requested",
+            "operator",
+            &read
+        ));
+        assert!(!may_receive_event("some.future.event", "operator", &read));
+        assert!(may_receive_event(
+            "some.future.event",
+            "operator",
+            &scopes(&[ADMIN])
+        ));
+        assert!(!may_receive_event("presence", "node", &scopes(&[ADMIN])));
     }
 
     #[test]

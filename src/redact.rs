@@ -1,20 +1,23 @@
-//! Secrets out of RPC params before they reach the log.
+//! Secrets out of anything that is recorded or shown: RPC params, configs.
 //!
-//! Why by key name: params are free-form JSON owned by OpenClaw's schemas;
-//! the secret-bearing fields follow a few naming patterns (`token`,
-//! `password`, `apiKey`, `secret`, ...). Values under such keys are replaced
-//! by OpenClaw's own sentinel, so an exported log reads like OpenClaw's
-//! redacted config. Redaction is applied to every request, whatever the
-//! method, before the event is built.
+//! Why by key name: params and configs are free-form JSON owned by
+//! OpenClaw's schemas; the secret-bearing fields follow a few naming patterns
+//! (`token`, `password`, `apiKey`, `secret`, ...). Values under such keys are
+//! replaced by OpenClaw's own sentinel, so an exported log reads like
+//! OpenClaw's redacted config. A `raw` string (the JSON5 text `config.set`
+//! and `config.patch` carry) is redacted inside the text; one that cannot be
+//! read as JSON5 is replaced whole, because what it hides cannot be known.
+//! Redaction is applied to every request, whatever the method, before the
+//! event is built.
 
 use serde_json::Value;
 
 /// OpenClaw's marker for a redacted value.
 pub const REDACTED: &str = "__OPENCLAW_REDACTED__";
 
-/// Lowercased key fragments that mark a secret.
+/// Lowercased key fragments that mark a secret wherever they appear.
+/// `token` is not among them: `maxTokens` and `inputTokens` are counts.
 const SECRET_KEY_PARTS: &[&str] = &[
-    "token",
     "password",
     "secret",
     "apikey",
@@ -29,9 +32,11 @@ const SECRET_KEY_PARTS: &[&str] = &[
 /// Nesting deeper than this is replaced wholesale: bounded work per request.
 const DEPTH_MAX: usize = 64;
 
-fn is_secret_key(key: &str) -> bool {
+pub fn is_secret_key(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
-    SECRET_KEY_PARTS.iter().any(|part| lower.contains(part))
+    // `token`, `botToken`, `GITHUB_TOKEN`, `refresh_token`: a token is a
+    // key ending in it.
+    lower.ends_with("token") || SECRET_KEY_PARTS.iter().any(|part| lower.contains(part))
 }
 
 fn redact(value: &mut Value, depth: usize) {
@@ -44,6 +49,11 @@ fn redact(value: &mut Value, depth: usize) {
             for (key, field) in object.iter_mut() {
                 if is_secret_key(key) && !field.is_null() {
                     *field = Value::String(REDACTED.to_owned());
+                } else if key == "raw"
+                    && let Value::String(text) = field
+                {
+                    *text = crate::config::json5::redact_text(text)
+                        .unwrap_or_else(|| REDACTED.to_owned());
                 } else {
                     redact(field, depth + 1);
                 }
@@ -56,6 +66,11 @@ fn redact(value: &mut Value, depth: usize) {
         }
         _ => {}
     }
+}
+
+/// Replaces every secret in `value`, at any depth.
+pub fn redact_value(value: &mut Value) {
+    redact(value, 0);
 }
 
 /// The params as JSON text with secrets replaced; `{}` when absent.
@@ -79,18 +94,31 @@ mod tests {
     #[test]
     fn secrets_are_replaced_at_any_depth_and_the_rest_kept() {
         let params = json!({
-            "raw": "{ gateway: { auth: { token: 'x' } } }",
+            "raw": "{ gateway: { auth: { token: 'x-raw-secret' } } } // kept",
+            "other": {"raw": "not json5 {"},
             "auth": {"token": "s3cret", "mode": "token"},
             "providers": [{"apiKey": "sk-1", "name": "openai"}],
             "GITHUB_TOKEN": "ghp", "nothing": null, "deviceToken": null,
+            "usage": {"maxTokens": 8192, "inputTokens": 3}, "botToken": "bt-1",
         });
         let text = redact_params(Some(&params));
         assert!(!text.contains("s3cret") && !text.contains("sk-1") && !text.contains("ghp"));
+        assert!(!text.contains("x-raw-secret"), "{text}");
         let redacted: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            redacted["raw"],
+            format!("{{ gateway: {{ auth: {{ token: \"{REDACTED}\" }} }} }} // kept")
+        );
+        assert_eq!(redacted["other"]["raw"], REDACTED);
         assert_eq!(redacted["auth"]["mode"], "token");
         assert_eq!(redacted["providers"][0]["name"], "openai");
         assert_eq!(redacted["providers"][0]["apiKey"], REDACTED);
         assert_eq!(redacted["deviceToken"], Value::Null);
+        assert_eq!(
+            redacted["usage"],
+            json!({"maxTokens": 8192, "inputTokens": 3})
+        );
+        assert_eq!(redacted["botToken"], REDACTED);
         assert_eq!(redact_params(None), "{}");
     }
 }

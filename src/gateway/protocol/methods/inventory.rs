@@ -1,0 +1,54 @@
+//! Paired nodes and devices, from the devices projection.
+
+use serde_json::{Value, json};
+
+use crate::gateway::Gateway;
+
+/// Paired nodes, oldest pairing first, from the devices projection.
+pub fn paired_nodes(gateway: &Gateway) -> Vec<Value> {
+    let state = gateway.state.read().expect("state lock");
+    let mut nodes: Vec<&clawback_projections::devices::Node> =
+        state.devices.nodes.values().collect();
+    nodes.sort_by_key(|node| node.paired_seq);
+    nodes
+        .into_iter()
+        .map(|node| {
+            json!({
+                "nodeId": node.paired.node_id,
+                "displayName": node.paired.display_name,
+                "platform": node.paired.platform,
+                "caps": node.paired.capabilities,
+                "paired": true,
+                "connected": false,
+                "approvedAtMs": node.paired_ts_ms,
+            })
+        })
+        .collect()
+}
+
+/// Paired, unrevoked devices, oldest pairing first.
+pub fn paired_devices(gateway: &Gateway) -> Vec<Value> {
+    let state = gateway.state.read().expect("state lock");
+    let mut devices: Vec<&clawback_projections::devices::Device> = state
+        .devices
+        .devices
+        .values()
+        .filter(|device| state.devices.is_trusted(&device.paired.device_id))
+        .collect();
+    devices.sort_by_key(|device| device.paired_seq);
+    devices
+        .into_iter()
+        .map(|device| {
+            json!({
+                "deviceId": device.paired.device_id,
+                "publicKey": device.paired.public_key,
+                "role": device.paired.role,
+                "roles": [device.paired.role],
+                "scopes": device.paired.scopes,
+                "approvedBy": device.paired.approved_by,
+                "createdAtMs": device.paired_ts_ms,
+                "approvedAtMs": device.paired_ts_ms,
+            })
+        })
+        .collect()
+}

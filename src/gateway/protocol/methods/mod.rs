@@ -1,0 +1,201 @@
+//! The methods clawback answers, and the honest refusal for the rest.
+//!
+//! Why every OpenClaw method is routed here even when clawback cannot do it
+//! yet: a client must be able to tell "unknown method" (a typo, or a method
+//! OpenClaw does not have) from "known, not available in this gateway yet".
+//! The second gets `UNAVAILABLE` with the reason, never a fake success.
+//!
+//! A handler decides; it does not write. It returns a [`Reply`]: the answer,
+//! the events the request causes, and the pushes to send once they are
+//! durable. The connection appends `rpc.received`, those events and
+//! `rpc.answered` as one batch, and only then answers. A handler that checks
+//! state before deciding (a `baseHash`, a session's existence) holds the
+//! gateway's write lock in its reply, so no other such decision interleaves
+//! between its check and its events becoming durable.
+//!
+//! One module per family: `system` (health, status, presence), `config`,
+//! `models`, `sessions`, `inventory` (nodes, devices), `cron`; `params`
+//! checks request params the way OpenClaw's validator words its errors.
+
+mod config;
+mod cron;
+mod inventory;
+mod models;
+mod params;
+mod sessions;
+mod system;
+
+use clawback_events::event::Event;
+use serde_json::{Value, json};
+
+use super::Push;
+use super::frames::{ErrorShape, codes};
+use super::scopes;
+use crate::gateway::Gateway;
+
+pub use config::observe_file as observe_config_file;
+pub use params::Params;
+pub use system::{health, presence};
+
+/// Methods answered for real, advertised in `hello-ok.features.methods`.
+pub const IMPLEMENTED: &[&str] = &[
+    "health",
+    "status",
+    "system-presence",
+    "node.list",
+    "node.pair.list",
+    "device.pair.list",
+    "cron.list",
+    "config.get",
+    "config.set",
+    "config.patch",
+    "config.apply",
+    "config.schema",
+    "config.schema.lookup",
+    "models.list",
+    "sessions.list",
+    "sessions.preview",
+    "sessions.patch",
+    "sessions.reset",
+    "sessions.delete",
+];
+
+/// Events this gateway sends, advertised in `hello-ok.features.events`.
+pub const EVENTS: &[&str] = &[
+    "connect.challenge",
+    "tick",
+    "shutdown",
+    "config.changed",
+    "sessions.changed",
+];
+
+/// What a handler decided.
+pub struct Reply {
+    pub result: Result<Value, ErrorShape>,
+    /// Events the request causes, recorded between its `rpc.received` and
+    /// `rpc.answered`, on the given stream.
+    pub events: Vec<(String, Event)>,
+    /// Sent to subscribed sockets once the events are durable.
+    pub pushes: Vec<Push>,
+    /// Held until the events are durable (see the module docs).
+    pub write_lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// When set, the answer is computed by this once the events are durable
+    /// and applied, so it shows the state they produced.
+    pub after: Option<AnswerAfter>,
+}
+
+/// Computes an answer from the state once a reply's events are applied.
+pub type AnswerAfter = Box<dyn FnOnce(&Gateway) -> Value + Send>;
+
+impl Reply {
+    pub fn answer(result: Result<Value, ErrorShape>) -> Reply {
+        Reply {
+            result,
+            events: Vec::new(),
+            pushes: Vec::new(),
+            write_lock: None,
+            after: None,
+        }
+    }
+}
+
+impl From<Result<Value, ErrorShape>> for Reply {
+    fn from(result: Result<Value, ErrorShape>) -> Reply {
+        Reply::answer(result)
+    }
+}
+
+/// Answers one authorized request.
+pub async fn call(
+    gateway: &std::sync::Arc<Gateway>,
+    method: &str,
+    params: Option<&Value>,
+) -> Reply {
+    let simple = |result: Result<Value, ErrorShape>| Reply::answer(result);
+    match method {
+        "health" => simple(no_params(method, params).map(|()| system::health(gateway))),
+        "status" => simple(no_params(method, params).map(|()| system::status(gateway))),
+        "system-presence" => {
+            simple(no_params(method, params).map(|()| Value::Array(system::presence(gateway))))
+        }
+        "node.list" => simple(
+            no_params(method, params)
+                .map(|()| json!({"ts": now_ms(), "nodes": inventory::paired_nodes(gateway)})),
+        ),
+        // Pairing requests are not queued yet (remote devices and nodes are
+        // refused with PAIRING_REQUIRED), so none is ever pending.
+        "node.pair.list" => simple(
+            no_params(method, params)
+                .map(|()| json!({"pending": [], "paired": inventory::paired_nodes(gateway)})),
+        ),
+        "device.pair.list" => simple(
+            no_params(method, params)
+                .map(|()| json!({"pending": [], "paired": inventory::paired_devices(gateway)})),
+        ),
+        "cron.list" => simple(cron::list(gateway, params)),
+        "config.get" => config::get(gateway, params).await,
+        "config.set" | "config.apply" => config::set(gateway, method, params).await,
+        "config.patch" => config::patch(gateway, params).await,
+        "config.schema" => simple(config::schema(params)),
+        "config.schema.lookup" => simple(config::schema_lookup(params)),
+        "models.list" => simple(models::list(gateway, params)),
+        "sessions.list" => simple(sessions::list(gateway, params)),
+        "sessions.preview" => simple(sessions::preview(gateway, params)),
+        "sessions.patch" => sessions::patch(gateway, params).await,
+        "sessions.reset" => sessions::reset(gateway, params).await,
+        "sessions.delete" => sessions::delete(gateway, params).await,
+        "connect" => simple(Err(ErrorShape::invalid(
+            "connect is only valid as the first request",
+        ))),
+        known if scopes::is_known(known) => simple(Err(ErrorShape {
+            code: codes::UNAVAILABLE,
+            message: format!("{known} is not available in clawback yet"),
+            details: Some(json!({"code": "NOT_IMPLEMENTED", "method": known})),
+            retryable: Some(false),
+            retry_after_ms: None,
+        })),
+        unknown => simple(Err(ErrorShape::invalid(format!(
+            "unknown method: {unknown}"
+        )))),
+    }
+}
+
+/// Parameterless methods accept a missing `params` or `{}` (the CLI sends
+/// neither or the empty object), and nothing else: params are closed.
+fn no_params(method: &str, params: Option<&Value>) -> Result<(), ErrorShape> {
+    match params {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(object)) => match object.keys().next() {
+            None => Ok(()),
+            Some(key) => Err(ErrorShape::invalid(format!(
+                "invalid {method} params: must NOT have additional properties (unexpected property '{key}')"
+            ))),
+        },
+        Some(_) => Err(ErrorShape::invalid(format!(
+            "invalid {method} params: must be object"
+        ))),
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameterless_methods_accept_nothing_or_empty_and_refuse_keys() {
+        assert!(no_params("health", None).is_ok());
+        assert!(no_params("health", Some(&json!({}))).is_ok());
+        let error = no_params("health", Some(&json!({"x": 1}))).unwrap_err();
+        assert!(
+            error.message.starts_with("invalid health params:"),
+            "{error:?}"
+        );
+        assert!(no_params("health", Some(&json!([]))).is_err());
+    }
+}
