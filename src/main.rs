@@ -9,6 +9,7 @@ mod config;
 mod gateway;
 mod redact;
 mod state_dir;
+mod timefmt;
 
 use std::process::ExitCode;
 

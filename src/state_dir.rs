@@ -4,6 +4,9 @@
 //! <state-dir>/            default ~/.clawback, or --state-dir, or CLAWBACK_STATE_DIR
 //!   log/                  the event log (fjall): the source of truth
 //!   snapshots/            projection snapshots: a cache of the log, safe to delete
+//!   logs/                 the gateway's own text log (JSON lines per day), for `logs.tail`
+//!   config.json5          the config (unless --config says otherwise)
+//!   config-hash.key       the key of the config hash (never in the log)
 //! ```
 //!
 //! Only this module knows the layout, so moving a folder is a one-line change.
@@ -40,6 +43,11 @@ impl StateDir {
 
     pub fn log_dir(&self) -> PathBuf {
         self.root.join("log")
+    }
+
+    /// The gateway's diagnostic log files (not the event log).
+    pub fn text_logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
     }
 
     pub fn snapshots(&self) -> SnapshotStore {

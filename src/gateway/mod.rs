@@ -6,6 +6,7 @@
 //! This module owns the process lifecycle; `protocol/` owns the wire.
 
 mod health;
+pub mod logs;
 pub mod protocol;
 
 use std::net::SocketAddr;
@@ -83,6 +84,8 @@ pub struct Gateway {
     /// Serializes handlers that check state and then record (see
     /// `protocol::methods`).
     pub writes: Arc<tokio::sync::Mutex<()>>,
+    /// The diagnostic log `logs.tail` serves.
+    pub logs: Arc<logs::LogFiles>,
 }
 
 impl Gateway {
@@ -106,6 +109,27 @@ pub fn run(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let text_logs = logs::LogFiles::open(state_dir.text_logs_dir())?;
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(logs::FileLayer(text_logs.clone()));
+        // A second gateway in one process (tests) keeps the first's logger.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+    let result = serve_logged(state_dir, args, started, text_logs.clone()).await;
+    if let Err(error) = &result {
+        tracing::error!(subsystem = "gateway", "gateway failed: {error:#}");
+    }
+    text_logs.close();
+    result
+}
+
+async fn serve_logged(
+    state_dir: &StateDir,
+    args: RunArgs,
+    started: Instant,
+    text_logs: Arc<logs::LogFiles>,
+) -> anyhow::Result<ExitCode> {
     let config_path = args
         .config
         .clone()
@@ -218,6 +242,7 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
         config_file,
         applied_config: RwLock::new(Arc::new(typed)),
         writes: Arc::new(tokio::sync::Mutex::new(())),
+        logs: text_logs,
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.
@@ -233,6 +258,13 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
     println!(
         "clawback gateway listening on http://{local} (state dir {})",
         state_dir.root().display()
+    );
+    tracing::info!(
+        subsystem = "gateway",
+        version = env!("CARGO_PKG_VERSION"),
+        "listening on ws://{local} (config {}, auth {})",
+        gateway.config_file.path().display(),
+        gateway.auth.method()
     );
 
     let snapshotter = tokio::spawn(snapshot_periodically(
@@ -266,6 +298,7 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
     wait_for_sockets(&gateway, SOCKETS_CLOSE_WAIT).await;
     let reason = stop_receiver.await.unwrap_or(Stop::Signal);
     if let Stop::WriterFailed(reason) = reason {
+        tracing::error!(subsystem = "gateway", "the log writer stopped: {reason}");
         // Nothing more can be recorded; the next start recovers the log.
         eprintln!(
             "error: the log writer stopped: {reason}; exiting so that a restart recovers the log"
@@ -287,6 +320,11 @@ async fn serve(state_dir: &StateDir, args: RunArgs) -> anyhow::Result<ExitCode> 
     gateway.log.close();
     println!(
         "clawback gateway stopped; log ends before seq {}",
+        gateway.log.next_seq()
+    );
+    tracing::info!(
+        subsystem = "gateway",
+        "stopped; the event log ends before seq {}",
         gateway.log.next_seq()
     );
     Ok(ExitCode::SUCCESS)
@@ -551,7 +589,10 @@ async fn snapshot_periodically(
         let snapshots = snapshots.clone();
         match tokio::task::spawn_blocking(move || take_snapshot(&gateway, &snapshots)).await {
             Ok(Ok(())) => last_seq = next_seq,
-            Ok(Err(error)) => eprintln!("snapshot failed (the log is unaffected): {error:#}"),
+            Ok(Err(error)) => {
+                eprintln!("snapshot failed (the log is unaffected): {error:#}");
+                tracing::warn!(subsystem = "snapshots", "snapshot failed: {error:#}");
+            }
             Err(error) => eprintln!("snapshot task failed: {error}"),
         }
     }

@@ -60,23 +60,7 @@ fn gateway_call(address: &str, method: &str, token: &str) -> (Output, Value) {
 /// `openclaw <command...> --url ws://ADDRESS --token T --json`.
 fn openclaw(address: &str, command: &[&str], token: &str) -> (Output, Value) {
     let method = command.join(" ");
-    let cli = cli();
-    let home = tempfile::tempdir().expect("home");
-    let path = format!(
-        "{}:{}",
-        cli.node_bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let output = Command::new(&cli.openclaw)
-        .args(command)
-        .arg("--url")
-        .arg(format!("ws://{address}"))
-        .args(["--token", token, "--json"])
-        .env("PATH", path)
-        .env("HOME", home.path())
-        .env("OPENCLAW_STATE_DIR", home.path().join(".openclaw"))
-        .output()
-        .expect("openclaw runs");
+    let output = openclaw_raw(address, command, token);
     let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
         panic!(
             "openclaw {method} printed no JSON ({error}):\nstdout: {}\nstderr: {}",
@@ -85,6 +69,27 @@ fn openclaw(address: &str, command: &[&str], token: &str) -> (Output, Value) {
         )
     });
     (output, json)
+}
+
+/// The same, with the output as it came (some commands print JSON lines).
+fn openclaw_raw(address: &str, command: &[&str], token: &str) -> Output {
+    let cli = cli();
+    let home = tempfile::tempdir().expect("home");
+    let path = format!(
+        "{}:{}",
+        cli.node_bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new(&cli.openclaw)
+        .args(command)
+        .arg("--url")
+        .arg(format!("ws://{address}"))
+        .args(["--token", token, "--json"])
+        .env("PATH", path)
+        .env("HOME", home.path())
+        .env("OPENCLAW_STATE_DIR", home.path().join(".openclaw"))
+        .output()
+        .expect("openclaw runs")
 }
 
 #[test]
@@ -162,6 +167,31 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
     assert!(output.status.success(), "{sessions}");
     assert_eq!(sessions["sessions"], serde_json::json!([]), "{sessions}");
     assert_eq!(sessions["defaults"]["model"], "mock-model");
+
+    // `openclaw logs` pages the gateway's log file through logs.tail and
+    // parses each line as OpenClaw's own log format.
+    let output = openclaw_raw(&address, &["logs", "--limit", "50"], TOKEN);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "openclaw logs: {text}");
+    let records: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(records[0]["type"], "meta", "{text}");
+    assert!(
+        records[0]["file"]
+            .as_str()
+            .is_some_and(|file| file.ends_with(".log")),
+        "{text}"
+    );
+    assert!(
+        records.iter().any(|record| record["type"] == "log"
+            && record["subsystem"] == "gateway"
+            && record["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("listening on"))),
+        "{text}"
+    );
 
     // A method OpenClaw has and clawback does not yet: a clear refusal.
     let (output, refused) = gateway_call(&address, "skills.status", TOKEN);

@@ -390,6 +390,17 @@ async fn record_open(
             scopes: session.scopes.clone(),
         }),
     });
+    tracing::info!(
+        subsystem = "ws",
+        conn = session.conn_id.as_str(),
+        client = connect.client_id.as_str(),
+        mode = connect.client_mode.as_str(),
+        remote = remote.to_string(),
+        "{} {} connected as {}",
+        connect.client_id,
+        connect.client_version,
+        session.role
+    );
     events.push(NewEvent::new("gateway", actor.clone(), opened));
     events.push(NewEvent::new("gateway", actor, presence));
     gateway.log.append(events).await.map(|_| ())
@@ -403,6 +414,11 @@ fn presence_key(session: &Session, connect: &ConnectRequest) -> String {
 }
 
 async fn record_close(gateway: &Gateway, session: &Session) {
+    tracing::info!(
+        subsystem = "ws",
+        conn = session.conn_id.as_str(),
+        "connection closed"
+    );
     let actor = Actor::Connection {
         conn_id: session.conn_id.clone(),
         device_id: session.device_id.clone(),
@@ -585,10 +601,21 @@ async fn answer(
     let after = reply.after;
     let outcome = match &result {
         Ok(_) => RpcOutcome::Ok,
-        Err(error) => RpcOutcome::Error {
-            code: error.code.to_owned(),
-            message: error.message.clone(),
-        },
+        Err(error) => {
+            tracing::warn!(
+                subsystem = "rpc",
+                method = request.method.as_str(),
+                code = error.code,
+                conn = conn_id.as_str(),
+                "{} failed: {}",
+                request.method,
+                error.message
+            );
+            RpcOutcome::Error {
+                code: error.code.to_owned(),
+                message: error.message.clone(),
+            }
+        }
     };
     let received = Event::RpcReceived(RpcReceived {
         conn_id: conn_id.clone(),

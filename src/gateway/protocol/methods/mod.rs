@@ -20,6 +20,7 @@
 mod config;
 mod cron;
 mod inventory;
+mod logs;
 mod models;
 mod params;
 mod sessions;
@@ -58,6 +59,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "sessions.patch",
     "sessions.reset",
     "sessions.delete",
+    "logs.tail",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -139,6 +141,7 @@ pub async fn call(
         "config.schema" => simple(config::schema(params)),
         "config.schema.lookup" => simple(config::schema_lookup(params)),
         "models.list" => simple(models::list(gateway, params)),
+        "logs.tail" => simple(logs::tail(gateway, params)),
         "sessions.list" => simple(sessions::list(gateway, params)),
         "sessions.preview" => simple(sessions::preview(gateway, params)),
         "sessions.patch" => sessions::patch(gateway, params).await,
