@@ -64,6 +64,12 @@ pub enum Event {
     NodeUnpaired(NodeUnpaired),
     DevicePaired(DevicePaired),
     DeviceRevoked(DeviceRevoked),
+    // Appended after the v1 set: postcard numbers variants by position, so
+    // new kinds go at the end and old logs keep decoding.
+    DevicePairRequested(DevicePairRequested),
+    DevicePairResolved(DevicePairResolved),
+    DeviceTokenIssued(DeviceTokenIssued),
+    DeviceTokenRevoked(DeviceTokenRevoked),
 }
 
 impl Event {
@@ -106,6 +112,10 @@ impl Event {
             Event::NodeUnpaired(_) => "node.unpaired",
             Event::DevicePaired(_) => "device.paired",
             Event::DeviceRevoked(_) => "device.revoked",
+            Event::DevicePairRequested(_) => "device.pair.requested",
+            Event::DevicePairResolved(_) => "device.pair.resolved",
+            Event::DeviceTokenIssued(_) => "device.token.issued",
+            Event::DeviceTokenRevoked(_) => "device.token.revoked",
         }
     }
 
@@ -586,5 +596,50 @@ pub struct DevicePaired {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRevoked {
     pub device_id: String,
+    pub reason: String,
+}
+
+/// A device that is not paired asked to connect from a non-loopback
+/// address; an operator approves or rejects the request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePairRequested {
+    pub request_id: String,
+    pub device_id: String,
+    pub public_key: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub remote_ip: String,
+    pub client_id: String,
+    pub client_mode: String,
+    pub display_name: Option<String>,
+}
+
+/// The decision on a pairing request. An approval is followed, in the same
+/// batch, by the `DevicePaired` it grants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePairResolved {
+    pub request_id: String,
+    pub device_id: String,
+    pub approved: bool,
+    /// Who decided: a connection or device id.
+    pub reviewer: String,
+}
+
+/// A device token was issued (or rotated) for a device and role. Only the
+/// token's digest is recorded: the token itself goes to the device alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceTokenIssued {
+    pub device_id: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    /// blake3 of the token, lowercase hex. Tokens are 256 random bits, so
+    /// the digest cannot be inverted by guessing.
+    pub token_digest: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceTokenRevoked {
+    pub device_id: String,
+    pub role: String,
     pub reason: String,
 }

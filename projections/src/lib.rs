@@ -54,7 +54,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 2;
+pub const STATE_FORMAT_VERSION: u8 = 3;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -196,6 +196,10 @@ impl State {
             Event::NodeUnpaired(e) => self.devices.node_unpaired(at, &e, anomalies),
             Event::DevicePaired(e) => self.devices.device_paired(at, e),
             Event::DeviceRevoked(e) => self.devices.device_revoked(at, e, anomalies),
+            Event::DevicePairRequested(e) => self.devices.pair_requested(at, e),
+            Event::DevicePairResolved(e) => self.devices.pair_resolved(at, &e, anomalies),
+            Event::DeviceTokenIssued(e) => self.devices.token_issued(at, e),
+            Event::DeviceTokenRevoked(e) => self.devices.token_revoked(at, &e, anomalies),
             ref event @ (Event::RpcReceived(_)
             | Event::RpcAnswered(_)
             | Event::LlmCallRequested(_)

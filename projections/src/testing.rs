@@ -430,6 +430,40 @@ fn side_effect_events() -> impl Strategy<Value = Event> {
             device_id,
             reason: "lost".to_owned(),
         })),
+        (id("req", 3), id("dev", 3)).prop_map(|(request_id, device_id)| {
+            Event::DevicePairRequested(DevicePairRequested {
+                request_id,
+                device_id,
+                public_key: "AAAA".to_owned(),
+                role: "operator".to_owned(),
+                scopes: vec!["operator.read".to_owned()],
+                remote_ip: "10.0.0.2".to_owned(),
+                client_id: "openclaw-tui".to_owned(),
+                client_mode: "ui".to_owned(),
+                display_name: None,
+            })
+        }),
+        (id("req", 3), id("dev", 3), any::<bool>()).prop_map(
+            |(request_id, device_id, approved)| {
+                Event::DevicePairResolved(DevicePairResolved {
+                    request_id,
+                    device_id,
+                    approved,
+                    reviewer: "conn-1".to_owned(),
+                })
+            }
+        ),
+        id("dev", 3).prop_map(|device_id| Event::DeviceTokenIssued(DeviceTokenIssued {
+            device_id,
+            role: "operator".to_owned(),
+            scopes: vec!["operator.admin".to_owned()],
+            token_digest: "ab12".to_owned(),
+        })),
+        id("dev", 3).prop_map(|device_id| Event::DeviceTokenRevoked(DeviceTokenRevoked {
+            device_id,
+            role: "operator".to_owned(),
+            reason: "rotated out".to_owned(),
+        })),
     ]
 }
 

@@ -372,9 +372,10 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
             clawback_projections::STATE_FORMAT_VERSION,
             state.state_hash().to_hex().as_str()
         ),
+        // Version 3 added pending pairings and device tokens to `Devices`.
         (
-            2,
-            "fe147a01faac3c5a7c8bfb2a02777e9ecb8b8d82ee207cdd741149415bdb5349"
+            3,
+            "624e399594ac79dd521420d7c11515f810670c18a634603e15ef9453adb313f4"
         ),
     );
 }

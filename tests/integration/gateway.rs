@@ -28,10 +28,19 @@ fn start(state_dir: &std::path::Path) -> (Running, String, Vec<String>) {
 
 /// [`start`] with extra `gateway run` arguments.
 pub fn start_with(state_dir: &std::path::Path, extra: &[&str]) -> (Running, String, Vec<String>) {
+    start_bound(state_dir, "127.0.0.1:0", extra)
+}
+
+/// Starts a gateway listening on `bind`.
+pub fn start_bound(
+    state_dir: &std::path::Path,
+    bind: &str,
+    extra: &[&str],
+) -> (Running, String, Vec<String>) {
     let mut child = Command::new(binary())
         .arg("--state-dir")
         .arg(state_dir)
-        .args(["gateway", "run", "--bind", "127.0.0.1:0"])
+        .args(["gateway", "run", "--bind", bind])
         .args(extra)
         .stdout(Stdio::piped())
         .spawn()

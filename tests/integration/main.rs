@@ -6,6 +6,7 @@ mod config;
 mod crash;
 mod gateway;
 mod openclaw_cli;
+mod pairing;
 mod protocol;
 mod sessions;
 mod support;

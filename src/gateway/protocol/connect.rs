@@ -95,6 +95,8 @@ pub struct ConnectRequest {
     pub scopes: Option<Vec<String>>,
     pub token: Option<String>,
     pub password: Option<String>,
+    /// A device token issued earlier in `hello-ok.auth.deviceToken`.
+    pub device_token: Option<String>,
     /// The `device` proof, verified by `device::verify`.
     pub device: Option<Value>,
 }
@@ -197,13 +199,14 @@ pub fn parse(params: Option<&Value>) -> Result<ConnectRequest, ErrorShape> {
         ),
         Some(_) => return Err(invalid("at /scopes: must be array".to_owned())),
     };
-    let (token, password) = match object.get("auth") {
-        None => (None, None),
+    let (token, password, device_token) = match object.get("auth") {
+        None => (None, None, None),
         Some(Value::Object(auth)) => {
             check_keys(auth, AUTH_KEYS, "/auth")?;
             (
                 optional_string(auth, "token", "/auth")?,
                 optional_string(auth, "password", "/auth")?,
+                optional_string(auth, "deviceToken", "/auth")?,
             )
         }
         Some(_) => return Err(invalid("at /auth: must be object".to_owned())),
@@ -230,6 +233,7 @@ pub fn parse(params: Option<&Value>) -> Result<ConnectRequest, ErrorShape> {
         scopes,
         token,
         password,
+        device_token,
         device,
     })
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use clawback_events::event::{
-    ClientInfo, ConnectionClosed, ConnectionOpened, DevicePaired, Event, PresenceChange,
-    PresenceChanged, PresenceEntry, RpcAnswered, RpcOutcome, RpcReceived,
+    ClientInfo, ConnectionClosed, ConnectionOpened, DevicePaired, DeviceTokenIssued, Event,
+    PresenceChange, PresenceChanged, PresenceEntry, RpcAnswered, RpcOutcome, RpcReceived,
 };
 use clawback_events::{Actor, NewEvent};
 use futures_util::{SinkExt, StreamExt};
@@ -24,6 +24,7 @@ use super::connect::{self, ConnectRequest, PROTOCOL_VERSION};
 use super::device;
 use super::frames::{self, ErrorShape, codes};
 use super::methods;
+use super::pairing::{self, Pairing};
 use super::scopes::{self, Denied};
 use super::{Push, policy};
 use crate::gateway::Gateway;
@@ -61,43 +62,6 @@ struct Session {
     scopes: Vec<String>,
     /// A device whose proof verified and which is paired.
     device_id: Option<String>,
-}
-
-/// Where a verified device stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pairing {
-    NoDevice,
-    Paired,
-    /// Unknown device on loopback: paired by this connect (OpenClaw's
-    /// `autoApproveLocal` default).
-    AutoApproveLoopback,
-}
-
-/// Decides whether a verified device may connect. A revoked device stays
-/// refused; an unknown one is paired automatically only on loopback.
-fn pairing_for(
-    gateway: &Gateway,
-    device: &device::VerifiedDevice,
-    remote: SocketAddr,
-) -> Result<Pairing, ErrorShape> {
-    let state = gateway.state.read().expect("state lock");
-    if state.devices.revoked.contains_key(&device.device_id) {
-        return Err(ErrorShape::new(
-            codes::NOT_PAIRED,
-            "pairing required: this device was revoked",
-        )
-        .with_details(json!({"code": "PAIRING_REQUIRED", "deviceId": device.device_id})));
-    }
-    if state.devices.is_trusted(&device.device_id) {
-        return Ok(Pairing::Paired);
-    }
-    if remote.ip().is_loopback() {
-        return Ok(Pairing::AutoApproveLoopback);
-    }
-    // Pairing approval (device.pair.*) is not built yet, so a remote device
-    // that is not already paired cannot be admitted.
-    Err(ErrorShape::new(codes::NOT_PAIRED, "pairing required")
-        .with_details(json!({"code": "PAIRING_REQUIRED", "deviceId": device.device_id})))
 }
 
 pub async fn serve(socket: WebSocket, remote: SocketAddr, gateway: Arc<Gateway>) {
@@ -207,11 +171,6 @@ async fn handshake(
         fail(&request.id, error, 1008).await;
         return None;
     }
-    if let Err(error) = gateway.auth.check(&connect) {
-        gateway.auth_limiter.failed(remote.ip());
-        fail(&request.id, error, 1008).await;
-        return None;
-    }
     let device = match connect.device.as_ref().map(|proof| {
         device::parse(proof)
             .and_then(|proof| device::verify(&proof, &connect, nonce, methods_now_ms()))
@@ -224,9 +183,32 @@ async fn handshake(
             return None;
         }
     };
+    // The shared secret, or else a device token issued to this device.
+    let mut token_scopes = None;
+    if let Err(error) = gateway.auth.check(&connect) {
+        let secret_offered = connect.token.is_some() || connect.password.is_some();
+        let checked = match (&connect.device_token, &device) {
+            (Some(token), Some(device)) if !secret_offered => pairing::check_device_token(
+                gateway,
+                device,
+                &connect.role,
+                token,
+                connect.scopes.as_deref(),
+            ),
+            _ => Err(error),
+        };
+        match checked {
+            Ok(scopes) => token_scopes = Some(scopes),
+            Err(error) => {
+                gateway.auth_limiter.failed(remote.ip());
+                fail(&request.id, error, 1008).await;
+                return None;
+            }
+        }
+    }
     let pairing = match &device {
         None => Pairing::NoDevice,
-        Some(device) => match pairing_for(gateway, device, remote) {
+        Some(device) => match pairing::decide(gateway, device, &connect, remote).await {
             Ok(pairing) => pairing,
             Err(error) => {
                 fail(&request.id, error, 1008).await;
@@ -240,24 +222,31 @@ async fn handshake(
         // Shared-secret connections get the scopes they ask for, as OpenClaw
         // grants them on loopback; none asked means read-only (least
         // privilege; OpenClaw's own default for that case is unspecified).
-        scopes: connect
-            .scopes
-            .clone()
-            .unwrap_or_else(|| vec![scopes::READ.to_owned()]),
+        // A device token grants at most the scopes it was issued with.
+        scopes: token_scopes.unwrap_or_else(|| {
+            connect
+                .scopes
+                .clone()
+                .unwrap_or_else(|| vec![scopes::READ.to_owned()])
+        }),
         device_id: device.as_ref().map(|device| device.device_id.clone()),
     };
-    if let Err(error) = record_open(gateway, &session, &connect, remote, &device, pairing).await {
-        let error = ErrorShape {
-            code: codes::UNAVAILABLE,
-            message: format!("the gateway cannot record this connection: {error}"),
-            details: None,
-            retryable: Some(true),
-            retry_after_ms: Some(1_000),
+    let device_token =
+        match record_open(gateway, &session, &connect, remote, &device, pairing).await {
+            Ok(device_token) => device_token,
+            Err(error) => {
+                let error = ErrorShape {
+                    code: codes::UNAVAILABLE,
+                    message: format!("the gateway cannot record this connection: {error}"),
+                    details: None,
+                    retryable: Some(true),
+                    retry_after_ms: Some(1_000),
+                };
+                fail(&request.id, error, 1011).await;
+                return None;
+            }
         };
-        fail(&request.id, error, 1011).await;
-        return None;
-    }
-    let hello = hello_ok(gateway, &session);
+    let hello = hello_ok(gateway, &session, device_token);
     if outbound
         .send(Message::text(frames::response_ok(&request.id, hello)))
         .await
@@ -283,12 +272,20 @@ async fn next_text(
     }
 }
 
-fn hello_ok(gateway: &Gateway, session: &Session) -> Value {
+fn hello_ok(gateway: &Gateway, session: &Session, device_token: Option<String>) -> Value {
     let presence = methods::presence(gateway);
     let (presence_version, snapshot_health) = {
         let state = gateway.state.read().expect("state lock");
         (state.presence.state_version, methods_now_ms())
     };
+    let mut auth = json!({
+        "method": gateway.auth.method(),
+        "role": session.role,
+        "scopes": session.scopes,
+    });
+    if let Some(token) = device_token {
+        auth["deviceToken"] = json!(token);
+    }
     json!({
         "type": "hello-ok",
         "protocol": PROTOCOL_VERSION,
@@ -319,11 +316,7 @@ fn hello_ok(gateway: &Gateway, session: &Session) -> Value {
             "authMode": gateway.auth.method(),
             "ts": snapshot_health,
         },
-        "auth": {
-            "method": gateway.auth.method(),
-            "role": session.role,
-            "scopes": session.scopes,
-        },
+        "auth": auth,
         "policy": {
             "maxPayload": policy::MAX_PAYLOAD_BYTES,
             "maxBufferedBytes": policy::MAX_BUFFERED_BYTES,
@@ -339,7 +332,7 @@ async fn record_open(
     remote: SocketAddr,
     device: &Option<device::VerifiedDevice>,
     pairing: Pairing,
-) -> Result<(), clawback_events::log::AppendError> {
+) -> Result<Option<String>, clawback_events::log::AppendError> {
     let actor = Actor::Connection {
         conn_id: session.conn_id.clone(),
         device_id: session.device_id.clone(),
@@ -402,8 +395,33 @@ async fn record_open(
         session.role
     );
     events.push(NewEvent::new("gateway", actor.clone(), opened));
+    // A paired device without a token for this role gets one, to connect
+    // later without the shared secret.
+    let mut issued = None;
+    if let (Some(device), Pairing::Paired | Pairing::AutoApproveLoopback) = (device, pairing) {
+        let has_token = gateway
+            .state
+            .read()
+            .expect("state lock")
+            .devices
+            .tokens
+            .contains_key(&(device.device_id.clone(), session.role.clone()));
+        if !has_token && let Ok((token, digest)) = pairing::new_token() {
+            events.push(NewEvent::new(
+                "gateway",
+                actor.clone(),
+                Event::DeviceTokenIssued(DeviceTokenIssued {
+                    device_id: device.device_id.clone(),
+                    role: session.role.clone(),
+                    scopes: session.scopes.clone(),
+                    token_digest: digest,
+                }),
+            ));
+            issued = Some(token);
+        }
+    }
     events.push(NewEvent::new("gateway", actor, presence));
-    gateway.log.append(events).await.map(|_| ())
+    gateway.log.append(events).await.map(|_| issued)
 }
 
 fn presence_key(session: &Session, connect: &ConnectRequest) -> String {
@@ -584,6 +602,13 @@ fn denied_error(denied: Denied) -> ErrorShape {
     }
 }
 
+fn actor_device(actor: &Actor) -> Option<String> {
+    match actor {
+        Actor::Connection { device_id, .. } => device_id.clone(),
+        _ => None,
+    }
+}
+
 /// Handles one request: runs it, records request and outcome, and only then
 /// returns the response frame.
 async fn answer(
@@ -596,7 +621,11 @@ async fn answer(
         conn_id: conn_id.clone(),
         device_id,
     };
-    let reply = methods::call(gateway, &request.method, request.params.as_ref()).await;
+    let caller = methods::Caller {
+        conn_id: conn_id.clone(),
+        device_id: actor_device(&actor),
+    };
+    let reply = methods::call(gateway, &caller, &request.method, request.params.as_ref()).await;
     let result = reply.result;
     let after = reply.after;
     let outcome = match &result {

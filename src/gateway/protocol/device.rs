@@ -98,7 +98,12 @@ fn payload_fields(proof: &DeviceProof, connect: &ConnectRequest, nonce: &str) ->
         connect.role,
         connect.scopes.as_deref().unwrap_or(&[]).join(","),
         proof.signed_at,
-        connect.token.as_deref().unwrap_or(""),
+        // OpenClaw signs the shared token, else the device token.
+        connect
+            .token
+            .as_deref()
+            .or(connect.device_token.as_deref())
+            .unwrap_or(""),
         nonce,
     )
 }

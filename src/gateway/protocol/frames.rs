@@ -61,6 +61,11 @@ impl ErrorShape {
         }
     }
 
+    pub fn with_message(mut self, message: impl Into<String>) -> ErrorShape {
+        self.message = message.into();
+        self
+    }
+
     pub fn with_details(mut self, details: Value) -> ErrorShape {
         self.details = Some(details);
         self

@@ -6,7 +6,7 @@
 //! - `scopes`: the method -> scope table and its rules;
 //! - `methods`: the methods clawback answers, and the honest refusal for the
 //!   rest of OpenClaw's;
-//! - `redact`: secrets out of params before they are recorded;
+//! - `pairing`: device pairing requests and device tokens at connect;
 //! - `connection`: one socket's life, from challenge to close.
 //!
 //! Facts come from shared/openclaw/protocol.md (observed from 2026.9.6).
@@ -16,6 +16,7 @@ pub mod connection;
 pub mod device;
 pub mod frames;
 pub mod methods;
+pub mod pairing;
 pub mod scopes;
 
 use std::collections::BTreeMap;

@@ -52,3 +52,15 @@ pub fn paired_devices(gateway: &Gateway) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Pairing requests waiting for a decision, oldest first.
+pub fn pending_devices(gateway: &Gateway) -> Vec<Value> {
+    let state = gateway.state.read().expect("state lock");
+    let mut pending: Vec<&clawback_projections::devices::PendingPairing> =
+        state.devices.pending.values().collect();
+    pending.sort_by_key(|pending| pending.seq);
+    pending
+        .into_iter()
+        .map(|pending| super::super::pairing::requested_payload(&pending.request, pending.ts_ms))
+        .collect()
+}

@@ -19,6 +19,7 @@
 
 mod config;
 mod cron;
+mod devices;
 mod inventory;
 mod logs;
 mod models;
@@ -46,6 +47,11 @@ pub const IMPLEMENTED: &[&str] = &[
     "node.list",
     "node.pair.list",
     "device.pair.list",
+    "device.pair.approve",
+    "device.pair.reject",
+    "device.pair.remove",
+    "device.token.rotate",
+    "device.token.revoke",
     "cron.list",
     "config.get",
     "config.set",
@@ -69,7 +75,26 @@ pub const EVENTS: &[&str] = &[
     "shutdown",
     "config.changed",
     "sessions.changed",
+    "device.pair.requested",
+    "device.pair.resolved",
+    "device.pair.changed",
 ];
+
+/// Who is calling: recorded as the reviewer of decisions.
+pub struct Caller {
+    pub conn_id: String,
+    pub device_id: Option<String>,
+}
+
+impl Caller {
+    /// `conn:<id>` or `device:<id>` (a device outlives its connections).
+    pub fn reviewer(&self) -> String {
+        match &self.device_id {
+            Some(device) => format!("device:{device}"),
+            None => format!("conn:{}", self.conn_id),
+        }
+    }
+}
 
 /// What a handler decided.
 pub struct Reply {
@@ -110,6 +135,7 @@ impl From<Result<Value, ErrorShape>> for Reply {
 /// Answers one authorized request.
 pub async fn call(
     gateway: &std::sync::Arc<Gateway>,
+    caller: &Caller,
     method: &str,
     params: Option<&Value>,
 ) -> Reply {
@@ -130,10 +156,15 @@ pub async fn call(
             no_params(method, params)
                 .map(|()| json!({"pending": [], "paired": inventory::paired_nodes(gateway)})),
         ),
-        "device.pair.list" => simple(
-            no_params(method, params)
-                .map(|()| json!({"pending": [], "paired": inventory::paired_devices(gateway)})),
-        ),
+        "device.pair.list" => simple(no_params(method, params).map(|()| {
+            json!({"pending": inventory::pending_devices(gateway),
+                   "paired": inventory::paired_devices(gateway)})
+        })),
+        "device.pair.approve" => devices::approve(gateway, caller, params).await,
+        "device.pair.reject" => devices::reject(gateway, caller, params).await,
+        "device.pair.remove" => devices::remove(gateway, caller, params).await,
+        "device.token.rotate" => devices::rotate(gateway, params).await,
+        "device.token.revoke" => devices::revoke(gateway, caller, params).await,
         "cron.list" => simple(cron::list(gateway, params)),
         "config.get" => config::get(gateway, params).await,
         "config.set" | "config.apply" => config::set(gateway, method, params).await,
