@@ -5,6 +5,7 @@
 //!
 //! This module owns the process lifecycle; `protocol/` owns the wire.
 
+mod fanout;
 mod health;
 pub mod logs;
 pub mod protocol;
@@ -86,12 +87,23 @@ pub struct Gateway {
     pub writes: Arc<tokio::sync::Mutex<()>>,
     /// The diagnostic log `logs.tail` serves.
     pub logs: Arc<logs::LogFiles>,
+    /// Bumped with every `health` broadcast (`stateVersion.health`).
+    health_version: std::sync::atomic::AtomicU64,
 }
 
 impl Gateway {
     /// The config in effect (settings read live, such as models).
     pub fn config(&self) -> Arc<crate::config::model::ConfigFile> {
         self.applied_config.read().expect("config lock").clone()
+    }
+
+    /// `stateVersion` as OpenClaw sends it: per-kind counters a client
+    /// compares to drop stale snapshots.
+    pub fn state_version(&self, presence: u64) -> serde_json::Value {
+        let health = self
+            .health_version
+            .load(std::sync::atomic::Ordering::Relaxed);
+        serde_json::json!({"presence": presence, "health": health})
     }
 
     pub fn apply_config(&self, config: crate::config::model::ConfigFile) {
@@ -243,10 +255,11 @@ async fn serve_logged(
         applied_config: RwLock::new(Arc::new(typed)),
         writes: Arc::new(tokio::sync::Mutex::new(())),
         logs: text_logs,
+        health_version: std::sync::atomic::AtomicU64::new(0),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.
-    if let Some((event, _)) = protocol::methods::observe_config_file(&gateway, &loaded) {
+    if let Some(event) = protocol::methods::observe_config_file(&gateway, &loaded) {
         gateway
             .log
             .append(vec![NewEvent::new("config", Actor::System, event)])
@@ -273,6 +286,9 @@ async fn serve_logged(
         last_snapshot_seq,
     ));
     let ticker = tokio::spawn(tick_periodically(gateway.clone()));
+    // Pushes follow the log from here on: everything recorded after the
+    // start is announced to the sockets that may see it.
+    let fanout = tokio::spawn(fanout::run(gateway.clone(), gateway.log.next_seq()));
     let app = health::router(gateway.clone()).merge(protocol_router(gateway.clone()));
     let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel();
     let stop = {
@@ -295,6 +311,7 @@ async fn serve_logged(
     .context("the HTTP server failed")?;
     snapshotter.abort();
     ticker.abort();
+    fanout.abort();
     wait_for_sockets(&gateway, SOCKETS_CLOSE_WAIT).await;
     let reason = stop_receiver.await.unwrap_or(Stop::Signal);
     if let Stop::WriterFailed(reason) = reason {
@@ -468,9 +485,21 @@ async fn tick_periodically(gateway: Arc<Gateway>) {
         let wait = Duration::from_millis(period_ms - now_ms % period_ms);
         tokio::time::sleep(wait).await;
         let payload = serde_json::json!({"ts": SystemClock.now_ms()});
+        let _ = gateway.pushes.send(protocol::Push::event("tick", payload));
+        // Then the health snapshot, as OpenClaw sends it after each tick.
+        gateway
+            .health_version
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let presence = gateway
+            .state
+            .read()
+            .expect("state lock")
+            .presence
+            .state_version;
         let _ = gateway.pushes.send(protocol::Push::Event {
-            name: "tick",
-            payload,
+            name: "health",
+            payload: protocol::methods::health(&gateway),
+            state_version: Some(gateway.state_version(presence)),
         });
     }
 }

@@ -84,6 +84,9 @@ fn remote_devices_pair_by_approval_and_use_device_tokens() {
     let scopes = ["operator.read", "operator.write"];
     runtime().block_on(async {
         let (mut admin, _) = connected(&local, &["operator.admin"]).await;
+        // Events are read on their own socket: `call` skips frames that are
+        // not its answer, and an event may arrive before the answer.
+        let (mut watcher, _) = connected(&local, &["operator.pairing"]).await;
 
         let refused = device_hello(&remote, &alice, json!({"token": TOKEN}), &scopes).await;
         assert_eq!(refused["error"]["code"], "NOT_PAIRED", "{refused}");
@@ -91,7 +94,7 @@ fn remote_devices_pair_by_approval_and_use_device_tokens() {
         assert_eq!(details["code"], "PAIRING_REQUIRED");
         assert_eq!(details["deviceId"], device_id(&alice));
         let request_id = details["requestId"].as_str().expect("requestId").to_owned();
-        let requested = next_event(&mut admin, "device.pair.requested").await;
+        let requested = next_event(&mut watcher, "device.pair.requested").await;
         assert_eq!(requested["requestId"], request_id.as_str());
         assert_eq!(requested["remoteIp"], ip.to_string());
 
@@ -125,7 +128,7 @@ fn remote_devices_pair_by_approval_and_use_device_tokens() {
             device_id(&alice),
             "{approved}"
         );
-        let resolved = next_event(&mut admin, "device.pair.resolved").await;
+        let resolved = next_event(&mut watcher, "device.pair.resolved").await;
         assert_eq!(resolved["decision"], "approved");
 
         // Paired: the connect succeeds and carries a device token.

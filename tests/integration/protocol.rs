@@ -213,6 +213,59 @@ fn the_handshake_gives_hello_ok_and_methods_answer_with_openclaw_shapes() {
 }
 
 #[test]
+fn presence_changes_are_pushed_with_a_growing_state_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address) = gateway(dir.path());
+    runtime().block_on(async {
+        let (mut watcher, hello) = connected(&address, &["operator.read"]).await;
+        let start = hello["payload"]["snapshot"]["stateVersion"]["presence"]
+            .as_u64()
+            .expect("stateVersion.presence");
+        let (mut other, _) = open(&address).await;
+        let mut frame = connect_frame(Some(TOKEN), &["operator.read"]);
+        frame["params"]["client"]["instanceId"] = json!("it-2");
+        send(&mut other, frame).await;
+        assert_eq!(next_json(&mut other).await["ok"], true);
+        // The watcher's own connect may be announced first; clients drop
+        // snapshots whose version they already have.
+        let presence = loop {
+            let frame = next_json(&mut watcher).await;
+            let has_other = frame["payload"]["presence"]
+                .as_array()
+                .is_some_and(|entries| entries.iter().any(|entry| entry["instanceId"] == "it-2"));
+            if frame["event"] == "presence" && has_other {
+                break frame;
+            }
+        };
+        let version = presence["stateVersion"]["presence"]
+            .as_u64()
+            .expect("version");
+        assert!(version > start, "{presence}");
+        let entries = presence["payload"]["presence"].as_array().expect("entries");
+        assert!(
+            entries.iter().any(|entry| entry["instanceId"] == "it-2"),
+            "{presence}"
+        );
+        drop(other);
+        let gone = loop {
+            let frame = next_json(&mut watcher).await;
+            if frame["event"] == "presence"
+                && !frame["payload"]["presence"]
+                    .as_array()
+                    .expect("entries")
+                    .iter()
+                    .any(|entry| entry["instanceId"] == "it-2")
+            {
+                break frame;
+            }
+        };
+        assert!(gone["stateVersion"]["presence"].as_u64().expect("version") > version);
+        assert!(gone["seq"].as_u64().expect("seq") > presence["seq"].as_u64().expect("seq"));
+    });
+    stop(running);
+}
+
+#[test]
 fn known_methods_not_built_yet_say_so_instead_of_pretending() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (running, address) = gateway(dir.path());

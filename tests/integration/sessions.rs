@@ -39,14 +39,18 @@ fn sessions_are_patched_listed_reset_and_deleted_with_guards() {
         assert_eq!(entry["modelProvider"], "mock");
         let session_id = entry["sessionId"].as_str().expect("sessionId").to_owned();
 
-        let changed = loop {
+        // Announced from the log: the creation, then the patch, each with
+        // the row as it is now.
+        let mut reasons = Vec::new();
+        while reasons.len() < 2 {
             let frame = next_json(&mut reader).await;
             if frame["event"] == "sessions.changed" {
-                break frame;
+                assert_eq!(frame["payload"]["key"], key);
+                assert_eq!(frame["payload"]["sessionId"], session_id.as_str());
+                reasons.push(frame["payload"]["reason"].as_str().unwrap_or("").to_owned());
             }
-        };
-        assert_eq!(changed["payload"]["key"], key);
-        assert_eq!(changed["payload"]["reason"], "patch");
+        }
+        assert_eq!(reasons, ["create", "patch"]);
 
         let listed = call(
             &mut reader,

@@ -302,7 +302,7 @@ fn hello_ok(gateway: &Gateway, session: &Session, device_token: Option<String>) 
         "snapshot": {
             "presence": presence,
             "health": methods::health(gateway),
-            "stateVersion": {"presence": presence_version, "health": 0},
+            "stateVersion": gateway.state_version(presence_version),
             "uptimeMs": gateway.started.elapsed().as_millis() as u64,
             "sessionDefaults": {
                 "defaultAgentId": "main",
@@ -548,14 +548,14 @@ async fn run(
             }
             push = pushes.recv() => {
                 match push {
-                    Ok(Push::Event { name, payload }) => {
+                    Ok(Push::Event { name, payload, state_version }) => {
                         // Event scope guards, fail-closed (OpenClaw's
                         // server-broadcast-scopes).
                         if !scopes::may_receive_event(name, &session.role, &session.scopes) {
                             continue;
                         }
                         event_seq += 1;
-                        if !enqueue(outbound, frames::event(name, payload, Some(event_seq), None)) {
+                        if !enqueue(outbound, frames::event(name, payload, Some(event_seq), state_version)) {
                             return;
                         }
                     }
@@ -667,11 +667,7 @@ async fn answer(
     let recorded = gateway.log.append(batch).await;
     // Durable (or failed): the next checked write may decide now.
     drop(reply.write_lock);
-    if recorded.is_ok() {
-        for push in reply.pushes {
-            let _ = gateway.pushes.send(push);
-        }
-    }
+
     if let Err(error) = recorded {
         let error = ErrorShape {
             code: codes::UNAVAILABLE,

@@ -48,10 +48,25 @@ pub mod policy {
 /// per-connection `seq`).
 #[derive(Debug, Clone)]
 pub enum Push {
-    /// Events needing no scope (`tick`, ...).
-    Event { name: &'static str, payload: Value },
+    /// An event; each socket checks its scope guard before sending it.
+    Event {
+        name: &'static str,
+        payload: Value,
+        /// `stateVersion` on the frame (presence and health).
+        state_version: Option<Value>,
+    },
     /// `shutdown`, then close 1012 "service restart".
     Shutdown,
+}
+
+impl Push {
+    pub fn event(name: &'static str, payload: Value) -> Push {
+        Push::Event {
+            name,
+            payload,
+            state_version: None,
+        }
+    }
 }
 
 /// Pushes buffered per socket before it counts as hopelessly behind.

@@ -4,7 +4,7 @@
 //! may do. A paired, unrevoked device connects. An unknown device on
 //! loopback is paired on the spot (OpenClaw's `autoApproveLocal`). An
 //! unknown remote device gets a pairing request, recorded once per device
-//! and announced as `device.pair.requested`; the connect is refused with the
+//! (and announced as `device.pair.requested` by the fanout); the connect is refused with the
 //! request id until an operator approves it (`device.pair.approve`).
 //!
 //! A paired device is issued a device token (in `hello-ok.auth.deviceToken`)
@@ -21,7 +21,6 @@ use super::connect::ConnectRequest;
 use super::device::VerifiedDevice;
 use super::frames::{ErrorShape, codes};
 use super::scopes;
-use super::{Push, methods};
 use crate::gateway::Gateway;
 
 /// Random bytes in a device token.
@@ -76,7 +75,6 @@ pub async fn decide(
         display_name: connect.display_name.clone(),
     };
     let request_id = request.request_id.clone();
-    let payload = requested_payload(&request, methods::now_ms());
     let recorded = gateway
         .log
         .append(vec![NewEvent::new(
@@ -100,10 +98,6 @@ pub async fn decide(
         connect.client_id,
         remote.ip()
     );
-    let _ = gateway.pushes.send(Push::Event {
-        name: "device.pair.requested",
-        payload,
-    });
     Err(pairing_required(&device.device_id, Some(&request_id)))
 }
 

@@ -15,7 +15,6 @@ use std::sync::{Arc, OnceLock};
 use clawback_events::event::{ConfigChanged, Event};
 use serde_json::{Value, json};
 
-use super::super::Push;
 use super::super::frames::{ErrorShape, codes};
 use super::{Params, Reply, now_ms};
 use crate::config::{self, Loaded, edit, json5, model};
@@ -36,9 +35,8 @@ pub async fn get(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     };
     let mut reply = Reply::answer(Ok(Value::Null));
     let mut applied = None;
-    if let Some((event, push)) = observe_file(gateway, &loaded) {
+    if let Some(event) = observe_file(gateway, &loaded) {
         reply.events.push(("config".to_owned(), event));
-        reply.pushes.push(push);
         reply.write_lock = Some(lock);
         // Recorded with this answer, so it is the applied version now.
         applied = Some(loaded.hash.clone());
@@ -181,9 +179,8 @@ fn write(
     let mut reply = Reply::answer(Ok(Value::Null));
     // A file changed by hand since the last record is recorded first, so
     // the history shows both versions.
-    if let Some((event, push)) = observe_file(gateway, &current) {
+    if let Some(event) = observe_file(gateway, &current) {
         reply.events.push(("config".to_owned(), event));
-        reply.pushes.push(push);
     }
     if changed.is_empty() && current.exists {
         reply.result = Ok(json!({
@@ -219,7 +216,6 @@ fn write(
             source: format!("rpc:{method}"),
         }),
     ));
-    reply.pushes.push(changed_push(gateway, &hash));
     gateway.apply_config(checked.typed);
     let restart: Vec<&String> = changed
         .iter()
@@ -386,7 +382,7 @@ fn describe(gateway: &Gateway, loaded: &Loaded, applied: Option<String>) -> Valu
 
 /// A valid file whose hash is not the last recorded one was changed outside
 /// the gateway: the change to record (and apply), if any.
-pub fn observe_file(gateway: &Gateway, loaded: &Loaded) -> Option<(Event, Push)> {
+pub fn observe_file(gateway: &Gateway, loaded: &Loaded) -> Option<Event> {
     let checked = loaded.checked.as_ref().ok()?;
     if !loaded.exists {
         return None;
@@ -407,16 +403,5 @@ pub fn observe_file(gateway: &Gateway, loaded: &Loaded) -> Option<(Event, Push)>
         config_redacted: loaded.redacted_value().to_string(),
         source: "file".to_owned(),
     });
-    Some((event, changed_push(gateway, &loaded.hash)))
-}
-
-fn changed_push(gateway: &Gateway, hash: &str) -> Push {
-    Push::Event {
-        name: "config.changed",
-        payload: json!({
-            "path": gateway.config_file.path().display().to_string(),
-            "hash": hash,
-            "ts": now_ms(),
-        }),
-    }
+    Some(event)
 }

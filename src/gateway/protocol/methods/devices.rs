@@ -12,7 +12,7 @@ use clawback_events::event::{
 use serde_json::{Value, json};
 
 use super::super::frames::ErrorShape;
-use super::super::{Push, pairing};
+use super::super::pairing;
 use super::{Caller, Params, Reply, now_ms};
 use crate::gateway::Gateway;
 
@@ -87,15 +87,6 @@ async fn decide(
     } else {
         reply.result = Ok(json!({"requestId": request_id, "deviceId": request.device_id}));
     }
-    reply.pushes.push(Push::Event {
-        name: "device.pair.resolved",
-        payload: json!({
-            "requestId": request_id,
-            "deviceId": request.device_id,
-            "decision": if approved { "approved" } else { "rejected" },
-            "ts": now,
-        }),
-    });
     reply.write_lock = Some(lock);
     reply
 }
@@ -128,10 +119,6 @@ pub async fn remove(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Val
             reason: format!("removed by {}", caller.reviewer()),
         }),
     ));
-    reply.pushes.push(Push::Event {
-        name: "device.pair.changed",
-        payload: json!({}),
-    });
     reply.write_lock = Some(lock);
     reply
 }

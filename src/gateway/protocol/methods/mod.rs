@@ -5,9 +5,9 @@
 //! OpenClaw does not have) from "known, not available in this gateway yet".
 //! The second gets `UNAVAILABLE` with the reason, never a fake success.
 //!
-//! A handler decides; it does not write. It returns a [`Reply`]: the answer,
-//! the events the request causes, and the pushes to send once they are
-//! durable. The connection appends `rpc.received`, those events and
+//! A handler decides; it does not write. It returns a [`Reply`]: the answer
+//! and the events the request causes (clients hear of those through
+//! `gateway::fanout`, which follows the log). The connection appends `rpc.received`, those events and
 //! `rpc.answered` as one batch, and only then answers. A handler that checks
 //! state before deciding (a `baseHash`, a session's existence) holds the
 //! gateway's write lock in its reply, so no other such decision interleaves
@@ -30,13 +30,13 @@ mod system;
 use clawback_events::event::Event;
 use serde_json::{Value, json};
 
-use super::Push;
 use super::frames::{ErrorShape, codes};
 use super::scopes;
 use crate::gateway::Gateway;
 
 pub use config::observe_file as observe_config_file;
 pub use params::Params;
+pub use sessions::row as session_row;
 pub use system::{health, presence};
 
 /// Methods answered for real, advertised in `hello-ok.features.methods`.
@@ -72,6 +72,8 @@ pub const IMPLEMENTED: &[&str] = &[
 pub const EVENTS: &[&str] = &[
     "connect.challenge",
     "tick",
+    "health",
+    "presence",
     "shutdown",
     "config.changed",
     "sessions.changed",
@@ -102,8 +104,6 @@ pub struct Reply {
     /// Events the request causes, recorded between its `rpc.received` and
     /// `rpc.answered`, on the given stream.
     pub events: Vec<(String, Event)>,
-    /// Sent to subscribed sockets once the events are durable.
-    pub pushes: Vec<Push>,
     /// Held until the events are durable (see the module docs).
     pub write_lock: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// When set, the answer is computed by this once the events are durable
@@ -119,7 +119,6 @@ impl Reply {
         Reply {
             result,
             events: Vec::new(),
-            pushes: Vec::new(),
             write_lock: None,
             after: None,
         }

@@ -15,7 +15,6 @@ use clawback_events::event::{Event, SessionCreated, SessionDeleted, SessionPatch
 use clawback_projections::sessions::Session;
 use serde_json::{Value, json};
 
-use super::super::Push;
 use super::super::frames::ErrorShape;
 use super::{Params, Reply, now_ms};
 use crate::gateway::Gateway;
@@ -320,7 +319,7 @@ pub async fn patch(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
         set,
         cleared,
     }));
-    finish(gateway, key, "patch", events, lock, |gateway, key| {
+    finish(gateway, key, events, lock, |gateway, key| {
         let state = gateway.state.read().expect("state lock");
         let session = state.sessions.by_key.get(key);
         json!({"ok": true, "path": gateway.log_path, "key": key,
@@ -359,7 +358,7 @@ pub async fn reset(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
         new_session_id: uuid::Uuid::new_v4().to_string(),
         reason: reason.to_owned(),
     });
-    finish(gateway, key, "reset", vec![event], lock, |gateway, key| {
+    finish(gateway, key, vec![event], lock, |gateway, key| {
         let state = gateway.state.read().expect("state lock");
         let session = state.sessions.by_key.get(key);
         json!({"ok": true, "key": key, "entry": session.map(|session| row(session, None))})
@@ -426,20 +425,17 @@ pub async fn delete(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     finish(
         gateway,
         key,
-        "delete",
         vec![event],
         lock,
         |_, key| json!({"ok": true, "key": key, "deleted": true, "archived": []}),
     )
 }
 
-/// Packs the events, the `sessions.changed` push and the answer. The
-/// answer is computed from the state the events will produce, so it is
-/// built after a dry application on a copy of the session.
+/// Packs the events and the answer, which is computed once the events are
+/// applied, so it shows the session as they left it.
 fn finish(
     gateway: &Arc<Gateway>,
     key: &str,
-    reason: &str,
     events: Vec<Event>,
     lock: tokio::sync::OwnedMutexGuard<()>,
     answer: impl Fn(&Gateway, &str) -> Value + Send + 'static,
@@ -449,10 +445,6 @@ fn finish(
         .into_iter()
         .map(|event| (key.to_owned(), event))
         .collect();
-    reply.pushes.push(Push::Event {
-        name: "sessions.changed",
-        payload: json!({"key": key, "reason": reason, "ts": now_ms()}),
-    });
     reply.write_lock = Some(lock);
     let key = key.to_owned();
     reply.after = Some(Box::new(move |gateway: &Gateway| answer(gateway, &key)));
