@@ -8,5 +8,6 @@ mod gateway;
 mod openclaw_cli;
 mod pairing;
 mod protocol;
+mod scopes;
 mod sessions;
 mod support;

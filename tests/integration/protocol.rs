@@ -266,6 +266,74 @@ fn presence_changes_are_pushed_with_a_growing_state_version() {
 }
 
 #[test]
+fn system_events_agents_and_heartbeats_answer_as_openclaw_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address) = gateway(dir.path());
+    runtime().block_on(async {
+        // system-event is an admin method in OpenClaw's table.
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let sent = call(
+            &mut socket,
+            "1",
+            "system-event",
+            Some(json!({"text": "backup finished", "instanceId": "cron-box"})),
+        )
+        .await;
+        assert_eq!(sent["payload"], json!({"ok": true}), "{sent}");
+        let presence = call(&mut socket, "2", "system-presence", None).await;
+        let entry = presence["payload"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|entry| entry["instanceId"] == "cron-box")
+            .cloned()
+            .expect("the event is in presence");
+        assert_eq!(entry["text"], "backup finished");
+        assert_eq!(entry["reason"], "system-event");
+        let wake = call(
+            &mut socket,
+            "3",
+            "system-event",
+            Some(json!({"text": "x", "wake": true})),
+        )
+        .await;
+        assert_eq!(wake["error"]["code"], "UNAVAILABLE");
+        let empty = call(&mut socket, "4", "system-event", Some(json!({"text": " "}))).await;
+        assert_eq!(empty["error"]["code"], "INVALID_REQUEST");
+
+        let agents = call(&mut socket, "5", "agents.list", None).await;
+        assert_eq!(
+            agents["payload"],
+            json!({"defaultId": "main", "mainKey": "main", "scope": "per-sender",
+                   "agents": [{"id": "main"}]})
+        );
+        let identity = call(
+            &mut socket,
+            "6",
+            "agent.identity.get",
+            Some(json!({"sessionKey": "agent:main:main"})),
+        )
+        .await;
+        assert_eq!(
+            identity["payload"],
+            json!({"agentId": "main", "name": "main", "nameSource": "default"})
+        );
+        let unknown = call(
+            &mut socket,
+            "7",
+            "agent.identity.get",
+            Some(json!({"agentId": "ops"})),
+        )
+        .await;
+        assert_eq!(unknown["error"]["message"], "unknown agent: ops");
+        let heartbeat = call(&mut socket, "8", "last-heartbeat", None).await;
+        assert_eq!(heartbeat["payload"], Value::Null, "{heartbeat}");
+        assert_eq!(heartbeat["ok"], true);
+    });
+    stop(running);
+}
+
+#[test]
 fn known_methods_not_built_yet_say_so_instead_of_pretending() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (running, address) = gateway(dir.path());

@@ -17,6 +17,7 @@
 //! `models`, `sessions`, `inventory` (nodes, devices), `cron`; `params`
 //! checks request params the way OpenClaw's validator words its errors.
 
+mod agents;
 mod config;
 mod cron;
 mod devices;
@@ -66,6 +67,10 @@ pub const IMPLEMENTED: &[&str] = &[
     "sessions.reset",
     "sessions.delete",
     "logs.tail",
+    "agents.list",
+    "agent.identity.get",
+    "system-event",
+    "last-heartbeat",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -172,6 +177,11 @@ pub async fn call(
         "config.schema.lookup" => simple(config::schema_lookup(params)),
         "models.list" => simple(models::list(gateway, params)),
         "logs.tail" => simple(logs::tail(gateway, params)),
+        "agents.list" => simple(agents::list(gateway, params)),
+        "agent.identity.get" => simple(agents::identity(gateway, params)),
+        "system-event" => system::event(caller, params),
+        // clawback runs no heartbeat turns yet, so there is no last one.
+        "last-heartbeat" => simple(no_params(method, params).map(|()| Value::Null)),
         "sessions.list" => simple(sessions::list(gateway, params)),
         "sessions.preview" => simple(sessions::preview(gateway, params)),
         "sessions.patch" => sessions::patch(gateway, params).await,

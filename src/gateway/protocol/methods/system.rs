@@ -2,8 +2,80 @@
 
 use serde_json::{Value, json};
 
-use super::now_ms;
+use clawback_events::event::{Event, PresenceChange, PresenceChanged, PresenceEntry};
+
+use super::super::frames::{ErrorShape, codes};
+use super::{Caller, Params, Reply, now_ms};
 use crate::gateway::Gateway;
+
+/// Longest `system-event` text kept in presence.
+const EVENT_TEXT_CHARS_MAX: usize = 2_000;
+
+/// `system-event`: a line of text from a client (a node, a script) shown in
+/// presence. OpenClaw also queues it for the agent's next turn; that part
+/// waits for the agent runtime, and `wake: true` is refused until then.
+pub fn event(caller: &Caller, params: Option<&Value>) -> Reply {
+    const KEYS: &[&str] = &[
+        "text",
+        "idempotencyKey",
+        "sessionKey",
+        "wake",
+        "deviceId",
+        "instanceId",
+        "host",
+        "ip",
+        "mode",
+        "version",
+        "platform",
+        "deviceFamily",
+        "modelIdentifier",
+        "lastInputSeconds",
+        "reason",
+        "roles",
+        "scopes",
+        "tags",
+    ];
+    let result = (|| {
+        let params = Params::closed("system-event", params, KEYS)?;
+        let text = params.str("text")?.trim();
+        if text.is_empty() {
+            return Err(params.invalid("at /text: must not be empty"));
+        }
+        if params.opt_bool("wake")? == Some(true) {
+            return Err(ErrorShape::new(
+                codes::UNAVAILABLE,
+                "waking the agent is not available in clawback yet; send without wake",
+            ));
+        }
+        let text: String = text.chars().take(EVENT_TEXT_CHARS_MAX).collect();
+        let string = |key: &str| params.opt_str(key).ok().flatten().map(str::to_owned);
+        let key = string("instanceId").unwrap_or_else(|| format!("event:{}", caller.conn_id));
+        let entry = PresenceEntry {
+            host: string("host"),
+            ip: string("ip"),
+            version: string("version"),
+            platform: string("platform"),
+            mode: string("mode"),
+            reason: string("reason").or_else(|| Some("system-event".to_owned())),
+            text: Some(text),
+            device_id: string("deviceId").or_else(|| caller.device_id.clone()),
+            roles: Vec::new(),
+            scopes: Vec::new(),
+        };
+        Ok(Event::PresenceChanged(PresenceChanged {
+            key,
+            change: PresenceChange::Upsert(entry),
+        }))
+    })();
+    match result {
+        Ok(event) => {
+            let mut reply = Reply::answer(Ok(json!({"ok": true})));
+            reply.events.push(("gateway".to_owned(), event));
+            reply
+        }
+        Err(error) => Reply::answer(Err(error)),
+    }
+}
 
 /// OpenClaw's health snapshot, with the parts clawback has. Fields for
 /// subsystems clawback does not run yet (plugins, channels, heartbeats) are

@@ -1,0 +1,111 @@
+//! `agents.list` and `agent.identity.get`, from the config's `agents`.
+//!
+//! With no agents configured there is one, `main`, as in OpenClaw.
+
+use serde_json::{Value, json};
+
+use super::super::frames::ErrorShape;
+use super::Params;
+use crate::config::model::{ConfigFile, ModelChoice};
+use crate::gateway::Gateway;
+
+pub const DEFAULT_AGENT: &str = "main";
+
+pub fn list(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    Params::closed("agents.list", params, &[])?;
+    let config = gateway.config();
+    let agents: Vec<Value> = agent_ids(&config)
+        .into_iter()
+        .map(|id| summary(&config, &id))
+        .collect();
+    Ok(json!({
+        "defaultId": default_agent(&config),
+        "mainKey": "main",
+        "scope": "per-sender",
+        "agents": agents,
+    }))
+}
+
+pub fn identity(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let params = Params::closed("agent.identity.get", params, &["agentId", "sessionKey"])?;
+    let config = gateway.config();
+    let from_key = params.opt_str("sessionKey")?.and_then(|key| {
+        key.strip_prefix("agent:")
+            .and_then(|rest| rest.split(':').next())
+            .map(str::to_owned)
+    });
+    let agent_id = params
+        .opt_str("agentId")?
+        .map(str::to_owned)
+        .or(from_key)
+        .unwrap_or_else(|| default_agent(&config));
+    if !agent_ids(&config).contains(&agent_id) {
+        return Err(ErrorShape::invalid(format!("unknown agent: {agent_id}")));
+    }
+    let configured = entry_name(&config, &agent_id);
+    Ok(json!({
+        "agentId": agent_id,
+        "name": configured.clone().unwrap_or_else(|| agent_id.clone()),
+        "nameSource": if configured.is_some() { "config" } else { "default" },
+    }))
+}
+
+/// Configured agents, or `main` alone.
+fn agent_ids(config: &ConfigFile) -> Vec<String> {
+    let configured: Vec<String> = config
+        .agents
+        .as_ref()
+        .map(|agents| agents.entries.keys().cloned().collect())
+        .unwrap_or_default();
+    if configured.is_empty() {
+        vec![DEFAULT_AGENT.to_owned()]
+    } else {
+        configured
+    }
+}
+
+fn default_agent(config: &ConfigFile) -> String {
+    let ids = agent_ids(config);
+    if ids.iter().any(|id| id == DEFAULT_AGENT) {
+        DEFAULT_AGENT.to_owned()
+    } else {
+        ids[0].clone()
+    }
+}
+
+fn entry_name(config: &ConfigFile, id: &str) -> Option<String> {
+    config
+        .agents
+        .as_ref()
+        .and_then(|agents| agents.entries.get(id))
+        .and_then(|entry| entry.name.clone())
+}
+
+fn summary(config: &ConfigFile, id: &str) -> Value {
+    let agents = config.agents.as_ref();
+    let entry = agents.and_then(|agents| agents.entries.get(id));
+    let defaults = agents.and_then(|agents| agents.defaults.as_ref());
+    let mut summary = json!({"id": id});
+    if let Some(name) = entry_name(config, id) {
+        summary["name"] = json!(name);
+        summary["identity"] = json!({"name": name});
+    }
+    let workspace = entry
+        .and_then(|entry| entry.workspace.as_ref())
+        .or_else(|| defaults.and_then(|defaults| defaults.workspace.as_ref()));
+    if let Some(workspace) = workspace {
+        summary["workspace"] = json!(workspace);
+    }
+    let model = entry
+        .and_then(|entry| entry.model.as_ref())
+        .or_else(|| defaults.and_then(|defaults| defaults.model.as_ref()));
+    if let Some(model) = model {
+        summary["model"] = match model {
+            ModelChoice::Name(name) => json!({"primary": name}),
+            ModelChoice::Chain { primary, fallbacks } => {
+                json!({"primary": primary, "fallbacks": fallbacks})
+            }
+        };
+    }
+    summary
+}
