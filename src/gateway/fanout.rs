@@ -9,6 +9,7 @@
 //! that was never recorded.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clawback_events::Envelope;
 use clawback_events::event::Event;
@@ -18,13 +19,31 @@ use serde_json::{Value, json};
 use super::Gateway;
 use super::protocol::{Push, methods, pairing};
 
+/// Presence changes arriving within this window are announced once, with
+/// the list as it is at the end of it: the `presence` payload is the whole
+/// list, so a burst of N connects would otherwise cost N lists to every
+/// socket. `stateVersion` tells clients which list is newest.
+const PRESENCE_COALESCE: Duration = Duration::from_millis(50);
+
 /// Follows the log from `from_seq` until it closes.
 pub async fn run(gateway: Arc<Gateway>, from_seq: u64) {
     let mut subscription = gateway.log.subscribe(from_seq);
+    let mut presence_due: Option<tokio::time::Instant> = None;
     loop {
-        match subscription.recv().await {
+        let received = tokio::select! {
+            received = subscription.recv() => received,
+            () = sleep_until(presence_due), if presence_due.is_some() => {
+                presence_due = None;
+                let _ = gateway.pushes.send(presence(&gateway));
+                continue;
+            }
+        };
+        match received {
             Ok(envelope) => {
-                if let Some(push) = push_for(&gateway, &envelope) {
+                if matches!(envelope.body.event, Event::PresenceChanged(_)) {
+                    presence_due
+                        .get_or_insert_with(|| tokio::time::Instant::now() + PRESENCE_COALESCE);
+                } else if let Some(push) = push_for(&gateway, &envelope) {
                     let _ = gateway.pushes.send(push);
                 }
             }
@@ -41,24 +60,33 @@ pub async fn run(gateway: Arc<Gateway>, from_seq: u64) {
     }
 }
 
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `presence` with the current list and its version.
+fn presence(gateway: &Gateway) -> Push {
+    let list = methods::presence(gateway);
+    let version = gateway
+        .state
+        .read()
+        .expect("state lock")
+        .presence
+        .state_version;
+    Push::versioned(
+        "presence",
+        json!({"presence": list}),
+        gateway.state_version(version),
+    )
+}
+
 fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
     let ts = envelope.body.ts_ms;
     let event = |name: &'static str, payload: Value| Some(Push::event(name, payload));
     match &envelope.body.event {
-        Event::PresenceChanged(_) => {
-            let presence = methods::presence(gateway);
-            let version = gateway
-                .state
-                .read()
-                .expect("state lock")
-                .presence
-                .state_version;
-            Some(Push::Event {
-                name: "presence",
-                payload: json!({"presence": presence}),
-                state_version: Some(gateway.state_version(version)),
-            })
-        }
         Event::ConfigChanged(change) => event(
             "config.changed",
             json!({"path": gateway.config_file.path().display().to_string(),

@@ -496,11 +496,11 @@ async fn tick_periodically(gateway: Arc<Gateway>) {
             .expect("state lock")
             .presence
             .state_version;
-        let _ = gateway.pushes.send(protocol::Push::Event {
-            name: "health",
-            payload: protocol::methods::health(&gateway),
-            state_version: Some(gateway.state_version(presence)),
-        });
+        let _ = gateway.pushes.send(protocol::Push::versioned(
+            "health",
+            protocol::methods::health(&gateway),
+            gateway.state_version(presence),
+        ));
     }
 }
 

@@ -44,6 +44,10 @@ HOME="$work/openclaw-home" OPENCLAW_STATE_DIR="$work/openclaw-home/.openclaw" \
 pids+=($!)
 measure "OpenClaw 2026.9.6" 18931 "$(pgrep -n -f 'openclaw.*gateway' || echo $!)" "$started"
 kill "${pids[0]}" 2>/dev/null || true
+# Let OpenClaw finish exiting (it takes up to a few seconds) so that its
+# shutdown does not share the CPU with clawback's start.
+wait "${pids[0]}" 2>/dev/null || true
+while pgrep -f 'openclaw.*gateway' >/dev/null; do sleep 0.1; done
 
 started="$(date +%s%3N)"
 "$clawback" --state-dir "$work/clawback" gateway run --bind 127.0.0.1:18932 \

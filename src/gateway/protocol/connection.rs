@@ -555,7 +555,7 @@ async fn run(
                             continue;
                         }
                         event_seq += 1;
-                        if !enqueue(outbound, frames::event(name, payload, Some(event_seq), state_version)) {
+                        if !enqueue(outbound, frames::event_serialized(name, &payload, event_seq, state_version.as_deref())) {
                             return;
                         }
                     }

@@ -145,9 +145,47 @@ pub fn event(name: &str, payload: Value, seq: Option<u64>, state_version: Option
     frame.to_string()
 }
 
+/// An `event` frame around a payload serialized once for every socket
+/// (only `seq` differs between sockets). The same JSON as [`event`].
+pub fn event_serialized(
+    name: &str,
+    payload_json: &str,
+    seq: u64,
+    state_version_json: Option<&str>,
+) -> String {
+    let name = serde_json::to_string(name).unwrap_or_else(|_| "\"\"".to_owned());
+    match state_version_json {
+        Some(version) => format!(
+            r#"{{"event":{name},"payload":{payload_json},"seq":{seq},"stateVersion":{version},"type":"event"}}"#
+        ),
+        None => {
+            format!(r#"{{"event":{name},"payload":{payload_json},"seq":{seq},"type":"event"}}"#)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pre_serialized_event_is_the_same_frame() {
+        let payload = serde_json::json!({"presence": [{"ts": 1}], "text": "a\"b"});
+        let version = serde_json::json!({"presence": 3, "health": 1});
+        assert_eq!(
+            event_serialized(
+                "presence",
+                &payload.to_string(),
+                7,
+                Some(&version.to_string())
+            ),
+            event("presence", payload.clone(), Some(7), Some(version))
+        );
+        assert_eq!(
+            event_serialized("tick", &payload.to_string(), 2, None),
+            event("tick", payload, Some(2), None)
+        );
+    }
 
     #[test]
     fn requests_parse_with_and_without_params() {

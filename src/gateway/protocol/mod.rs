@@ -49,11 +49,14 @@ pub mod policy {
 #[derive(Debug, Clone)]
 pub enum Push {
     /// An event; each socket checks its scope guard before sending it.
+    ///
+    /// The payload is serialized once, here, not once per socket: a
+    /// presence list pushed to a hundred sockets is encoded one time.
     Event {
         name: &'static str,
-        payload: Value,
-        /// `stateVersion` on the frame (presence and health).
-        state_version: Option<Value>,
+        payload: std::sync::Arc<str>,
+        /// `stateVersion` on the frame (presence and health), as JSON.
+        state_version: Option<std::sync::Arc<str>>,
     },
     /// `shutdown`, then close 1012 "service restart".
     Shutdown,
@@ -63,8 +66,16 @@ impl Push {
     pub fn event(name: &'static str, payload: Value) -> Push {
         Push::Event {
             name,
-            payload,
+            payload: payload.to_string().into(),
             state_version: None,
+        }
+    }
+
+    pub fn versioned(name: &'static str, payload: Value, state_version: Value) -> Push {
+        Push::Event {
+            name,
+            payload: payload.to_string().into(),
+            state_version: Some(state_version.to_string().into()),
         }
     }
 }
