@@ -4,6 +4,7 @@
 //! `main` only parses arguments and maps outcomes to exit codes; each command
 //! lives in its own module under `cli/`, the server under `gateway/`.
 
+mod agent;
 mod cli;
 mod config;
 mod gateway;

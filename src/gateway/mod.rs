@@ -89,6 +89,8 @@ pub struct Gateway {
     pub logs: Arc<logs::LogFiles>,
     /// Bumped with every `health` broadcast (`stateVersion.health`).
     health_version: std::sync::atomic::AtomicU64,
+    /// Agent runs.
+    pub agent: Arc<crate::agent::Runtime>,
 }
 
 impl Gateway {
@@ -256,6 +258,7 @@ async fn serve_logged(
         writes: Arc::new(tokio::sync::Mutex::new(())),
         logs: text_logs,
         health_version: std::sync::atomic::AtomicU64::new(0),
+        agent: Arc::new(crate::agent::Runtime::new()?),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.

@@ -98,6 +98,9 @@ fn health(address: &str) -> serde_json::Value {
         .enable_all()
         .build()
         .expect("runtime");
+    // reqwest is built without a default TLS provider (the gateway picks
+    // ring); plain HTTP needs none, but the builder asks for one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     runtime.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))

@@ -1,10 +1,12 @@
 //! End-to-end tests: the real `clawback` binary, run as a user would, on
 //! real state dirs. One test binary for all of them keeps link time down.
 
+mod agent;
 mod cli;
 mod config;
 mod crash;
 mod gateway;
+mod llm_server;
 mod openclaw_cli;
 mod pairing;
 mod protocol;

@@ -73,6 +73,12 @@ fn openclaw(address: &str, command: &[&str], token: &str) -> (Output, Value) {
 
 /// The same, with the output as it came (some commands print JSON lines).
 fn openclaw_raw(address: &str, command: &[&str], token: &str) -> Output {
+    run_openclaw(address, command, token, true)
+}
+
+/// Commands without `--url` (`openclaw agent`) find the gateway through
+/// OpenClaw's environment variables instead.
+fn run_openclaw(address: &str, command: &[&str], token: &str, url_flags: bool) -> Output {
     let cli = cli();
     let home = tempfile::tempdir().expect("home");
     let path = format!(
@@ -80,11 +86,20 @@ fn openclaw_raw(address: &str, command: &[&str], token: &str) -> Output {
         cli.node_bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    Command::new(&cli.openclaw)
-        .args(command)
-        .arg("--url")
-        .arg(format!("ws://{address}"))
-        .args(["--token", token, "--json"])
+    let mut process = Command::new(&cli.openclaw);
+    process.args(command);
+    if url_flags {
+        process
+            .arg("--url")
+            .arg(format!("ws://{address}"))
+            .args(["--token", token]);
+    } else {
+        process
+            .env("OPENCLAW_GATEWAY_URL", format!("ws://{address}"))
+            .env("OPENCLAW_GATEWAY_TOKEN", token);
+    }
+    process
+        .arg("--json")
         .env("PATH", path)
         .env("HOME", home.path())
         .env("OPENCLAW_STATE_DIR", home.path().join(".openclaw"))
@@ -95,10 +110,15 @@ fn openclaw_raw(address: &str, command: &[&str], token: &str) -> Output {
 #[test]
 fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // OpenClaw's own minimal config shape, with a provider (never called).
+    let llm = crate::llm_server::LlmServer::start();
+    // OpenClaw's own minimal config shape, with a local OpenAI-format model.
     std::fs::write(
         dir.path().join("config.json5"),
-        "{ agents: { defaults: { model: { primary: 'mock/mock-model' } } },\n  models: { providers: { mock: { baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'sk-cli-test-secret', api: 'openai-completions', models: [{ id: 'mock-model', name: 'Mock' }] } } } }\n",
+        format!(
+            "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{}', api: 'openai-completions', models: [{{ id: 'mock-model', name: 'Mock' }}] }} }} }} }}\n",
+            llm.base_url(),
+            crate::llm_server::API_KEY
+        ),
     )
     .expect("config");
     let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
@@ -155,7 +175,44 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         config["config"]["models"]["providers"]["mock"]["apiKey"],
         "__OPENCLAW_REDACTED__"
     );
-    assert!(!config.to_string().contains("sk-cli-test-secret"));
+    assert!(!config.to_string().contains(crate::llm_server::API_KEY));
+
+    // The agent, as OpenClaw's CLI runs it: accepted, then the final reply.
+    let params = r#"{"message":"hello agent","idempotencyKey":"cli-run-1"}"#;
+    let (output, run) = openclaw(
+        &address,
+        &[
+            "gateway",
+            "call",
+            "agent",
+            "--expect-final",
+            "--params",
+            params,
+        ],
+        TOKEN,
+    );
+    assert!(output.status.success(), "{run}");
+    assert_eq!(run["status"], "ok", "{run}");
+    assert_eq!(
+        run["result"]["payloads"][0]["text"],
+        "Hello from the mock. You said: hello agent"
+    );
+    let output = run_openclaw(
+        &address,
+        &["agent", "--agent", "main", "--message", "hi"],
+        TOKEN,
+        false,
+    );
+    let reply = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "openclaw agent: {reply}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        reply.contains("Hello from the mock. You said: hi"),
+        "{reply}"
+    );
 
     let (output, models) = gateway_call(&address, "models.list", TOKEN);
     assert!(output.status.success(), "{models}");
@@ -165,7 +222,12 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
 
     let (output, sessions) = gateway_call(&address, "sessions.list", TOKEN);
     assert!(output.status.success(), "{sessions}");
-    assert_eq!(sessions["sessions"], serde_json::json!([]), "{sessions}");
+    // The two runs above went to the main session: four messages.
+    assert_eq!(
+        sessions["sessions"][0]["key"], "agent:main:main",
+        "{sessions}"
+    );
+    assert_eq!(sessions["sessions"][0]["messageCount"], 4, "{sessions}");
     assert_eq!(sessions["defaults"]["model"], "mock-model");
 
     // `openclaw logs` pages the gateway's log file through logs.tail and
@@ -235,6 +297,7 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         "config.get",
         "models.list",
         "sessions.list",
+        "agent",
         "skills.status",
         "node.pair.list",
         "node.list",
@@ -247,5 +310,8 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         );
     }
     assert!(!tail.contains(TOKEN), "the token never reaches the log");
-    assert!(!tail.contains("sk-cli-test-secret"), "nor the provider key");
+    assert!(
+        !tail.contains(crate::llm_server::API_KEY),
+        "nor the provider key"
+    );
 }

@@ -36,6 +36,8 @@ const OUTBOUND_FRAMES_MAX: usize = 1_024;
 /// Requests of one connection handled at once; more wait (backpressure on
 /// the socket's reads), so one client cannot spawn without bound.
 const REQUESTS_IN_FLIGHT_MAX: usize = 64;
+/// The longest a second answer waits for the socket's pushes to catch up.
+const BARRIER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Unauthorized calls after which the socket is closed.
 const UNAUTHORIZED_CALLS_MAX: u32 = 10;
 
@@ -539,11 +541,26 @@ async fn run(
                 let gateway = gateway.clone();
                 let outbound = outbound.clone();
                 let conn_id = session.conn_id.clone();
+                let conn_for_barrier = conn_id.clone();
                 let device_id = session.device_id.clone();
                 tokio::spawn(async move {
-                    let frame = answer(&gateway, conn_id, device_id, request).await;
+                    let id = request.id.clone();
+                    let (frame, follow_up) = answer(&gateway, conn_id, device_id, request).await;
                     enqueue(&outbound, frame);
+                    // A long run's second answer does not hold a request slot.
                     drop(permit);
+                    if let Some(follow_up) = follow_up {
+                        let payload = follow_up.await;
+                        // Events pushed before the outcome reach this socket
+                        // before the answer does.
+                        let (reached, barrier) = tokio::sync::oneshot::channel();
+                        let _ = gateway.pushes.send(Push::Barrier {
+                            conn_id: conn_for_barrier,
+                            reached: Arc::new(std::sync::Mutex::new(Some(reached))),
+                        });
+                        let _ = tokio::time::timeout(BARRIER_WAIT, barrier).await;
+                        enqueue(&outbound, frames::response_ok(&id, payload));
+                    }
                 });
             }
             push = pushes.recv() => {
@@ -557,6 +574,13 @@ async fn run(
                         event_seq += 1;
                         if !enqueue(outbound, frames::event_serialized(name, &payload, event_seq, state_version.as_deref())) {
                             return;
+                        }
+                    }
+                    Ok(Push::Barrier { conn_id, reached }) => {
+                        if conn_id == session.conn_id
+                            && let Some(reached) = reached.lock().expect("barrier lock").take()
+                        {
+                            let _ = reached.send(());
                         }
                     }
                     Ok(Push::Shutdown) => {
@@ -616,7 +640,7 @@ async fn answer(
     conn_id: String,
     device_id: Option<String>,
     request: frames::RequestFrame,
-) -> String {
+) -> (String, Option<methods::FollowUp>) {
     let actor = Actor::Connection {
         conn_id: conn_id.clone(),
         device_id,
@@ -628,6 +652,7 @@ async fn answer(
     let reply = methods::call(gateway, &caller, &request.method, request.params.as_ref()).await;
     let result = reply.result;
     let after = reply.after;
+    let follow_up = reply.follow_up;
     let outcome = match &result {
         Ok(_) => RpcOutcome::Ok,
         Err(error) => {
@@ -676,14 +701,14 @@ async fn answer(
             retryable: Some(true),
             retry_after_ms: Some(1_000),
         };
-        return frames::response_error(&request.id, &error);
+        return (frames::response_error(&request.id, &error), None);
     }
     let result = match (result, after) {
         (Ok(_), Some(after)) => Ok(after(gateway)),
         (result, _) => result,
     };
     match result {
-        Ok(payload) => frames::response_ok(&request.id, payload),
-        Err(error) => frames::response_error(&request.id, &error),
+        Ok(payload) => (frames::response_ok(&request.id, payload), follow_up),
+        Err(error) => (frames::response_error(&request.id, &error), None),
     }
 }

@@ -60,6 +60,14 @@ pub enum Push {
     },
     /// `shutdown`, then close 1012 "service restart".
     Shutdown,
+    /// Not sent to anyone: the socket `conn_id` signals when it reaches this
+    /// point of the push stream, so an answer sent after it is ordered after
+    /// every event pushed before it (a run's final `chat` event before the
+    /// final `agent` answer).
+    Barrier {
+        conn_id: String,
+        reached: std::sync::Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+    },
 }
 
 impl Push {

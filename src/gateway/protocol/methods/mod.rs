@@ -17,6 +17,7 @@
 //! `models`, `sessions`, `inventory` (nodes, devices), `cron`; `params`
 //! checks request params the way OpenClaw's validator words its errors.
 
+mod agent;
 mod agents;
 mod config;
 mod cron;
@@ -71,6 +72,10 @@ pub const IMPLEMENTED: &[&str] = &[
     "agent.identity.get",
     "system-event",
     "last-heartbeat",
+    "agent",
+    "agent.wait",
+    "chat.send",
+    "chat.history",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -85,6 +90,8 @@ pub const EVENTS: &[&str] = &[
     "device.pair.requested",
     "device.pair.resolved",
     "device.pair.changed",
+    "agent",
+    "chat",
 ];
 
 /// Who is calling: recorded as the reviewer of decisions.
@@ -114,7 +121,12 @@ pub struct Reply {
     /// When set, the answer is computed by this once the events are durable
     /// and applied, so it shows the state they produced.
     pub after: Option<AnswerAfter>,
+    /// A second answer with the same request id, sent when this resolves
+    /// (`agent`'s final result after its `accepted`).
+    pub follow_up: Option<FollowUp>,
 }
+
+pub type FollowUp = std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>>;
 
 /// Computes an answer from the state once a reply's events are applied.
 pub type AnswerAfter = Box<dyn FnOnce(&Gateway) -> Value + Send>;
@@ -126,6 +138,7 @@ impl Reply {
             events: Vec::new(),
             write_lock: None,
             after: None,
+            follow_up: None,
         }
     }
 }
@@ -177,6 +190,10 @@ pub async fn call(
         "config.schema.lookup" => simple(config::schema_lookup(params)),
         "models.list" => simple(models::list(gateway, params)),
         "logs.tail" => simple(logs::tail(gateway, params)),
+        "agent" => agent::agent(gateway, caller, params),
+        "agent.wait" => agent::wait(gateway, params).await,
+        "chat.send" => agent::chat_send(gateway, caller, params),
+        "chat.history" => simple(agent::history(gateway, params)),
         "agents.list" => simple(agents::list(gateway, params)),
         "agent.identity.get" => simple(agents::identity(gateway, params)),
         "system-event" => system::event(caller, params),

@@ -1,0 +1,159 @@
+//! The agent runtime: runs a turn of a session through the configured model
+//! and records every step.
+//!
+//! - `openai`: the OpenAI Chat Completions streaming wire format (the first
+//!   provider format; the others of issue 4 follow);
+//! - `run`: one run, from the user's message to the recorded reply.
+//!
+//! Why runs live here and not in the protocol layer: a run outlives the
+//! request that started it (`chat.send` answers at once; `agent` answers
+//! twice), and later channels, cron and hooks start runs too.
+//!
+//! Invariants: turns of one session run strictly one after another (a lane
+//! per session); a run id (the client's idempotency key) starts at most one
+//! run; every LLM call is recorded as a request/response pair around the
+//! call, and the reply is appended to the transcript before anyone is told
+//! the run ended.
+
+pub mod openai;
+pub mod run;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+pub use run::{RunOutcome, RunRequest};
+
+/// Finished outcomes kept for `agent.wait` and repeated idempotency keys
+/// within this process (older ones are answered from the projection).
+const FINISHED_KEPT: usize = 4_096;
+
+pub struct Runtime {
+    client: reqwest::Client,
+    /// One lane per session key: runs of a session queue here.
+    lanes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Runs started by this process, by run id, until they finish.
+    running: Mutex<HashMap<String, watch::Receiver<Option<RunOutcome>>>>,
+    finished: Mutex<(VecDeque<String>, HashMap<String, RunOutcome>)>,
+}
+
+/// How a start request was taken.
+pub enum Started {
+    /// A new run; its outcome arrives on the receiver.
+    New(watch::Receiver<Option<RunOutcome>>),
+    /// The run id is already running: the same receiver.
+    Running(watch::Receiver<Option<RunOutcome>>),
+    /// The run id already finished in this process.
+    Finished(Box<RunOutcome>),
+}
+
+impl Runtime {
+    pub fn new() -> anyhow::Result<Runtime> {
+        // rustls needs one crypto provider for the process; ring is it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("clawback/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| anyhow::anyhow!("cannot build the HTTP client: {error}"))?;
+        Ok(Runtime {
+            client,
+            lanes: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+            finished: Mutex::new((VecDeque::new(), HashMap::new())),
+        })
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Starts `request` unless its run id already ran or runs.
+    pub fn start(
+        self: &Arc<Self>,
+        gateway: Arc<crate::gateway::Gateway>,
+        request: RunRequest,
+    ) -> Started {
+        if let Some(outcome) = self.finished_outcome(&request.run_id) {
+            return Started::Finished(Box::new(outcome));
+        }
+        let mut running = self.running.lock().expect("running lock");
+        if let Some(receiver) = running.get(&request.run_id) {
+            return Started::Running(receiver.clone());
+        }
+        let (sender, receiver) = watch::channel(None);
+        running.insert(request.run_id.clone(), receiver.clone());
+        drop(running);
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let lane = runtime.lane(&request.session_key);
+            let run_id = request.run_id.clone();
+            let outcome = {
+                let _turn = lane.lock().await;
+                run::execute(&gateway, &runtime, request).await
+            };
+            runtime.finish(&run_id, outcome.clone());
+            let _ = sender.send(Some(outcome));
+        });
+        Started::New(receiver)
+    }
+
+    /// The receiver of a run started by this process, or its outcome.
+    pub fn lookup(&self, run_id: &str) -> Option<Started> {
+        if let Some(outcome) = self.finished_outcome(run_id) {
+            return Some(Started::Finished(Box::new(outcome)));
+        }
+        self.running
+            .lock()
+            .expect("running lock")
+            .get(run_id)
+            .cloned()
+            .map(Started::Running)
+    }
+
+    fn finished_outcome(&self, run_id: &str) -> Option<RunOutcome> {
+        self.finished
+            .lock()
+            .expect("finished lock")
+            .1
+            .get(run_id)
+            .cloned()
+    }
+
+    fn finish(&self, run_id: &str, outcome: RunOutcome) {
+        let mut finished = self.finished.lock().expect("finished lock");
+        let (order, outcomes) = &mut *finished;
+        order.push_back(run_id.to_owned());
+        outcomes.insert(run_id.to_owned(), outcome);
+        while order.len() > FINISHED_KEPT {
+            if let Some(oldest) = order.pop_front() {
+                outcomes.remove(&oldest);
+            }
+        }
+        drop(finished);
+        self.running.lock().expect("running lock").remove(run_id);
+    }
+
+    fn lane(&self, session_key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut lanes = self.lanes.lock().expect("lanes lock");
+        // Idle lanes (nobody else holds them) are dropped as we go, so the
+        // map is bounded by the sessions with queued or running turns.
+        lanes.retain(|_, lane| Arc::strong_count(lane) > 1);
+        lanes
+            .entry(session_key.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone()
+    }
+}
+
+/// Waits for a run's outcome.
+pub async fn wait(mut receiver: watch::Receiver<Option<RunOutcome>>) -> Option<RunOutcome> {
+    loop {
+        if let Some(outcome) = receiver.borrow().clone() {
+            return Some(outcome);
+        }
+        if receiver.changed().await.is_err() {
+            return receiver.borrow().clone();
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The OpenAI Chat Completions wire format (`api: "openai-completions"`),
+//! streaming: what OpenAI, OpenRouter, Ollama's `/v1`, vLLM, llama.cpp and
+//! most local servers speak.
+//!
+//! One request, `stream: true` with usage; the SSE stream (parsed by the
+//! `eventsource-stream` crate) yields `chat.completion.chunk` objects whose
+//! `delta.content` pieces make the reply, then `data: [DONE]`. Every raw
+//! chunk is kept so the call can be recorded exactly as it came.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use clawback_events::event::Usage;
+
+/// The largest reply accepted from a provider: a bound on memory per run.
+const REPLY_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Chunks kept for the record; beyond this the reply text still grows but
+/// the chunk list stops (and says so).
+const CHUNKS_KEPT_MAX: usize = 20_000;
+
+pub struct Endpoint<'a> {
+    pub base_url: &'a str,
+    pub api_key: Option<&'a str>,
+    pub headers: &'a std::collections::BTreeMap<String, String>,
+    pub timeout: Duration,
+}
+
+/// What a successful call returned.
+pub struct Completion {
+    pub text: String,
+    pub finish_reason: String,
+    pub usage: Usage,
+    /// Every `data:` payload, in order, as received.
+    pub chunks: Vec<String>,
+    pub chunks_dropped: usize,
+}
+
+/// A classified failure (issue 4's classes: auth, rate_limit, billing,
+/// context_overflow, timeout, unknown).
+#[derive(Debug)]
+pub struct Failure {
+    pub class: &'static str,
+    pub message: String,
+    pub http_status: Option<u16>,
+}
+
+/// The request body for `messages` (`[(role, text)]`).
+pub fn request_body(model: &str, messages: &[(&str, String)]) -> Value {
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect();
+    json!({
+        "model": model,
+        "messages": messages,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    })
+}
+
+/// Sends `body` and streams the reply, calling `on_delta` with each new
+/// piece of text.
+pub async fn stream(
+    client: &reqwest::Client,
+    endpoint: &Endpoint<'_>,
+    body: &Value,
+    mut on_delta: impl FnMut(&str),
+) -> Result<Completion, Failure> {
+    let url = format!(
+        "{}/chat/completions",
+        endpoint.base_url.trim_end_matches('/')
+    );
+    let mut request = client
+        .post(&url)
+        .timeout(endpoint.timeout)
+        .header("accept", "text/event-stream")
+        .json(body);
+    if let Some(key) = endpoint.api_key {
+        request = request.bearer_auth(key);
+    }
+    for (name, value) in endpoint.headers {
+        request = request.header(name, value);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|error| transport_failure(&url, &error))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        return Err(http_failure(status.as_u16(), &text));
+    }
+    let mut events = response.bytes_stream().eventsource();
+    let mut completion = Completion {
+        text: String::new(),
+        finish_reason: String::new(),
+        usage: Usage::default(),
+        chunks: Vec::new(),
+        chunks_dropped: 0,
+    };
+    let mut done = false;
+    while let Some(event) = events.next().await {
+        let event = event.map_err(|error| Failure {
+            class: "unknown",
+            message: format!("the stream from {url} broke: {error}"),
+            http_status: None,
+        })?;
+        if event.data.trim() == "[DONE]" {
+            done = true;
+            break;
+        }
+        if completion.chunks.len() < CHUNKS_KEPT_MAX {
+            completion.chunks.push(event.data.clone());
+        } else {
+            completion.chunks_dropped += 1;
+        }
+        let chunk: Value = serde_json::from_str(&event.data).map_err(|error| Failure {
+            class: "unknown",
+            message: format!(
+                "the provider sent a chunk that is not JSON ({error}): {}",
+                event.data
+            ),
+            http_status: None,
+        })?;
+        if let Some(error) = chunk.get("error") {
+            return Err(Failure {
+                class: classify_message(error.to_string().as_str()),
+                message: format!("the provider reported an error mid-stream: {error}"),
+                http_status: None,
+            });
+        }
+        if let Some(choice) = chunk["choices"].get(0) {
+            if let Some(piece) = choice["delta"]["content"].as_str()
+                && !piece.is_empty()
+            {
+                if completion.text.len() + piece.len() > REPLY_BYTES_MAX {
+                    return Err(Failure {
+                        class: "unknown",
+                        message: format!("the reply exceeded {REPLY_BYTES_MAX} bytes"),
+                        http_status: None,
+                    });
+                }
+                completion.text.push_str(piece);
+                on_delta(piece);
+            }
+            if let Some(reason) = choice["finish_reason"].as_str() {
+                completion.finish_reason = reason.to_owned();
+            }
+        }
+        if let Some(usage) = chunk.get("usage").filter(|usage| usage.is_object()) {
+            completion.usage = Usage {
+                input_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+                output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+                cache_read_tokens: usage["prompt_tokens_details"]["cached_tokens"]
+                    .as_u64()
+                    .unwrap_or(0),
+                cache_write_tokens: 0,
+            };
+        }
+    }
+    if !done && completion.finish_reason.is_empty() {
+        return Err(Failure {
+            class: "unknown",
+            message: format!("the stream from {url} ended before the reply was complete"),
+            http_status: None,
+        });
+    }
+    if completion.finish_reason.is_empty() {
+        completion.finish_reason = "stop".to_owned();
+    }
+    Ok(completion)
+}
+
+fn transport_failure(url: &str, error: &reqwest::Error) -> Failure {
+    let class = if error.is_timeout() {
+        "timeout"
+    } else {
+        "unknown"
+    };
+    Failure {
+        class,
+        message: format!("cannot reach {url}: {error}"),
+        http_status: None,
+    }
+}
+
+/// OpenAI's error body is `{"error": {"message", "type", "code"}}`.
+fn http_failure(status: u16, body: &str) -> Failure {
+    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let message = parsed["error"]["message"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| body.chars().take(500).collect());
+    let class = match status {
+        401 | 403 => "auth",
+        402 => "billing",
+        429 => {
+            let code = parsed["error"]["code"].as_str().unwrap_or("");
+            if code == "insufficient_quota" {
+                "billing"
+            } else {
+                "rate_limit"
+            }
+        }
+        408 | 504 => "timeout",
+        400 | 413 => classify_message(body),
+        _ => "unknown",
+    };
+    Failure {
+        class,
+        message: format!("HTTP {status}: {message}"),
+        http_status: Some(status),
+    }
+}
+
+fn classify_message(text: &str) -> &'static str {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("context_length_exceeded")
+        || lower.contains("maximum context length")
+        || lower.contains("context window")
+    {
+        "context_overflow"
+    } else {
+        "unknown"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_errors_are_classified() {
+        assert_eq!(
+            http_failure(401, r#"{"error":{"message":"bad key"}}"#).class,
+            "auth"
+        );
+        assert_eq!(
+            http_failure(429, r#"{"error":{"message":"slow down"}}"#).class,
+            "rate_limit"
+        );
+        assert_eq!(
+            http_failure(
+                429,
+                r#"{"error":{"message":"x","code":"insufficient_quota"}}"#
+            )
+            .class,
+            "billing"
+        );
+        let overflow = http_failure(
+            400,
+            r#"{"error":{"message":"This model's maximum context length is 8192 tokens","code":"context_length_exceeded"}}"#,
+        );
+        assert_eq!(overflow.class, "context_overflow");
+        assert_eq!(overflow.http_status, Some(400));
+        assert!(
+            overflow
+                .message
+                .starts_with("HTTP 400: This model's maximum context length")
+        );
+        assert_eq!(http_failure(503, "upstream down").class, "unknown");
+    }
+}

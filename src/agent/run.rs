@@ -1,0 +1,605 @@
+//! One run: the user's message in, the model's reply out, every step on
+//! record.
+//!
+//! The order of records is what replay relies on: `message.appended` (the
+//! user's text) and `agent.run.started`, then `llm.call.requested` with the
+//! exact body sent, then `llm.call.completed` with every stream chunk as it
+//! came (or the classified failure), the reply as `message.appended`, and
+//! `agent.run.finished`. Clients see the reply stream in as `agent` and
+//! `chat` events meanwhile; those are not state and are not recorded: the
+//! recorded chunks hold the same text.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clawback_events::event::{
+    AgentRunFinished, AgentRunStarted, Event, LlmCallCompleted, LlmCallRequested, LlmOutcome,
+    MessageAppended, Role, RunStatus, SessionCreated, Usage,
+};
+use clawback_events::{Actor, NewEvent};
+use serde_json::{Value, json};
+
+use super::{Runtime, openai};
+use crate::config::model::ConfigFile;
+use crate::gateway::Gateway;
+use crate::gateway::protocol::Push;
+
+/// Chat deltas are coalesced: at most one push per window per run.
+const DELTA_COALESCE: Duration = Duration::from_millis(150);
+/// Transcript messages sent as context, newest last. A token-based context
+/// guard and compaction come with the rest of issue 4.
+const CONTEXT_MESSAGES_MAX: usize = 200;
+const SYSTEM_PROMPT: &str = "You are a helpful personal assistant.";
+
+pub struct RunRequest {
+    pub run_id: String,
+    pub session_key: String,
+    pub agent_id: String,
+    pub message: String,
+    /// `agent`, `chat.send`, ...
+    pub trigger: &'static str,
+    pub actor: Actor,
+    pub model_override: Option<String>,
+    pub extra_system_prompt: Option<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub session_key: String,
+    pub agent_id: String,
+    pub session_id: String,
+    pub ok: bool,
+    pub text: String,
+    /// `(kind, message)` of a failure.
+    pub error: Option<(String, String)>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub usage: Usage,
+    pub cost_micro_usd: u64,
+    pub stop_reason: String,
+    pub started_at_ms: i64,
+    pub ended_at_ms: i64,
+}
+
+/// The model a run uses, resolved from the config.
+struct Resolved {
+    provider: String,
+    model: String,
+    base_url: String,
+    api_key: Option<String>,
+    headers: std::collections::BTreeMap<String, String>,
+    cost: Option<crate::config::model::ModelCost>,
+}
+
+pub async fn execute(gateway: &Arc<Gateway>, runtime: &Runtime, request: RunRequest) -> RunOutcome {
+    let started_at_ms = now_ms();
+    let config = gateway.config();
+    let resolved = resolve(&config, &request, gateway);
+    let model_name = resolved
+        .as_ref()
+        .ok()
+        .map(|resolved| format!("{}/{}", resolved.provider, resolved.model));
+    let mut outcome = RunOutcome {
+        run_id: request.run_id.clone(),
+        session_key: request.session_key.clone(),
+        agent_id: request.agent_id.clone(),
+        session_id: String::new(),
+        ok: false,
+        text: String::new(),
+        error: None,
+        provider: resolved.as_ref().ok().map(|r| r.provider.clone()),
+        model: resolved.as_ref().ok().map(|r| r.model.clone()),
+        usage: Usage::default(),
+        cost_micro_usd: 0,
+        stop_reason: String::new(),
+        started_at_ms,
+        ended_at_ms: started_at_ms,
+    };
+    let mut events = Events::new(gateway, &request);
+
+    // The user's message and the start, in one batch; the session is
+    // created if this is its first turn.
+    let opened = {
+        let _write = gateway.writes.lock().await;
+        let existing = gateway
+            .state
+            .read()
+            .expect("state lock")
+            .sessions
+            .by_key
+            .get(&request.session_key)
+            .map(|session| session.session_id.clone());
+        let mut batch = Vec::new();
+        let session_id = existing.unwrap_or_else(|| {
+            let session_id = uuid::Uuid::new_v4().to_string();
+            batch.push(Event::SessionCreated(SessionCreated {
+                session_key: request.session_key.clone(),
+                session_id: session_id.clone(),
+                agent_id: request.agent_id.clone(),
+                label: None,
+                origin: Some(request.trigger.to_owned()),
+            }));
+            session_id
+        });
+        batch.push(Event::MessageAppended(MessageAppended {
+            session_key: request.session_key.clone(),
+            message_id: uuid::Uuid::new_v4().to_string(),
+            role: Role::User,
+            content: request.message.clone(),
+            run_id: Some(request.run_id.clone()),
+            tool_call_id: None,
+            origin: None,
+        }));
+        batch.push(Event::AgentRunStarted(AgentRunStarted {
+            run_id: request.run_id.clone(),
+            session_key: request.session_key.clone(),
+            agent_id: request.agent_id.clone(),
+            model: model_name.clone(),
+            trigger: request.trigger.to_owned(),
+        }));
+        record(gateway, &request, batch).await.map(|()| session_id)
+    };
+    outcome.session_id = match opened {
+        Ok(session_id) => session_id,
+        Err(message) => {
+            outcome.error = Some(("unknown".to_owned(), message));
+            outcome.ended_at_ms = now_ms();
+            events.failed(&outcome);
+            return outcome;
+        }
+    };
+    events.started(started_at_ms, &outcome);
+
+    let resolved = match resolved {
+        Ok(resolved) => resolved,
+        Err(message) => {
+            return fail(
+                gateway,
+                &request,
+                outcome,
+                &mut events,
+                "config",
+                message,
+                Vec::new(),
+            )
+            .await;
+        }
+    };
+    let messages = context(gateway, &request);
+    let body = openai::request_body(&resolved.model, &messages);
+    let call_id = uuid::Uuid::new_v4().to_string();
+    let requested = Event::LlmCallRequested(LlmCallRequested {
+        call_id: call_id.clone(),
+        run_id: request.run_id.clone(),
+        session_key: request.session_key.clone(),
+        provider: resolved.provider.clone(),
+        model: resolved.model.clone(),
+        attempt: 1,
+        request: body.to_string(),
+    });
+    if let Err(message) = record(gateway, &request, vec![requested]).await {
+        return fail(
+            gateway,
+            &request,
+            outcome,
+            &mut events,
+            "unknown",
+            message,
+            Vec::new(),
+        )
+        .await;
+    }
+    events.model(&resolved.provider, &resolved.model);
+
+    let endpoint = openai::Endpoint {
+        base_url: &resolved.base_url,
+        api_key: resolved.api_key.as_deref(),
+        headers: &resolved.headers,
+        timeout: request.timeout,
+    };
+    let call_started = Instant::now();
+    let result = openai::stream(runtime.client(), &endpoint, &body, |piece| {
+        events.delta(piece)
+    })
+    .await;
+    let latency_ms = call_started.elapsed().as_millis() as u64;
+    match result {
+        Ok(completion) => {
+            events.flush();
+            let cost = cost_micro_usd(resolved.cost.as_ref(), &completion.usage);
+            let response = json!({
+                "text": completion.text,
+                "finishReason": completion.finish_reason,
+                "chunks": completion.chunks,
+                "chunksDropped": completion.chunks_dropped,
+            });
+            let finished = vec![
+                Event::LlmCallCompleted(LlmCallCompleted {
+                    call_id,
+                    run_id: request.run_id.clone(),
+                    session_key: request.session_key.clone(),
+                    provider: resolved.provider.clone(),
+                    model: resolved.model.clone(),
+                    outcome: LlmOutcome::Ok {
+                        response: response.to_string(),
+                        stop_reason: completion.finish_reason.clone(),
+                    },
+                    usage: completion.usage,
+                    cost_micro_usd: cost,
+                    latency_ms,
+                }),
+                Event::MessageAppended(MessageAppended {
+                    session_key: request.session_key.clone(),
+                    message_id: uuid::Uuid::new_v4().to_string(),
+                    role: Role::Assistant,
+                    content: completion.text.clone(),
+                    run_id: Some(request.run_id.clone()),
+                    tool_call_id: None,
+                    origin: None,
+                }),
+                Event::AgentRunFinished(AgentRunFinished {
+                    run_id: request.run_id.clone(),
+                    session_key: request.session_key.clone(),
+                    status: RunStatus::Completed,
+                }),
+            ];
+            if let Err(message) = record(gateway, &request, finished).await {
+                outcome.error = Some(("unknown".to_owned(), message));
+                outcome.ended_at_ms = now_ms();
+                events.failed(&outcome);
+                return outcome;
+            }
+            outcome.ok = true;
+            outcome.text = completion.text;
+            outcome.usage = completion.usage;
+            outcome.cost_micro_usd = cost;
+            outcome.stop_reason = completion.finish_reason;
+            outcome.ended_at_ms = now_ms();
+            events.completed(&outcome);
+            outcome
+        }
+        Err(failure) => {
+            let completed = Event::LlmCallCompleted(LlmCallCompleted {
+                call_id,
+                run_id: request.run_id.clone(),
+                session_key: request.session_key.clone(),
+                provider: resolved.provider.clone(),
+                model: resolved.model.clone(),
+                outcome: LlmOutcome::Failed {
+                    class: failure.class.to_owned(),
+                    message: failure.message.clone(),
+                    http_status: failure.http_status,
+                },
+                usage: Usage::default(),
+                cost_micro_usd: 0,
+                latency_ms,
+            });
+            fail(
+                gateway,
+                &request,
+                outcome,
+                &mut events,
+                failure.class,
+                failure.message,
+                vec![completed],
+            )
+            .await
+        }
+    }
+}
+
+/// Records the failure (after `before`) and tells clients.
+async fn fail(
+    gateway: &Gateway,
+    request: &RunRequest,
+    mut outcome: RunOutcome,
+    events: &mut Events<'_>,
+    kind: &str,
+    message: String,
+    mut before: Vec<Event>,
+) -> RunOutcome {
+    before.push(Event::AgentRunFinished(AgentRunFinished {
+        run_id: request.run_id.clone(),
+        session_key: request.session_key.clone(),
+        status: RunStatus::Failed {
+            error_kind: kind.to_owned(),
+            message: message.clone(),
+        },
+    }));
+    let _ = record(gateway, request, before).await;
+    tracing::warn!(
+        subsystem = "agent",
+        run = request.run_id.as_str(),
+        session = request.session_key.as_str(),
+        "run failed ({kind}): {message}"
+    );
+    outcome.error = Some((kind.to_owned(), message));
+    outcome.ended_at_ms = now_ms();
+    events.failed(&outcome);
+    outcome
+}
+
+async fn record(gateway: &Gateway, request: &RunRequest, events: Vec<Event>) -> Result<(), String> {
+    let batch = events
+        .into_iter()
+        .map(|event| {
+            NewEvent::new(request.session_key.clone(), request.actor.clone(), event)
+                .correlated(request.run_id.clone())
+        })
+        .collect();
+    gateway
+        .log
+        .append(batch)
+        .await
+        .map(|_| ())
+        .map_err(|error| format!("the gateway cannot record this run: {error}"))
+}
+
+/// The model for this run: the override, the agent's, or the default, and
+/// its provider's endpoint. A clear message when none is usable.
+fn resolve(
+    config: &ConfigFile,
+    request: &RunRequest,
+    gateway: &Gateway,
+) -> Result<Resolved, String> {
+    let path = gateway.config_file.path().display().to_string();
+    let agents = config.agents.as_ref();
+    let choice = request.model_override.clone().or_else(|| {
+        agents
+            .and_then(|agents| agents.entries.get(&request.agent_id))
+            .and_then(|entry| entry.model.as_ref())
+            .or_else(|| {
+                agents
+                    .and_then(|agents| agents.defaults.as_ref())
+                    .and_then(|d| d.model.as_ref())
+            })
+            .map(|model| model.primary().to_owned())
+    });
+    let Some(choice) = choice else {
+        return Err(format!(
+            "No model is configured. Set agents.defaults.model (\"provider/model\") and the \
+             provider under models.providers in {path}, then retry."
+        ));
+    };
+    let Some((provider_id, model_id)) = choice.split_once('/') else {
+        return Err(format!(
+            "The model \"{choice}\" is not of the form \"provider/model\" ({path})."
+        ));
+    };
+    let provider = config
+        .models
+        .as_ref()
+        .and_then(|models| models.providers.get(provider_id))
+        .ok_or_else(|| {
+            format!(
+                "No provider \"{provider_id}\" is configured: add models.providers.{provider_id} \
+                 with its baseUrl (and apiKey) in {path}."
+            )
+        })?;
+    let definition = provider.models.iter().find(|model| model.id == model_id);
+    let api = definition
+        .and_then(|model| model.api.as_deref())
+        .or(provider.api.as_deref())
+        .unwrap_or("openai-completions");
+    if api != "openai-completions" {
+        return Err(format!(
+            "models.providers.{provider_id} speaks \"{api}\", which clawback does not speak yet; \
+             \"openai-completions\" (any OpenAI-compatible server) works today."
+        ));
+    }
+    let base_url = provider
+        .base_url
+        .clone()
+        .ok_or_else(|| format!("models.providers.{provider_id}.baseUrl is not set in {path}."))?;
+    let api_key = match &provider.api_key {
+        None => None,
+        Some(key) => Some(
+            key.resolve()
+                .map_err(|error| format!("models.providers.{provider_id}.apiKey: {error}"))?,
+        ),
+    };
+    Ok(Resolved {
+        provider: provider_id.to_owned(),
+        model: model_id.to_owned(),
+        base_url,
+        api_key,
+        headers: provider.headers.clone(),
+        cost: definition.and_then(|model| model.cost.clone()),
+    })
+}
+
+/// The messages sent: the system prompt, then the session's transcript
+/// (which already ends with this run's user message).
+fn context(gateway: &Gateway, request: &RunRequest) -> Vec<(&'static str, String)> {
+    let mut system = SYSTEM_PROMPT.to_owned();
+    if let Some(extra) = &request.extra_system_prompt {
+        system.push_str("\n\n");
+        system.push_str(extra);
+    }
+    let entries = {
+        let state = gateway.state.read().expect("state lock");
+        state
+            .sessions
+            .by_key
+            .get(&request.session_key)
+            .map(|session| {
+                let start = session
+                    .compaction
+                    .as_ref()
+                    .map_or(0, |compaction| compaction.context_start)
+                    .max(
+                        session
+                            .transcript
+                            .len()
+                            .saturating_sub(CONTEXT_MESSAGES_MAX),
+                    );
+                session.transcript[start..].to_vec()
+            })
+            .unwrap_or_default()
+    };
+    let store = gateway.log.store();
+    let mut messages = vec![("system", system)];
+    for entry in entries {
+        let role = match entry.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::System | Role::Tool => continue,
+        };
+        messages.push((
+            role,
+            clawback_replay::session_state::message_text(&**store, &entry),
+        ));
+    }
+    messages
+}
+
+/// Prices are per million tokens, so a token costs `price` micro-dollars.
+fn cost_micro_usd(cost: Option<&crate::config::model::ModelCost>, usage: &Usage) -> u64 {
+    let Some(cost) = cost else { return 0 };
+    let total = usage.input_tokens as f64 * cost.input
+        + usage.output_tokens as f64 * cost.output
+        + usage.cache_read_tokens as f64 * cost.cache_read
+        + usage.cache_write_tokens as f64 * cost.cache_write;
+    total.max(0.0).round() as u64
+}
+
+fn now_ms() -> i64 {
+    crate::gateway::protocol::methods::now_ms()
+}
+
+/// The `agent` and `chat` events of one run, as OpenClaw shapes them.
+struct Events<'a> {
+    gateway: &'a Gateway,
+    run_id: String,
+    session_key: String,
+    agent_id: String,
+    /// The per-run `seq` of `agent` events (chat events reuse it).
+    seq: u64,
+    text: String,
+    /// Text not pushed yet (coalescing).
+    pending: String,
+    last_push: Option<Instant>,
+}
+
+impl<'a> Events<'a> {
+    fn new(gateway: &'a Gateway, request: &RunRequest) -> Events<'a> {
+        Events {
+            gateway,
+            run_id: request.run_id.clone(),
+            session_key: request.session_key.clone(),
+            agent_id: request.agent_id.clone(),
+            seq: 0,
+            text: String::new(),
+            pending: String::new(),
+            last_push: None,
+        }
+    }
+
+    fn agent(&mut self, stream: &str, data: Value) {
+        self.seq += 1;
+        let payload = json!({
+            "runId": self.run_id, "seq": self.seq, "stream": stream, "ts": now_ms(),
+            "data": data, "sessionKey": self.session_key, "agentId": self.agent_id,
+        });
+        let _ = self.gateway.pushes.send(Push::event("agent", payload));
+    }
+
+    fn chat(&self, state: &str, mut extra: Value) {
+        extra["runId"] = json!(self.run_id);
+        extra["sessionKey"] = json!(self.session_key);
+        extra["agentId"] = json!(self.agent_id);
+        extra["seq"] = json!(self.seq);
+        extra["state"] = json!(state);
+        let _ = self.gateway.pushes.send(Push::event("chat", extra));
+    }
+
+    fn message(&self) -> Value {
+        json!({"role": "assistant", "content": [{"type": "text", "text": self.text}],
+               "timestamp": now_ms()})
+    }
+
+    fn started(&mut self, started_at: i64, _outcome: &RunOutcome) {
+        self.agent(
+            "lifecycle",
+            json!({"phase": "start", "startedAt": started_at}),
+        );
+        self.chat("status", json!({"phase": "starting_model"}));
+    }
+
+    fn model(&mut self, provider: &str, model: &str) {
+        self.agent(
+            "lifecycle",
+            json!({"phase": "model", "provider": provider, "model": model}),
+        );
+    }
+
+    fn delta(&mut self, piece: &str) {
+        self.text.push_str(piece);
+        self.pending.push_str(piece);
+        let due = self
+            .last_push
+            .is_none_or(|last| last.elapsed() >= DELTA_COALESCE);
+        if due {
+            self.flush();
+        }
+    }
+
+    /// Pushes the text gathered since the last push.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let delta = std::mem::take(&mut self.pending);
+        self.agent("assistant", json!({"text": self.text, "delta": delta}));
+        self.chat(
+            "delta",
+            json!({"deltaText": delta, "message": self.message()}),
+        );
+        self.last_push = Some(Instant::now());
+    }
+
+    fn completed(&mut self, outcome: &RunOutcome) {
+        self.agent(
+            "usage",
+            json!({"inputTokens": outcome.usage.input_tokens,
+                   "outputTokens": outcome.usage.output_tokens}),
+        );
+        self.agent(
+            "lifecycle",
+            json!({"phase": "end", "startedAt": outcome.started_at_ms,
+                   "endedAt": outcome.ended_at_ms, "stopReason": outcome.stop_reason,
+                   "aborted": false, "executionSettled": true,
+                   "terminalReply": {"disposition": "visible", "text": outcome.text}}),
+        );
+        self.chat(
+            "final",
+            json!({"message": self.message(), "stopReason": outcome.stop_reason,
+                   "usage": {"input": outcome.usage.input_tokens,
+                             "output": outcome.usage.output_tokens}}),
+        );
+    }
+
+    fn failed(&mut self, outcome: &RunOutcome) {
+        let (kind, message) = outcome
+            .error
+            .clone()
+            .unwrap_or_else(|| ("unknown".to_owned(), "the run failed".to_owned()));
+        self.agent(
+            "lifecycle",
+            json!({"phase": "error", "error": message, "startedAt": outcome.started_at_ms,
+                   "endedAt": outcome.ended_at_ms, "executionSettled": true}),
+        );
+        let error_kind = match kind.as_str() {
+            "rate_limit" => "rate_limit",
+            "timeout" => "timeout",
+            "context_overflow" => "context_length",
+            _ => "unknown",
+        };
+        self.chat(
+            "error",
+            json!({"errorMessage": message, "errorKind": error_kind}),
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Agent runs over the real protocol against a local OpenAI-format server:
+//! `agent` answers `accepted` then the final reply, the reply streams as
+//! `chat` and `agent` events, a repeated idempotency key never runs the
+//! model twice, the transcript carries the history into the next turn, and
+//! failures are classified and recorded. Then the log alone replays it.
+
+use serde_json::{Value, json};
+
+use crate::gateway::stop;
+use crate::llm_server::{API_KEY, LlmServer};
+use crate::protocol::{Socket, TOKEN, connected, next_json, runtime, send};
+use crate::support::{clawback, stdout};
+
+fn write_config(dir: &std::path::Path, server: &LlmServer) {
+    let text = format!(
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}] }} }} }} }}\n",
+        server.base_url()
+    );
+    std::fs::write(dir.join("config.json5"), text).expect("config");
+}
+
+/// Sends a request and collects frames until `finals` answers with its id
+/// have arrived; returns (answers, events in between).
+async fn request(
+    socket: &mut Socket,
+    id: &str,
+    method: &str,
+    params: Value,
+    finals: usize,
+) -> (Vec<Value>, Vec<Value>) {
+    send(
+        socket,
+        json!({"type": "req", "id": id, "method": method, "params": params}),
+    )
+    .await;
+    let (mut answers, mut events) = (Vec::new(), Vec::new());
+    while answers.len() < finals {
+        let frame = next_json(socket).await;
+        if frame["type"] == "res" && frame["id"] == id {
+            answers.push(frame);
+        } else if frame["type"] == "event" {
+            events.push(frame);
+        }
+    }
+    (answers, events)
+}
+
+#[test]
+fn agent_runs_stream_record_and_never_run_twice() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let session = "agent:main:main";
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.write"]).await;
+        let (answers, events) = request(
+            &mut socket,
+            "a1",
+            "agent",
+            json!({"message": "hi there", "idempotencyKey": "run-1"}),
+            2,
+        )
+        .await;
+        let accepted = &answers[0]["payload"];
+        assert_eq!(accepted["status"], "accepted", "{answers:?}");
+        assert_eq!(accepted["runId"], "run-1");
+        assert_eq!(accepted["sessionKey"], session);
+        let last = &answers[1]["payload"];
+        assert_eq!(last["status"], "ok", "{last}");
+        let reply = "Hello from the mock. You said: hi there";
+        assert_eq!(last["result"]["payloads"][0]["text"], reply);
+        assert_eq!(last["result"]["meta"]["agentMeta"]["usage"]["input"], 12);
+        assert_eq!(last["result"]["meta"]["agentMeta"]["model"], "mock-model");
+
+        // The reply streamed: chat deltas add up to it, then a final.
+        let chat: Vec<&Value> = events.iter().filter(|e| e["event"] == "chat").collect();
+        let deltas: String = chat
+            .iter()
+            .filter(|e| e["payload"]["state"] == "delta")
+            .filter_map(|e| e["payload"]["deltaText"].as_str())
+            .collect();
+        assert_eq!(deltas, reply, "{chat:?}");
+        let final_event = chat
+            .iter()
+            .find(|e| e["payload"]["state"] == "final")
+            .expect("final");
+        assert_eq!(
+            final_event["payload"]["message"]["content"][0]["text"],
+            reply
+        );
+        let phases: Vec<&str> = events
+            .iter()
+            .filter(|e| e["event"] == "agent" && e["payload"]["stream"] == "lifecycle")
+            .filter_map(|e| e["payload"]["data"]["phase"].as_str())
+            .collect();
+        assert_eq!(phases, ["start", "model", "end"]);
+
+        // The same key again: the recorded answer, no second model call.
+        let (again, _) = request(
+            &mut socket,
+            "a2",
+            "agent",
+            json!({"message": "hi there", "idempotencyKey": "run-1"}),
+            1,
+        )
+        .await;
+        assert_eq!(again[0]["payload"]["status"], "ok");
+        assert_eq!(again[0]["payload"]["result"]["payloads"][0]["text"], reply);
+        assert_eq!(server.requests().len(), 1);
+
+        // A second turn carries the history.
+        let (second, _) = request(
+            &mut socket,
+            "a3",
+            "chat.send",
+            json!({"sessionKey": session, "message": "and again", "idempotencyKey": "run-2"}),
+            1,
+        )
+        .await;
+        assert_eq!(
+            second[0]["payload"],
+            json!({"runId": "run-2", "status": "started"})
+        );
+        let (waited, _) = request(
+            &mut socket,
+            "a4",
+            "agent.wait",
+            json!({"runId": "run-2"}),
+            1,
+        )
+        .await;
+        assert_eq!(waited[0]["payload"]["status"], "ok", "{waited:?}");
+        let sent = &server.requests()[1]["messages"];
+        let roles: Vec<&str> = sent
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter_map(|m| m["role"].as_str())
+            .collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user"], "{sent}");
+        assert_eq!(sent[2]["content"], reply);
+
+        let (history, _) = request(
+            &mut socket,
+            "a5",
+            "chat.history",
+            json!({"sessionKey": session}),
+            1,
+        )
+        .await;
+        let messages = history[0]["payload"]["messages"]
+            .as_array()
+            .expect("messages")
+            .clone();
+        assert_eq!(messages.len(), 4, "{history:?}");
+        assert_eq!(messages[3]["role"], "assistant");
+        assert_eq!(
+            messages[3]["content"][0]["text"],
+            "Hello from the mock. You said: and again"
+        );
+
+        // Failures are classified, answered and recorded.
+        let (failed, _) = request(
+            &mut socket,
+            "a6",
+            "agent",
+            json!({"message": "x", "idempotencyKey": "run-3", "model": "mock/fail-401",
+                   "sessionKey": "agent:main:errors"}),
+            2,
+        )
+        .await;
+        let payload = &failed[1]["payload"];
+        assert_eq!(payload["status"], "error", "{payload}");
+        assert_eq!(payload["error"]["kind"], "auth");
+        assert!(
+            payload["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("HTTP 401"))
+        );
+        let (unsupported, _) = request(
+            &mut socket,
+            "a7",
+            "agent",
+            json!({"message": "x", "idempotencyKey": "run-4", "deliver": true}),
+            1,
+        )
+        .await;
+        assert_eq!(unsupported[0]["error"]["code"], "UNAVAILABLE");
+    });
+    stop(running);
+
+    let tail = stdout(&clawback(
+        dir.path(),
+        &["log", "tail", "-n", "200", "--json"],
+    ));
+    let kinds: Vec<String> = tail
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|record| record["kind"].as_str().map(str::to_owned))
+        .filter(|kind| kind.starts_with("llm.") || kind.starts_with("agent.run"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "agent.run.started",
+            "llm.call.requested",
+            "llm.call.completed",
+            "agent.run.finished",
+            "agent.run.started",
+            "llm.call.requested",
+            "llm.call.completed",
+            "agent.run.finished",
+            "agent.run.started",
+            "llm.call.requested",
+            "llm.call.completed",
+            "agent.run.finished",
+        ]
+    );
+    assert!(
+        !tail.contains(API_KEY),
+        "the provider key never reaches the log"
+    );
+    // Replay needs no provider: the transcript comes from the log.
+    let replay = stdout(&clawback(dir.path(), &["replay", session]));
+    assert!(
+        replay.contains("Hello from the mock. You said: and again"),
+        "{replay}"
+    );
+    let audit = clawback(dir.path(), &["audit", "verify"]);
+    assert!(audit.status.success(), "{}", stdout(&audit));
+}
+
+#[test]
+fn without_a_configured_model_a_run_fails_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.write"]).await;
+        let (answers, _) = request(
+            &mut socket,
+            "1",
+            "agent",
+            json!({"message": "hi", "idempotencyKey": "k"}),
+            2,
+        )
+        .await;
+        let payload = &answers[1]["payload"];
+        assert_eq!(payload["status"], "error");
+        let summary = payload["summary"].as_str().expect("summary");
+        assert!(
+            summary.starts_with("No model is configured.") && summary.contains("config.json5"),
+            "{summary}"
+        );
+    });
+    stop(running);
+}
