@@ -36,7 +36,12 @@ pub struct Runtime {
     /// Runs started by this process, by run id, until they finish.
     running: Mutex<HashMap<String, watch::Receiver<Option<RunOutcome>>>>,
     finished: Mutex<(VecDeque<String>, HashMap<String, RunOutcome>)>,
+    /// Unfinished runs' abort switches, by run id.
+    aborts: Mutex<HashMap<String, AbortSwitch>>,
 }
+
+/// A run's session key, and the switch that stops it (with the reason).
+type AbortSwitch = (String, watch::Sender<Option<String>>);
 
 /// How a start request was taken.
 pub enum Started {
@@ -61,6 +66,7 @@ impl Runtime {
             lanes: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             finished: Mutex::new((VecDeque::new(), HashMap::new())),
+            aborts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -84,13 +90,18 @@ impl Runtime {
         let (sender, receiver) = watch::channel(None);
         running.insert(request.run_id.clone(), receiver.clone());
         drop(running);
+        let (abort, aborted) = watch::channel(None);
+        self.aborts
+            .lock()
+            .expect("aborts lock")
+            .insert(request.run_id.clone(), (request.session_key.clone(), abort));
         let runtime = self.clone();
         tokio::spawn(async move {
             let lane = runtime.lane(&request.session_key);
             let run_id = request.run_id.clone();
             let outcome = {
                 let _turn = lane.lock().await;
-                run::execute(&gateway, &runtime, request).await
+                run::execute(&gateway, &runtime, request, aborted).await
             };
             runtime.finish(&run_id, outcome.clone());
             let _ = sender.send(Some(outcome));
@@ -132,6 +143,25 @@ impl Runtime {
         }
         drop(finished);
         self.running.lock().expect("running lock").remove(run_id);
+        self.aborts.lock().expect("aborts lock").remove(run_id);
+    }
+
+    /// Aborts the unfinished runs of a session (or just `run_id`); returns
+    /// the run ids told to stop. `reason` is recorded with each.
+    pub fn abort(&self, session_key: &str, run_id: Option<&str>, reason: &str) -> Vec<String> {
+        let aborts = self.aborts.lock().expect("aborts lock");
+        let mut stopped: Vec<String> = aborts
+            .iter()
+            .filter(|(id, (session, _))| {
+                session == session_key && run_id.is_none_or(|wanted| wanted == id.as_str())
+            })
+            .map(|(id, (_, abort))| {
+                let _ = abort.send(Some(reason.to_owned()));
+                id.clone()
+            })
+            .collect();
+        stopped.sort();
+        stopped
     }
 
     fn lane(&self, session_key: &str) -> Arc<tokio::sync::Mutex<()>> {

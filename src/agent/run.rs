@@ -73,9 +73,27 @@ struct Resolved {
     cost: Option<crate::config::model::ModelCost>,
 }
 
-pub async fn execute(gateway: &Arc<Gateway>, runtime: &Runtime, request: RunRequest) -> RunOutcome {
+pub async fn execute(
+    gateway: &Arc<Gateway>,
+    runtime: &Runtime,
+    request: RunRequest,
+    mut aborted: tokio::sync::watch::Receiver<Option<String>>,
+) -> RunOutcome {
     let started_at_ms = now_ms();
     let config = gateway.config();
+    let mut request = request;
+    if request.model_override.is_none() {
+        // A model chosen for the session (sessions.patch) applies to its runs.
+        request.model_override = gateway
+            .state
+            .read()
+            .expect("state lock")
+            .sessions
+            .by_key
+            .get(&request.session_key)
+            .and_then(|session| session.settings.get("model"))
+            .and_then(|value| serde_json::from_str::<String>(value).ok());
+    }
     let resolved = resolve(&config, &request, gateway);
     let model_name = resolved
         .as_ref()
@@ -200,11 +218,32 @@ pub async fn execute(gateway: &Arc<Gateway>, runtime: &Runtime, request: RunRequ
         timeout: request.timeout,
     };
     let call_started = Instant::now();
-    let result = openai::stream(runtime.client(), &endpoint, &body, |piece| {
-        events.delta(piece)
-    })
-    .await;
+    // An abort drops the call (closing the connection to the provider).
+    let result = {
+        let call = openai::stream(runtime.client(), &endpoint, &body, |piece| {
+            events.delta(piece)
+        });
+        tokio::select! {
+            result = call => Some(result),
+            _ = aborted.wait_for(Option::is_some) => None,
+        }
+    };
     let latency_ms = call_started.elapsed().as_millis() as u64;
+    let Some(result) = result else {
+        let reason = aborted.borrow().clone().unwrap_or_default();
+        events.flush();
+        return abort(
+            gateway,
+            &request,
+            outcome,
+            &mut events,
+            call_id,
+            &resolved,
+            latency_ms,
+            reason,
+        )
+        .await;
+    };
     match result {
         Ok(completion) => {
             events.flush();
@@ -288,6 +327,62 @@ pub async fn execute(gateway: &Arc<Gateway>, runtime: &Runtime, request: RunRequ
             .await
         }
     }
+}
+
+/// Records an aborted call and run, keeping the reply as far as it came
+/// (what the user saw), and tells clients.
+#[allow(clippy::too_many_arguments)]
+async fn abort(
+    gateway: &Gateway,
+    request: &RunRequest,
+    mut outcome: RunOutcome,
+    events: &mut Events<'_>,
+    call_id: String,
+    resolved: &Resolved,
+    latency_ms: u64,
+    reason: String,
+) -> RunOutcome {
+    let partial = events.text.clone();
+    let mut batch = vec![Event::LlmCallCompleted(LlmCallCompleted {
+        call_id,
+        run_id: request.run_id.clone(),
+        session_key: request.session_key.clone(),
+        provider: resolved.provider.clone(),
+        model: resolved.model.clone(),
+        outcome: LlmOutcome::Failed {
+            class: "aborted".to_owned(),
+            message: reason.clone(),
+            http_status: None,
+        },
+        usage: Usage::default(),
+        cost_micro_usd: 0,
+        latency_ms,
+    })];
+    if !partial.is_empty() {
+        batch.push(Event::MessageAppended(MessageAppended {
+            session_key: request.session_key.clone(),
+            message_id: uuid::Uuid::new_v4().to_string(),
+            role: Role::Assistant,
+            content: partial.clone(),
+            run_id: Some(request.run_id.clone()),
+            tool_call_id: None,
+            origin: None,
+        }));
+    }
+    batch.push(Event::AgentRunFinished(AgentRunFinished {
+        run_id: request.run_id.clone(),
+        session_key: request.session_key.clone(),
+        status: RunStatus::Aborted {
+            reason: reason.clone(),
+        },
+    }));
+    let _ = record(gateway, request, batch).await;
+    outcome.text = partial;
+    outcome.error = Some(("aborted".to_owned(), reason));
+    outcome.stop_reason = "aborted".to_owned();
+    outcome.ended_at_ms = now_ms();
+    events.aborted(&outcome);
+    outcome
 }
 
 /// Records the failure (after `before`) and tells clients.
@@ -578,6 +673,24 @@ impl<'a> Events<'a> {
             json!({"message": self.message(), "stopReason": outcome.stop_reason,
                    "usage": {"input": outcome.usage.input_tokens,
                              "output": outcome.usage.output_tokens}}),
+        );
+    }
+
+    fn aborted(&mut self, outcome: &RunOutcome) {
+        let reason = outcome
+            .error
+            .as_ref()
+            .map_or("", |(_, reason)| reason.as_str())
+            .to_owned();
+        self.agent(
+            "lifecycle",
+            json!({"phase": "end", "startedAt": outcome.started_at_ms,
+                   "endedAt": outcome.ended_at_ms, "stopReason": "aborted", "aborted": true,
+                   "executionSettled": true}),
+        );
+        self.chat(
+            "aborted",
+            json!({"message": self.message(), "errorMessage": reason, "stopReason": "aborted"}),
         );
     }
 

@@ -13,7 +13,7 @@ use crate::support::{clawback, stdout};
 
 fn write_config(dir: &std::path::Path, server: &LlmServer) {
     let text = format!(
-        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}] }} }} }} }}\n",
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}] }} }} }} }}\n",
         server.base_url()
     );
     std::fs::write(dir.join("config.json5"), text).expect("config");
@@ -254,4 +254,110 @@ fn without_a_configured_model_a_run_fails_with_the_fix() {
         );
     });
     stop(running);
+}
+
+#[test]
+fn chat_abort_stops_a_run_mid_reply_and_keeps_what_was_said() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let session = "agent:main:slow";
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.write"]).await;
+        let (mut controller, _) = connected(&address, &["operator.write"]).await;
+        // The session's own model setting is what its runs use.
+        let (patched, _) = request(
+            &mut controller,
+            "p",
+            "sessions.patch",
+            json!({"key": session, "model": "mock/slow-model"}),
+            1,
+        )
+        .await;
+        assert_eq!(patched[0]["ok"], true, "{patched:?}");
+        send(
+            &mut socket,
+            json!({"type": "req", "id": "r", "method": "agent",
+                   "params": {"message": "tell me a long story", "idempotencyKey": "slow-1",
+                              "sessionKey": session}}),
+        )
+        .await;
+        // Wait until some of the reply has streamed.
+        loop {
+            let frame = next_json(&mut socket).await;
+            if frame["event"] == "chat" && frame["payload"]["state"] == "delta" {
+                break;
+            }
+        }
+        let (stopped, _) = request(
+            &mut controller,
+            "s",
+            "chat.abort",
+            json!({"sessionKey": session}),
+            1,
+        )
+        .await;
+        assert_eq!(
+            stopped[0]["payload"],
+            json!({"ok": true, "aborted": true, "runIds": ["slow-1"]}),
+            "{stopped:?}"
+        );
+        let (mut aborted_event, mut last) = (None, None);
+        while last.is_none() {
+            let frame = next_json(&mut socket).await;
+            if frame["event"] == "chat" && frame["payload"]["state"] == "aborted" {
+                aborted_event = Some(frame);
+            } else if frame["type"] == "res"
+                && frame["id"] == "r"
+                && frame["payload"]["status"] != "accepted"
+            {
+                last = Some(frame);
+            }
+        }
+        let last = last.expect("final");
+        assert_eq!(last["payload"]["status"], "error", "{last}");
+        assert_eq!(last["payload"]["error"]["kind"], "aborted");
+        assert!(
+            aborted_event.is_some(),
+            "the chat stream says aborted before the answer"
+        );
+        let (history, _) = request(
+            &mut controller,
+            "h",
+            "chat.history",
+            json!({"sessionKey": session}),
+            1,
+        )
+        .await;
+        let messages = history[0]["payload"]["messages"]
+            .as_array()
+            .expect("messages")
+            .clone();
+        assert_eq!(messages.len(), 2, "{history:?}");
+        let partial = messages[1]["content"][0]["text"].as_str().expect("text");
+        assert!(
+            partial.starts_with("Hello")
+                && partial.len() < "Hello from the mock. You said: tell me a long story".len(),
+            "{partial}"
+        );
+        let (nothing, _) = request(
+            &mut controller,
+            "n",
+            "chat.abort",
+            json!({"sessionKey": session}),
+            1,
+        )
+        .await;
+        assert_eq!(nothing[0]["payload"]["aborted"], false);
+    });
+    stop(running);
+    let tail = stdout(&clawback(
+        dir.path(),
+        &["log", "tail", "-n", "100", "--json"],
+    ));
+    assert!(
+        tail.contains("\"Aborted\""),
+        "the run is recorded as aborted: {tail}"
+    );
 }

@@ -121,15 +121,26 @@ fn complete(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Respon
                        "model": model, "choices": [],
                        "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}}),
     );
-    let mut text = String::new();
-    for event in events {
-        text.push_str(&format!("data: {event}\n\n"));
-    }
-    text.push_str("data: [DONE]\n\n");
+    let mut frames: Vec<String> = events
+        .into_iter()
+        .map(|event| format!("data: {event}\n\n"))
+        .collect();
+    frames.push("data: [DONE]\n\n".to_owned());
+    let body = if model == "slow-model" {
+        // One chunk every 200 ms: long enough to abort mid-reply.
+        let stream = futures_util::stream::unfold(frames.into_iter(), |mut frames| async move {
+            let frame = frames.next()?;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            Some((Ok::<_, std::io::Error>(frame), frames))
+        });
+        Body::from_stream(stream)
+    } else {
+        Body::from(frames.concat())
+    };
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from(text))
+        .body(body)
         .expect("response")
 }

@@ -228,6 +228,26 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
     Reply::answer(Ok(json!({"runId": run_id, "status": status})))
 }
 
+/// `chat.abort`: stops the session's unfinished runs (or one of them). The
+/// partial reply stays in the transcript, as the user saw it.
+pub fn abort(
+    gateway: &Gateway,
+    caller: &Caller,
+    params: Option<&Value>,
+) -> Result<Value, ErrorShape> {
+    let params = Params::closed(
+        "chat.abort",
+        params,
+        &["sessionKey", "agentId", "runId", "preserveSideRuns"],
+    )?;
+    let session_key = params.str("sessionKey")?;
+    let run_id = params.opt_str("runId")?;
+    params.opt_bool("preserveSideRuns")?;
+    let reason = format!("aborted by {}", caller.reviewer());
+    let stopped = gateway.agent.abort(session_key, run_id, &reason);
+    Ok(json!({"ok": true, "aborted": !stopped.is_empty(), "runIds": stopped}))
+}
+
 pub async fn wait(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     let parsed = (|| {
         let params = Params::closed("agent.wait", params, &["runId", "timeoutMs"])?;

@@ -76,6 +76,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "agent.wait",
     "chat.send",
     "chat.history",
+    "chat.abort",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -194,6 +195,7 @@ pub async fn call(
         "agent.wait" => agent::wait(gateway, params).await,
         "chat.send" => agent::chat_send(gateway, caller, params),
         "chat.history" => simple(agent::history(gateway, params)),
+        "chat.abort" => simple(agent::abort(gateway, caller, params)),
         "agents.list" => simple(agents::list(gateway, params)),
         "agent.identity.get" => simple(agents::identity(gateway, params)),
         "system-event" => system::event(caller, params),
