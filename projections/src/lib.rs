@@ -54,7 +54,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 3;
+pub const STATE_FORMAT_VERSION: u8 = 4;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -218,7 +218,7 @@ impl State {
             Event::RpcReceived(_) | Event::RpcAnswered(_) => self.gateway.rpc(event),
             Event::LlmCallRequested(e) => self.sessions.llm_call_requested(at, e, anomalies),
             Event::LlmCallCompleted(e) => {
-                self.usage.llm_call_completed(e);
+                self.usage.llm_call_completed(at, e);
                 self.sessions.llm_call_completed(at, e, anomalies);
             }
             Event::ToolCallFinished(e) => self.sessions.tool_call_finished(at, e, anomalies),

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use clawback_events::event::{LlmCallCompleted, LlmOutcome, Usage};
 use serde::{Deserialize, Serialize};
 
+use crate::At;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageTotals {
     pub calls: u64,
@@ -43,16 +45,48 @@ impl UsageTotals {
     }
 }
 
+/// Days of per-day totals kept (a bit over a year); older days stay in the
+/// grand totals and in the log.
+pub const USAGE_DAYS_KEPT: usize = 400;
+
+const DAY_MS: i64 = 86_400_000;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageBook {
     pub total: UsageTotals,
     /// Provider -> model -> totals. Nested rather than keyed by a pair so a
     /// lookup borrows the event's strings instead of allocating a key.
     pub by_model: BTreeMap<String, BTreeMap<String, UsageTotals>>,
+    /// Totals per UTC day (days since the Unix epoch, from the record's
+    /// time) and agent, for `usage.cost`.
+    pub by_day: BTreeMap<i64, BTreeMap<String, UsageTotals>>,
+}
+
+/// The agent a session key belongs to: `agent:<id>:...`, else `main`.
+pub fn agent_of(session_key: &str) -> &str {
+    session_key
+        .strip_prefix("agent:")
+        .and_then(|rest| rest.split(':').next())
+        .filter(|agent| !agent.is_empty())
+        .unwrap_or("main")
 }
 
 impl UsageBook {
-    pub(crate) fn llm_call_completed(&mut self, event: &LlmCallCompleted) {
+    pub(crate) fn llm_call_completed(&mut self, at: At, event: &LlmCallCompleted) {
+        let day = at.ts_ms.div_euclid(DAY_MS);
+        let agent = agent_of(&event.session_key);
+        let day_totals = self.by_day.entry(day).or_default();
+        match day_totals.get_mut(agent) {
+            Some(totals) => totals.add_call(event),
+            None => {
+                let mut totals = UsageTotals::default();
+                totals.add_call(event);
+                day_totals.insert(agent.to_owned(), totals);
+            }
+        }
+        while self.by_day.len() > USAGE_DAYS_KEPT {
+            self.by_day.pop_first();
+        }
         self.total.add_call(event);
         let known = self
             .by_model

@@ -372,10 +372,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
             clawback_projections::STATE_FORMAT_VERSION,
             state.state_hash().to_hex().as_str()
         ),
-        // Version 3 added pending pairings and device tokens to `Devices`.
+        // Version 3 added pending pairings and device tokens to `Devices`;
+        // version 4 per-day usage totals.
         (
-            3,
-            "624e399594ac79dd521420d7c11515f810670c18a634603e15ef9453adb313f4"
+            4,
+            "8ffbc05278393107c12fbbf9ed5b3791f4bf596444ed25930ba8099002937047"
         ),
     );
 }

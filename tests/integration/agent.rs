@@ -187,6 +187,22 @@ fn agent_runs_stream_record_and_never_run_twice() {
         )
         .await;
         assert_eq!(unsupported[0]["error"]["code"], "UNAVAILABLE");
+
+        // Usage is a fold of the recorded calls: two replies of 12 + 9
+        // tokens at $1 and $2 per million tokens; the failed call cost none.
+        let (cost, _) = request(&mut socket, "u", "usage.cost", json!({"days": 1}), 1).await;
+        let totals = &cost[0]["payload"]["totals"];
+        assert_eq!(
+            (totals["input"].as_u64(), totals["output"].as_u64()),
+            (Some(24), Some(18)),
+            "{cost:?}"
+        );
+        assert_eq!(totals["calls"], 3);
+        assert!((totals["totalCost"].as_f64().expect("cost") - 0.00006).abs() < 1e-12);
+        assert_eq!(
+            cost[0]["payload"]["daily"].as_array().map(Vec::len),
+            Some(1)
+        );
     });
     stop(running);
 

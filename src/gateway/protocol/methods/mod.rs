@@ -28,6 +28,7 @@ mod models;
 mod params;
 mod sessions;
 mod system;
+mod usage;
 
 use clawback_events::event::Event;
 use serde_json::{Value, json};
@@ -77,6 +78,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "chat.send",
     "chat.history",
     "chat.abort",
+    "usage.cost",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -196,6 +198,7 @@ pub async fn call(
         "chat.send" => agent::chat_send(gateway, caller, params),
         "chat.history" => simple(agent::history(gateway, params)),
         "chat.abort" => simple(agent::abort(gateway, caller, params)),
+        "usage.cost" => simple(usage::cost(gateway, params)),
         "agents.list" => simple(agents::list(gateway, params)),
         "agent.identity.get" => simple(agents::identity(gateway, params)),
         "system-event" => system::event(caller, params),
