@@ -30,7 +30,9 @@ pub use run::{RunOutcome, RunRequest};
 const FINISHED_KEPT: usize = 4_096;
 
 pub struct Runtime {
-    client: reqwest::Client,
+    /// Built on the first run: loading the system's root certificates costs
+    /// a few MB that a gateway without a model configured never needs.
+    client: std::sync::OnceLock<reqwest::Client>,
     /// One lane per session key: runs of a session queue here.
     lanes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Runs started by this process, by run id, until they finish.
@@ -55,14 +57,8 @@ pub enum Started {
 
 impl Runtime {
     pub fn new() -> anyhow::Result<Runtime> {
-        // rustls needs one crypto provider for the process; ring is it.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("clawback/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| anyhow::anyhow!("cannot build the HTTP client: {error}"))?;
         Ok(Runtime {
-            client,
+            client: std::sync::OnceLock::new(),
             lanes: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             finished: Mutex::new((VecDeque::new(), HashMap::new())),
@@ -70,8 +66,18 @@ impl Runtime {
         })
     }
 
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    pub fn client(&self) -> Result<&reqwest::Client, String> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        // rustls needs one crypto provider for the process; ring is it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("clawback/", env!("CARGO_PKG_VERSION")))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// Starts `request` unless its run id already ran or runs.

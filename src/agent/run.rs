@@ -117,31 +117,17 @@ pub async fn execute(
     };
     let mut events = Events::new(gateway, &request);
 
-    // The user's message and the start, in one batch; the session is
-    // created if this is its first turn.
-    let opened = {
-        let _write = gateway.writes.lock().await;
-        let existing = gateway
-            .state
-            .read()
-            .expect("state lock")
-            .sessions
-            .by_key
-            .get(&request.session_key)
-            .map(|session| session.session_id.clone());
-        let mut batch = Vec::new();
-        let session_id = existing.unwrap_or_else(|| {
-            let session_id = uuid::Uuid::new_v4().to_string();
-            batch.push(Event::SessionCreated(SessionCreated {
-                session_key: request.session_key.clone(),
-                session_id: session_id.clone(),
-                agent_id: request.agent_id.clone(),
-                label: None,
-                origin: Some(request.trigger.to_owned()),
-            }));
-            session_id
-        });
-        batch.push(Event::MessageAppended(MessageAppended {
+    // The request to the model is built before anything is recorded, so
+    // the user's message, the start and the exact request sent are one
+    // durable batch (one sync instead of two).
+    let call_id = uuid::Uuid::new_v4().to_string();
+    let body = resolved.as_ref().ok().map(|resolved| {
+        let mut messages = context(gateway, &request);
+        messages.push(("user", request.message.clone()));
+        openai::request_body(&resolved.model, &messages)
+    });
+    let mut batch = vec![
+        Event::MessageAppended(MessageAppended {
             session_key: request.session_key.clone(),
             message_id: uuid::Uuid::new_v4().to_string(),
             role: Role::User,
@@ -149,17 +135,27 @@ pub async fn execute(
             run_id: Some(request.run_id.clone()),
             tool_call_id: None,
             origin: None,
-        }));
-        batch.push(Event::AgentRunStarted(AgentRunStarted {
+        }),
+        Event::AgentRunStarted(AgentRunStarted {
             run_id: request.run_id.clone(),
             session_key: request.session_key.clone(),
             agent_id: request.agent_id.clone(),
             model: model_name.clone(),
             trigger: request.trigger.to_owned(),
+        }),
+    ];
+    if let (Ok(resolved), Some(body)) = (&resolved, &body) {
+        batch.push(Event::LlmCallRequested(LlmCallRequested {
+            call_id: call_id.clone(),
+            run_id: request.run_id.clone(),
+            session_key: request.session_key.clone(),
+            provider: resolved.provider.clone(),
+            model: resolved.model.clone(),
+            attempt: 1,
+            request: body.to_string(),
         }));
-        record(gateway, &request, batch).await.map(|()| session_id)
-    };
-    outcome.session_id = match opened {
+    }
+    outcome.session_id = match open_session(gateway, &request, batch).await {
         Ok(session_id) => session_id,
         Err(message) => {
             outcome.error = Some(("unknown".to_owned(), message));
@@ -170,9 +166,9 @@ pub async fn execute(
     };
     events.started(started_at_ms, &outcome);
 
-    let resolved = match resolved {
-        Ok(resolved) => resolved,
-        Err(message) => {
+    let (resolved, body) = match (resolved, body) {
+        (Ok(resolved), Some(body)) => (resolved, body),
+        (Err(message), _) => {
             return fail(
                 gateway,
                 &request,
@@ -184,31 +180,8 @@ pub async fn execute(
             )
             .await;
         }
+        (Ok(_), None) => unreachable!("a request body is built whenever the model resolves"),
     };
-    let messages = context(gateway, &request);
-    let body = openai::request_body(&resolved.model, &messages);
-    let call_id = uuid::Uuid::new_v4().to_string();
-    let requested = Event::LlmCallRequested(LlmCallRequested {
-        call_id: call_id.clone(),
-        run_id: request.run_id.clone(),
-        session_key: request.session_key.clone(),
-        provider: resolved.provider.clone(),
-        model: resolved.model.clone(),
-        attempt: 1,
-        request: body.to_string(),
-    });
-    if let Err(message) = record(gateway, &request, vec![requested]).await {
-        return fail(
-            gateway,
-            &request,
-            outcome,
-            &mut events,
-            "unknown",
-            message,
-            Vec::new(),
-        )
-        .await;
-    }
     events.model(&resolved.provider, &resolved.model);
 
     let endpoint = openai::Endpoint {
@@ -217,12 +190,25 @@ pub async fn execute(
         headers: &resolved.headers,
         timeout: request.timeout,
     };
+    let client = match runtime.client() {
+        Ok(client) => client,
+        Err(message) => {
+            return fail(
+                gateway,
+                &request,
+                outcome,
+                &mut events,
+                "unknown",
+                message,
+                Vec::new(),
+            )
+            .await;
+        }
+    };
     let call_started = Instant::now();
     // An abort drops the call (closing the connection to the provider).
     let result = {
-        let call = openai::stream(runtime.client(), &endpoint, &body, |piece| {
-            events.delta(piece)
-        });
+        let call = openai::stream(client, &endpoint, &body, |piece| events.delta(piece));
         tokio::select! {
             result = call => Some(result),
             _ = aborted.wait_for(Option::is_some) => None,
@@ -327,6 +313,44 @@ pub async fn execute(
             .await
         }
     }
+}
+
+/// Appends a run's first batch, creating the session first if this is its
+/// first turn. Only creation takes the gateway's write lock (so a
+/// concurrent `sessions.patch` cannot create the same session too); turns
+/// of existing sessions, already ordered by their lane, do not wait for it.
+async fn open_session(
+    gateway: &Gateway,
+    request: &RunRequest,
+    batch: Vec<Event>,
+) -> Result<String, String> {
+    let existing = || {
+        gateway
+            .state
+            .read()
+            .expect("state lock")
+            .sessions
+            .by_key
+            .get(&request.session_key)
+            .map(|session| session.session_id.clone())
+    };
+    if let Some(session_id) = existing() {
+        return record(gateway, request, batch).await.map(|()| session_id);
+    }
+    let _write = gateway.writes.lock().await;
+    if let Some(session_id) = existing() {
+        return record(gateway, request, batch).await.map(|()| session_id);
+    }
+    let session_id = uuid::Uuid::new_v4().to_string();
+    let mut events = vec![Event::SessionCreated(SessionCreated {
+        session_key: request.session_key.clone(),
+        session_id: session_id.clone(),
+        agent_id: request.agent_id.clone(),
+        label: None,
+        origin: Some(request.trigger.to_owned()),
+    })];
+    events.extend(batch);
+    record(gateway, request, events).await.map(|()| session_id)
 }
 
 /// Records an aborted call and run, keeping the reply as far as it came

@@ -28,6 +28,9 @@ pub enum BenchCommand {
     /// The gateway over WebSocket: start, handshake, health latency and
     /// throughput, memory.
     Protocol(super::bench_protocol::ProtocolBenchArgs),
+    /// Agent turns against an instant local provider: what the gateway
+    /// adds to a turn.
+    Agent(super::bench_agent::AgentBenchArgs),
 }
 
 #[derive(Args)]
@@ -50,6 +53,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Log(args) => bench_log(args),
         BenchCommand::Protocol(args) => super::bench_protocol::run(args),
+        BenchCommand::Agent(args) => super::bench_agent::run(args),
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod audit;
 mod bench;
+mod bench_agent;
 mod bench_protocol;
 mod debug;
 mod log;

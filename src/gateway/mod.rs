@@ -10,6 +10,7 @@ mod health;
 pub mod logs;
 pub mod protocol;
 
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
@@ -306,7 +307,11 @@ async fn serve_logged(
         }
     };
     axum::serve(
-        listener,
+        listener.tap_io(|tcp| {
+            // Small frames (answers, events) go out at once, not after
+            // Nagle's delay.
+            let _ = tcp.set_nodelay(true);
+        }),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop)

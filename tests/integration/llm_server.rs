@@ -6,6 +6,7 @@
 //! echoes the last user message in several chunks, `fail-401` and
 //! `fail-429` answer those errors. Every request body is kept for asserts.
 
+use axum::serve::ListenerExt;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -42,7 +43,14 @@ impl LlmServer {
             }),
         );
         runtime.spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
+            axum::serve(
+                listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                app,
+            )
+            .await
+            .expect("serve");
         });
         LlmServer {
             address,
