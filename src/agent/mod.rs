@@ -1,8 +1,9 @@
 //! The agent runtime: runs a turn of a session through the configured model
 //! and records every step.
 //!
-//! - `openai`: the OpenAI Chat Completions streaming wire format (the first
-//!   provider format; the others of issue 4 follow);
+//! - `provider`: what every wire format shares, and the dispatch by `api`;
+//! - `openai`: OpenAI Chat Completions streaming (`openai-completions`);
+//! - `anthropic`: Anthropic Messages streaming (`anthropic-messages`);
 //! - `run`: one run, from the user's message to the recorded reply.
 //!
 //! Why runs live here and not in the protocol layer: a run outlives the
@@ -15,7 +16,9 @@
 //! call, and the reply is appended to the transcript before anyone is told
 //! the run ended.
 
+pub mod anthropic;
 pub mod openai;
+pub mod provider;
 pub mod run;
 
 use std::collections::{HashMap, VecDeque};

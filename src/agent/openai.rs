@@ -7,45 +7,13 @@
 //! `delta.content` pieces make the reply, then `data: [DONE]`. Every raw
 //! chunk is kept so the call can be recorded exactly as it came.
 
-use std::time::Duration;
-
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use clawback_events::event::Usage;
 
-/// The largest reply accepted from a provider: a bound on memory per run.
-const REPLY_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// Chunks kept for the record; beyond this the reply text still grows but
-/// the chunk list stops (and says so).
-const CHUNKS_KEPT_MAX: usize = 20_000;
-
-pub struct Endpoint<'a> {
-    pub base_url: &'a str,
-    pub api_key: Option<&'a str>,
-    pub headers: &'a std::collections::BTreeMap<String, String>,
-    pub timeout: Duration,
-}
-
-/// What a successful call returned.
-pub struct Completion {
-    pub text: String,
-    pub finish_reason: String,
-    pub usage: Usage,
-    /// Every `data:` payload, in order, as received.
-    pub chunks: Vec<String>,
-    pub chunks_dropped: usize,
-}
-
-/// A classified failure (issue 4's classes: auth, rate_limit, billing,
-/// context_overflow, timeout, unknown).
-#[derive(Debug)]
-pub struct Failure {
-    pub class: &'static str,
-    pub message: String,
-    pub http_status: Option<u16>,
-}
+use super::provider::{Completion, Endpoint, Failure, REPLY_BYTES_MAX};
 
 /// The request body for `messages` (`[(role, text)]`).
 pub fn request_body(model: &str, messages: &[(&str, String)]) -> Value {
@@ -87,20 +55,14 @@ pub async fn stream(
     let response = request
         .send()
         .await
-        .map_err(|error| transport_failure(&url, &error))?;
+        .map_err(|error| Failure::transport(&url, &error))?;
     let status = response.status();
     if !status.is_success() {
         let text = response.text().await.unwrap_or_default();
         return Err(http_failure(status.as_u16(), &text));
     }
     let mut events = response.bytes_stream().eventsource();
-    let mut completion = Completion {
-        text: String::new(),
-        finish_reason: String::new(),
-        usage: Usage::default(),
-        chunks: Vec::new(),
-        chunks_dropped: 0,
-    };
+    let mut completion = Completion::default();
     let mut done = false;
     while let Some(event) = events.next().await {
         let event = event.map_err(|error| Failure {
@@ -112,11 +74,7 @@ pub async fn stream(
             done = true;
             break;
         }
-        if completion.chunks.len() < CHUNKS_KEPT_MAX {
-            completion.chunks.push(event.data.clone());
-        } else {
-            completion.chunks_dropped += 1;
-        }
+        completion.keep(event.data.clone());
         let chunk: Value = serde_json::from_str(&event.data).map_err(|error| Failure {
             class: "unknown",
             message: format!(
@@ -137,11 +95,7 @@ pub async fn stream(
                 && !piece.is_empty()
             {
                 if completion.text.len() + piece.len() > REPLY_BYTES_MAX {
-                    return Err(Failure {
-                        class: "unknown",
-                        message: format!("the reply exceeded {REPLY_BYTES_MAX} bytes"),
-                        http_status: None,
-                    });
+                    return Err(Failure::too_long());
                 }
                 completion.text.push_str(piece);
                 on_delta(piece);
@@ -172,19 +126,6 @@ pub async fn stream(
         completion.finish_reason = "stop".to_owned();
     }
     Ok(completion)
-}
-
-fn transport_failure(url: &str, error: &reqwest::Error) -> Failure {
-    let class = if error.is_timeout() {
-        "timeout"
-    } else {
-        "unknown"
-    };
-    Failure {
-        class,
-        message: format!("cannot reach {url}: {error}"),
-        http_status: None,
-    }
 }
 
 /// OpenAI's error body is `{"error": {"message", "type", "code"}}`.

@@ -19,7 +19,8 @@ use clawback_events::event::{
 use clawback_events::{Actor, NewEvent};
 use serde_json::{Value, json};
 
-use super::{Runtime, openai};
+use super::Runtime;
+use super::provider::{Api, Endpoint};
 use crate::config::model::ConfigFile;
 use crate::gateway::Gateway;
 use crate::gateway::protocol::Push;
@@ -65,6 +66,8 @@ pub struct RunOutcome {
 
 /// The model a run uses, resolved from the config.
 struct Resolved {
+    api: Api,
+    max_tokens: Option<u64>,
     provider: String,
     model: String,
     base_url: String,
@@ -124,7 +127,9 @@ pub async fn execute(
     let body = resolved.as_ref().ok().map(|resolved| {
         let mut messages = context(gateway, &request);
         messages.push(("user", request.message.clone()));
-        openai::request_body(&resolved.model, &messages)
+        resolved
+            .api
+            .request_body(&resolved.model, &messages, resolved.max_tokens)
     });
     let mut batch = vec![
         Event::MessageAppended(MessageAppended {
@@ -184,7 +189,7 @@ pub async fn execute(
     };
     events.model(&resolved.provider, &resolved.model);
 
-    let endpoint = openai::Endpoint {
+    let endpoint = Endpoint {
         base_url: &resolved.base_url,
         api_key: resolved.api_key.as_deref(),
         headers: &resolved.headers,
@@ -208,7 +213,9 @@ pub async fn execute(
     let call_started = Instant::now();
     // An abort drops the call (closing the connection to the provider).
     let result = {
-        let call = openai::stream(client, &endpoint, &body, |piece| events.delta(piece));
+        let call = resolved
+            .api
+            .stream(client, &endpoint, &body, |piece| events.delta(piece));
         tokio::select! {
             result = call => Some(result),
             _ = aborted.wait_for(Option::is_some) => None,
@@ -498,16 +505,17 @@ fn resolve(
             )
         })?;
     let definition = provider.models.iter().find(|model| model.id == model_id);
-    let api = definition
+    let api_name = definition
         .and_then(|model| model.api.as_deref())
         .or(provider.api.as_deref())
         .unwrap_or("openai-completions");
-    if api != "openai-completions" {
+    let Some(api) = Api::parse(api_name) else {
         return Err(format!(
-            "models.providers.{provider_id} speaks \"{api}\", which clawback does not speak yet; \
-             \"openai-completions\" (any OpenAI-compatible server) works today."
+            "models.providers.{provider_id} speaks \"{api_name}\", which clawback does not speak \
+             yet; \"openai-completions\" (any OpenAI-compatible server) and \"anthropic-messages\" \
+             work today."
         ));
-    }
+    };
     let base_url = provider
         .base_url
         .clone()
@@ -520,6 +528,8 @@ fn resolve(
         ),
     };
     Ok(Resolved {
+        api,
+        max_tokens: definition.and_then(|model| model.max_tokens),
         provider: provider_id.to_owned(),
         model: model_id.to_owned(),
         base_url,

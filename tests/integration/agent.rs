@@ -13,8 +13,9 @@ use crate::support::{clawback, stdout};
 
 fn write_config(dir: &std::path::Path, server: &LlmServer) {
     let text = format!(
-        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}] }} }} }} }}\n",
-        server.base_url()
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}] }},\n    claude: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'anthropic-messages',\n    models: [{{ id: 'claude-mock', maxTokens: 1024 }}, {{ id: 'claude-429' }}] }} }} }} }}\n",
+        server.base_url(),
+        server.address
     );
     std::fs::write(dir.join("config.json5"), text).expect("config");
 }
@@ -376,4 +377,66 @@ fn chat_abort_stops_a_run_mid_reply_and_keeps_what_was_said() {
         tail.contains("\"Aborted\""),
         "the run is recorded as aborted: {tail}"
     );
+}
+
+#[test]
+fn anthropic_messages_stream_and_their_errors_are_classified() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.write"]).await;
+        let (answers, events) = request(
+            &mut socket,
+            "c1",
+            "agent",
+            json!({"message": "bonjour", "idempotencyKey": "claude-1",
+                   "model": "claude/claude-mock", "sessionKey": "agent:main:claude"}),
+            2,
+        )
+        .await;
+        let last = &answers[1]["payload"];
+        assert_eq!(last["status"], "ok", "{last}");
+        assert_eq!(
+            last["result"]["payloads"][0]["text"],
+            "Claude mock here. You said: bonjour"
+        );
+        assert_eq!(last["result"]["meta"]["agentMeta"]["usage"]["input"], 25);
+        assert_eq!(last["result"]["meta"]["agentMeta"]["usage"]["output"], 11);
+        let streamed: String = events
+            .iter()
+            .filter(|e| e["event"] == "chat" && e["payload"]["state"] == "delta")
+            .filter_map(|e| e["payload"]["deltaText"].as_str())
+            .collect();
+        assert_eq!(streamed, "Claude mock here. You said: bonjour");
+        let sent = server.requests().last().cloned().expect("a request");
+        assert_eq!(sent["max_tokens"], 1024);
+        assert!(
+            sent["system"].as_str().is_some_and(|s| !s.is_empty()),
+            "{sent}"
+        );
+        assert_eq!(
+            sent["messages"],
+            json!([{"role": "user", "content": "bonjour"}])
+        );
+
+        let (limited, _) = request(
+            &mut socket,
+            "c2",
+            "agent",
+            json!({"message": "again", "idempotencyKey": "claude-2",
+                   "model": "claude/claude-429", "sessionKey": "agent:main:claude"}),
+            2,
+        )
+        .await;
+        let payload = &limited[1]["payload"];
+        assert_eq!(payload["error"]["kind"], "rate_limit", "{payload}");
+        assert!(
+            payload["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("rate_limit_error"))
+        );
+    });
+    stop(running);
 }

@@ -1,6 +1,9 @@
-//! A local server that speaks OpenAI's Chat Completions streaming format as
-//! OpenAI documents it (`data: {chunk}\n\n` ... `data: [DONE]\n\n`, error
-//! bodies `{"error": {"message", "type", "code"}}`), for the agent tests.
+//! A local server that speaks two providers' streaming formats as they
+//! document them, for the agent tests: OpenAI's Chat Completions
+//! (`data: {chunk}\n\n` ... `data: [DONE]\n\n`, error bodies
+//! `{"error": {"message", "type", "code"}}`) and Anthropic's Messages
+//! (named events `message_start` ... `message_stop`, error bodies
+//! `{"type": "error", "error": {"type", "message"}}`).
 //!
 //! The model name picks the behaviour: `mock-model` streams a reply that
 //! echoes the last user message in several chunks, `fail-401` and
@@ -35,13 +38,22 @@ impl LlmServer {
             .expect("bind");
         let address = listener.local_addr().expect("address").to_string();
         let seen = requests.clone();
-        let app = axum::Router::new().route(
-            "/v1/chat/completions",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let seen = seen.clone();
-                async move { complete(&seen, &headers, &body) }
-            }),
-        );
+        let seen_anthropic = requests.clone();
+        let app = axum::Router::new()
+            .route(
+                "/v1/chat/completions",
+                axum::routing::post(move |headers: HeaderMap, body: String| {
+                    let seen = seen.clone();
+                    async move { complete(&seen, &headers, &body) }
+                }),
+            )
+            .route(
+                "/v1/messages",
+                axum::routing::post(move |headers: HeaderMap, body: String| {
+                    let seen = seen_anthropic.clone();
+                    async move { messages(&seen, &headers, &body) }
+                }),
+            );
         runtime.spawn(async move {
             axum::serve(
                 listener.tap_io(|tcp| {
@@ -150,5 +162,92 @@ fn complete(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Respon
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         .body(body)
+        .expect("response")
+}
+
+/// Anthropic's Messages API, streaming, as documented.
+fn messages(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Response {
+    let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    seen.lock().expect("requests").push(request.clone());
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let anthropic_error = |status: StatusCode, kind: &str, message: &str| {
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"type": "error", "error": {"type": kind, "message": message}}).to_string(),
+            ))
+            .expect("response")
+    };
+    if header("x-api-key") != Some(API_KEY) {
+        return anthropic_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid x-api-key",
+        );
+    }
+    if header("anthropic-version") != Some("2023-06-01") {
+        return anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "anthropic-version header is required",
+        );
+    }
+    let model = request["model"].as_str().unwrap_or("").to_owned();
+    if model == "claude-429" {
+        return anthropic_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "Number of request tokens has exceeded your per-minute rate limit",
+        );
+    }
+    let last_user = request["messages"]
+        .as_array()
+        .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|message| message["content"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let reply = format!("Claude mock here. You said: {last_user}");
+    let mut events = vec![
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {
+            "id": "msg_mock1", "type": "message", "role": "assistant", "content": [],
+            "model": model, "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
+        ("ping", json!({"type": "ping"})),
+    ];
+    for piece in reply.split_inclusive(' ') {
+        events.push((
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": piece}}),
+        ));
+    }
+    events.push((
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push((
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+        "usage": {"output_tokens": 11}}),
+    ));
+    events.push(("message_stop", json!({"type": "message_stop"})));
+    let text: String = events
+        .into_iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from(text))
         .expect("response")
 }

@@ -1,0 +1,252 @@
+//! The Anthropic Messages wire format (`api: "anthropic-messages"`),
+//! streaming.
+//!
+//! `POST {baseUrl}/v1/messages` with `x-api-key` and `anthropic-version`;
+//! the reply arrives as named SSE events (`message_start`,
+//! `content_block_delta` with `text_delta` pieces, `message_delta` with the
+//! stop reason and output tokens, `message_stop`); an `error` event or a
+//! non-2xx body `{"type":"error","error":{"type","message"}}` is a failure,
+//! classified from its type. Thinking deltas are kept in the record but are
+//! not part of the reply text.
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::provider::{Completion, Endpoint, Failure, REPLY_BYTES_MAX};
+
+pub const API_VERSION: &str = "2023-06-01";
+/// Anthropic requires `max_tokens`; this is used when the model's
+/// definition names none.
+pub const MAX_TOKENS_DEFAULT: u64 = 4_096;
+
+/// The request body: the system prompt apart, consecutive messages of one
+/// role merged (the API wants user and assistant turns alternating).
+pub fn request_body(model: &str, messages: &[(&str, String)], max_tokens: u64) -> Value {
+    let mut system = Vec::new();
+    let mut turns: Vec<(&str, String)> = Vec::new();
+    for (role, text) in messages {
+        match *role {
+            "system" => system.push(text.clone()),
+            role => match turns.last_mut() {
+                Some((last, content)) if *last == role => {
+                    content.push_str("\n\n");
+                    content.push_str(text);
+                }
+                _ => turns.push((role, text.clone())),
+            },
+        }
+    }
+    let messages: Vec<Value> = turns
+        .into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect();
+    let mut body = json!({
+        "model": model,
+        "max_tokens": max_tokens,
+        "messages": messages,
+        "stream": true,
+    });
+    if !system.is_empty() {
+        body["system"] = json!(system.join("\n\n"));
+    }
+    body
+}
+
+pub async fn stream(
+    client: &reqwest::Client,
+    endpoint: &Endpoint<'_>,
+    body: &Value,
+    mut on_delta: impl FnMut(&str),
+) -> Result<Completion, Failure> {
+    let base = endpoint.base_url.trim_end_matches('/');
+    let url = if base.ends_with("/v1") {
+        format!("{base}/messages")
+    } else {
+        format!("{base}/v1/messages")
+    };
+    let mut request = client
+        .post(&url)
+        .timeout(endpoint.timeout)
+        .header("anthropic-version", API_VERSION)
+        .header("accept", "text/event-stream")
+        .json(body);
+    if let Some(key) = endpoint.api_key {
+        request = request.header("x-api-key", key);
+    }
+    for (name, value) in endpoint.headers {
+        request = request.header(name, value);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|error| Failure::transport(&url, &error))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        return Err(http_failure(status.as_u16(), &text));
+    }
+    let mut events = response.bytes_stream().eventsource();
+    let mut completion = Completion::default();
+    let mut stopped = false;
+    while let Some(event) = events.next().await {
+        let event = event.map_err(|error| Failure::broken(&url, &error.to_string()))?;
+        completion.keep(format!("{}: {}", event.event, event.data));
+        let data: Value = match serde_json::from_str(&event.data) {
+            Ok(data) => data,
+            Err(_) if event.event == "ping" => continue,
+            Err(error) => {
+                return Err(Failure::broken(
+                    &url,
+                    &format!("a chunk is not JSON ({error})"),
+                ));
+            }
+        };
+        match data["type"].as_str().unwrap_or(event.event.as_str()) {
+            "message_start" => {
+                let usage = &data["message"]["usage"];
+                completion.usage.input_tokens = usage["input_tokens"].as_u64().unwrap_or(0);
+                completion.usage.cache_read_tokens =
+                    usage["cache_read_input_tokens"].as_u64().unwrap_or(0);
+                completion.usage.cache_write_tokens =
+                    usage["cache_creation_input_tokens"].as_u64().unwrap_or(0);
+            }
+            "content_block_delta" => {
+                if data["delta"]["type"] == "text_delta"
+                    && let Some(piece) = data["delta"]["text"].as_str()
+                    && !piece.is_empty()
+                {
+                    if completion.text.len() + piece.len() > REPLY_BYTES_MAX {
+                        return Err(Failure::too_long());
+                    }
+                    completion.text.push_str(piece);
+                    on_delta(piece);
+                }
+            }
+            "message_delta" => {
+                if let Some(reason) = data["delta"]["stop_reason"].as_str() {
+                    completion.finish_reason = reason.to_owned();
+                }
+                if let Some(output) = data["usage"]["output_tokens"].as_u64() {
+                    completion.usage.output_tokens = output;
+                }
+            }
+            "message_stop" => {
+                stopped = true;
+                break;
+            }
+            "error" => return Err(error_failure(None, &data)),
+            _ => {}
+        }
+    }
+    if !stopped {
+        return Err(Failure::broken(
+            &url,
+            "the stream ended before message_stop",
+        ));
+    }
+    if completion.finish_reason.is_empty() {
+        completion.finish_reason = "end_turn".to_owned();
+    }
+    Ok(completion)
+}
+
+fn http_failure(status: u16, body: &str) -> Failure {
+    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if parsed["error"].is_object() {
+        return error_failure(Some(status), &parsed);
+    }
+    Failure {
+        class: match status {
+            401 | 403 => "auth",
+            429 => "rate_limit",
+            _ => "unknown",
+        },
+        message: format!(
+            "HTTP {status}: {}",
+            body.chars().take(500).collect::<String>()
+        ),
+        http_status: Some(status),
+    }
+}
+
+/// `{"type":"error","error":{"type","message"}}`, classified by its type.
+fn error_failure(status: Option<u16>, body: &Value) -> Failure {
+    let kind = body["error"]["type"].as_str().unwrap_or("");
+    let message = body["error"]["message"].as_str().unwrap_or("").to_owned();
+    let class = match kind {
+        "authentication_error" | "permission_error" => "auth",
+        "rate_limit_error" => "rate_limit",
+        "billing_error" => "billing",
+        "request_too_large" => "context_overflow",
+        "invalid_request_error" if message.to_ascii_lowercase().contains("prompt is too long") => {
+            "context_overflow"
+        }
+        "timeout_error" => "timeout",
+        // overloaded_error, api_error and anything new: transient, unknown.
+        _ => "unknown",
+    };
+    let prefix = status.map_or_else(
+        || "stream error".to_owned(),
+        |status| format!("HTTP {status}"),
+    );
+    Failure {
+        class,
+        message: format!("{prefix}: {kind}: {message}"),
+        http_status: status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_prompt_is_apart_and_turns_alternate() {
+        let body = request_body(
+            "claude",
+            &[
+                ("system", "be brief".to_owned()),
+                ("user", "a".to_owned()),
+                ("user", "b".to_owned()),
+                ("assistant", "c".to_owned()),
+            ],
+            100,
+        );
+        assert_eq!(body["system"], "be brief");
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "user", "content": "a\n\nb"}, {"role": "assistant", "content": "c"}])
+        );
+        assert_eq!(body["max_tokens"], 100);
+    }
+
+    #[test]
+    fn errors_are_classified_by_type() {
+        let failure = |status, kind: &str, message: &str| {
+            http_failure(
+                status,
+                &json!({"type": "error", "error": {"type": kind, "message": message}}).to_string(),
+            )
+        };
+        assert_eq!(
+            failure(401, "authentication_error", "invalid x-api-key").class,
+            "auth"
+        );
+        assert_eq!(failure(429, "rate_limit_error", "slow").class, "rate_limit");
+        assert_eq!(
+            failure(
+                400,
+                "invalid_request_error",
+                "prompt is too long: 210000 tokens > 200000 maximum"
+            )
+            .class,
+            "context_overflow"
+        );
+        assert_eq!(
+            failure(529, "overloaded_error", "Overloaded").class,
+            "unknown"
+        );
+        assert_eq!(failure(400, "billing_error", "credit").class, "billing");
+    }
+}

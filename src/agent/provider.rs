@@ -1,0 +1,130 @@
+//! What every provider wire format shares: the endpoint, the completed
+//! reply with every chunk as received, the classified failure, and the
+//! dispatch from a config's `api` to its adapter.
+
+use std::time::Duration;
+
+use clawback_events::event::Usage;
+use serde_json::Value;
+
+use super::{anthropic, openai};
+
+/// The largest reply accepted from a provider: a bound on memory per run.
+pub const REPLY_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Chunks kept for the record; beyond this the reply text still grows but
+/// the chunk list stops (and says how many it dropped).
+pub const CHUNKS_KEPT_MAX: usize = 20_000;
+
+/// The wire formats clawback speaks, by their OpenClaw `api` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    OpenAiCompletions,
+    AnthropicMessages,
+}
+
+impl Api {
+    pub fn parse(name: &str) -> Option<Api> {
+        match name {
+            "openai-completions" => Some(Api::OpenAiCompletions),
+            "anthropic-messages" => Some(Api::AnthropicMessages),
+            _ => None,
+        }
+    }
+
+    pub fn request_body(
+        self,
+        model: &str,
+        messages: &[(&str, String)],
+        max_tokens: Option<u64>,
+    ) -> Value {
+        match self {
+            Api::OpenAiCompletions => openai::request_body(model, messages),
+            Api::AnthropicMessages => anthropic::request_body(
+                model,
+                messages,
+                max_tokens.unwrap_or(anthropic::MAX_TOKENS_DEFAULT),
+            ),
+        }
+    }
+
+    pub async fn stream(
+        self,
+        client: &reqwest::Client,
+        endpoint: &Endpoint<'_>,
+        body: &Value,
+        on_delta: impl FnMut(&str),
+    ) -> Result<Completion, Failure> {
+        match self {
+            Api::OpenAiCompletions => openai::stream(client, endpoint, body, on_delta).await,
+            Api::AnthropicMessages => anthropic::stream(client, endpoint, body, on_delta).await,
+        }
+    }
+}
+
+pub struct Endpoint<'a> {
+    pub base_url: &'a str,
+    pub api_key: Option<&'a str>,
+    pub headers: &'a std::collections::BTreeMap<String, String>,
+    pub timeout: Duration,
+}
+
+/// What a successful call returned.
+#[derive(Default)]
+pub struct Completion {
+    pub text: String,
+    pub finish_reason: String,
+    pub usage: Usage,
+    /// Every stream event, in order, as received.
+    pub chunks: Vec<String>,
+    pub chunks_dropped: usize,
+}
+
+impl Completion {
+    /// Keeps a raw chunk for the record, within the bound.
+    pub fn keep(&mut self, chunk: String) {
+        if self.chunks.len() < CHUNKS_KEPT_MAX {
+            self.chunks.push(chunk);
+        } else {
+            self.chunks_dropped += 1;
+        }
+    }
+}
+
+/// A classified failure: `auth`, `rate_limit`, `billing`,
+/// `context_overflow`, `timeout` or `unknown`.
+#[derive(Debug)]
+pub struct Failure {
+    pub class: &'static str,
+    pub message: String,
+    pub http_status: Option<u16>,
+}
+
+impl Failure {
+    pub fn transport(url: &str, error: &reqwest::Error) -> Failure {
+        Failure {
+            class: if error.is_timeout() {
+                "timeout"
+            } else {
+                "unknown"
+            },
+            message: format!("cannot reach {url}: {error}"),
+            http_status: None,
+        }
+    }
+
+    pub fn broken(url: &str, detail: &str) -> Failure {
+        Failure {
+            class: "unknown",
+            message: format!("the stream from {url} broke: {detail}"),
+            http_status: None,
+        }
+    }
+
+    pub fn too_long() -> Failure {
+        Failure {
+            class: "unknown",
+            message: format!("the reply exceeded {REPLY_BYTES_MAX} bytes"),
+            http_status: None,
+        }
+    }
+}
