@@ -70,6 +70,7 @@ pub enum Event {
     DevicePairResolved(DevicePairResolved),
     DeviceTokenIssued(DeviceTokenIssued),
     DeviceTokenRevoked(DeviceTokenRevoked),
+    ModelCooldown(ModelCooldown),
 }
 
 impl Event {
@@ -116,6 +117,7 @@ impl Event {
             Event::DevicePairResolved(_) => "device.pair.resolved",
             Event::DeviceTokenIssued(_) => "device.token.issued",
             Event::DeviceTokenRevoked(_) => "device.token.revoked",
+            Event::ModelCooldown(_) => "model.cooldown",
         }
     }
 
@@ -635,6 +637,17 @@ pub struct DeviceTokenIssued {
     /// blake3 of the token, lowercase hex. Tokens are 256 random bits, so
     /// the digest cannot be inverted by guessing.
     pub token_digest: String,
+}
+
+/// A provider is skipped until `until_ms` after answering `class` (a rate
+/// limit) during a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCooldown {
+    pub provider: String,
+    pub model: String,
+    pub run_id: String,
+    pub class: String,
+    pub until_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -200,6 +200,9 @@ impl State {
             Event::DevicePairResolved(e) => self.devices.pair_resolved(at, &e, anomalies),
             Event::DeviceTokenIssued(e) => self.devices.token_issued(at, e),
             Event::DeviceTokenRevoked(e) => self.devices.token_revoked(at, &e, anomalies),
+            // A cooldown lasts a minute and lives in the runtime; the record
+            // is for the audit trail ("why did this run use the fallback").
+            Event::ModelCooldown(_) => {}
             ref event @ (Event::RpcReceived(_)
             | Event::RpcAnswered(_)
             | Event::LlmCallRequested(_)

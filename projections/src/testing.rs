@@ -459,6 +459,13 @@ fn side_effect_events() -> impl Strategy<Value = Event> {
             scopes: vec!["operator.admin".to_owned()],
             token_digest: "ab12".to_owned(),
         })),
+        id("run", 3).prop_map(|run_id| Event::ModelCooldown(ModelCooldown {
+            provider: "openai".to_owned(),
+            model: "gpt".to_owned(),
+            run_id,
+            class: "rate_limit".to_owned(),
+            until_ms: 60_000,
+        })),
         id("dev", 3).prop_map(|device_id| Event::DeviceTokenRevoked(DeviceTokenRevoked {
             device_id,
             role: "operator".to_owned(),

@@ -43,7 +43,13 @@ pub struct Runtime {
     finished: Mutex<(VecDeque<String>, HashMap<String, RunOutcome>)>,
     /// Unfinished runs' abort switches, by run id.
     aborts: Mutex<HashMap<String, AbortSwitch>>,
+    /// Providers cooling down after a rate limit, until (unix ms). Keyed
+    /// by provider id: the credential that was limited is the provider's.
+    cooldowns: Mutex<HashMap<String, i64>>,
 }
+
+/// How long a provider is skipped after it answered a rate limit.
+pub const RATE_LIMIT_COOLDOWN_MS: i64 = 60_000;
 
 /// A run's session key, and the switch that stops it (with the reason).
 type AbortSwitch = (String, watch::Sender<Option<String>>);
@@ -66,6 +72,7 @@ impl Runtime {
             running: Mutex::new(HashMap::new()),
             finished: Mutex::new((VecDeque::new(), HashMap::new())),
             aborts: Mutex::new(HashMap::new()),
+            cooldowns: Mutex::new(HashMap::new()),
         })
     }
 
@@ -171,6 +178,40 @@ impl Runtime {
             .collect();
         stopped.sort();
         stopped
+    }
+
+    /// Puts a provider in cooldown; returns until when (unix ms).
+    pub fn cool_down(&self, provider: &str) -> i64 {
+        let until = crate::gateway::protocol::methods::now_ms() + RATE_LIMIT_COOLDOWN_MS;
+        self.cooldowns
+            .lock()
+            .expect("cooldowns lock")
+            .insert(provider.to_owned(), until);
+        until
+    }
+
+    pub fn cooling(&self, provider: &str) -> bool {
+        let now = crate::gateway::protocol::methods::now_ms();
+        self.cooldowns
+            .lock()
+            .expect("cooldowns lock")
+            .get(provider)
+            .is_some_and(|until| *until > now)
+    }
+
+    /// The chain without the models whose provider is cooling down, unless
+    /// all are: then the whole chain (the first answer decides).
+    pub fn available(&self, chain: Vec<run::Resolved>) -> Vec<run::Resolved> {
+        if chain
+            .iter()
+            .all(|resolved| self.cooling(resolved.provider()))
+        {
+            return chain;
+        }
+        chain
+            .into_iter()
+            .filter(|resolved| !self.cooling(resolved.provider()))
+            .collect()
     }
 
     fn lane(&self, session_key: &str) -> Arc<tokio::sync::Mutex<()>> {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use clawback_events::event::{
     AgentRunFinished, AgentRunStarted, Event, LlmCallCompleted, LlmCallRequested, LlmOutcome,
-    MessageAppended, Role, RunStatus, SessionCreated, Usage,
+    MessageAppended, ModelCooldown, Role, RunStatus, SessionCreated, Usage,
 };
 use clawback_events::{Actor, NewEvent};
 use serde_json::{Value, json};
@@ -64,8 +64,8 @@ pub struct RunOutcome {
     pub ended_at_ms: i64,
 }
 
-/// The model a run uses, resolved from the config.
-struct Resolved {
+/// A model a run may use, resolved from the config.
+pub struct Resolved {
     api: Api,
     max_tokens: Option<u64>,
     provider: String,
@@ -74,6 +74,17 @@ struct Resolved {
     api_key: Option<String>,
     headers: std::collections::BTreeMap<String, String>,
     cost: Option<crate::config::model::ModelCost>,
+}
+
+impl Resolved {
+    /// `provider/model`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.provider, self.model)
+    }
+
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
 }
 
 pub async fn execute(
@@ -97,11 +108,9 @@ pub async fn execute(
             .and_then(|session| session.settings.get("model"))
             .and_then(|value| serde_json::from_str::<String>(value).ok());
     }
-    let resolved = resolve(&config, &request, gateway);
-    let model_name = resolved
-        .as_ref()
-        .ok()
-        .map(|resolved| format!("{}/{}", resolved.provider, resolved.model));
+    // The models to try, in order, without those cooling down after a
+    // rate limit (unless all are: then the first, and its answer decides).
+    let chain = resolve(&config, &request, gateway).map(|chain| runtime.available(chain));
     let mut outcome = RunOutcome {
         run_id: request.run_id.clone(),
         session_key: request.session_key.clone(),
@@ -110,8 +119,8 @@ pub async fn execute(
         ok: false,
         text: String::new(),
         error: None,
-        provider: resolved.as_ref().ok().map(|r| r.provider.clone()),
-        model: resolved.as_ref().ok().map(|r| r.model.clone()),
+        provider: None,
+        model: None,
         usage: Usage::default(),
         cost_micro_usd: 0,
         stop_reason: String::new(),
@@ -119,18 +128,14 @@ pub async fn execute(
         ended_at_ms: started_at_ms,
     };
     let mut events = Events::new(gateway, &request);
+    let mut messages = context(gateway, &request);
+    messages.push(("user", request.message.clone()));
 
-    // The request to the model is built before anything is recorded, so
-    // the user's message, the start and the exact request sent are one
-    // durable batch (one sync instead of two).
-    let call_id = uuid::Uuid::new_v4().to_string();
-    let body = resolved.as_ref().ok().map(|resolved| {
-        let mut messages = context(gateway, &request);
-        messages.push(("user", request.message.clone()));
-        resolved
-            .api
-            .request_body(&resolved.model, &messages, resolved.max_tokens)
-    });
+    // The user's message, the start and the exact first request sent are
+    // one durable batch (one sync instead of two).
+    let mut attempt = 1u32;
+    let first = chain.as_ref().ok().and_then(|chain| chain.first());
+    let mut call = first.map(|resolved| Call::new(resolved, &messages, attempt));
     let mut batch = vec![
         Event::MessageAppended(MessageAppended {
             session_key: request.session_key.clone(),
@@ -145,20 +150,12 @@ pub async fn execute(
             run_id: request.run_id.clone(),
             session_key: request.session_key.clone(),
             agent_id: request.agent_id.clone(),
-            model: model_name.clone(),
+            model: first.map(Resolved::name),
             trigger: request.trigger.to_owned(),
         }),
     ];
-    if let (Ok(resolved), Some(body)) = (&resolved, &body) {
-        batch.push(Event::LlmCallRequested(LlmCallRequested {
-            call_id: call_id.clone(),
-            run_id: request.run_id.clone(),
-            session_key: request.session_key.clone(),
-            provider: resolved.provider.clone(),
-            model: resolved.model.clone(),
-            attempt: 1,
-            request: body.to_string(),
-        }));
+    if let (Some(resolved), Some(call)) = (first, &call) {
+        batch.push(call.requested(&request, resolved));
     }
     outcome.session_id = match open_session(gateway, &request, batch).await {
         Ok(session_id) => session_id,
@@ -170,10 +167,9 @@ pub async fn execute(
         }
     };
     events.started(started_at_ms, &outcome);
-
-    let (resolved, body) = match (resolved, body) {
-        (Ok(resolved), Some(body)) => (resolved, body),
-        (Err(message), _) => {
+    let chain = match chain {
+        Ok(chain) => chain,
+        Err(message) => {
             return fail(
                 gateway,
                 &request,
@@ -185,15 +181,6 @@ pub async fn execute(
             )
             .await;
         }
-        (Ok(_), None) => unreachable!("a request body is built whenever the model resolves"),
-    };
-    events.model(&resolved.provider, &resolved.model);
-
-    let endpoint = Endpoint {
-        base_url: &resolved.base_url,
-        api_key: resolved.api_key.as_deref(),
-        headers: &resolved.headers,
-        timeout: request.timeout,
     };
     let client = match runtime.client() {
         Ok(client) => client,
@@ -210,116 +197,238 @@ pub async fn execute(
             .await;
         }
     };
-    let call_started = Instant::now();
-    // An abort drops the call (closing the connection to the provider).
-    let result = {
-        let call = resolved
-            .api
-            .stream(client, &endpoint, &body, |piece| events.delta(piece));
-        tokio::select! {
-            result = call => Some(result),
-            _ = aborted.wait_for(Option::is_some) => None,
-        }
-    };
-    let latency_ms = call_started.elapsed().as_millis() as u64;
-    let Some(result) = result else {
-        let reason = aborted.borrow().clone().unwrap_or_default();
-        events.flush();
-        return abort(
-            gateway,
-            &request,
-            outcome,
-            &mut events,
-            call_id,
-            &resolved,
-            latency_ms,
-            reason,
-        )
-        .await;
-    };
-    match result {
-        Ok(completion) => {
-            events.flush();
-            let cost = cost_micro_usd(resolved.cost.as_ref(), &completion.usage);
-            let response = json!({
-                "text": completion.text,
-                "finishReason": completion.finish_reason,
-                "chunks": completion.chunks,
-                "chunksDropped": completion.chunks_dropped,
-            });
-            let finished = vec![
-                Event::LlmCallCompleted(LlmCallCompleted {
-                    call_id,
-                    run_id: request.run_id.clone(),
-                    session_key: request.session_key.clone(),
-                    provider: resolved.provider.clone(),
-                    model: resolved.model.clone(),
-                    outcome: LlmOutcome::Ok {
-                        response: response.to_string(),
-                        stop_reason: completion.finish_reason.clone(),
-                    },
-                    usage: completion.usage,
-                    cost_micro_usd: cost,
-                    latency_ms,
-                }),
-                Event::MessageAppended(MessageAppended {
-                    session_key: request.session_key.clone(),
-                    message_id: uuid::Uuid::new_v4().to_string(),
-                    role: Role::Assistant,
-                    content: completion.text.clone(),
-                    run_id: Some(request.run_id.clone()),
-                    tool_call_id: None,
-                    origin: None,
-                }),
-                Event::AgentRunFinished(AgentRunFinished {
-                    run_id: request.run_id.clone(),
-                    session_key: request.session_key.clone(),
-                    status: RunStatus::Completed,
-                }),
-            ];
-            if let Err(message) = record(gateway, &request, finished).await {
-                outcome.error = Some(("unknown".to_owned(), message));
-                outcome.ended_at_ms = now_ms();
-                events.failed(&outcome);
-                return outcome;
+
+    let mut index = 0;
+    loop {
+        let resolved = &chain[index];
+        let current = call.take().expect("a call is prepared before each attempt");
+        outcome.provider = Some(resolved.provider.clone());
+        outcome.model = Some(resolved.model.clone());
+        events.model(&resolved.provider, &resolved.model);
+        let endpoint = Endpoint {
+            base_url: &resolved.base_url,
+            api_key: resolved.api_key.as_deref(),
+            headers: &resolved.headers,
+            timeout: request.timeout,
+        };
+        let call_started = Instant::now();
+        // An abort drops the call (closing the connection to the provider).
+        let result = {
+            let stream = resolved
+                .api
+                .stream(client, &endpoint, &current.body, |piece| {
+                    events.delta(piece)
+                });
+            tokio::select! {
+                result = stream => Some(result),
+                _ = aborted.wait_for(Option::is_some) => None,
             }
-            outcome.ok = true;
-            outcome.text = completion.text;
-            outcome.usage = completion.usage;
-            outcome.cost_micro_usd = cost;
-            outcome.stop_reason = completion.finish_reason;
-            outcome.ended_at_ms = now_ms();
-            events.completed(&outcome);
-            outcome
-        }
-        Err(failure) => {
-            let completed = Event::LlmCallCompleted(LlmCallCompleted {
-                call_id,
-                run_id: request.run_id.clone(),
-                session_key: request.session_key.clone(),
+        };
+        let latency_ms = call_started.elapsed().as_millis() as u64;
+        let Some(result) = result else {
+            let reason = aborted.borrow().clone().unwrap_or_default();
+            events.flush();
+            return abort(
+                gateway,
+                &request,
+                outcome,
+                &mut events,
+                current.call_id,
+                resolved,
+                latency_ms,
+                reason,
+            )
+            .await;
+        };
+        let failure = match result {
+            Ok(completion) => {
+                return complete(
+                    gateway,
+                    &request,
+                    outcome,
+                    &mut events,
+                    current.call_id,
+                    resolved,
+                    completion,
+                    latency_ms,
+                )
+                .await;
+            }
+            Err(failure) => failure,
+        };
+        let mut records = vec![Event::LlmCallCompleted(LlmCallCompleted {
+            call_id: current.call_id,
+            run_id: request.run_id.clone(),
+            session_key: request.session_key.clone(),
+            provider: resolved.provider.clone(),
+            model: resolved.model.clone(),
+            outcome: LlmOutcome::Failed {
+                class: failure.class.to_owned(),
+                message: failure.message.clone(),
+                http_status: failure.http_status,
+            },
+            usage: Usage::default(),
+            cost_micro_usd: 0,
+            latency_ms,
+        })];
+        if failure.class == "rate_limit" {
+            let until_ms = runtime.cool_down(&resolved.provider);
+            records.push(Event::ModelCooldown(ModelCooldown {
                 provider: resolved.provider.clone(),
                 model: resolved.model.clone(),
-                outcome: LlmOutcome::Failed {
-                    class: failure.class.to_owned(),
-                    message: failure.message.clone(),
-                    http_status: failure.http_status,
-                },
-                usage: Usage::default(),
-                cost_micro_usd: 0,
-                latency_ms,
-            });
-            fail(
+                run_id: request.run_id.clone(),
+                class: failure.class.to_owned(),
+                until_ms,
+            }));
+        }
+        // Billing and context overflow do not improve on another model
+        // (compaction, which would help the latter, is not built yet); the
+        // others move on to the next model of the chain.
+        let next = match failure.class {
+            "billing" | "context_overflow" => None,
+            _ => chain[index + 1..]
+                .iter()
+                .position(|candidate| !runtime.cooling(&candidate.provider))
+                .map(|offset| index + 1 + offset),
+        };
+        let Some(next) = next else {
+            return fail(
                 gateway,
                 &request,
                 outcome,
                 &mut events,
                 failure.class,
                 failure.message,
-                vec![completed],
+                records,
             )
-            .await
+            .await;
+        };
+        attempt += 1;
+        let prepared = Call::new(&chain[next], &messages, attempt);
+        records.push(prepared.requested(&request, &chain[next]));
+        if let Err(message) = record(gateway, &request, records).await {
+            return fail(
+                gateway,
+                &request,
+                outcome,
+                &mut events,
+                "unknown",
+                message,
+                Vec::new(),
+            )
+            .await;
+        }
+        tracing::info!(
+            subsystem = "agent",
+            run = request.run_id.as_str(),
+            "{} failed ({}); falling back to {}",
+            resolved.name(),
+            failure.class,
+            chain[next].name()
+        );
+        events.fallback(resolved, failure.class);
+        events.restart_text();
+        call = Some(prepared);
+        index = next;
+    }
+}
+
+/// One prepared model call: its id, attempt number and exact body.
+struct Call {
+    call_id: String,
+    attempt: u32,
+    body: Value,
+}
+
+impl Call {
+    fn new(resolved: &Resolved, messages: &[(&'static str, String)], attempt: u32) -> Call {
+        Call {
+            call_id: uuid::Uuid::new_v4().to_string(),
+            attempt,
+            body: resolved
+                .api
+                .request_body(&resolved.model, messages, resolved.max_tokens),
         }
     }
+
+    fn requested(&self, request: &RunRequest, resolved: &Resolved) -> Event {
+        Event::LlmCallRequested(LlmCallRequested {
+            call_id: self.call_id.clone(),
+            run_id: request.run_id.clone(),
+            session_key: request.session_key.clone(),
+            provider: resolved.provider.clone(),
+            model: resolved.model.clone(),
+            attempt: self.attempt,
+            request: self.body.to_string(),
+        })
+    }
+}
+
+/// Records a successful call, the reply and the run's end, and tells
+/// clients.
+#[allow(clippy::too_many_arguments)]
+async fn complete(
+    gateway: &Gateway,
+    request: &RunRequest,
+    mut outcome: RunOutcome,
+    events: &mut Events<'_>,
+    call_id: String,
+    resolved: &Resolved,
+    completion: super::provider::Completion,
+    latency_ms: u64,
+) -> RunOutcome {
+    events.flush();
+    let cost = cost_micro_usd(resolved.cost.as_ref(), &completion.usage);
+    let response = json!({
+        "text": completion.text,
+        "finishReason": completion.finish_reason,
+        "chunks": completion.chunks,
+        "chunksDropped": completion.chunks_dropped,
+    });
+    let finished = vec![
+        Event::LlmCallCompleted(LlmCallCompleted {
+            call_id,
+            run_id: request.run_id.clone(),
+            session_key: request.session_key.clone(),
+            provider: resolved.provider.clone(),
+            model: resolved.model.clone(),
+            outcome: LlmOutcome::Ok {
+                response: response.to_string(),
+                stop_reason: completion.finish_reason.clone(),
+            },
+            usage: completion.usage,
+            cost_micro_usd: cost,
+            latency_ms,
+        }),
+        Event::MessageAppended(MessageAppended {
+            session_key: request.session_key.clone(),
+            message_id: uuid::Uuid::new_v4().to_string(),
+            role: Role::Assistant,
+            content: completion.text.clone(),
+            run_id: Some(request.run_id.clone()),
+            tool_call_id: None,
+            origin: None,
+        }),
+        Event::AgentRunFinished(AgentRunFinished {
+            run_id: request.run_id.clone(),
+            session_key: request.session_key.clone(),
+            status: RunStatus::Completed,
+        }),
+    ];
+    if let Err(message) = record(gateway, request, finished).await {
+        outcome.error = Some(("unknown".to_owned(), message));
+        outcome.ended_at_ms = now_ms();
+        events.failed(&outcome);
+        return outcome;
+    }
+    outcome.ok = true;
+    outcome.text = completion.text;
+    outcome.usage = completion.usage;
+    outcome.cost_micro_usd = cost;
+    outcome.stop_reason = completion.finish_reason;
+    outcome.ended_at_ms = now_ms();
+    events.completed(&outcome);
+    outcome
 }
 
 /// Appends a run's first batch, creating the session first if this is its
@@ -463,32 +572,56 @@ async fn record(gateway: &Gateway, request: &RunRequest, events: Vec<Event>) -> 
         .map_err(|error| format!("the gateway cannot record this run: {error}"))
 }
 
-/// The model for this run: the override, the agent's, or the default, and
-/// its provider's endpoint. A clear message when none is usable.
+/// The models for this run, in the order to try them: the override (or the
+/// agent's model, or the default) and then the configured fallbacks, each
+/// with its provider's endpoint. A clear message when the first is not
+/// usable; a misconfigured fallback is skipped with a warning.
 fn resolve(
     config: &ConfigFile,
     request: &RunRequest,
     gateway: &Gateway,
-) -> Result<Resolved, String> {
+) -> Result<Vec<Resolved>, String> {
     let path = gateway.config_file.path().display().to_string();
     let agents = config.agents.as_ref();
-    let choice = request.model_override.clone().or_else(|| {
-        agents
-            .and_then(|agents| agents.entries.get(&request.agent_id))
-            .and_then(|entry| entry.model.as_ref())
-            .or_else(|| {
-                agents
-                    .and_then(|agents| agents.defaults.as_ref())
-                    .and_then(|d| d.model.as_ref())
-            })
-            .map(|model| model.primary().to_owned())
-    });
-    let Some(choice) = choice else {
+    let configured = agents
+        .and_then(|agents| agents.entries.get(&request.agent_id))
+        .and_then(|entry| entry.model.as_ref())
+        .or_else(|| {
+            agents
+                .and_then(|agents| agents.defaults.as_ref())
+                .and_then(|defaults| defaults.model.as_ref())
+        });
+    let primary = request
+        .model_override
+        .clone()
+        .or_else(|| configured.map(|model| model.primary().to_owned()));
+    let Some(primary) = primary else {
         return Err(format!(
             "No model is configured. Set agents.defaults.model (\"provider/model\") and the \
              provider under models.providers in {path}, then retry."
         ));
     };
+    let fallbacks: Vec<String> = match configured {
+        Some(crate::config::model::ModelChoice::Chain { fallbacks, .. }) => fallbacks.clone(),
+        _ => Vec::new(),
+    };
+    let mut chain = vec![resolve_one(config, &primary, &path)?];
+    for fallback in fallbacks {
+        if chain.iter().any(|resolved| resolved.name() == fallback) {
+            continue;
+        }
+        match resolve_one(config, &fallback, &path) {
+            Ok(resolved) => chain.push(resolved),
+            Err(message) => tracing::warn!(
+                subsystem = "agent",
+                "the fallback model {fallback} is skipped: {message}"
+            ),
+        }
+    }
+    Ok(chain)
+}
+
+fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved, String> {
     let Some((provider_id, model_id)) = choice.split_once('/') else {
         return Err(format!(
             "The model \"{choice}\" is not of the form \"provider/model\" ({path})."
@@ -655,6 +788,22 @@ impl<'a> Events<'a> {
             json!({"phase": "start", "startedAt": started_at}),
         );
         self.chat("status", json!({"phase": "starting_model"}));
+    }
+
+    /// OpenClaw's `fallback_step` lifecycle phase.
+    fn fallback(&mut self, from: &Resolved, reason: &str) {
+        self.agent(
+            "lifecycle",
+            json!({"phase": "fallback_step", "fallbackStepFromModel": from.name(),
+                   "fallbackStepFromFailureReason": reason}),
+        );
+    }
+
+    /// A new attempt starts its reply from nothing.
+    fn restart_text(&mut self) {
+        self.text.clear();
+        self.pending.clear();
+        self.last_push = None;
     }
 
     fn model(&mut self, provider: &str, model: &str) {

@@ -440,3 +440,101 @@ fn anthropic_messages_stream_and_their_errors_are_classified() {
     });
     stop(running);
 }
+
+#[test]
+fn a_rate_limited_model_falls_back_and_its_provider_cools_down() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("config.json5"),
+        format!(
+            "{{ agents: {{ defaults: {{ model: {{ primary: 'claude/claude-429', fallbacks: ['mock/mock-model'] }} }} }},\n  models: {{ providers: {{\n    mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', models: [{{ id: 'mock-model' }}] }},\n    claude: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'anthropic-messages', models: [{{ id: 'claude-429' }}] }} }} }} }}\n",
+            server.base_url(),
+            server.address
+        ),
+    )
+    .expect("config");
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.write"]).await;
+        let (answers, events) = request(
+            &mut socket,
+            "f1",
+            "agent",
+            json!({"message": "first", "idempotencyKey": "fb-1"}),
+            2,
+        )
+        .await;
+        let last = &answers[1]["payload"];
+        assert_eq!(last["status"], "ok", "{last}");
+        assert_eq!(
+            last["result"]["payloads"][0]["text"],
+            "Hello from the mock. You said: first"
+        );
+        assert_eq!(last["result"]["meta"]["agentMeta"]["provider"], "mock");
+        let step = events
+            .iter()
+            .find(|e| e["event"] == "agent" && e["payload"]["data"]["phase"] == "fallback_step")
+            .expect("a fallback step is announced");
+        assert_eq!(
+            step["payload"]["data"]["fallbackStepFromModel"],
+            "claude/claude-429"
+        );
+        assert_eq!(
+            step["payload"]["data"]["fallbackStepFromFailureReason"],
+            "rate_limit"
+        );
+        assert_eq!(server.requests().len(), 2, "one try each");
+
+        // The limited provider is skipped while it cools down.
+        let (again, _) = request(
+            &mut socket,
+            "f2",
+            "agent",
+            json!({"message": "second", "idempotencyKey": "fb-2"}),
+            2,
+        )
+        .await;
+        assert_eq!(again[1]["payload"]["status"], "ok");
+        let models: Vec<String> = server
+            .requests()
+            .iter()
+            .filter_map(|r| r["model"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(models, ["claude-429", "mock-model", "mock-model"]);
+    });
+    stop(running);
+    let tail = stdout(&clawback(
+        dir.path(),
+        &["log", "tail", "-n", "100", "--json"],
+    ));
+    let kinds: Vec<String> = tail
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|record| record["kind"].as_str().map(str::to_owned))
+        .filter(|kind| {
+            kind.starts_with("llm.") || kind.starts_with("model.") || kind.starts_with("agent.run")
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "agent.run.started",
+            "llm.call.requested",
+            "llm.call.completed",
+            "model.cooldown",
+            "llm.call.requested",
+            "llm.call.completed",
+            "agent.run.finished",
+            "agent.run.started",
+            "llm.call.requested",
+            "llm.call.completed",
+            "agent.run.finished",
+        ],
+        "{tail}"
+    );
+    assert!(
+        tail.contains("\"attempt\":2"),
+        "the fallback is attempt 2: {tail}"
+    );
+}
