@@ -4,7 +4,8 @@
 //! - `provider`: what every wire format shares, and the dispatch by `api`;
 //! - `openai`: OpenAI Chat Completions streaming (`openai-completions`);
 //! - `anthropic`: Anthropic Messages streaming (`anthropic-messages`);
-//! - `run`: one run, from the user's message to the recorded reply.
+//! - `run`: one run, from the user's message to the recorded reply;
+//! - `compact`: the old part of a transcript summarized through the model.
 //!
 //! Why runs live here and not in the protocol layer: a run outlives the
 //! request that started it (`chat.send` answers at once; `agent` answers
@@ -17,6 +18,7 @@
 //! the run ended.
 
 pub mod anthropic;
+pub mod compact;
 pub mod openai;
 pub mod provider;
 pub mod run;
@@ -214,7 +216,8 @@ impl Runtime {
             .collect()
     }
 
-    fn lane(&self, session_key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// The lane of a session: hold it to act on the session between turns.
+    pub fn lane(&self, session_key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut lanes = self.lanes.lock().expect("lanes lock");
         // Idle lanes (nobody else holds them) are dropped as we go, so the
         // map is bounded by the sessions with queued or running turns.

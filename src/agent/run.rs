@@ -66,7 +66,7 @@ pub struct RunOutcome {
 
 /// A model a run may use, resolved from the config.
 pub struct Resolved {
-    api: Api,
+    pub api: Api,
     max_tokens: Option<u64>,
     provider: String,
     model: String,
@@ -84,6 +84,22 @@ impl Resolved {
 
     pub fn provider(&self) -> &str {
         &self.provider
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn api_key(&self) -> Option<&str> {
+        self.api_key.as_deref()
+    }
+
+    pub fn headers(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.headers
     }
 }
 
@@ -110,7 +126,13 @@ pub async fn execute(
     }
     // The models to try, in order, without those cooling down after a
     // rate limit (unless all are: then the first, and its answer decides).
-    let chain = resolve(&config, &request, gateway).map(|chain| runtime.available(chain));
+    let chain = resolve(
+        &config,
+        &request.agent_id,
+        request.model_override.as_deref(),
+        gateway,
+    )
+    .map(|chain| runtime.available(chain));
     let mut outcome = RunOutcome {
         run_id: request.run_id.clone(),
         session_key: request.session_key.clone(),
@@ -130,6 +152,7 @@ pub async fn execute(
     let mut events = Events::new(gateway, &request);
     let mut messages = context(gateway, &request);
     messages.push(("user", request.message.clone()));
+    let mut compacted_once = false;
 
     // The user's message, the start and the exact first request sent are
     // one durable batch (one sync instead of two).
@@ -281,9 +304,72 @@ pub async fn execute(
                 until_ms,
             }));
         }
-        // Billing and context overflow do not improve on another model
-        // (compaction, which would help the latter, is not built yet); the
-        // others move on to the next model of the chain.
+        // A context overflow compacts the session and retries once.
+        if failure.class == "context_overflow" && !compacted_once {
+            compacted_once = true;
+            if let Err(message) = record(gateway, &request, std::mem::take(&mut records)).await {
+                return fail(
+                    gateway,
+                    &request,
+                    outcome,
+                    &mut events,
+                    "unknown",
+                    message,
+                    records,
+                )
+                .await;
+            }
+            let compacted =
+                super::compact::compact(gateway, runtime, &request.session_key, &request.actor)
+                    .await;
+            if let Ok(result) = &compacted
+                && result.compacted
+            {
+                // The transcript now holds this run's message: the context
+                // is rebuilt from it, summary first.
+                messages = context(gateway, &request);
+                attempt += 1;
+                let prepared = Call::new(resolved, &messages, attempt);
+                if let Err(message) = record(
+                    gateway,
+                    &request,
+                    vec![prepared.requested(&request, resolved)],
+                )
+                .await
+                {
+                    return fail(
+                        gateway,
+                        &request,
+                        outcome,
+                        &mut events,
+                        "unknown",
+                        message,
+                        Vec::new(),
+                    )
+                    .await;
+                }
+                events.restart_text();
+                call = Some(prepared);
+                continue;
+            }
+            let why = match compacted {
+                Ok(result) => result.reason.unwrap_or_default(),
+                Err(message) => message,
+            };
+            return fail(
+                gateway,
+                &request,
+                outcome,
+                &mut events,
+                "context_overflow",
+                format!("{}; compaction did not help: {why}", failure.message),
+                Vec::new(),
+            )
+            .await;
+        }
+        // Billing and a context overflow that compaction did not cure do
+        // not improve on another model; the others move on to the next
+        // model of the chain.
         let next = match failure.class {
             "billing" | "context_overflow" => None,
             _ => chain[index + 1..]
@@ -576,24 +662,24 @@ async fn record(gateway: &Gateway, request: &RunRequest, events: Vec<Event>) -> 
 /// agent's model, or the default) and then the configured fallbacks, each
 /// with its provider's endpoint. A clear message when the first is not
 /// usable; a misconfigured fallback is skipped with a warning.
-fn resolve(
+pub fn resolve(
     config: &ConfigFile,
-    request: &RunRequest,
+    agent_id: &str,
+    model_override: Option<&str>,
     gateway: &Gateway,
 ) -> Result<Vec<Resolved>, String> {
     let path = gateway.config_file.path().display().to_string();
     let agents = config.agents.as_ref();
     let configured = agents
-        .and_then(|agents| agents.entries.get(&request.agent_id))
+        .and_then(|agents| agents.entries.get(agent_id))
         .and_then(|entry| entry.model.as_ref())
         .or_else(|| {
             agents
                 .and_then(|agents| agents.defaults.as_ref())
                 .and_then(|defaults| defaults.model.as_ref())
         });
-    let primary = request
-        .model_override
-        .clone()
+    let primary = model_override
+        .map(str::to_owned)
         .or_else(|| configured.map(|model| model.primary().to_owned()));
     let Some(primary) = primary else {
         return Err(format!(
@@ -680,7 +766,7 @@ fn context(gateway: &Gateway, request: &RunRequest) -> Vec<(&'static str, String
         system.push_str("\n\n");
         system.push_str(extra);
     }
-    let entries = {
+    let (summary, entries) = {
         let state = gateway.state.read().expect("state lock");
         state
             .sessions
@@ -697,12 +783,20 @@ fn context(gateway: &Gateway, request: &RunRequest) -> Vec<(&'static str, String
                             .len()
                             .saturating_sub(CONTEXT_MESSAGES_MAX),
                     );
-                session.transcript[start..].to_vec()
+                let summary = session.compaction.as_ref().map(|c| c.summary.clone());
+                (summary, session.transcript[start..].to_vec())
             })
             .unwrap_or_default()
     };
     let store = gateway.log.store();
     let mut messages = vec![("system", system)];
+    // Messages replaced by a compaction come back as their summary.
+    if let Some(summary) = summary {
+        messages.push((
+            "system",
+            format!("Summary of the conversation before the messages below:\n{summary}"),
+        ));
+    }
     for entry in entries {
         let role = match entry.role {
             Role::User => "user",

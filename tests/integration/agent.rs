@@ -13,7 +13,7 @@ use crate::support::{clawback, stdout};
 
 fn write_config(dir: &std::path::Path, server: &LlmServer) {
     let text = format!(
-        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}] }},\n    claude: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'anthropic-messages',\n    models: [{{ id: 'claude-mock', maxTokens: 1024 }}, {{ id: 'claude-429' }}] }} }} }} }}\n",
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}, {{ id: 'overflow-model' }}] }},\n    claude: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'anthropic-messages',\n    models: [{{ id: 'claude-mock', maxTokens: 1024 }}, {{ id: 'claude-429' }}] }} }} }} }}\n",
         server.base_url(),
         server.address
     );
@@ -537,4 +537,79 @@ fn a_rate_limited_model_falls_back_and_its_provider_cools_down() {
         tail.contains("\"attempt\":2"),
         "the fallback is attempt 2: {tail}"
     );
+}
+
+#[test]
+fn compaction_summarizes_old_turns_on_request_and_on_overflow() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let session = "agent:main:long";
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let (patched, _) = request(
+            &mut socket,
+            "p",
+            "sessions.patch",
+            json!({"key": session, "model": "mock/overflow-model"}),
+            1,
+        )
+        .await;
+        assert_eq!(patched[0]["ok"], true);
+        let turn = |n: u32| json!({"message": format!("message {n}"), "idempotencyKey": format!("t{n}"), "sessionKey": session});
+        for n in 1..=3 {
+            let (answers, _) = request(&mut socket, &format!("t{n}"), "agent", turn(n), 2).await;
+            assert_eq!(answers[1]["payload"]["status"], "ok", "turn {n}: {answers:?}");
+        }
+        // Six messages: compacting keeps the newest four, summarizes two.
+        let (compacted, _) =
+            request(&mut socket, "c", "sessions.compact", json!({"key": session}), 1).await;
+        assert_eq!(
+            compacted[0]["payload"],
+            json!({"ok": true, "key": session, "compacted": true, "messagesCompacted": 2}),
+            "{compacted:?}"
+        );
+        // The next turn sends the summary instead of the two messages.
+        let (answers, _) = request(&mut socket, "t4", "agent", turn(4), 2).await;
+        assert_eq!(answers[1]["payload"]["status"], "ok", "{answers:?}");
+        let sent = server.requests().last().cloned().expect("request");
+        let sent = sent["messages"].as_array().expect("messages").clone();
+        assert_eq!(sent.len(), 7, "system, summary, four kept, the new one: {sent:?}");
+        assert!(sent[1]["content"].as_str().is_some_and(|c| c.contains("SUMMARY of")), "{sent:?}");
+        // Turn 5 overflows the seven-message window: the run compacts and
+        // retries once, by itself.
+        let before = server.requests().len();
+        let (answers, events) = request(&mut socket, "t5", "agent", turn(5), 2).await;
+        assert_eq!(answers[1]["payload"]["status"], "ok", "{answers:?}");
+        assert_eq!(
+            answers[1]["payload"]["result"]["payloads"][0]["text"],
+            "Hello from the mock. You said: message 5"
+        );
+        assert_eq!(server.requests().len() - before, 3, "overflow, summary, retry");
+        let deltas: String = events
+            .iter()
+            .filter(|e| e["event"] == "chat" && e["payload"]["state"] == "delta")
+            .filter_map(|e| e["payload"]["deltaText"].as_str())
+            .collect();
+        assert_eq!(deltas, "Hello from the mock. You said: message 5");
+        let (history, _) =
+            request(&mut socket, "h", "chat.history", json!({"sessionKey": session}), 1).await;
+        assert_eq!(
+            history[0]["payload"]["totalMessages"], 10,
+            "the transcript keeps every message; only the context is compacted"
+        );
+    });
+    stop(running);
+    let tail = stdout(&clawback(
+        dir.path(),
+        &["log", "tail", "-n", "300", "--json"],
+    ));
+    let compactions = tail
+        .lines()
+        .filter(|line| line.contains("\"session.compacted\""))
+        .count();
+    assert_eq!(compactions, 2, "{tail}");
+    let audit = clawback(dir.path(), &["audit", "verify"]);
+    assert!(audit.status.success(), "{}", stdout(&audit));
 }

@@ -115,13 +115,32 @@ fn complete(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Respon
             "rate_limit_exceeded",
         );
     }
-    let last_user = request["messages"]
-        .as_array()
-        .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
+    let messages = request["messages"].as_array().cloned().unwrap_or_default();
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
         .and_then(|message| message["content"].as_str())
         .unwrap_or("")
         .to_owned();
-    let reply = format!("Hello from the mock. You said: {last_user}");
+    let summarizing = messages
+        .first()
+        .and_then(|m| m["content"].as_str())
+        .is_some_and(|text| text.starts_with("Summarize the conversation"));
+    // `overflow-model` holds at most 7 messages, as a small context window.
+    if model == "overflow-model" && !summarizing && messages.len() > 7 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "This model's maximum context length is 4096 tokens. However, your messages resulted in 5000 tokens.",
+            "invalid_request_error",
+            "context_length_exceeded",
+        );
+    }
+    let reply = if summarizing {
+        format!("SUMMARY of {} characters", last_user.len())
+    } else {
+        format!("Hello from the mock. You said: {last_user}")
+    };
     let id = "chatcmpl-mock1";
     let chunk = |delta: Value, finish: Value| {
         json!({"id": id, "object": "chat.completion.chunk", "created": 1_764_000_000,

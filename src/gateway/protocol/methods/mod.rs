@@ -68,6 +68,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "sessions.patch",
     "sessions.reset",
     "sessions.delete",
+    "sessions.compact",
     "logs.tail",
     "agents.list",
     "agent.identity.get",
@@ -209,6 +210,7 @@ pub async fn call(
         "sessions.patch" => sessions::patch(gateway, params).await,
         "sessions.reset" => sessions::reset(gateway, params).await,
         "sessions.delete" => sessions::delete(gateway, params).await,
+        "sessions.compact" => sessions::compact(gateway, caller, params).await,
         "connect" => simple(Err(ErrorShape::invalid(
             "connect is only valid as the first request",
         ))),

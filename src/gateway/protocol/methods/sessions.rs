@@ -662,3 +662,50 @@ fn truncate(text: &str, max_chars: usize) -> String {
 fn non_empty_string(value: &Value) -> bool {
     value.as_str().is_some_and(|text| !text.is_empty())
 }
+
+/// `sessions.compact`: summarizes the session's older messages through its
+/// model now (between turns: it waits for the session's lane).
+pub async fn compact(
+    gateway: &Arc<Gateway>,
+    caller: &super::Caller,
+    params: Option<&Value>,
+) -> Reply {
+    let parsed = (|| {
+        let params = Params::closed("sessions.compact", params, &["key", "agentId", "maxLines"])?;
+        params.opt_u64("maxLines")?;
+        Ok::<_, ErrorShape>(session_key(&params)?.to_owned())
+    })();
+    let key = match parsed {
+        Ok(key) => key,
+        Err(error) => return Reply::answer(Err(error)),
+    };
+    if !gateway
+        .state
+        .read()
+        .expect("state lock")
+        .sessions
+        .by_key
+        .contains_key(&key)
+    {
+        return Reply::answer(Err(not_found(&key)));
+    }
+    let lane = gateway.agent.lane(&key);
+    let _turn = lane.lock().await;
+    let actor = clawback_events::Actor::Connection {
+        conn_id: caller.conn_id.clone(),
+        device_id: caller.device_id.clone(),
+    };
+    let result = crate::agent::compact::compact(gateway, &gateway.agent, &key, &actor).await;
+    Reply::answer(Ok(match result {
+        Ok(done) => {
+            let mut answer = json!({"ok": done.compacted || done.reason.as_deref().is_some_and(|r| r.starts_with("nothing")),
+                                    "key": key, "compacted": done.compacted,
+                                    "messagesCompacted": done.messages_compacted});
+            if let Some(reason) = done.reason {
+                answer["reason"] = json!(reason);
+            }
+            answer
+        }
+        Err(reason) => json!({"ok": false, "key": key, "compacted": false, "reason": reason}),
+    }))
+}
