@@ -5,7 +5,9 @@
 //! - `openai`: OpenAI Chat Completions streaming (`openai-completions`);
 //! - `anthropic`: Anthropic Messages streaming (`anthropic-messages`);
 //! - `run`: one run, from the user's message to the recorded reply;
-//! - `compact`: the old part of a transcript summarized through the model.
+//! - `compact`: the old part of a transcript summarized through the model;
+//! - `workspace`: the agent's files (AGENTS.md, SOUL.md, ...) that feed the
+//!   system prompt.
 //!
 //! Why runs live here and not in the protocol layer: a run outlives the
 //! request that started it (`chat.send` answers at once; `agent` answers
@@ -22,6 +24,7 @@ pub mod compact;
 pub mod openai;
 pub mod provider;
 pub mod run;
+pub mod workspace;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -762,6 +762,9 @@ fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved
 /// (which already ends with this run's user message).
 fn context(gateway: &Gateway, request: &RunRequest) -> Vec<(&'static str, String)> {
     let mut system = SYSTEM_PROMPT.to_owned();
+    let workspace =
+        super::workspace::dir(&gateway.config(), &gateway.state_root, &request.agent_id);
+    system.push_str(&super::workspace::prompt_sections(&workspace));
     if let Some(extra) = &request.extra_system_prompt {
         system.push_str("\n\n");
         system.push_str(extra);

@@ -92,6 +92,8 @@ pub struct Gateway {
     health_version: std::sync::atomic::AtomicU64,
     /// Agent runs.
     pub agent: Arc<crate::agent::Runtime>,
+    /// The state dir (default agent workspaces live under it).
+    pub state_root: std::path::PathBuf,
 }
 
 impl Gateway {
@@ -260,6 +262,7 @@ async fn serve_logged(
         logs: text_logs,
         health_version: std::sync::atomic::AtomicU64::new(0),
         agent: Arc::new(crate::agent::Runtime::new()?),
+        state_root: state_dir.root().to_path_buf(),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.

@@ -613,3 +613,96 @@ fn compaction_summarizes_old_turns_on_request_and_on_overflow() {
     let audit = clawback(dir.path(), &["audit", "verify"]);
     assert!(audit.status.success(), "{}", stdout(&audit));
 }
+
+#[test]
+fn workspace_files_are_edited_over_the_protocol_and_feed_the_prompt() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let (set, _) = request(
+            &mut socket,
+            "s",
+            "agents.files.set",
+            json!({"agentId": "main", "name": "SOUL.md", "content": "Always answer in French."}),
+            1,
+        )
+        .await;
+        assert_eq!(set[0]["payload"]["ok"], true, "{set:?}");
+        let workspace = dir.path().join("workspace");
+        assert_eq!(
+            set[0]["payload"]["workspace"],
+            workspace.display().to_string()
+        );
+        let (got, _) = request(
+            &mut socket,
+            "g",
+            "agents.files.get",
+            json!({"agentId": "main", "name": "SOUL.md"}),
+            1,
+        )
+        .await;
+        let file = &got[0]["payload"]["file"];
+        assert_eq!(file["content"], "Always answer in French.");
+        let (stale, _) = request(
+            &mut socket,
+            "x",
+            "agents.files.set",
+            json!({"agentId": "main", "name": "SOUL.md", "content": "y", "expectedHash": "00"}),
+            1,
+        )
+        .await;
+        assert_eq!(stale[0]["error"]["code"], "INVALID_REQUEST");
+        let (escape, _) = request(
+            &mut socket,
+            "e",
+            "agents.files.get",
+            json!({"agentId": "main", "name": "../config.json5"}),
+            1,
+        )
+        .await;
+        assert!(
+            escape[0]["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("unknown workspace file")),
+            "{escape:?}"
+        );
+        let (listed, _) = request(
+            &mut socket,
+            "l",
+            "agents.files.list",
+            json!({"agentId": "main"}),
+            1,
+        )
+        .await;
+        let files = listed[0]["payload"]["files"]
+            .as_array()
+            .expect("files")
+            .clone();
+        assert_eq!(files.len(), 8);
+        assert!(
+            files
+                .iter()
+                .any(|f| f["name"] == "SOUL.md" && f["missing"] == false)
+        );
+
+        let (answers, _) = request(
+            &mut socket,
+            "r",
+            "agent",
+            json!({"message": "hi", "idempotencyKey": "ws-1"}),
+            2,
+        )
+        .await;
+        assert_eq!(answers[1]["payload"]["status"], "ok");
+        let sent = server.requests().last().cloned().expect("request");
+        let system = sent["messages"][0]["content"].as_str().expect("system");
+        assert!(
+            system.contains("## SOUL.md\n\nAlways answer in French."),
+            "{system}"
+        );
+    });
+    stop(running);
+}

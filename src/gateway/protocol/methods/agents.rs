@@ -109,3 +109,81 @@ fn summary(config: &ConfigFile, id: &str) -> Value {
     }
     summary
 }
+
+fn workspace_for(gateway: &Gateway, agent_id: &str) -> Result<std::path::PathBuf, ErrorShape> {
+    let config = gateway.config();
+    if !agent_ids(&config).iter().any(|id| id == agent_id) {
+        return Err(ErrorShape::invalid(format!("unknown agent: {agent_id}")));
+    }
+    Ok(crate::agent::workspace::dir(
+        &config,
+        &gateway.state_root,
+        agent_id,
+    ))
+}
+
+fn file_name<'a>(params: &Params<'a>) -> Result<&'a str, ErrorShape> {
+    let name = params.str("name")?;
+    if !crate::agent::workspace::is_file_name(name) {
+        return Err(ErrorShape::invalid(format!(
+            "unknown workspace file: {name} (one of {})",
+            crate::agent::workspace::FILES.join(", ")
+        )));
+    }
+    Ok(name)
+}
+
+pub fn files_list(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let params = Params::closed("agents.files.list", params, &["agentId"])?;
+    let agent_id = params.str("agentId")?;
+    let dir = workspace_for(gateway, agent_id)?;
+    let files: Vec<Value> = crate::agent::workspace::FILES
+        .iter()
+        .map(|name| crate::agent::workspace::entry(&dir, name, false))
+        .collect();
+    Ok(json!({"agentId": agent_id, "workspace": dir.display().to_string(), "files": files}))
+}
+
+pub fn files_get(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let params = Params::closed("agents.files.get", params, &["agentId", "name"])?;
+    let agent_id = params.str("agentId")?;
+    let name = file_name(&params)?;
+    let dir = workspace_for(gateway, agent_id)?;
+    Ok(
+        json!({"agentId": agent_id, "workspace": dir.display().to_string(),
+              "file": crate::agent::workspace::entry(&dir, name, true)}),
+    )
+}
+
+/// Writes a workspace file. The request (with the content) is what the log
+/// records of it; the next turn's prompt reads the file.
+pub fn files_set(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let params = Params::closed(
+        "agents.files.set",
+        params,
+        &["agentId", "name", "content", "expectedHash"],
+    )?;
+    let agent_id = params.str("agentId")?;
+    let name = file_name(&params)?;
+    let content = match params.get("content") {
+        Some(Value::String(content)) => content.as_str(),
+        Some(_) => return Err(params.invalid("at /content: must be string")),
+        None if params.is_null("content") => {
+            return Err(params.invalid("at /content: must be string"));
+        }
+        None => return Err(params.invalid("must have required property 'content'")),
+    };
+    if content.len() > crate::agent::workspace::FILE_BYTES_MAX {
+        return Err(params.invalid(format!(
+            "at /content: longer than {} bytes",
+            crate::agent::workspace::FILE_BYTES_MAX
+        )));
+    }
+    let expected = params.opt_str("expectedHash")?;
+    let dir = workspace_for(gateway, agent_id)?;
+    crate::agent::workspace::write(&dir, name, content, expected).map_err(ErrorShape::invalid)?;
+    Ok(
+        json!({"ok": true, "agentId": agent_id, "workspace": dir.display().to_string(),
+              "file": crate::agent::workspace::entry(&dir, name, false)}),
+    )
+}
