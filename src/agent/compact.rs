@@ -121,7 +121,10 @@ pub async fn compact(
     };
     let client = runtime.client()?;
     let started = Instant::now();
-    let result = resolved.api.stream(client, &endpoint, &body, |_| {}).await;
+    let result = resolved
+        .api
+        .stream(client, &endpoint, resolved.model_id(), &body, |_| {})
+        .await;
     let latency_ms = started.elapsed().as_millis() as u64;
     let (outcome, usage, summary) = match result {
         Ok(completion) => {

@@ -4,6 +4,8 @@
 //! - `provider`: what every wire format shares, and the dispatch by `api`;
 //! - `openai`: OpenAI Chat Completions streaming (`openai-completions`);
 //! - `anthropic`: Anthropic Messages streaming (`anthropic-messages`);
+//! - `gemini`: Google Gemini streaming (`google-generative-ai`);
+//! - `ollama`: Ollama's native chat API (`ollama`);
 //! - `run`: one run, from the user's message to the recorded reply;
 //! - `compact`: the old part of a transcript summarized through the model;
 //! - `workspace`: the agent's files (AGENTS.md, SOUL.md, ...) that feed the
@@ -21,6 +23,8 @@
 
 pub mod anthropic;
 pub mod compact;
+pub mod gemini;
+pub mod ollama;
 pub mod openai;
 pub mod provider;
 pub mod run;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clawback_events::event::Usage;
 use serde_json::Value;
 
-use super::{anthropic, openai};
+use super::{anthropic, gemini, ollama, openai};
 
 /// The largest reply accepted from a provider: a bound on memory per run.
 pub const REPLY_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -20,6 +20,8 @@ pub const CHUNKS_KEPT_MAX: usize = 20_000;
 pub enum Api {
     OpenAiCompletions,
     AnthropicMessages,
+    Ollama,
+    Gemini,
 }
 
 impl Api {
@@ -27,6 +29,8 @@ impl Api {
         match name {
             "openai-completions" => Some(Api::OpenAiCompletions),
             "anthropic-messages" => Some(Api::AnthropicMessages),
+            "ollama" => Some(Api::Ollama),
+            "google-generative-ai" => Some(Api::Gemini),
             _ => None,
         }
     }
@@ -44,6 +48,9 @@ impl Api {
                 messages,
                 max_tokens.unwrap_or(anthropic::MAX_TOKENS_DEFAULT),
             ),
+            Api::Ollama => ollama::request_body(model, messages),
+            // The model is in Gemini's URL, not its body.
+            Api::Gemini => gemini::request_body(messages, max_tokens),
         }
     }
 
@@ -51,12 +58,15 @@ impl Api {
         self,
         client: &reqwest::Client,
         endpoint: &Endpoint<'_>,
+        model: &str,
         body: &Value,
         on_delta: impl FnMut(&str),
     ) -> Result<Completion, Failure> {
         match self {
             Api::OpenAiCompletions => openai::stream(client, endpoint, body, on_delta).await,
             Api::AnthropicMessages => anthropic::stream(client, endpoint, body, on_delta).await,
+            Api::Ollama => ollama::stream(client, endpoint, body, on_delta).await,
+            Api::Gemini => gemini::stream(client, endpoint, model, body, on_delta).await,
         }
     }
 }

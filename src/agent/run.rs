@@ -237,11 +237,12 @@ pub async fn execute(
         let call_started = Instant::now();
         // An abort drops the call (closing the connection to the provider).
         let result = {
-            let stream = resolved
-                .api
-                .stream(client, &endpoint, &current.body, |piece| {
-                    events.delta(piece)
-                });
+            let stream =
+                resolved
+                    .api
+                    .stream(client, &endpoint, &resolved.model, &current.body, |piece| {
+                        events.delta(piece)
+                    });
             tokio::select! {
                 result = stream => Some(result),
                 _ = aborted.wait_for(Option::is_some) => None,
@@ -731,8 +732,8 @@ fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved
     let Some(api) = Api::parse(api_name) else {
         return Err(format!(
             "models.providers.{provider_id} speaks \"{api_name}\", which clawback does not speak \
-             yet; \"openai-completions\" (any OpenAI-compatible server) and \"anthropic-messages\" \
-             work today."
+             yet; \"openai-completions\" (any OpenAI-compatible server), \"anthropic-messages\", \
+             \"google-generative-ai\" and \"ollama\" work today."
         ));
     };
     let base_url = provider

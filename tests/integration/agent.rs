@@ -13,8 +13,10 @@ use crate::support::{clawback, stdout};
 
 fn write_config(dir: &std::path::Path, server: &LlmServer) {
     let text = format!(
-        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}, {{ id: 'overflow-model' }}] }},\n    claude: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'anthropic-messages',\n    models: [{{ id: 'claude-mock', maxTokens: 1024 }}, {{ id: 'claude-429' }}] }} }} }} }}\n",
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}, {{ id: 'overflow-model' }}] }},\n    claude: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'anthropic-messages',\n    models: [{{ id: 'claude-mock', maxTokens: 1024 }}, {{ id: 'claude-429' }}] }},\n    local: {{ baseUrl: 'http://{}', api: 'ollama', models: [{{ id: 'llama-mock' }}, {{ id: 'missing' }}] }},\n    gem: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'google-generative-ai', models: [{{ id: 'gemini-mock' }}, {{ id: 'gemini-429' }}] }} }} }} }}\n",
         server.base_url(),
+        server.address,
+        server.address,
         server.address
     );
     std::fs::write(dir.join("config.json5"), text).expect("config");
@@ -702,6 +704,87 @@ fn workspace_files_are_edited_over_the_protocol_and_feed_the_prompt() {
         assert!(
             system.contains("## SOUL.md\n\nAlways answer in French."),
             "{system}"
+        );
+    });
+    stop(running);
+}
+
+#[test]
+fn ollama_and_gemini_stream_in_their_own_formats() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.write"]).await;
+        let run = |id: &str, model: &str, message: &str| {
+            json!({"message": message, "idempotencyKey": id, "model": model,
+                   "sessionKey": format!("agent:main:{id}")})
+        };
+        let (llama, _) = request(
+            &mut socket,
+            "o1",
+            "agent",
+            run("o1", "local/llama-mock", "ciao"),
+            2,
+        )
+        .await;
+        let payload = &llama[1]["payload"];
+        assert_eq!(
+            payload["result"]["payloads"][0]["text"], "Llama mock here. You said: ciao",
+            "{payload}"
+        );
+        assert_eq!(payload["result"]["meta"]["agentMeta"]["usage"]["input"], 31);
+        let (missing, _) = request(
+            &mut socket,
+            "o2",
+            "agent",
+            run("o2", "local/missing", "x"),
+            2,
+        )
+        .await;
+        assert!(
+            missing[1]["payload"]["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("model 'missing' not found")),
+            "{missing:?}"
+        );
+
+        let (gemini, _) = request(
+            &mut socket,
+            "g1",
+            "agent",
+            run("g1", "gem/gemini-mock", "hola"),
+            2,
+        )
+        .await;
+        let payload = &gemini[1]["payload"];
+        assert_eq!(
+            payload["result"]["payloads"][0]["text"], "Gemini mock here. You said: hola",
+            "{payload}"
+        );
+        assert_eq!(payload["result"]["meta"]["agentMeta"]["usage"]["output"], 6);
+        let sent = server
+            .requests()
+            .into_iter()
+            .find(|r| r["action"] == "gemini-mock:streamGenerateContent")
+            .expect("gemini request");
+        assert!(
+            sent["body"]["systemInstruction"]["parts"][0]["text"].is_string(),
+            "{sent}"
+        );
+        assert_eq!(sent["body"]["contents"][0]["role"], "user");
+        let (limited, _) = request(
+            &mut socket,
+            "g2",
+            "agent",
+            run("g2", "gem/gemini-429", "x"),
+            2,
+        )
+        .await;
+        assert_eq!(
+            limited[1]["payload"]["error"]["kind"], "rate_limit",
+            "{limited:?}"
         );
     });
     stop(running);

@@ -3,7 +3,9 @@
 //! (`data: {chunk}\n\n` ... `data: [DONE]\n\n`, error bodies
 //! `{"error": {"message", "type", "code"}}`) and Anthropic's Messages
 //! (named events `message_start` ... `message_stop`, error bodies
-//! `{"type": "error", "error": {"type", "message"}}`).
+//! `{"type": "error", "error": {"type", "message"}}`), Ollama's native
+//! `/api/chat` (newline-delimited JSON) and Gemini's
+//! `streamGenerateContent?alt=sse`.
 //!
 //! The model name picks the behaviour: `mock-model` streams a reply that
 //! echoes the last user message in several chunks, `fail-401` and
@@ -45,6 +47,28 @@ impl LlmServer {
                 axum::routing::post(move |headers: HeaderMap, body: String| {
                     let seen = seen.clone();
                     async move { complete(&seen, &headers, &body) }
+                }),
+            )
+            .route(
+                "/api/chat",
+                axum::routing::post({
+                    let seen = requests.clone();
+                    move |body: String| {
+                        let seen = seen.clone();
+                        async move { ollama_chat(&seen, &body) }
+                    }
+                }),
+            )
+            .route(
+                "/v1beta/models/{action}",
+                axum::routing::post({
+                    let seen = requests.clone();
+                    move |axum::extract::Path(action): axum::extract::Path<String>,
+                          headers: HeaderMap,
+                          body: String| {
+                        let seen = seen.clone();
+                        async move { gemini_stream(&seen, &action, &headers, &body) }
+                    }
                 }),
             )
             .route(
@@ -264,6 +288,125 @@ fn messages(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Respon
         .into_iter()
         .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
         .collect();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from(text))
+        .expect("response")
+}
+
+fn last_text(
+    messages: &[Value],
+    role_key: &str,
+    user: &str,
+    text_of: impl Fn(&Value) -> Option<String>,
+) -> String {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m[role_key] == user)
+        .and_then(text_of)
+        .unwrap_or_default()
+}
+
+/// Ollama's `/api/chat`, streaming NDJSON, as documented.
+fn ollama_chat(seen: &Mutex<Vec<Value>>, body: &str) -> Response {
+    let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    seen.lock().expect("requests").push(request.clone());
+    let model = request["model"].as_str().unwrap_or("").to_owned();
+    if model != "llama-mock" {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"error": format!("model '{model}' not found")}).to_string(),
+            ))
+            .expect("response");
+    }
+    let messages = request["messages"].as_array().cloned().unwrap_or_default();
+    let said = last_text(&messages, "role", "user", |m| {
+        m["content"].as_str().map(str::to_owned)
+    });
+    let reply = format!("Llama mock here. You said: {said}");
+    let mut lines = String::new();
+    for piece in reply.split_inclusive(' ') {
+        lines.push_str(
+            &json!({"model": model, "created_at": "2026-11-25T10:00:00Z",
+            "message": {"role": "assistant", "content": piece}, "done": false})
+            .to_string(),
+        );
+        lines.push('\n');
+    }
+    lines.push_str(
+        &json!({"model": model, "created_at": "2026-11-25T10:00:01Z",
+        "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
+        "total_duration": 1000, "prompt_eval_count": 31, "eval_count": 7})
+        .to_string(),
+    );
+    lines.push('\n');
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from(lines))
+        .expect("response")
+}
+
+/// Gemini's `streamGenerateContent?alt=sse`, as documented.
+fn gemini_stream(
+    seen: &Mutex<Vec<Value>>,
+    action: &str,
+    headers: &HeaderMap,
+    body: &str,
+) -> Response {
+    let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    seen.lock()
+        .expect("requests")
+        .push(json!({"action": action, "body": request}));
+    let gemini_error = |status: StatusCode, code: u16, state: &str, message: &str| {
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"error": {"code": code, "message": message, "status": state}}).to_string(),
+            ))
+            .expect("response")
+    };
+    if headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
+        return gemini_error(
+            StatusCode::FORBIDDEN,
+            403,
+            "PERMISSION_DENIED",
+            "API key not valid.",
+        );
+    }
+    let Some(model) = action.strip_suffix(":streamGenerateContent") else {
+        return gemini_error(StatusCode::NOT_FOUND, 404, "NOT_FOUND", "unknown method");
+    };
+    if model == "gemini-429" {
+        return gemini_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Resource has been exhausted (e.g. check quota).",
+        );
+    }
+    let contents = request["contents"].as_array().cloned().unwrap_or_default();
+    let said = last_text(&contents, "role", "user", |m| {
+        m["parts"][0]["text"].as_str().map(str::to_owned)
+    });
+    let reply = format!("Gemini mock here. You said: {said}");
+    let pieces: Vec<&str> = reply.split_inclusive(' ').collect();
+    let mut text = String::new();
+    for (index, piece) in pieces.iter().enumerate() {
+        let mut chunk = json!({"candidates": [{"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}],
+                               "modelVersion": model});
+        if index + 1 == pieces.len() {
+            chunk["candidates"][0]["finishReason"] = json!("STOP");
+            chunk["usageMetadata"] =
+                json!({"promptTokenCount": 17, "candidatesTokenCount": 6, "totalTokenCount": 23});
+        }
+        text.push_str(&format!("data: {chunk}\r\n\r\n"));
+    }
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
