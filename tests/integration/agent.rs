@@ -789,3 +789,60 @@ fn ollama_and_gemini_stream_in_their_own_formats() {
     });
     stop(running);
 }
+
+#[test]
+fn a_restarted_gateway_serves_the_same_transcript_with_no_provider_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let session = "agent:main:main";
+    let before = {
+        let server = LlmServer::start();
+        write_config(dir.path(), &server);
+        let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+        let history = runtime().block_on(async {
+            let (mut socket, _) = connected(&address, &["operator.write"]).await;
+            for n in 0..3 {
+                let (answers, _) = request(
+                    &mut socket,
+                    &format!("r{n}"),
+                    "agent",
+                    json!({"message": format!("turn {n}"), "idempotencyKey": format!("r{n}")}),
+                    2,
+                )
+                .await;
+                assert_eq!(answers[1]["payload"]["status"], "ok");
+            }
+            let (history, _) = request(
+                &mut socket,
+                "h",
+                "chat.history",
+                json!({"sessionKey": session}),
+                1,
+            )
+            .await;
+            history[0]["payload"].clone()
+        });
+        stop(running);
+        history
+        // The provider stops here, with its runtime.
+    };
+    // Nothing answers at the provider's address any more; the transcript
+    // comes from the log alone.
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let after = runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.read"]).await;
+        let (history, _) = request(
+            &mut socket,
+            "h",
+            "chat.history",
+            json!({"sessionKey": session}),
+            1,
+        )
+        .await;
+        history[0]["payload"].clone()
+    });
+    stop(running);
+    assert_eq!(after["messages"], before["messages"]);
+    assert_eq!(after["messages"].as_array().map(Vec::len), Some(6));
+    let audit = clawback(dir.path(), &["audit", "verify"]);
+    assert!(audit.status.success(), "{}", stdout(&audit));
+}

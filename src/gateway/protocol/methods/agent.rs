@@ -179,14 +179,16 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
         let message = message(&params)?;
         let run_id = params.str("idempotencyKey")?.to_owned();
         refuse_unsupported(&params)?;
-        if let Some(mode) =
-            params.opt_choice("queueMode", &["steer", "followup", "collect", "interrupt"])?
+        let mode =
+            params.opt_choice("queueMode", &["steer", "followup", "collect", "interrupt"])?;
+        if let Some(mode) = mode
             && mode != "followup"
+            && mode != "interrupt"
         {
             return Err(ErrorShape::new(
                 codes::UNAVAILABLE,
                 format!(
-                    "queueMode \"{mode}\" is not available in clawback yet; turns queue in order (followup)"
+                    "queueMode \"{mode}\" is not available in clawback yet; \"followup\" (turns queue in order) and \"interrupt\" work"
                 ),
             ));
         }
@@ -197,22 +199,30 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
             .map_or(RUN_TIMEOUT_DEFAULT, |ms| {
                 Duration::from_millis(ms).min(RUN_TIMEOUT_MAX)
             });
-        Ok(RunRequest {
-            run_id,
-            session_key,
-            agent_id,
-            message,
-            trigger: "chat.send",
-            actor: actor(caller),
-            model_override: None,
-            extra_system_prompt: None,
-            timeout,
-        })
+        Ok((
+            mode == Some("interrupt"),
+            RunRequest {
+                run_id,
+                session_key,
+                agent_id,
+                message,
+                trigger: "chat.send",
+                actor: actor(caller),
+                model_override: None,
+                extra_system_prompt: None,
+                timeout,
+            },
+        ))
     })();
-    let request = match request {
+    let (interrupt, request) = match request {
         Ok(request) => request,
         Err(error) => return Reply::answer(Err(error)),
     };
+    if interrupt && gateway.agent.lookup(&request.run_id).is_none() {
+        // The new message replaces what the session is doing.
+        let reason = format!("interrupted by run {}", request.run_id);
+        gateway.agent.abort(&request.session_key, None, &reason);
+    }
     let run_id = request.run_id.clone();
     let status = match gateway.agent.clone().start(gateway.clone(), request) {
         Started::New(_) => "started",
