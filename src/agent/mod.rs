@@ -3,6 +3,7 @@
 //!
 //! - `provider`: what every wire format shares, and the dispatch by `api`;
 //! - `openai`: OpenAI Chat Completions streaming (`openai-completions`);
+//! - `openai_responses`: OpenAI Responses streaming (`openai-responses`);
 //! - `anthropic`: Anthropic Messages streaming (`anthropic-messages`);
 //! - `gemini`: Google Gemini streaming (`google-generative-ai`);
 //! - `ollama`: Ollama's native chat API (`ollama`);
@@ -26,6 +27,7 @@ pub mod compact;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
+pub mod openai_responses;
 pub mod provider;
 pub mod run;
 pub mod workspace;

@@ -129,7 +129,7 @@ pub async fn stream(
 }
 
 /// OpenAI's error body is `{"error": {"message", "type", "code"}}`.
-fn http_failure(status: u16, body: &str) -> Failure {
+pub fn http_failure(status: u16, body: &str) -> Failure {
     let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let message = parsed["error"]["message"]
         .as_str()

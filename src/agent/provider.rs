@@ -7,7 +7,7 @@ use std::time::Duration;
 use clawback_events::event::Usage;
 use serde_json::Value;
 
-use super::{anthropic, gemini, ollama, openai};
+use super::{anthropic, gemini, ollama, openai, openai_responses};
 
 /// The largest reply accepted from a provider: a bound on memory per run.
 pub const REPLY_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -19,6 +19,7 @@ pub const CHUNKS_KEPT_MAX: usize = 20_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
     OpenAiCompletions,
+    OpenAiResponses,
     AnthropicMessages,
     Ollama,
     Gemini,
@@ -28,6 +29,7 @@ impl Api {
     pub fn parse(name: &str) -> Option<Api> {
         match name {
             "openai-completions" => Some(Api::OpenAiCompletions),
+            "openai-responses" => Some(Api::OpenAiResponses),
             "anthropic-messages" => Some(Api::AnthropicMessages),
             "ollama" => Some(Api::Ollama),
             "google-generative-ai" => Some(Api::Gemini),
@@ -43,6 +45,7 @@ impl Api {
     ) -> Value {
         match self {
             Api::OpenAiCompletions => openai::request_body(model, messages),
+            Api::OpenAiResponses => openai_responses::request_body(model, messages, max_tokens),
             Api::AnthropicMessages => anthropic::request_body(
                 model,
                 messages,
@@ -64,6 +67,9 @@ impl Api {
     ) -> Result<Completion, Failure> {
         match self {
             Api::OpenAiCompletions => openai::stream(client, endpoint, body, on_delta).await,
+            Api::OpenAiResponses => {
+                openai_responses::stream(client, endpoint, body, on_delta).await
+            }
             Api::AnthropicMessages => anthropic::stream(client, endpoint, body, on_delta).await,
             Api::Ollama => ollama::stream(client, endpoint, body, on_delta).await,
             Api::Gemini => gemini::stream(client, endpoint, model, body, on_delta).await,

@@ -732,8 +732,8 @@ fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved
     let Some(api) = Api::parse(api_name) else {
         return Err(format!(
             "models.providers.{provider_id} speaks \"{api_name}\", which clawback does not speak \
-             yet; \"openai-completions\" (any OpenAI-compatible server), \"anthropic-messages\", \
-             \"google-generative-ai\" and \"ollama\" work today."
+             yet; \"openai-completions\" (any OpenAI-compatible server), \"openai-responses\", \
+             \"anthropic-messages\", \"google-generative-ai\" and \"ollama\" work today."
         ));
     };
     let base_url = provider

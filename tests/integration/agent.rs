@@ -13,11 +13,12 @@ use crate::support::{clawback, stdout};
 
 fn write_config(dir: &std::path::Path, server: &LlmServer) {
     let text = format!(
-        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}, {{ id: 'overflow-model' }}] }},\n    claude: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'anthropic-messages',\n    models: [{{ id: 'claude-mock', maxTokens: 1024 }}, {{ id: 'claude-429' }}] }},\n    local: {{ baseUrl: 'http://{}', api: 'ollama', models: [{{ id: 'llama-mock' }}, {{ id: 'missing' }}] }},\n    gem: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'google-generative-ai', models: [{{ id: 'gemini-mock' }}, {{ id: 'gemini-429' }}] }} }} }} }}\n",
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}, {{ id: 'overflow-model' }}] }},\n    claude: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'anthropic-messages',\n    models: [{{ id: 'claude-mock', maxTokens: 1024 }}, {{ id: 'claude-429' }}] }},\n    local: {{ baseUrl: 'http://{}', api: 'ollama', models: [{{ id: 'llama-mock' }}, {{ id: 'missing' }}] }},\n    gem: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'google-generative-ai', models: [{{ id: 'gemini-mock' }}, {{ id: 'gemini-429' }}] }},\n    resp: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-responses', models: [{{ id: 'resp-mock' }}] }} }} }} }}\n",
         server.base_url(),
         server.address,
         server.address,
-        server.address
+        server.address,
+        server.base_url()
     );
     std::fs::write(dir.join("config.json5"), text).expect("config");
 }
@@ -710,7 +711,7 @@ fn workspace_files_are_edited_over_the_protocol_and_feed_the_prompt() {
 }
 
 #[test]
-fn ollama_and_gemini_stream_in_their_own_formats() {
+fn ollama_gemini_and_responses_stream_in_their_own_formats() {
     let server = LlmServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     write_config(dir.path(), &server);

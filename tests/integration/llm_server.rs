@@ -50,6 +50,16 @@ impl LlmServer {
                 }),
             )
             .route(
+                "/v1/responses",
+                axum::routing::post({
+                    let seen = requests.clone();
+                    move |body: String| {
+                        let seen = seen.clone();
+                        async move { responses(&seen, &body) }
+                    }
+                }),
+            )
+            .route(
                 "/api/chat",
                 axum::routing::post({
                     let seen = requests.clone();
@@ -407,6 +417,69 @@ fn gemini_stream(
         }
         text.push_str(&format!("data: {chunk}\r\n\r\n"));
     }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from(text))
+        .expect("response")
+}
+
+/// OpenAI's Responses API, streaming, as documented (named events).
+fn responses(seen: &Mutex<Vec<Value>>, body: &str) -> Response {
+    let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    seen.lock().expect("requests").push(request.clone());
+    let input = request["input"].as_array().cloned().unwrap_or_default();
+    let said = last_text(&input, "role", "user", |m| {
+        m["content"].as_str().map(str::to_owned)
+    });
+    let reply = format!("Responses mock here. You said: {said}");
+    let response = |status: &str| {
+        json!({"id": "resp_mock1", "object": "response", "status": status,
+        "model": request["model"], "output": []})
+    };
+    let mut events = vec![
+        (
+            "response.created",
+            json!({"type": "response.created", "sequence_number": 0, "response": response("in_progress")}),
+        ),
+        (
+            "response.in_progress",
+            json!({"type": "response.in_progress", "sequence_number": 1, "response": response("in_progress")}),
+        ),
+        (
+            "response.output_item.added",
+            json!({"type": "response.output_item.added", "sequence_number": 2, "output_index": 0,
+            "item": {"id": "msg_1", "type": "message", "status": "in_progress", "role": "assistant", "content": []}}),
+        ),
+        (
+            "response.content_part.added",
+            json!({"type": "response.content_part.added", "sequence_number": 3, "item_id": "msg_1",
+            "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+        ),
+    ];
+    for piece in reply.split_inclusive(' ') {
+        events.push((
+            "response.output_text.delta",
+            json!({"type": "response.output_text.delta", "sequence_number": 4,
+            "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": piece}),
+        ));
+    }
+    events.push((
+        "response.output_text.done",
+        json!({"type": "response.output_text.done", "item_id": "msg_1",
+        "output_index": 0, "content_index": 0, "text": reply}),
+    ));
+    let mut done = response("completed");
+    done["usage"] = json!({"input_tokens": 14, "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 8, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 22});
+    events.push((
+        "response.completed",
+        json!({"type": "response.completed", "response": done}),
+    ));
+    let text: String = events
+        .into_iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect();
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
