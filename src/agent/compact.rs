@@ -94,7 +94,7 @@ pub async fn compact(
     let messages = [("system", SUMMARY_PROMPT.to_owned()), ("user", transcript)];
     let body = resolved
         .api
-        .request_body(resolved.model_id(), &messages, None);
+        .request_body(resolved.model_id(), &messages, None, None);
     let compaction_id = format!("compaction:{}", uuid::Uuid::new_v4());
     let call_id = uuid::Uuid::new_v4().to_string();
     append(

@@ -5,9 +5,12 @@
 use std::time::Duration;
 
 use clawback_events::event::Usage;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{anthropic, gemini, ollama, openai, openai_responses};
+
+/// OpenClaw's thinking levels.
+pub const THINKING_LEVELS: &[&str] = &["off", "minimal", "low", "medium", "high", "xhigh"];
 
 /// The largest reply accepted from a provider: a bound on memory per run.
 pub const REPLY_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -37,7 +40,62 @@ impl Api {
         }
     }
 
+    /// The request body; `thinking` (a level, for a model that reasons) is
+    /// mapped to the provider's own setting.
     pub fn request_body(
+        self,
+        model: &str,
+        messages: &[(&str, String)],
+        max_tokens: Option<u64>,
+        thinking: Option<&str>,
+    ) -> Value {
+        let mut body = self.plain_body(model, messages, max_tokens);
+        if let Some(level) = thinking {
+            self.apply_thinking(&mut body, level);
+        }
+        body
+    }
+
+    /// OpenClaw's levels (off, minimal, low, medium, high, xhigh) as each
+    /// provider expresses them: an effort name, or a token budget.
+    fn apply_thinking(self, body: &mut Value, level: &str) {
+        let effort = match level {
+            "minimal" => "minimal",
+            "low" => "low",
+            "medium" => "medium",
+            "high" | "xhigh" => "high",
+            _ => "off",
+        };
+        let budget: u64 = match level {
+            "minimal" => 1_024,
+            "low" => 2_048,
+            "medium" => 8_192,
+            "high" => 16_384,
+            "xhigh" => 32_768,
+            _ => 0,
+        };
+        match self {
+            Api::OpenAiCompletions if effort != "off" => {
+                body["reasoning_effort"] = json!(effort);
+            }
+            Api::OpenAiResponses if effort != "off" => {
+                body["reasoning"] = json!({"effort": effort});
+            }
+            Api::AnthropicMessages if budget > 0 => {
+                body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+                // The reply must have room beyond the thinking budget.
+                let max = body["max_tokens"].as_u64().unwrap_or(0);
+                body["max_tokens"] = json!(max.max(budget + anthropic::MAX_TOKENS_DEFAULT));
+            }
+            Api::Gemini => {
+                body["generationConfig"]["thinkingConfig"] = json!({"thinkingBudget": budget});
+            }
+            Api::Ollama => body["think"] = json!(budget > 0),
+            _ => {}
+        }
+    }
+
+    fn plain_body(
         self,
         model: &str,
         messages: &[(&str, String)],
@@ -142,5 +200,37 @@ impl Failure {
             message: format!("the reply exceeded {REPLY_BYTES_MAX} bytes"),
             http_status: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinking_levels_map_to_each_provider() {
+        let messages = [("user", "hi".to_owned())];
+        let body = |api: Api, level| api.request_body("m", &messages, Some(1000), Some(level));
+        assert_eq!(
+            body(Api::OpenAiCompletions, "xhigh")["reasoning_effort"],
+            "high"
+        );
+        assert!(
+            body(Api::OpenAiCompletions, "off")
+                .get("reasoning_effort")
+                .is_none()
+        );
+        assert_eq!(
+            body(Api::OpenAiResponses, "low")["reasoning"]["effort"],
+            "low"
+        );
+        let anthropic = body(Api::AnthropicMessages, "medium");
+        assert_eq!(anthropic["thinking"]["budget_tokens"], 8192);
+        assert_eq!(anthropic["max_tokens"], 8192 + 4096);
+        assert_eq!(
+            body(Api::Gemini, "off")["generationConfig"]["thinkingConfig"]["thinkingBudget"],
+            0
+        );
+        assert_eq!(body(Api::Ollama, "high")["think"], true);
     }
 }

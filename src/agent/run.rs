@@ -41,6 +41,8 @@ pub struct RunRequest {
     pub trigger: &'static str,
     pub actor: Actor,
     pub model_override: Option<String>,
+    /// A thinking level for this run (else the session's, else the config's).
+    pub thinking: Option<String>,
     pub extra_system_prompt: Option<String>,
     pub timeout: Duration,
 }
@@ -68,6 +70,9 @@ pub struct RunOutcome {
 pub struct Resolved {
     pub api: Api,
     max_tokens: Option<u64>,
+    /// The model reasons (its definition says `reasoning: true`): only then
+    /// is a thinking level sent.
+    reasoning: bool,
     provider: String,
     model: String,
     base_url: String,
@@ -158,7 +163,9 @@ pub async fn execute(
     // one durable batch (one sync instead of two).
     let mut attempt = 1u32;
     let first = chain.as_ref().ok().and_then(|chain| chain.first());
-    let mut call = first.map(|resolved| Call::new(resolved, &messages, attempt));
+    let thinking = thinking_level(gateway, &config, &request);
+    let mut call =
+        first.map(|resolved| Call::new(resolved, &messages, attempt, thinking.as_deref()));
     let mut batch = vec![
         Event::MessageAppended(MessageAppended {
             session_key: request.session_key.clone(),
@@ -330,7 +337,7 @@ pub async fn execute(
                 // is rebuilt from it, summary first.
                 messages = context(gateway, &request);
                 attempt += 1;
-                let prepared = Call::new(resolved, &messages, attempt);
+                let prepared = Call::new(resolved, &messages, attempt, thinking.as_deref());
                 if let Err(message) = record(
                     gateway,
                     &request,
@@ -391,7 +398,7 @@ pub async fn execute(
             .await;
         };
         attempt += 1;
-        let prepared = Call::new(&chain[next], &messages, attempt);
+        let prepared = Call::new(&chain[next], &messages, attempt, thinking.as_deref());
         records.push(prepared.requested(&request, &chain[next]));
         if let Err(message) = record(gateway, &request, records).await {
             return fail(
@@ -420,6 +427,32 @@ pub async fn execute(
     }
 }
 
+/// The run's thinking level: the request's, the session's `thinkingLevel`,
+/// or the config's `agents.defaults.thinkingDefault`.
+fn thinking_level(gateway: &Gateway, config: &ConfigFile, request: &RunRequest) -> Option<String> {
+    request
+        .thinking
+        .clone()
+        .or_else(|| {
+            gateway
+                .state
+                .read()
+                .expect("state lock")
+                .sessions
+                .by_key
+                .get(&request.session_key)
+                .and_then(|session| session.settings.get("thinkingLevel"))
+                .and_then(|value| serde_json::from_str::<String>(value).ok())
+        })
+        .or_else(|| {
+            config
+                .agents
+                .as_ref()
+                .and_then(|agents| agents.defaults.as_ref())
+                .and_then(|defaults| defaults.thinking_default.clone())
+        })
+}
+
 /// One prepared model call: its id, attempt number and exact body.
 struct Call {
     call_id: String,
@@ -428,13 +461,22 @@ struct Call {
 }
 
 impl Call {
-    fn new(resolved: &Resolved, messages: &[(&'static str, String)], attempt: u32) -> Call {
+    fn new(
+        resolved: &Resolved,
+        messages: &[(&'static str, String)],
+        attempt: u32,
+        thinking: Option<&str>,
+    ) -> Call {
+        let thinking = thinking.filter(|_| resolved.reasoning);
         Call {
             call_id: uuid::Uuid::new_v4().to_string(),
             attempt,
-            body: resolved
-                .api
-                .request_body(&resolved.model, messages, resolved.max_tokens),
+            body: resolved.api.request_body(
+                &resolved.model,
+                messages,
+                resolved.max_tokens,
+                thinking,
+            ),
         }
     }
 
@@ -750,6 +792,9 @@ fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved
     Ok(Resolved {
         api,
         max_tokens: definition.and_then(|model| model.max_tokens),
+        reasoning: definition
+            .and_then(|model| model.reasoning)
+            .unwrap_or(false),
         provider: provider_id.to_owned(),
         model: model_id.to_owned(),
         base_url,

@@ -143,6 +143,7 @@ pub fn agent(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) ->
             trigger: "agent",
             actor: actor(caller),
             model_override,
+            thinking: thinking(&params)?,
             extra_system_prompt: params.opt_str("extraSystemPrompt")?.map(str::to_owned),
             timeout,
         })
@@ -209,6 +210,7 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
                 trigger: "chat.send",
                 actor: actor(caller),
                 model_override: None,
+                thinking: thinking(&params)?,
                 extra_system_prompt: None,
                 timeout,
             },
@@ -341,6 +343,12 @@ pub fn history(gateway: &Gateway, params: Option<&Value>) -> Result<Value, Error
         "hasMore": consumed < total,
         "nextOffset": if consumed < total { json!(consumed) } else { Value::Null },
     }))
+}
+
+fn thinking(params: &Params<'_>) -> Result<Option<String>, ErrorShape> {
+    Ok(params
+        .opt_choice("thinking", crate::agent::provider::THINKING_LEVELS)?
+        .map(str::to_owned))
 }
 
 fn message(params: &Params<'_>) -> Result<String, ErrorShape> {
