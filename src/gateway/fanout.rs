@@ -111,6 +111,30 @@ fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
                    "ts": ts}),
         ),
         Event::DeviceRevoked(_) | Event::DevicePaired(_) => event("device.pair.changed", json!({})),
+        Event::ApprovalRequested(request) => event(
+            "exec.approval.requested",
+            json!({"approvalKind": request.kind, "id": request.approval_id,
+                   "request": {"command": request.command, "sessionKey": request.session_key,
+                               "agentId": request.agent_id, "nodeId": request.node_id},
+                   "createdAtMs": ts, "expiresAtMs": request.expires_at_ms}),
+        ),
+        Event::ApprovalResolved(resolved) => {
+            gateway
+                .approvals
+                .settle(&resolved.approval_id, resolved.decision.as_str());
+            event(
+                "exec.approval.resolved",
+                json!({"id": resolved.approval_id, "decision": resolved.decision.as_str(),
+                       "resolvedBy": resolved.reviewer, "ts": ts}),
+            )
+        }
+        Event::ApprovalExpired(expired) => {
+            gateway.approvals.settle(&expired.approval_id, "expired");
+            event(
+                "exec.approval.resolved",
+                json!({"id": expired.approval_id, "decision": "deny", "expired": true, "ts": ts}),
+            )
+        }
         _ => None,
     }
 }

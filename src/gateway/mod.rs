@@ -94,6 +94,8 @@ pub struct Gateway {
     pub agent: Arc<crate::agent::Runtime>,
     /// The state dir (default agent workspaces live under it).
     pub state_root: std::path::PathBuf,
+    /// Connections waiting for exec approval decisions.
+    pub approvals: protocol::methods::approvals::Waiters,
 }
 
 impl Gateway {
@@ -263,6 +265,7 @@ async fn serve_logged(
         health_version: std::sync::atomic::AtomicU64::new(0),
         agent: Arc::new(crate::agent::Runtime::new()?),
         state_root: state_dir.root().to_path_buf(),
+        approvals: protocol::methods::approvals::Waiters::default(),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.
@@ -293,6 +296,7 @@ async fn serve_logged(
         last_snapshot_seq,
     ));
     let ticker = tokio::spawn(tick_periodically(gateway.clone()));
+    let expiry = tokio::spawn(expire_approvals(gateway.clone()));
     // Pushes follow the log from here on: everything recorded after the
     // start is announced to the sockets that may see it.
     let fanout = tokio::spawn(fanout::run(gateway.clone(), gateway.log.next_seq()));
@@ -323,6 +327,7 @@ async fn serve_logged(
     snapshotter.abort();
     ticker.abort();
     fanout.abort();
+    expiry.abort();
     wait_for_sockets(&gateway, SOCKETS_CLOSE_WAIT).await;
     let reason = stop_receiver.await.unwrap_or(Stop::Signal);
     if let Stop::WriterFailed(reason) = reason {
@@ -512,6 +517,55 @@ async fn tick_periodically(gateway: Arc<Gateway>) {
             protocol::methods::health(&gateway),
             gateway.state_version(presence),
         ));
+    }
+}
+
+/// How often pending approvals are checked against their deadline.
+const APPROVAL_EXPIRY_CHECK: Duration = Duration::from_secs(1);
+
+/// Records `approval.expired` for pending approvals past their deadline:
+/// nobody decided in time, which means deny. Runs after a restart too, so
+/// requests left pending by a previous process expire as well.
+async fn expire_approvals(gateway: Arc<Gateway>) {
+    loop {
+        tokio::time::sleep(APPROVAL_EXPIRY_CHECK).await;
+        let now = SystemClock.now_ms();
+        let due: Vec<String> = {
+            let state = gateway.state.read().expect("state lock");
+            state
+                .approvals
+                .due_for_expiry(now)
+                .map(|pending| pending.request.approval_id.clone())
+                .collect()
+        };
+        if due.is_empty() {
+            continue;
+        }
+        // Under the write lock: a decision and an expiry never both land.
+        let _write = gateway.writes.lock().await;
+        let still_due: Vec<NewEvent> = {
+            let state = gateway.state.read().expect("state lock");
+            due.into_iter()
+                .filter(|id| state.approvals.pending.contains_key(id))
+                .map(|approval_id| {
+                    NewEvent::new(
+                        "gateway",
+                        Actor::System,
+                        Event::ApprovalExpired(clawback_events::event::ApprovalExpired {
+                            approval_id,
+                        }),
+                    )
+                })
+                .collect()
+        };
+        if !still_due.is_empty()
+            && let Err(error) = gateway.log.append(still_due).await
+        {
+            tracing::error!(
+                subsystem = "approvals",
+                "cannot record expired approvals: {error}"
+            );
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 
 mod agent;
 mod agents;
+pub mod approvals;
 mod config;
 mod cron;
 mod devices;
@@ -83,6 +84,11 @@ pub const IMPLEMENTED: &[&str] = &[
     "chat.history",
     "chat.abort",
     "usage.cost",
+    "exec.approval.request",
+    "exec.approval.resolve",
+    "exec.approval.waitDecision",
+    "exec.approval.get",
+    "exec.approval.list",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -99,6 +105,8 @@ pub const EVENTS: &[&str] = &[
     "device.pair.changed",
     "agent",
     "chat",
+    "exec.approval.requested",
+    "exec.approval.resolved",
 ];
 
 /// Who is calling: recorded as the reviewer of decisions.
@@ -203,6 +211,11 @@ pub async fn call(
         "chat.history" => simple(agent::history(gateway, params)),
         "chat.abort" => simple(agent::abort(gateway, caller, params)),
         "usage.cost" => simple(usage::cost(gateway, params)),
+        "exec.approval.request" => approvals::request(gateway, params).await,
+        "exec.approval.resolve" => approvals::resolve(gateway, caller, params).await,
+        "exec.approval.waitDecision" => approvals::wait_decision(gateway, params).await,
+        "exec.approval.get" => simple(approvals::get(gateway, params)),
+        "exec.approval.list" => simple(approvals::list(gateway, params)),
         "agents.list" => simple(agents::list(gateway, params)),
         "agents.files.list" => simple(agents::files_list(gateway, params)),
         "agents.files.get" => simple(agents::files_get(gateway, params)),
