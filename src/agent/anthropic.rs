@@ -13,7 +13,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::provider::{Completion, Endpoint, Failure, REPLY_BYTES_MAX};
+use super::provider::{Completion, Endpoint, Failure, KeyHeader, send};
 
 pub const API_VERSION: &str = "2023-06-01";
 /// Anthropic requires `max_tokens`; this is used when the model's
@@ -65,27 +65,22 @@ pub async fn stream(
     } else {
         format!("{base}/v1/messages")
     };
-    let mut request = client
-        .post(&url)
-        .timeout(endpoint.timeout)
-        .header("anthropic-version", API_VERSION)
-        .header("accept", "text/event-stream")
-        .json(body);
-    if let Some(key) = endpoint.api_key {
-        request = request.header("x-api-key", key);
-    }
-    for (name, value) in endpoint.headers {
-        request = request.header(name, value);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|error| Failure::transport(&url, &error))?;
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        return Err(http_failure(status.as_u16(), &text));
-    }
+    let response = match send(
+        client,
+        endpoint,
+        &url,
+        KeyHeader::Named("x-api-key"),
+        &[
+            ("anthropic-version", API_VERSION),
+            ("accept", "text/event-stream"),
+        ],
+        body,
+    )
+    .await?
+    {
+        Ok(response) => response,
+        Err((status, text)) => return Err(http_failure(status, &text)),
+    };
     let mut events = response.bytes_stream().eventsource();
     let mut completion = Completion::default();
     let mut stopped = false;
@@ -114,13 +109,8 @@ pub async fn stream(
             "content_block_delta" => {
                 if data["delta"]["type"] == "text_delta"
                     && let Some(piece) = data["delta"]["text"].as_str()
-                    && !piece.is_empty()
                 {
-                    if completion.text.len() + piece.len() > REPLY_BYTES_MAX {
-                        return Err(Failure::too_long());
-                    }
-                    completion.text.push_str(piece);
-                    on_delta(piece);
+                    completion.push_text(piece, &mut on_delta)?;
                 }
             }
             "message_delta" => {

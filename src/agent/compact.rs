@@ -197,7 +197,9 @@ fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
-async fn append(
+/// Records `events` on the session's stream, correlated with `correlation`
+/// (a run id or a compaction id), in one durable batch.
+pub async fn append(
     gateway: &Gateway,
     session_key: &str,
     actor: &Actor,
@@ -216,5 +218,5 @@ async fn append(
         .append(batch)
         .await
         .map(|_| ())
-        .map_err(|error| format!("the gateway cannot record the compaction: {error}"))
+        .map_err(|error| format!("the gateway cannot record this: {error}"))
 }

@@ -11,7 +11,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::provider::{Completion, Endpoint, Failure, REPLY_BYTES_MAX};
+use super::provider::{Completion, Endpoint, Failure, KeyHeader, send};
 
 pub fn request_body(messages: &[(&str, String)], max_tokens: Option<u64>) -> Value {
     let mut system = Vec::new();
@@ -58,22 +58,19 @@ pub async fn stream(
         format!("{base}/v1beta")
     };
     let url = format!("{base}/models/{model}:streamGenerateContent?alt=sse");
-    let mut request = client.post(&url).timeout(endpoint.timeout).json(body);
-    if let Some(key) = endpoint.api_key {
-        request = request.header("x-goog-api-key", key);
-    }
-    for (name, value) in endpoint.headers {
-        request = request.header(name, value);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|error| Failure::transport(&url, &error))?;
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        return Err(classify(status.as_u16(), &text));
-    }
+    let response = match send(
+        client,
+        endpoint,
+        &url,
+        KeyHeader::Named("x-goog-api-key"),
+        &[],
+        body,
+    )
+    .await?
+    {
+        Ok(response) => response,
+        Err((status, text)) => return Err(classify(status, &text)),
+    };
     let mut events = response.bytes_stream().eventsource();
     let mut completion = Completion::default();
     while let Some(event) = events.next().await {
@@ -97,14 +94,8 @@ pub async fn stream(
             if part["thought"] == true {
                 continue;
             }
-            if let Some(piece) = part["text"].as_str()
-                && !piece.is_empty()
-            {
-                if completion.text.len() + piece.len() > REPLY_BYTES_MAX {
-                    return Err(Failure::too_long());
-                }
-                completion.text.push_str(piece);
-                on_delta(piece);
+            if let Some(piece) = part["text"].as_str() {
+                completion.push_text(piece, &mut on_delta)?;
             }
         }
         if let Some(reason) = candidate["finishReason"].as_str() {

@@ -8,7 +8,7 @@
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::provider::{Completion, Endpoint, Failure, REPLY_BYTES_MAX};
+use super::provider::{Completion, Endpoint, Failure, KeyHeader, send};
 
 /// The longest NDJSON line accepted: a bound on a misbehaving server.
 const LINE_BYTES_MAX: usize = 1024 * 1024;
@@ -29,26 +29,16 @@ pub async fn stream(
 ) -> Result<Completion, Failure> {
     let base = endpoint.base_url.trim_end_matches('/');
     let url = format!("{}/api/chat", base.trim_end_matches("/v1"));
-    let mut request = client.post(&url).timeout(endpoint.timeout).json(body);
-    if let Some(key) = endpoint.api_key {
-        request = request.bearer_auth(key);
-    }
-    for (name, value) in endpoint.headers {
-        request = request.header(name, value);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|error| Failure::transport(&url, &error))?;
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|value| value["error"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        return Err(classify(status.as_u16(), &message));
-    }
+    let response = match send(client, endpoint, &url, KeyHeader::Bearer, &[], body).await? {
+        Ok(response) => response,
+        Err((status, text)) => {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|value| value["error"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            return Err(classify(status, &message));
+        }
+    };
     let mut completion = Completion::default();
     let mut bytes = response.bytes_stream();
     let mut pending: Vec<u8> = Vec::new();
@@ -68,14 +58,8 @@ pub async fn stream(
             if let Some(error) = object["error"].as_str() {
                 return Err(classify(200, error));
             }
-            if let Some(piece) = object["message"]["content"].as_str()
-                && !piece.is_empty()
-            {
-                if completion.text.len() + piece.len() > REPLY_BYTES_MAX {
-                    return Err(Failure::too_long());
-                }
-                completion.text.push_str(piece);
-                on_delta(piece);
+            if let Some(piece) = object["message"]["content"].as_str() {
+                completion.push_text(piece, &mut on_delta)?;
             }
             if object["done"] == true {
                 completion.finish_reason =

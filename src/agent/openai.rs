@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use clawback_events::event::Usage;
 
-use super::provider::{Completion, Endpoint, Failure, REPLY_BYTES_MAX};
+use super::provider::{Completion, Endpoint, Failure, KeyHeader, send};
 
 /// The request body for `messages` (`[(role, text)]`).
 pub fn request_body(model: &str, messages: &[(&str, String)]) -> Value {
@@ -41,26 +41,19 @@ pub async fn stream(
         "{}/chat/completions",
         endpoint.base_url.trim_end_matches('/')
     );
-    let mut request = client
-        .post(&url)
-        .timeout(endpoint.timeout)
-        .header("accept", "text/event-stream")
-        .json(body);
-    if let Some(key) = endpoint.api_key {
-        request = request.bearer_auth(key);
-    }
-    for (name, value) in endpoint.headers {
-        request = request.header(name, value);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|error| Failure::transport(&url, &error))?;
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        return Err(http_failure(status.as_u16(), &text));
-    }
+    let response = match send(
+        client,
+        endpoint,
+        &url,
+        KeyHeader::Bearer,
+        &[("accept", "text/event-stream")],
+        body,
+    )
+    .await?
+    {
+        Ok(response) => response,
+        Err((status, text)) => return Err(http_failure(status, &text)),
+    };
     let mut events = response.bytes_stream().eventsource();
     let mut completion = Completion::default();
     let mut done = false;
@@ -91,14 +84,8 @@ pub async fn stream(
             });
         }
         if let Some(choice) = chunk["choices"].get(0) {
-            if let Some(piece) = choice["delta"]["content"].as_str()
-                && !piece.is_empty()
-            {
-                if completion.text.len() + piece.len() > REPLY_BYTES_MAX {
-                    return Err(Failure::too_long());
-                }
-                completion.text.push_str(piece);
-                on_delta(piece);
+            if let Some(piece) = choice["delta"]["content"].as_str() {
+                completion.push_text(piece, &mut on_delta)?;
             }
             if let Some(reason) = choice["finish_reason"].as_str() {
                 completion.finish_reason = reason.to_owned();

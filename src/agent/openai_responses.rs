@@ -9,7 +9,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::provider::{Completion, Endpoint, Failure, REPLY_BYTES_MAX};
+use super::provider::{Completion, Endpoint, Failure, KeyHeader, send};
 
 pub fn request_body(model: &str, messages: &[(&str, String)], max_tokens: Option<u64>) -> Value {
     let instructions: Vec<&str> = messages
@@ -39,26 +39,19 @@ pub async fn stream(
     mut on_delta: impl FnMut(&str),
 ) -> Result<Completion, Failure> {
     let url = format!("{}/responses", endpoint.base_url.trim_end_matches('/'));
-    let mut request = client
-        .post(&url)
-        .timeout(endpoint.timeout)
-        .header("accept", "text/event-stream")
-        .json(body);
-    if let Some(key) = endpoint.api_key {
-        request = request.bearer_auth(key);
-    }
-    for (name, value) in endpoint.headers {
-        request = request.header(name, value);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|error| Failure::transport(&url, &error))?;
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        return Err(super::openai::http_failure(status.as_u16(), &text));
-    }
+    let response = match send(
+        client,
+        endpoint,
+        &url,
+        KeyHeader::Bearer,
+        &[("accept", "text/event-stream")],
+        body,
+    )
+    .await?
+    {
+        Ok(response) => response,
+        Err((status, text)) => return Err(super::openai::http_failure(status, &text)),
+    };
     let mut events = response.bytes_stream().eventsource();
     let mut completion = Completion::default();
     while let Some(event) = events.next().await {
@@ -68,14 +61,8 @@ pub async fn stream(
             .map_err(|error| Failure::broken(&url, &format!("a chunk is not JSON ({error})")))?;
         match data["type"].as_str().unwrap_or(event.event.as_str()) {
             "response.output_text.delta" => {
-                if let Some(piece) = data["delta"].as_str()
-                    && !piece.is_empty()
-                {
-                    if completion.text.len() + piece.len() > REPLY_BYTES_MAX {
-                        return Err(Failure::too_long());
-                    }
-                    completion.text.push_str(piece);
-                    on_delta(piece);
+                if let Some(piece) = data["delta"].as_str() {
+                    completion.push_text(piece, &mut on_delta)?;
                 }
             }
             "response.completed" | "response.incomplete" => {

@@ -153,7 +153,68 @@ pub struct Completion {
     pub chunks_dropped: usize,
 }
 
+/// How a provider takes its key.
+pub enum KeyHeader {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// The key in a header of its own (`x-api-key`, `x-goog-api-key`).
+    Named(&'static str),
+}
+
+/// Sends `body` to `url` with the endpoint's key and headers; a non-2xx
+/// answer is returned as (status, body text) for the adapter to classify.
+pub async fn send(
+    client: &reqwest::Client,
+    endpoint: &Endpoint<'_>,
+    url: &str,
+    key: KeyHeader,
+    extra: &[(&str, &str)],
+    body: &Value,
+) -> Result<Result<reqwest::Response, (u16, String)>, Failure> {
+    let mut request = client.post(url).timeout(endpoint.timeout).json(body);
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    if let Some(secret) = endpoint.api_key {
+        request = match key {
+            KeyHeader::Bearer => request.bearer_auth(secret),
+            KeyHeader::Named(name) => request.header(name, secret),
+        };
+    }
+    for (name, value) in endpoint.headers {
+        request = request.header(name, value);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|error| Failure::transport(url, &error))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(Ok(response))
+    } else {
+        let text = response.text().await.unwrap_or_default();
+        Ok(Err((status.as_u16(), text)))
+    }
+}
+
 impl Completion {
+    /// Adds a piece of the reply (within the size bound) and passes it on.
+    pub fn push_text(
+        &mut self,
+        piece: &str,
+        on_delta: &mut impl FnMut(&str),
+    ) -> Result<(), Failure> {
+        if piece.is_empty() {
+            return Ok(());
+        }
+        if self.text.len() + piece.len() > REPLY_BYTES_MAX {
+            return Err(Failure::too_long());
+        }
+        self.text.push_str(piece);
+        on_delta(piece);
+        Ok(())
+    }
+
     /// Keeps a raw chunk for the record, within the bound.
     pub fn keep(&mut self, chunk: String) {
         if self.chunks.len() < CHUNKS_KEPT_MAX {

@@ -12,11 +12,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clawback_events::Actor;
 use clawback_events::event::{
     AgentRunFinished, AgentRunStarted, Event, LlmCallCompleted, LlmCallRequested, LlmOutcome,
     MessageAppended, ModelCooldown, Role, RunStatus, SessionCreated, Usage,
 };
-use clawback_events::{Actor, NewEvent};
 use serde_json::{Value, json};
 
 use super::Runtime;
@@ -686,19 +686,14 @@ async fn fail(
 }
 
 async fn record(gateway: &Gateway, request: &RunRequest, events: Vec<Event>) -> Result<(), String> {
-    let batch = events
-        .into_iter()
-        .map(|event| {
-            NewEvent::new(request.session_key.clone(), request.actor.clone(), event)
-                .correlated(request.run_id.clone())
-        })
-        .collect();
-    gateway
-        .log
-        .append(batch)
-        .await
-        .map(|_| ())
-        .map_err(|error| format!("the gateway cannot record this run: {error}"))
+    super::compact::append(
+        gateway,
+        &request.session_key,
+        &request.actor,
+        &request.run_id,
+        events,
+    )
+    .await
 }
 
 /// The models for this run, in the order to try them: the override (or the

@@ -118,7 +118,9 @@ pub async fn request(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
             (Some(command), _) => command.to_owned(),
             (None, Some(argv)) if !argv.is_empty() => argv.join(" "),
             _ => {
-                return Err(params.invalid("must have required property 'command' or 'commandArgv'"));
+                return Err(
+                    params.invalid("must have required property 'command' or 'commandArgv'")
+                );
             }
         };
         if command.trim().is_empty() || command.len() > COMMAND_BYTES_MAX {
