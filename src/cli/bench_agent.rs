@@ -9,8 +9,6 @@
 //! turn records, the HTTP call, streaming events, the answers).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,15 +42,6 @@ pub struct AgentBenchArgs {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Provider time per request, by the user message that identifies the turn.
 type ProviderTimes = Arc<Mutex<HashMap<String, Duration>>>;
 
@@ -71,28 +60,7 @@ pub fn run(args: AgentBenchArgs) -> anyhow::Result<std::process::ExitCode> {
             "{{ agents: {{ defaults: {{ model: 'bench/instant' }} }},\n  models: {{ providers: {{ bench: {{ baseUrl: 'http://{provider}/v1', apiKey: 'sk-bench', models: [{{ id: 'instant' }}] }} }} }} }}\n"
         ),
     )?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--state-dir")
-        .arg(state_dir.path())
-        .args(["gateway", "run", "--bind", "127.0.0.1:0", "--token", TOKEN])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let _gateway = Gateway(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("the gateway exited before listening"))??;
-        if let Some(rest) = line.strip_prefix("clawback gateway listening on http://") {
-            break rest.split(' ').next().unwrap_or_default().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (_gateway, address) = super::bench_protocol::spawn_gateway(state_dir.path(), TOKEN)?;
 
     runtime.block_on(async {
         let mut socket = connect(&address).await?;

@@ -55,7 +55,39 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The gateway child; killed if the benchmark fails half way.
-struct Gateway(Child);
+pub struct Gateway(pub Child);
+
+/// Starts this binary's gateway on a free loopback port with `token`;
+/// returns it and its address once it prints that it listens.
+pub fn spawn_gateway(
+    state_dir: &std::path::Path,
+    token: &str,
+) -> anyhow::Result<(Gateway, String)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(["gateway", "run", "--bind", "127.0.0.1:0", "--token", token])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let gateway = Gateway(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the gateway exited before listening"))??;
+        if let Some(rest) = line.strip_prefix("clawback gateway listening on http://") {
+            break rest.split(' ').next().unwrap_or_default().to_owned();
+        }
+    };
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok((gateway, address))
+}
 
 impl Drop for Gateway {
     fn drop(&mut self) {
@@ -100,35 +132,7 @@ pub fn run(args: ProtocolBenchArgs) -> anyhow::Result<std::process::ExitCode> {
     println!("gateway: clawback, started by the benchmark\n");
 
     let started = Instant::now();
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--state-dir")
-        .arg(state_dir.path())
-        .args([
-            "gateway",
-            "run",
-            "--bind",
-            "127.0.0.1:0",
-            "--token",
-            OWN_TOKEN,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let gateway = Gateway(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("the gateway exited before listening"))??;
-        if let Some(rest) = line.strip_prefix("clawback gateway listening on http://") {
-            break rest.split(' ').next().unwrap_or_default().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (gateway, address) = spawn_gateway(state_dir.path(), OWN_TOKEN)?;
     let start_to_hello = runtime.block_on(async {
         let (socket, _) = connect(&address, OWN_TOKEN).await?;
         drop(socket);
