@@ -71,6 +71,7 @@ pub enum Event {
     DeviceTokenIssued(DeviceTokenIssued),
     DeviceTokenRevoked(DeviceTokenRevoked),
     ModelCooldown(ModelCooldown),
+    ExecPolicyChanged(ExecPolicyChanged),
 }
 
 impl Event {
@@ -118,6 +119,7 @@ impl Event {
             Event::DeviceTokenIssued(_) => "device.token.issued",
             Event::DeviceTokenRevoked(_) => "device.token.revoked",
             Event::ModelCooldown(_) => "model.cooldown",
+            Event::ExecPolicyChanged(_) => "exec.policy.changed",
         }
     }
 
@@ -637,6 +639,16 @@ pub struct DeviceTokenIssued {
     /// blake3 of the token, lowercase hex. Tokens are 256 random bits, so
     /// the digest cannot be inverted by guessing.
     pub token_digest: String,
+}
+
+/// The exec approval policy (OpenClaw's `exec-approvals` file: security
+/// and ask modes per agent, allowlists) was replaced. It holds no secrets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecPolicyChanged {
+    /// blake3 of `policy`, lowercase hex: the `baseHash` of the next change.
+    pub hash: String,
+    /// The whole policy as canonical JSON.
+    pub policy: String,
 }
 
 /// A provider is skipped until `until_ms` after answering `class` (a rate

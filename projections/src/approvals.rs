@@ -25,6 +25,16 @@ pub struct Approvals {
     /// Allow-always grants by argv hash.
     pub grants: BTreeMap<String, Grant>,
     pub totals: ApprovalTotals,
+    /// The exec approval policy in force, if one was ever set.
+    pub policy: Option<PolicyVersion>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    pub hash: String,
+    pub policy: String,
+    pub seq: u64,
+    pub ts_ms: i64,
 }
 
 /// A request waiting for a decision: the request as recorded, and when.
@@ -198,6 +208,19 @@ impl Approvals {
         self.grants
             .get(argv_hash)
             .filter(|grant| grant.expires_at_ms.is_none_or(|expiry| now_ms <= expiry))
+    }
+
+    pub(crate) fn policy_changed(
+        &mut self,
+        at: At,
+        event: clawback_events::event::ExecPolicyChanged,
+    ) {
+        self.policy = Some(PolicyVersion {
+            hash: event.hash,
+            policy: event.policy,
+            seq: at.seq,
+            ts_ms: at.ts_ms,
+        });
     }
 
     /// Pending requests whose deadline is at or before `now_ms`: the executor

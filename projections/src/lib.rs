@@ -54,7 +54,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 4;
+pub const STATE_FORMAT_VERSION: u8 = 5;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -203,6 +203,7 @@ impl State {
             // A cooldown lasts a minute and lives in the runtime; the record
             // is for the audit trail ("why did this run use the fallback").
             Event::ModelCooldown(_) => {}
+            Event::ExecPolicyChanged(e) => self.approvals.policy_changed(at, e),
             ref event @ (Event::RpcReceived(_)
             | Event::RpcAnswered(_)
             | Event::LlmCallRequested(_)

@@ -459,6 +459,10 @@ fn side_effect_events() -> impl Strategy<Value = Event> {
             scopes: vec!["operator.admin".to_owned()],
             token_digest: "ab12".to_owned(),
         })),
+        id("pol", 2).prop_map(|hash| Event::ExecPolicyChanged(ExecPolicyChanged {
+            hash,
+            policy: "{\"version\":1}".to_owned(),
+        })),
         id("run", 3).prop_map(|run_id| Event::ModelCooldown(ModelCooldown {
             provider: "openai".to_owned(),
             model: "gpt".to_owned(),

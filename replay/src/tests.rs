@@ -373,10 +373,10 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
             state.state_hash().to_hex().as_str()
         ),
         // Version 3 added pending pairings and device tokens to `Devices`;
-        // version 4 per-day usage totals.
+        // version 4 per-day usage totals; version 5 the exec policy.
         (
-            4,
-            "8ffbc05278393107c12fbbf9ed5b3791f4bf596444ed25930ba8099002937047"
+            5,
+            "646dd9283a96784e3667bf222927ca8f6cfec23499ab1f52061d99429146ea46"
         ),
     );
 }

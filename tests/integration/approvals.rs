@@ -150,3 +150,68 @@ fn approvals_are_decided_once_waited_for_and_expire_into_deny() {
     let audit = clawback(dir.path(), &["audit", "verify"]);
     assert!(audit.status.success(), "{}", stdout(&audit));
 }
+
+#[test]
+fn the_exec_policy_is_set_with_a_base_hash_and_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let (mut admin, _) = connected(&address, &["operator.admin"]).await;
+        let empty = call(&mut admin, "1", "exec.approvals.get", None).await;
+        assert_eq!(empty["payload"]["exists"], false, "{empty}");
+        assert_eq!(empty["payload"]["file"], json!({"version": 1}));
+        let policy = json!({"version": 1, "defaults": {"security": "allowlist", "ask": "on-miss"},
+                            "agents": {"main": {"allowlist": [{"pattern": "/usr/bin/git"}]}}});
+        let first = call(&mut admin, "2", "exec.approvals.set", Some(json!({"file": policy}))).await;
+        assert_eq!(first["payload"]["exists"], true, "{first}");
+        assert_eq!(first["payload"]["file"]["agents"]["main"]["allowlist"][0]["pattern"], "/usr/bin/git");
+        let hash = first["payload"]["hash"].as_str().expect("hash").to_owned();
+        let stale = call(&mut admin, "3", "exec.approvals.set", Some(json!({"file": {"version": 1}}))).await;
+        assert_eq!(
+            stale["error"]["message"],
+            "exec approvals base hash required; re-run exec.approvals.get and retry"
+        );
+        let bad = call(
+            &mut admin,
+            "4",
+            "exec.approvals.set",
+            Some(json!({"file": {"version": 1, "defaults": {"security": "maybe"}}, "baseHash": hash})),
+        )
+        .await;
+        assert!(
+            bad["error"]["message"].as_str().is_some_and(|m| m.starts_with("invalid exec approvals file: at defaults.security:")),
+            "{bad}"
+        );
+        let socket = call(
+            &mut admin,
+            "5",
+            "exec.approvals.set",
+            Some(json!({"file": {"version": 1, "socket": {"token": "s"}}, "baseHash": hash})),
+        )
+        .await;
+        assert_eq!(socket["error"]["code"], "INVALID_REQUEST");
+        let second = call(
+            &mut admin,
+            "6",
+            "exec.approvals.set",
+            Some(json!({"file": {"version": 1, "defaults": {"security": "deny"}}, "baseHash": hash})),
+        )
+        .await;
+        assert_eq!(second["payload"]["file"]["defaults"]["security"], "deny", "{second}");
+        assert_ne!(second["payload"]["hash"], hash.as_str());
+    });
+    stop(running);
+    let tail = stdout(&clawback(
+        dir.path(),
+        &["log", "tail", "-n", "100", "--json"],
+    ));
+    assert_eq!(
+        tail.lines()
+            .filter(|l| l.contains("\"exec.policy.changed\""))
+            .count(),
+        2,
+        "{tail}"
+    );
+    let audit = clawback(dir.path(), &["audit", "verify"]);
+    assert!(audit.status.success(), "{}", stdout(&audit));
+}

@@ -23,6 +23,7 @@ pub mod approvals;
 mod config;
 mod cron;
 mod devices;
+mod exec_policy;
 mod inventory;
 mod logs;
 mod models;
@@ -89,6 +90,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "exec.approval.waitDecision",
     "exec.approval.get",
     "exec.approval.list",
+    "exec.approvals.get",
+    "exec.approvals.set",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -216,6 +219,8 @@ pub async fn call(
         "exec.approval.waitDecision" => approvals::wait_decision(gateway, params).await,
         "exec.approval.get" => simple(approvals::get(gateway, params)),
         "exec.approval.list" => simple(approvals::list(gateway, params)),
+        "exec.approvals.get" => simple(exec_policy::get(gateway, params)),
+        "exec.approvals.set" => exec_policy::set(gateway, params).await,
         "agents.list" => simple(agents::list(gateway, params)),
         "agents.files.list" => simple(agents::files_list(gateway, params)),
         "agents.files.get" => simple(agents::files_get(gateway, params)),
