@@ -571,6 +571,12 @@ async fn run(
                         if !scopes::may_receive_event(name, &session.role, &session.scopes) {
                             continue;
                         }
+                        // A client falling behind loses the events that a
+                        // later one supersedes first (OpenClaw's dropIfSlow),
+                        // and is closed only if even the others do not fit.
+                        if drop_if_slow(name) && outbound.capacity() < OUTBOUND_FRAMES_MAX / 4 {
+                            continue;
+                        }
                         event_seq += 1;
                         if !enqueue(outbound, frames::event_serialized(name, &payload, event_seq, state_version.as_deref())) {
                             return;
@@ -606,6 +612,13 @@ async fn run(
             }
         }
     }
+}
+
+/// Events a slow client may miss: each is superseded by the next of its
+/// kind (presence and health carry whole snapshots, tick is a heartbeat,
+/// pairing events are followed by a list a client can re-read).
+fn drop_if_slow(event: &str) -> bool {
+    matches!(event, "presence" | "health" | "tick") || event.starts_with("device.pair.")
 }
 
 /// Queues a frame; `false` (and the socket closes) when the client is too
@@ -710,5 +723,28 @@ async fn answer(
     match result {
         Ok(payload) => (frames::response_ok(&request.id, payload), follow_up),
         Err(error) => (frames::response_error(&request.id, &error), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_superseded_events_are_dropped_for_slow_clients() {
+        for name in ["presence", "health", "tick", "device.pair.requested"] {
+            assert!(drop_if_slow(name), "{name}");
+        }
+        // A chat delta, a run's end or a decision must arrive or the socket
+        // must close: never a silent gap.
+        for name in [
+            "chat",
+            "agent",
+            "exec.approval.requested",
+            "config.changed",
+            "shutdown",
+        ] {
+            assert!(!drop_if_slow(name), "{name}");
+        }
     }
 }
