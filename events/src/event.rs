@@ -72,6 +72,7 @@ pub enum Event {
     DeviceTokenRevoked(DeviceTokenRevoked),
     ModelCooldown(ModelCooldown),
     ExecPolicyChanged(ExecPolicyChanged),
+    VoiceWakeChanged(VoiceWakeChanged),
 }
 
 impl Event {
@@ -120,6 +121,7 @@ impl Event {
             Event::DeviceTokenRevoked(_) => "device.token.revoked",
             Event::ModelCooldown(_) => "model.cooldown",
             Event::ExecPolicyChanged(_) => "exec.policy.changed",
+            Event::VoiceWakeChanged(_) => "voicewake.changed",
         }
     }
 
@@ -639,6 +641,12 @@ pub struct DeviceTokenIssued {
     /// blake3 of the token, lowercase hex. Tokens are 256 random bits, so
     /// the digest cannot be inverted by guessing.
     pub token_digest: String,
+}
+
+/// The voice wake words were replaced (already normalized).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoiceWakeChanged {
+    pub triggers: Vec<String>,
 }
 
 /// The exec approval policy (OpenClaw's `exec-approvals` file: security

@@ -21,6 +21,8 @@ pub struct Gateway {
     pub current: Option<Run>,
     pub last_stop: Option<Stop>,
     pub rpc: RpcTotals,
+    /// Voice wake words, once set (`voicewake.set`); none means defaults.
+    pub voice_wake: Option<Vec<String>>,
 }
 
 /// The process that is (or was last) running.

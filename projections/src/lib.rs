@@ -54,7 +54,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 5;
+pub const STATE_FORMAT_VERSION: u8 = 6;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -204,6 +204,8 @@ impl State {
             // is for the audit trail ("why did this run use the fallback").
             Event::ModelCooldown(_) => {}
             Event::ExecPolicyChanged(e) => self.approvals.policy_changed(at, e),
+            // Wake words are gateway settings; the newest set wins.
+            Event::VoiceWakeChanged(e) => self.gateway.voice_wake = Some(e.triggers),
             ref event @ (Event::RpcReceived(_)
             | Event::RpcAnswered(_)
             | Event::LlmCallRequested(_)

@@ -459,6 +459,9 @@ fn side_effect_events() -> impl Strategy<Value = Event> {
             scopes: vec!["operator.admin".to_owned()],
             token_digest: "ab12".to_owned(),
         })),
+        id("wake", 2).prop_map(|word| Event::VoiceWakeChanged(VoiceWakeChanged {
+            triggers: vec![word],
+        })),
         id("pol", 2).prop_map(|hash| Event::ExecPolicyChanged(ExecPolicyChanged {
             hash,
             policy: "{\"version\":1}".to_owned(),

@@ -373,10 +373,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
             state.state_hash().to_hex().as_str()
         ),
         // Version 3 added pending pairings and device tokens to `Devices`;
-        // version 4 per-day usage totals; version 5 the exec policy.
+        // version 4 per-day usage totals; version 5 the exec policy;
+        // version 6 voice wake words.
         (
-            5,
-            "646dd9283a96784e3667bf222927ca8f6cfec23499ab1f52061d99429146ea46"
+            6,
+            "111c238f42504531c666af291e04d5668dc746fbc6ebf81f6d3dce362c57a685"
         ),
     );
 }

@@ -111,6 +111,9 @@ fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
                    "ts": ts}),
         ),
         Event::DeviceRevoked(_) | Event::DevicePaired(_) => event("device.pair.changed", json!({})),
+        Event::VoiceWakeChanged(changed) => {
+            event("voicewake.changed", json!({"triggers": changed.triggers}))
+        }
         Event::ApprovalRequested(request) => event(
             "exec.approval.requested",
             json!({"approvalKind": request.kind, "id": request.approval_id,

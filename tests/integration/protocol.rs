@@ -326,6 +326,23 @@ fn system_events_agents_and_heartbeats_answer_as_openclaw_does() {
         )
         .await;
         assert_eq!(unknown["error"]["message"], "unknown agent: ops");
+        let wake = call(&mut socket, "w1", "voicewake.get", None).await;
+        assert_eq!(wake["payload"], json!({"triggers": ["openclaw", "claude", "computer"]}));
+        let set = call(
+            &mut socket,
+            "w2",
+            "voicewake.set",
+            Some(json!({"triggers": [" hey claw ", ""]})),
+        )
+        .await;
+        assert_eq!(set["payload"], json!({"triggers": ["hey claw"]}), "{set}");
+        let wake = call(&mut socket, "w3", "voicewake.get", None).await;
+        assert_eq!(wake["payload"]["triggers"], json!(["hey claw"]));
+        let talk = call(&mut socket, "w4", "talk.mode", Some(json!({"enabled": true}))).await;
+        assert_eq!(
+            talk["error"],
+            json!({"code": "UNAVAILABLE", "message": "talk disabled: no connected Talk-capable nodes"})
+        );
         let heartbeat = call(&mut socket, "8", "last-heartbeat", None).await;
         assert_eq!(heartbeat["payload"], Value::Null, "{heartbeat}");
         assert_eq!(heartbeat["ok"], true);

@@ -31,6 +31,7 @@ mod params;
 mod sessions;
 mod system;
 mod usage;
+mod voice;
 
 use clawback_events::event::Event;
 use serde_json::{Value, json};
@@ -92,6 +93,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "exec.approval.list",
     "exec.approvals.get",
     "exec.approvals.set",
+    "voicewake.get",
+    "voicewake.set",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -110,6 +113,7 @@ pub const EVENTS: &[&str] = &[
     "chat",
     "exec.approval.requested",
     "exec.approval.resolved",
+    "voicewake.changed",
 ];
 
 /// Who is calling: recorded as the reviewer of decisions.
@@ -219,6 +223,9 @@ pub async fn call(
         "exec.approval.waitDecision" => approvals::wait_decision(gateway, params).await,
         "exec.approval.get" => simple(approvals::get(gateway, params)),
         "exec.approval.list" => simple(approvals::list(gateway, params)),
+        "voicewake.get" => simple(voice::get(gateway, params)),
+        "voicewake.set" => voice::set(params),
+        "talk.mode" => simple(voice::talk_mode(params)),
         "exec.approvals.get" => simple(exec_policy::get(gateway, params)),
         "exec.approvals.set" => exec_policy::set(gateway, params).await,
         "agents.list" => simple(agents::list(gateway, params)),
