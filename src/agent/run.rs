@@ -79,6 +79,8 @@ pub struct Resolved {
     api_key: Option<String>,
     headers: std::collections::BTreeMap<String, String>,
     cost: Option<crate::config::model::ModelCost>,
+    /// The model's context window in tokens, when its definition says.
+    context_window: Option<u64>,
 }
 
 impl Resolved {
@@ -158,6 +160,26 @@ pub async fn execute(
     let mut messages = context(gateway, &request);
     messages.push(("user", request.message.clone()));
     let mut compacted_once = false;
+    // The context guard: a context that would not fit the first model's
+    // window (by a conservative estimate) is compacted before the call
+    // instead of after the provider refuses it.
+    let window = chain
+        .as_ref()
+        .ok()
+        .and_then(|chain| chain.first())
+        .and_then(|resolved| resolved.context_window);
+    if let Some(window) = window
+        && estimate_tokens(&messages) > window.saturating_mul(9) / 10
+    {
+        compacted_once = true;
+        if let Ok(result) =
+            super::compact::compact(gateway, runtime, &request.session_key, &request.actor).await
+            && result.compacted
+        {
+            messages = context(gateway, &request);
+            messages.push(("user", request.message.clone()));
+        }
+    }
 
     // The user's message, the start and the exact first request sent are
     // one durable batch (one sync instead of two).
@@ -796,6 +818,7 @@ fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved
         api_key,
         headers: provider.headers.clone(),
         cost: definition.and_then(|model| model.cost.clone()),
+        context_window: definition.and_then(|model| model.context_window),
     })
 }
 
@@ -853,6 +876,15 @@ fn context(gateway: &Gateway, request: &RunRequest) -> Vec<(&'static str, String
         ));
     }
     messages
+}
+
+/// A conservative token estimate (a token per four characters, plus a few
+/// per message): enough to see a context coming near the window.
+fn estimate_tokens(messages: &[(&str, String)]) -> u64 {
+    messages
+        .iter()
+        .map(|(_, text)| (text.chars().count() as u64).div_ceil(4) + 4)
+        .sum()
 }
 
 /// Prices are per million tokens, so a token costs `price` micro-dollars.
