@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::http::header;
 use axum::serve::ListenerExt;
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -39,8 +39,7 @@ pub struct AgentBenchArgs {
     turns_per_session: u32,
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use super::bench_protocol::{Socket, micros, next_json};
 
 /// Provider time per request, by the user message that identifies the turn.
 type ProviderTimes = Arc<Mutex<HashMap<String, Duration>>>;
@@ -216,25 +215,5 @@ async fn turn(socket: &mut Socket, message: &str, session: &str) -> anyhow::Resu
                 _ => anyhow::bail!("the run failed: {frame}"),
             }
         }
-    }
-}
-
-async fn next_json(socket: &mut Socket) -> anyhow::Result<Value> {
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text)?),
-            Some(Ok(Message::Close(frame))) => anyhow::bail!("closed: {frame:?}"),
-            Some(Ok(_)) => {}
-            Some(Err(error)) => return Err(error.into()),
-            None => anyhow::bail!("socket ended"),
-        }
-    }
-}
-
-fn micros(value: u64) -> String {
-    if value >= 1_000 {
-        format!("{:.2} ms", value as f64 / 1e3)
-    } else {
-        format!("{value} µs")
     }
 }

@@ -51,7 +51,7 @@ pub struct ProtocolBenchArgs {
     spawned_at_ms: Option<i64>,
 }
 
-type Socket =
+pub(super) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The gateway child; killed if the benchmark fails half way.
@@ -288,7 +288,7 @@ async fn health(socket: &mut Socket, n: u32) -> anyhow::Result<()> {
     }
 }
 
-async fn next_json(socket: &mut Socket) -> anyhow::Result<Value> {
+pub(super) async fn next_json(socket: &mut Socket) -> anyhow::Result<Value> {
     loop {
         match socket.next().await {
             Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text)?),
@@ -314,7 +314,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn micros(value: u64) -> String {
+pub(super) fn micros(value: u64) -> String {
     if value >= 1_000 {
         format!("{:.2} ms", value as f64 / 1e3)
     } else {

@@ -103,17 +103,7 @@ impl Waiters {
 pub async fn request(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     let parsed = (|| {
         let params = Params::closed("exec.approval.request", params, REQUEST_KEYS)?;
-        let argv: Option<Vec<String>> = match params.get("commandArgv") {
-            None => None,
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect(),
-            ),
-            Some(_) => return Err(params.invalid("at /commandArgv: must be array of strings")),
-        };
+        let argv = params.opt_strings("commandArgv")?;
         let command = match (params.opt_str("command")?, &argv) {
             (Some(command), _) => command.to_owned(),
             (None, Some(argv)) if !argv.is_empty() => argv.join(" "),

@@ -108,16 +108,9 @@ pub async fn patch(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
         (Ok(raw), Ok(base)) => (raw, base),
         (Err(error), _) | (_, Err(error)) => return Reply::answer(Err(error)),
     };
-    let replace_paths: Vec<&str> = match params.get("replacePaths") {
-        None => Vec::new(),
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
-            items.iter().filter_map(Value::as_str).collect()
-        }
-        Some(_) => {
-            return Reply::answer(Err(
-                params.invalid("at /replacePaths: must be array of strings")
-            ));
-        }
+    let replace_paths = match params.opt_strings("replacePaths") {
+        Ok(paths) => paths.unwrap_or_default(),
+        Err(error) => return Reply::answer(Err(error)),
     };
     let patch = match json5::parse_object(raw) {
         Ok(patch) => patch,

@@ -138,18 +138,9 @@ pub async fn rotate(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
         (Ok(device), Ok(role)) => (device.to_owned(), role.to_owned()),
         (Err(error), _) | (_, Err(error)) => return Reply::answer(Err(error)),
     };
-    let requested: Option<Vec<String>> = match params.get("scopes") {
-        None => None,
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-        ),
-        Some(_) => {
-            return Reply::answer(Err(params.invalid("at /scopes: must be array of strings")));
-        }
+    let requested: Option<Vec<String>> = match params.opt_strings("scopes") {
+        Ok(scopes) => scopes.map(|scopes| scopes.into_iter().map(str::to_owned).collect()),
+        Err(error) => return Reply::answer(Err(error)),
     };
     let lock = gateway.writes.clone().lock_owned().await;
     let scopes = {

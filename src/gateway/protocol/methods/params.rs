@@ -82,6 +82,17 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// An optional array of strings.
+    pub fn opt_strings(&self, key: &str) -> Result<Option<Vec<&'a str>>, ErrorShape> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                Ok(Some(items.iter().filter_map(Value::as_str).collect()))
+            }
+            Some(_) => Err(self.invalid(format!("at /{key}: must be array of strings"))),
+        }
+    }
+
     /// An optional string that must be one of `allowed`.
     pub fn opt_choice(&self, key: &str, allowed: &[&str]) -> Result<Option<&'a str>, ErrorShape> {
         match self.opt_str(key)? {
@@ -126,5 +137,13 @@ mod tests {
         );
         assert!(Params::closed("m", Some(&json!([])), &[]).is_err());
         assert!(Params::closed("m", None, &[]).is_ok());
+        let value = json!({"list": ["a", "b"], "mixed": ["a", 1]});
+        let params = Params::closed("m", Some(&value), &["list", "mixed"]).unwrap();
+        assert_eq!(params.opt_strings("list").unwrap(), Some(vec!["a", "b"]));
+        assert_eq!(params.opt_strings("absent").unwrap(), None);
+        assert_eq!(
+            params.opt_strings("mixed").unwrap_err().message,
+            "invalid m params: at /mixed: must be array of strings"
+        );
     }
 }
