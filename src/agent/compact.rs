@@ -17,8 +17,8 @@ use clawback_events::{Actor, NewEvent};
 use serde_json::json;
 
 use super::Runtime;
+use super::models::resolve;
 use super::provider::Endpoint;
-use super::run::resolve;
 use crate::gateway::Gateway;
 
 /// The newest messages kept verbatim after a compaction.

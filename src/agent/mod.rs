@@ -8,6 +8,10 @@
 //! - `gemini`: Google Gemini streaming (`google-generative-ai`);
 //! - `ollama`: Ollama's native chat API (`ollama`);
 //! - `run`: one run, from the user's message to the recorded reply;
+//! - `models`: the model chain a run may use, resolved from the config;
+//! - `context`: what the model is given (prompt, workspace files, summary,
+//!   transcript, thinking level);
+//! - `client_events`: the `agent` and `chat` events a run streams;
 //! - `compact`: the old part of a transcript summarized through the model;
 //! - `workspace`: the agent's files (AGENTS.md, SOUL.md, ...) that feed the
 //!   system prompt.
@@ -23,8 +27,11 @@
 //! the run ended.
 
 pub mod anthropic;
+pub mod client_events;
 pub mod compact;
+pub mod context;
 pub mod gemini;
+pub mod models;
 pub mod ollama;
 pub mod openai;
 pub mod openai_responses;
@@ -212,7 +219,7 @@ impl Runtime {
 
     /// The chain without the models whose provider is cooling down, unless
     /// all are: then the whole chain (the first answer decides).
-    pub fn available(&self, chain: Vec<run::Resolved>) -> Vec<run::Resolved> {
+    pub fn available(&self, chain: Vec<models::Resolved>) -> Vec<models::Resolved> {
         if chain
             .iter()
             .all(|resolved| self.cooling(resolved.provider()))

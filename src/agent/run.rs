@@ -20,17 +20,11 @@ use clawback_events::event::{
 use serde_json::{Value, json};
 
 use super::Runtime;
-use super::provider::{Api, Endpoint};
-use crate::config::model::ConfigFile;
+use super::client_events::Events;
+use super::context::{context, estimate_tokens, thinking_level};
+use super::models::{Resolved, cost_micro_usd, resolve};
+use super::provider::Endpoint;
 use crate::gateway::Gateway;
-use crate::gateway::protocol::Push;
-
-/// Chat deltas are coalesced: at most one push per window per run.
-const DELTA_COALESCE: Duration = Duration::from_millis(150);
-/// Transcript messages sent as context, newest last. A token-based context
-/// guard and compaction come with the rest of issue 4.
-const CONTEXT_MESSAGES_MAX: usize = 200;
-const SYSTEM_PROMPT: &str = "You are a helpful personal assistant.";
 
 pub struct RunRequest {
     pub run_id: String,
@@ -64,50 +58,6 @@ pub struct RunOutcome {
     pub stop_reason: String,
     pub started_at_ms: i64,
     pub ended_at_ms: i64,
-}
-
-/// A model a run may use, resolved from the config.
-pub struct Resolved {
-    pub api: Api,
-    max_tokens: Option<u64>,
-    /// The model reasons (its definition says `reasoning: true`): only then
-    /// is a thinking level sent.
-    reasoning: bool,
-    provider: String,
-    model: String,
-    base_url: String,
-    api_key: Option<String>,
-    headers: std::collections::BTreeMap<String, String>,
-    cost: Option<crate::config::model::ModelCost>,
-    /// The model's context window in tokens, when its definition says.
-    context_window: Option<u64>,
-}
-
-impl Resolved {
-    /// `provider/model`.
-    pub fn name(&self) -> String {
-        format!("{}/{}", self.provider, self.model)
-    }
-
-    pub fn provider(&self) -> &str {
-        &self.provider
-    }
-
-    pub fn model_id(&self) -> &str {
-        &self.model
-    }
-
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    pub fn api_key(&self) -> Option<&str> {
-        self.api_key.as_deref()
-    }
-
-    pub fn headers(&self) -> &std::collections::BTreeMap<String, String> {
-        &self.headers
-    }
 }
 
 pub async fn execute(
@@ -218,7 +168,7 @@ pub async fn execute(
             return outcome;
         }
     };
-    events.started(started_at_ms, &outcome);
+    events.started(started_at_ms);
     let chain = match chain {
         Ok(chain) => chain,
         Err(message) => {
@@ -449,32 +399,6 @@ pub async fn execute(
     }
 }
 
-/// The run's thinking level: the request's, the session's `thinkingLevel`,
-/// or the config's `agents.defaults.thinkingDefault`.
-fn thinking_level(gateway: &Gateway, config: &ConfigFile, request: &RunRequest) -> Option<String> {
-    request
-        .thinking
-        .clone()
-        .or_else(|| {
-            gateway
-                .state
-                .read()
-                .expect("state lock")
-                .sessions
-                .by_key
-                .get(&request.session_key)
-                .and_then(|session| session.settings.get("thinkingLevel"))
-                .and_then(|value| serde_json::from_str::<String>(value).ok())
-        })
-        .or_else(|| {
-            config
-                .agents
-                .as_ref()
-                .and_then(|agents| agents.defaults.as_ref())
-                .and_then(|defaults| defaults.thinking_default.clone())
-        })
-}
-
 /// One prepared model call: its id, attempt number and exact body.
 struct Call {
     call_id: String,
@@ -633,7 +557,7 @@ async fn abort(
     latency_ms: u64,
     reason: String,
 ) -> RunOutcome {
-    let partial = events.text.clone();
+    let partial = events.text().to_owned();
     let mut batch = vec![Event::LlmCallCompleted(LlmCallCompleted {
         call_id,
         run_id: request.run_id.clone(),
@@ -718,354 +642,6 @@ async fn record(gateway: &Gateway, request: &RunRequest, events: Vec<Event>) -> 
     .await
 }
 
-/// The models for this run, in the order to try them: the override (or the
-/// agent's model, or the default) and then the configured fallbacks, each
-/// with its provider's endpoint. A clear message when the first is not
-/// usable; a misconfigured fallback is skipped with a warning.
-pub fn resolve(
-    config: &ConfigFile,
-    agent_id: &str,
-    model_override: Option<&str>,
-    gateway: &Gateway,
-) -> Result<Vec<Resolved>, String> {
-    let path = gateway.config_file.path().display().to_string();
-    let agents = config.agents.as_ref();
-    let configured = agents
-        .and_then(|agents| agents.entries.get(agent_id))
-        .and_then(|entry| entry.model.as_ref())
-        .or_else(|| {
-            agents
-                .and_then(|agents| agents.defaults.as_ref())
-                .and_then(|defaults| defaults.model.as_ref())
-        });
-    let primary = model_override
-        .map(str::to_owned)
-        .or_else(|| configured.map(|model| model.primary().to_owned()));
-    let Some(primary) = primary else {
-        return Err(format!(
-            "No model is configured. Set agents.defaults.model (\"provider/model\") and the \
-             provider under models.providers in {path}, then retry."
-        ));
-    };
-    let fallbacks: Vec<String> = match configured {
-        Some(crate::config::model::ModelChoice::Chain { fallbacks, .. }) => fallbacks.clone(),
-        _ => Vec::new(),
-    };
-    let mut chain = vec![resolve_one(config, &primary, &path)?];
-    for fallback in fallbacks {
-        if chain.iter().any(|resolved| resolved.name() == fallback) {
-            continue;
-        }
-        match resolve_one(config, &fallback, &path) {
-            Ok(resolved) => chain.push(resolved),
-            Err(message) => tracing::warn!(
-                subsystem = "agent",
-                "the fallback model {fallback} is skipped: {message}"
-            ),
-        }
-    }
-    Ok(chain)
-}
-
-fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved, String> {
-    let Some((provider_id, model_id)) = choice.split_once('/') else {
-        return Err(format!(
-            "The model \"{choice}\" is not of the form \"provider/model\" ({path})."
-        ));
-    };
-    let provider = config
-        .models
-        .as_ref()
-        .and_then(|models| models.providers.get(provider_id))
-        .ok_or_else(|| {
-            format!(
-                "No provider \"{provider_id}\" is configured: add models.providers.{provider_id} \
-                 with its baseUrl (and apiKey) in {path}."
-            )
-        })?;
-    let definition = provider.models.iter().find(|model| model.id == model_id);
-    let api_name = definition
-        .and_then(|model| model.api.as_deref())
-        .or(provider.api.as_deref())
-        .unwrap_or("openai-completions");
-    let Some(api) = Api::parse(api_name) else {
-        return Err(format!(
-            "models.providers.{provider_id} speaks \"{api_name}\", which clawback does not speak \
-             yet; \"openai-completions\" (any OpenAI-compatible server), \"openai-responses\", \
-             \"anthropic-messages\", \"google-generative-ai\" and \"ollama\" work today."
-        ));
-    };
-    let base_url = provider
-        .base_url
-        .clone()
-        .ok_or_else(|| format!("models.providers.{provider_id}.baseUrl is not set in {path}."))?;
-    let api_key = match &provider.api_key {
-        None => None,
-        Some(key) => Some(
-            key.resolve()
-                .map_err(|error| format!("models.providers.{provider_id}.apiKey: {error}"))?,
-        ),
-    };
-    Ok(Resolved {
-        api,
-        max_tokens: definition.and_then(|model| model.max_tokens),
-        reasoning: definition
-            .and_then(|model| model.reasoning)
-            .unwrap_or(false),
-        provider: provider_id.to_owned(),
-        model: model_id.to_owned(),
-        base_url,
-        api_key,
-        headers: provider.headers.clone(),
-        cost: definition.and_then(|model| model.cost.clone()),
-        context_window: definition.and_then(|model| model.context_window),
-    })
-}
-
-/// The messages sent: the system prompt, then the session's transcript
-/// (which already ends with this run's user message).
-fn context(gateway: &Gateway, request: &RunRequest) -> Vec<(&'static str, String)> {
-    let mut system = SYSTEM_PROMPT.to_owned();
-    let workspace =
-        super::workspace::dir(&gateway.config(), &gateway.state_root, &request.agent_id);
-    system.push_str(&super::workspace::prompt_sections(&workspace));
-    if let Some(extra) = &request.extra_system_prompt {
-        system.push_str("\n\n");
-        system.push_str(extra);
-    }
-    let (summary, entries) = {
-        let state = gateway.state.read().expect("state lock");
-        state
-            .sessions
-            .by_key
-            .get(&request.session_key)
-            .map(|session| {
-                let start = session
-                    .compaction
-                    .as_ref()
-                    .map_or(0, |compaction| compaction.context_start)
-                    .max(
-                        session
-                            .transcript
-                            .len()
-                            .saturating_sub(CONTEXT_MESSAGES_MAX),
-                    );
-                let summary = session.compaction.as_ref().map(|c| c.summary.clone());
-                (summary, session.transcript[start..].to_vec())
-            })
-            .unwrap_or_default()
-    };
-    let store = gateway.log.store();
-    let mut messages = vec![("system", system)];
-    // Messages replaced by a compaction come back as their summary.
-    if let Some(summary) = summary {
-        messages.push((
-            "system",
-            format!("Summary of the conversation before the messages below:\n{summary}"),
-        ));
-    }
-    for entry in entries {
-        let role = match entry.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::System | Role::Tool => continue,
-        };
-        messages.push((
-            role,
-            clawback_replay::session_state::message_text(&**store, &entry),
-        ));
-    }
-    messages
-}
-
-/// A conservative token estimate (a token per four characters, plus a few
-/// per message): enough to see a context coming near the window.
-fn estimate_tokens(messages: &[(&str, String)]) -> u64 {
-    messages
-        .iter()
-        .map(|(_, text)| (text.chars().count() as u64).div_ceil(4) + 4)
-        .sum()
-}
-
-/// Prices are per million tokens, so a token costs `price` micro-dollars.
-fn cost_micro_usd(cost: Option<&crate::config::model::ModelCost>, usage: &Usage) -> u64 {
-    let Some(cost) = cost else { return 0 };
-    let total = usage.input_tokens as f64 * cost.input
-        + usage.output_tokens as f64 * cost.output
-        + usage.cache_read_tokens as f64 * cost.cache_read
-        + usage.cache_write_tokens as f64 * cost.cache_write;
-    total.max(0.0).round() as u64
-}
-
 fn now_ms() -> i64 {
     crate::gateway::protocol::methods::now_ms()
-}
-
-/// The `agent` and `chat` events of one run, as OpenClaw shapes them.
-struct Events<'a> {
-    gateway: &'a Gateway,
-    run_id: String,
-    session_key: String,
-    agent_id: String,
-    /// The per-run `seq` of `agent` events (chat events reuse it).
-    seq: u64,
-    text: String,
-    /// Text not pushed yet (coalescing).
-    pending: String,
-    last_push: Option<Instant>,
-}
-
-impl<'a> Events<'a> {
-    fn new(gateway: &'a Gateway, request: &RunRequest) -> Events<'a> {
-        Events {
-            gateway,
-            run_id: request.run_id.clone(),
-            session_key: request.session_key.clone(),
-            agent_id: request.agent_id.clone(),
-            seq: 0,
-            text: String::new(),
-            pending: String::new(),
-            last_push: None,
-        }
-    }
-
-    fn agent(&mut self, stream: &str, data: Value) {
-        self.seq += 1;
-        let payload = json!({
-            "runId": self.run_id, "seq": self.seq, "stream": stream, "ts": now_ms(),
-            "data": data, "sessionKey": self.session_key, "agentId": self.agent_id,
-        });
-        let _ = self.gateway.pushes.send(Push::event("agent", payload));
-    }
-
-    fn chat(&self, state: &str, mut extra: Value) {
-        extra["runId"] = json!(self.run_id);
-        extra["sessionKey"] = json!(self.session_key);
-        extra["agentId"] = json!(self.agent_id);
-        extra["seq"] = json!(self.seq);
-        extra["state"] = json!(state);
-        let _ = self.gateway.pushes.send(Push::event("chat", extra));
-    }
-
-    fn message(&self) -> Value {
-        json!({"role": "assistant", "content": [{"type": "text", "text": self.text}],
-               "timestamp": now_ms()})
-    }
-
-    fn started(&mut self, started_at: i64, _outcome: &RunOutcome) {
-        self.agent(
-            "lifecycle",
-            json!({"phase": "start", "startedAt": started_at}),
-        );
-        self.chat("status", json!({"phase": "starting_model"}));
-    }
-
-    /// OpenClaw's `fallback_step` lifecycle phase.
-    fn fallback(&mut self, from: &Resolved, reason: &str) {
-        self.agent(
-            "lifecycle",
-            json!({"phase": "fallback_step", "fallbackStepFromModel": from.name(),
-                   "fallbackStepFromFailureReason": reason}),
-        );
-    }
-
-    /// A new attempt starts its reply from nothing.
-    fn restart_text(&mut self) {
-        self.text.clear();
-        self.pending.clear();
-        self.last_push = None;
-    }
-
-    fn model(&mut self, provider: &str, model: &str) {
-        self.agent(
-            "lifecycle",
-            json!({"phase": "model", "provider": provider, "model": model}),
-        );
-    }
-
-    fn delta(&mut self, piece: &str) {
-        self.text.push_str(piece);
-        self.pending.push_str(piece);
-        let due = self
-            .last_push
-            .is_none_or(|last| last.elapsed() >= DELTA_COALESCE);
-        if due {
-            self.flush();
-        }
-    }
-
-    /// Pushes the text gathered since the last push.
-    fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let delta = std::mem::take(&mut self.pending);
-        self.agent("assistant", json!({"text": self.text, "delta": delta}));
-        self.chat(
-            "delta",
-            json!({"deltaText": delta, "message": self.message()}),
-        );
-        self.last_push = Some(Instant::now());
-    }
-
-    fn completed(&mut self, outcome: &RunOutcome) {
-        self.agent(
-            "usage",
-            json!({"inputTokens": outcome.usage.input_tokens,
-                   "outputTokens": outcome.usage.output_tokens}),
-        );
-        self.agent(
-            "lifecycle",
-            json!({"phase": "end", "startedAt": outcome.started_at_ms,
-                   "endedAt": outcome.ended_at_ms, "stopReason": outcome.stop_reason,
-                   "aborted": false, "executionSettled": true,
-                   "terminalReply": {"disposition": "visible", "text": outcome.text}}),
-        );
-        self.chat(
-            "final",
-            json!({"message": self.message(), "stopReason": outcome.stop_reason,
-                   "usage": {"input": outcome.usage.input_tokens,
-                             "output": outcome.usage.output_tokens}}),
-        );
-    }
-
-    fn aborted(&mut self, outcome: &RunOutcome) {
-        let reason = outcome
-            .error
-            .as_ref()
-            .map_or("", |(_, reason)| reason.as_str())
-            .to_owned();
-        self.agent(
-            "lifecycle",
-            json!({"phase": "end", "startedAt": outcome.started_at_ms,
-                   "endedAt": outcome.ended_at_ms, "stopReason": "aborted", "aborted": true,
-                   "executionSettled": true}),
-        );
-        self.chat(
-            "aborted",
-            json!({"message": self.message(), "errorMessage": reason, "stopReason": "aborted"}),
-        );
-    }
-
-    fn failed(&mut self, outcome: &RunOutcome) {
-        let (kind, message) = outcome
-            .error
-            .clone()
-            .unwrap_or_else(|| ("unknown".to_owned(), "the run failed".to_owned()));
-        self.agent(
-            "lifecycle",
-            json!({"phase": "error", "error": message, "startedAt": outcome.started_at_ms,
-                   "endedAt": outcome.ended_at_ms, "executionSettled": true}),
-        );
-        let error_kind = match kind.as_str() {
-            "rate_limit" => "rate_limit",
-            "timeout" => "timeout",
-            "context_overflow" => "context_length",
-            _ => "unknown",
-        };
-        self.chat(
-            "error",
-            json!({"errorMessage": message, "errorKind": error_kind}),
-        );
-    }
 }

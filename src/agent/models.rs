@@ -1,0 +1,167 @@
+//! The models a run may use: the chain (the request's or session's model, or
+//! the agent's, then its fallbacks) resolved from the config to endpoints,
+//! and what a call costs.
+
+use clawback_events::event::Usage;
+
+use super::provider::Api;
+use crate::config::model::ConfigFile;
+use crate::gateway::Gateway;
+
+/// A model a run may use, resolved from the config.
+pub struct Resolved {
+    pub api: Api,
+    pub(super) max_tokens: Option<u64>,
+    /// The model reasons (its definition says `reasoning: true`): only then
+    /// is a thinking level sent.
+    pub(super) reasoning: bool,
+    pub(super) provider: String,
+    pub(super) model: String,
+    pub(super) base_url: String,
+    pub(super) api_key: Option<String>,
+    pub(super) headers: std::collections::BTreeMap<String, String>,
+    pub(super) cost: Option<crate::config::model::ModelCost>,
+    /// The model's context window in tokens, when its definition says.
+    pub(super) context_window: Option<u64>,
+}
+
+impl Resolved {
+    /// `provider/model`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.provider, self.model)
+    }
+
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn api_key(&self) -> Option<&str> {
+        self.api_key.as_deref()
+    }
+
+    pub fn headers(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.headers
+    }
+}
+
+/// The models for this run, in the order to try them: the override (or the
+/// agent's model, or the default) and then the configured fallbacks, each
+/// with its provider's endpoint. A clear message when the first is not
+/// usable; a misconfigured fallback is skipped with a warning.
+pub fn resolve(
+    config: &ConfigFile,
+    agent_id: &str,
+    model_override: Option<&str>,
+    gateway: &Gateway,
+) -> Result<Vec<Resolved>, String> {
+    let path = gateway.config_file.path().display().to_string();
+    let agents = config.agents.as_ref();
+    let configured = agents
+        .and_then(|agents| agents.entries.get(agent_id))
+        .and_then(|entry| entry.model.as_ref())
+        .or_else(|| {
+            agents
+                .and_then(|agents| agents.defaults.as_ref())
+                .and_then(|defaults| defaults.model.as_ref())
+        });
+    let primary = model_override
+        .map(str::to_owned)
+        .or_else(|| configured.map(|model| model.primary().to_owned()));
+    let Some(primary) = primary else {
+        return Err(format!(
+            "No model is configured. Set agents.defaults.model (\"provider/model\") and the \
+             provider under models.providers in {path}, then retry."
+        ));
+    };
+    let fallbacks: Vec<String> = match configured {
+        Some(crate::config::model::ModelChoice::Chain { fallbacks, .. }) => fallbacks.clone(),
+        _ => Vec::new(),
+    };
+    let mut chain = vec![resolve_one(config, &primary, &path)?];
+    for fallback in fallbacks {
+        if chain.iter().any(|resolved| resolved.name() == fallback) {
+            continue;
+        }
+        match resolve_one(config, &fallback, &path) {
+            Ok(resolved) => chain.push(resolved),
+            Err(message) => tracing::warn!(
+                subsystem = "agent",
+                "the fallback model {fallback} is skipped: {message}"
+            ),
+        }
+    }
+    Ok(chain)
+}
+
+fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved, String> {
+    let Some((provider_id, model_id)) = choice.split_once('/') else {
+        return Err(format!(
+            "The model \"{choice}\" is not of the form \"provider/model\" ({path})."
+        ));
+    };
+    let provider = config
+        .models
+        .as_ref()
+        .and_then(|models| models.providers.get(provider_id))
+        .ok_or_else(|| {
+            format!(
+                "No provider \"{provider_id}\" is configured: add models.providers.{provider_id} \
+                 with its baseUrl (and apiKey) in {path}."
+            )
+        })?;
+    let definition = provider.models.iter().find(|model| model.id == model_id);
+    let api_name = definition
+        .and_then(|model| model.api.as_deref())
+        .or(provider.api.as_deref())
+        .unwrap_or("openai-completions");
+    let Some(api) = Api::parse(api_name) else {
+        return Err(format!(
+            "models.providers.{provider_id} speaks \"{api_name}\", which clawback does not speak \
+             yet; \"openai-completions\" (any OpenAI-compatible server), \"openai-responses\", \
+             \"anthropic-messages\", \"google-generative-ai\" and \"ollama\" work today."
+        ));
+    };
+    let base_url = provider
+        .base_url
+        .clone()
+        .ok_or_else(|| format!("models.providers.{provider_id}.baseUrl is not set in {path}."))?;
+    let api_key = match &provider.api_key {
+        None => None,
+        Some(key) => Some(
+            key.resolve()
+                .map_err(|error| format!("models.providers.{provider_id}.apiKey: {error}"))?,
+        ),
+    };
+    Ok(Resolved {
+        api,
+        max_tokens: definition.and_then(|model| model.max_tokens),
+        reasoning: definition
+            .and_then(|model| model.reasoning)
+            .unwrap_or(false),
+        provider: provider_id.to_owned(),
+        model: model_id.to_owned(),
+        base_url,
+        api_key,
+        headers: provider.headers.clone(),
+        cost: definition.and_then(|model| model.cost.clone()),
+        context_window: definition.and_then(|model| model.context_window),
+    })
+}
+
+/// Prices are per million tokens, so a token costs `price` micro-dollars.
+pub fn cost_micro_usd(cost: Option<&crate::config::model::ModelCost>, usage: &Usage) -> u64 {
+    let Some(cost) = cost else { return 0 };
+    let total = usage.input_tokens as f64 * cost.input
+        + usage.output_tokens as f64 * cost.output
+        + usage.cache_read_tokens as f64 * cost.cache_read
+        + usage.cache_write_tokens as f64 * cost.cache_write;
+    total.max(0.0).round() as u64
+}
