@@ -34,6 +34,14 @@ pub const RECENT_RUNS_MAX: usize = 32;
 /// Redeliveries arrive within minutes; this covers days of a busy gateway.
 pub const INBOUND_SEEN_MAX: usize = 50_000;
 
+/// The agent a session key names (`agent:<id>:...`), if it names one.
+pub fn agent_in_key(session_key: &str) -> Option<&str> {
+    session_key
+        .strip_prefix("agent:")
+        .and_then(|rest| rest.split(':').next())
+        .filter(|agent| !agent.is_empty())
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sessions {
     pub by_key: BTreeMap<String, Session>,

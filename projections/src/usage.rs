@@ -64,11 +64,7 @@ pub struct UsageBook {
 
 /// The agent a session key belongs to: `agent:<id>:...`, else `main`.
 pub fn agent_of(session_key: &str) -> &str {
-    session_key
-        .strip_prefix("agent:")
-        .and_then(|rest| rest.split(':').next())
-        .filter(|agent| !agent.is_empty())
-        .unwrap_or("main")
+    crate::sessions::agent_in_key(session_key).unwrap_or("main")
 }
 
 impl UsageBook {

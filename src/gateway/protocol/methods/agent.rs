@@ -388,11 +388,7 @@ fn refuse_unsupported(params: &Params<'_>) -> Result<(), ErrorShape> {
 /// The agent and session key of a request: `agent:<id>:...` names its
 /// agent; else `agentId`, else the default; no key means the agent's main.
 fn target(params: &Params<'_>, session_key: Option<&str>) -> Result<(String, String), ErrorShape> {
-    let from_key = session_key.and_then(|key| {
-        key.strip_prefix("agent:")
-            .and_then(|rest| rest.split(':').next())
-            .filter(|id| !id.is_empty())
-    });
+    let from_key = session_key.and_then(clawback_projections::sessions::agent_in_key);
     let agent_id = from_key
         .or(params.opt_str("agentId")?)
         .unwrap_or(super::agents::DEFAULT_AGENT)

@@ -29,11 +29,10 @@ pub fn list(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorSha
 pub fn identity(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
     let params = Params::closed("agent.identity.get", params, &["agentId", "sessionKey"])?;
     let config = gateway.config();
-    let from_key = params.opt_str("sessionKey")?.and_then(|key| {
-        key.strip_prefix("agent:")
-            .and_then(|rest| rest.split(':').next())
-            .map(str::to_owned)
-    });
+    let from_key = params
+        .opt_str("sessionKey")?
+        .and_then(clawback_projections::sessions::agent_in_key)
+        .map(str::to_owned);
     let agent_id = params
         .opt_str("agentId")?
         .map(str::to_owned)
@@ -168,7 +167,7 @@ pub fn files_set(gateway: &Gateway, params: Option<&Value>) -> Result<Value, Err
     let content = match params.get("content") {
         Some(Value::String(content)) => content.as_str(),
         Some(_) => return Err(params.invalid("at /content: must be string")),
-        None if params.is_null("content") => {
+        None if params.has("content") => {
             return Err(params.invalid("at /content: must be string"));
         }
         None => return Err(params.invalid("must have required property 'content'")),

@@ -46,9 +46,10 @@ impl<'a> Params<'a> {
         self.object.get(key).filter(|value| !value.is_null())
     }
 
-    /// Present and explicitly `null` (a request to clear).
-    pub fn is_null(&self, key: &str) -> bool {
-        matches!(self.object.get(key), Some(Value::Null))
+    /// Whether the key is present at all, `null` included (a request to
+    /// clear, where [`Params::get`] sees nothing).
+    pub fn has(&self, key: &str) -> bool {
+        self.object.contains_key(key)
     }
 
     pub fn str(&self, key: &str) -> Result<&'a str, ErrorShape> {

@@ -268,7 +268,7 @@ pub async fn patch(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     let mut set = Vec::new();
     let mut cleared = Vec::new();
     for name in PATCH_SETTINGS {
-        if !params_has(&params, name) {
+        if !params.has(name) {
             continue;
         }
         match params.get(name) {
@@ -452,10 +452,6 @@ fn finish(
     reply
 }
 
-fn params_has(params: &Params<'_>, name: &str) -> bool {
-    params.get(name).is_some() || params.is_null(name)
-}
-
 fn check_setting(params: &Params<'_>, name: &str, value: &Value) -> Result<(), ErrorShape> {
     let fail = |what: &str| Err(params.invalid(format!("at /{name}: must be {what}")));
     match name {
@@ -540,12 +536,10 @@ fn session_key<'a>(params: &Params<'a>) -> Result<&'a str, ErrorShape> {
 
 /// `agent:<id>:...` names its agent; other keys belong to `agentId` or main.
 fn agent_of(key: &str, params: &Params<'_>) -> String {
-    key.strip_prefix("agent:")
-        .and_then(|rest| rest.split(':').next())
-        .filter(|agent| !agent.is_empty())
-        .map(str::to_owned)
-        .or_else(|| params.opt_str("agentId").ok().flatten().map(str::to_owned))
-        .unwrap_or_else(|| "main".to_owned())
+    clawback_projections::sessions::agent_in_key(key)
+        .or_else(|| params.opt_str("agentId").ok().flatten())
+        .unwrap_or(super::agents::DEFAULT_AGENT)
+        .to_owned()
 }
 
 /// Changes whenever the session starts over: one value per lifecycle.
