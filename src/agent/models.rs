@@ -63,15 +63,7 @@ pub fn resolve(
     gateway: &Gateway,
 ) -> Result<Vec<Resolved>, String> {
     let path = gateway.config_file.path().display().to_string();
-    let agents = config.agents.as_ref();
-    let configured = agents
-        .and_then(|agents| agents.entries.get(agent_id))
-        .and_then(|entry| entry.model.as_ref())
-        .or_else(|| {
-            agents
-                .and_then(|agents| agents.defaults.as_ref())
-                .and_then(|defaults| defaults.model.as_ref())
-        });
+    let configured = config.agent_model(agent_id);
     let primary = model_override
         .map(str::to_owned)
         .or_else(|| configured.map(|model| model.primary().to_owned()));

@@ -293,6 +293,18 @@ pub enum ModelChoice {
     },
 }
 
+impl ConfigFile {
+    /// The model an agent uses: its entry's, else `agents.defaults.model`.
+    pub fn agent_model(&self, agent_id: &str) -> Option<&ModelChoice> {
+        let agents = self.agents.as_ref()?;
+        agents
+            .entries
+            .get(agent_id)
+            .and_then(|entry| entry.model.as_ref())
+            .or_else(|| agents.defaults.as_ref()?.model.as_ref())
+    }
+}
+
 impl ModelChoice {
     pub fn primary(&self) -> &str {
         match self {

@@ -28,6 +28,7 @@ mod inventory;
 mod logs;
 mod models;
 mod params;
+mod session_row;
 mod sessions;
 mod system;
 mod usage;
@@ -42,7 +43,7 @@ use crate::gateway::Gateway;
 
 pub use config::observe_file as observe_config_file;
 pub use params::Params;
-pub use sessions::row as session_row;
+pub use session_row::row as session_row;
 pub use system::{health, presence};
 
 /// Methods answered for real, advertised in `hello-ok.features.methods`.

@@ -30,14 +30,9 @@ pub fn list(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorSha
     let only_provider = params.opt_str("provider")?;
     let agent_id = params.opt_str("agentId")?.unwrap_or("main");
     let config = gateway.config();
-    let default_model = config.agents.as_ref().and_then(|agents| {
-        agents
-            .entries
-            .get(agent_id)
-            .and_then(|entry| entry.model.as_ref())
-            .or_else(|| agents.defaults.as_ref().and_then(|d| d.model.as_ref()))
-            .map(|choice| choice.primary().to_owned())
-    });
+    let default_model = config
+        .agent_model(agent_id)
+        .map(|choice| choice.primary().to_owned());
     let Some(models) = &config.models else {
         return Ok(json!({"models": []}));
     };
