@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use clawback_events::event::{
     ClientInfo, ConnectionClosed, ConnectionOpened, DevicePaired, DeviceTokenIssued, Event,
-    PresenceChange, PresenceChanged, PresenceEntry, RpcAnswered, RpcOutcome, RpcReceived,
+    PresenceChange, PresenceChanged, PresenceEntry,
 };
 use clawback_events::{Actor, NewEvent};
 use futures_util::{SinkExt, StreamExt};
@@ -28,7 +28,6 @@ use super::pairing::{self, Pairing};
 use super::scopes::{self, Denied};
 use super::{Push, policy};
 use crate::gateway::Gateway;
-use crate::redact::redact_params;
 
 /// Frames waiting to be written to one socket; a client this far behind is
 /// closed rather than buffered without bound.
@@ -545,7 +544,7 @@ async fn run(
                 let device_id = session.device_id.clone();
                 tokio::spawn(async move {
                     let id = request.id.clone();
-                    let (frame, follow_up) = answer(&gateway, conn_id, device_id, request).await;
+                    let (frame, follow_up) = super::request::answer(&gateway, conn_id, device_id, request).await;
                     enqueue(&outbound, frame);
                     // A long run's second answer does not hold a request slot.
                     drop(permit);
@@ -636,93 +635,6 @@ fn denied_error(denied: Denied) -> ErrorShape {
         }
         Denied::NodeRoleRequired => ErrorShape::new(codes::FORBIDDEN, "node role required")
             .with_details(json!({"code": "NODE_ROLE_REQUIRED"})),
-    }
-}
-
-fn actor_device(actor: &Actor) -> Option<String> {
-    match actor {
-        Actor::Connection { device_id, .. } => device_id.clone(),
-        _ => None,
-    }
-}
-
-/// Handles one request: runs it, records request and outcome, and only then
-/// returns the response frame.
-async fn answer(
-    gateway: &Arc<Gateway>,
-    conn_id: String,
-    device_id: Option<String>,
-    request: frames::RequestFrame,
-) -> (String, Option<methods::FollowUp>) {
-    let actor = Actor::Connection {
-        conn_id: conn_id.clone(),
-        device_id,
-    };
-    let caller = methods::Caller {
-        conn_id: conn_id.clone(),
-        device_id: actor_device(&actor),
-    };
-    let reply = methods::call(gateway, &caller, &request.method, request.params.as_ref()).await;
-    let result = reply.result;
-    let after = reply.after;
-    let follow_up = reply.follow_up;
-    let outcome = match &result {
-        Ok(_) => RpcOutcome::Ok,
-        Err(error) => {
-            tracing::warn!(
-                subsystem = "rpc",
-                method = request.method.as_str(),
-                code = error.code,
-                conn = conn_id.as_str(),
-                "{} failed: {}",
-                request.method,
-                error.message
-            );
-            RpcOutcome::Error {
-                code: error.code.to_owned(),
-                message: error.message.clone(),
-            }
-        }
-    };
-    let received = Event::RpcReceived(RpcReceived {
-        conn_id: conn_id.clone(),
-        request_id: request.id.clone(),
-        method: request.method.clone(),
-        params_redacted: redact_params(request.params.as_ref()),
-    });
-    let answered = Event::RpcAnswered(RpcAnswered {
-        conn_id,
-        request_id: request.id.clone(),
-        method: request.method.clone(),
-        outcome,
-    });
-    let mut batch = Vec::with_capacity(reply.events.len() + 2);
-    batch.push(NewEvent::new("gateway", actor.clone(), received).correlated(request.id.clone()));
-    for (stream, event) in reply.events {
-        batch.push(NewEvent::new(stream, actor.clone(), event).correlated(request.id.clone()));
-    }
-    batch.push(NewEvent::new("gateway", actor, answered).correlated(request.id.clone()));
-    let recorded = gateway.log.append(batch).await;
-    // Durable (or failed): the next checked write may decide now.
-    drop(reply.write_lock);
-
-    if let Err(error) = recorded {
-        let error = ErrorShape {
-            code: codes::UNAVAILABLE,
-            message: format!("the gateway cannot record this request: {error}"),
-            details: None,
-            retryable: Some(true),
-            retry_after_ms: Some(1_000),
-        };
-        return (frames::response_error(&request.id, &error), None);
-    }
-    let result = match (result, after) {
-        (Ok(_), Some(after)) => Ok(after(gateway)),
-        (result, _) => result,
-    };
-    match result {
-        Ok(payload) => (frames::response_ok(&request.id, payload), follow_up),
-        Err(error) => (frames::response_error(&request.id, &error), None),
     }
 }
 

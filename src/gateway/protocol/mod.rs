@@ -7,7 +7,8 @@
 //! - `methods`: the methods clawback answers, and the honest refusal for the
 //!   rest of OpenClaw's;
 //! - `pairing`: device pairing requests and device tokens at connect;
-//! - `connection`: one socket's life, from challenge to close.
+//! - `connection`: one socket's life, from challenge to close;
+//! - `request`: one authorized request: run, record, answer.
 //!
 //! Facts come from shared/openclaw/protocol.md (observed from 2026.9.6).
 
@@ -17,6 +18,7 @@ pub mod device;
 pub mod frames;
 pub mod methods;
 pub mod pairing;
+mod request;
 pub mod scopes;
 
 use std::collections::BTreeMap;
