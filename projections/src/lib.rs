@@ -54,7 +54,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 6;
+pub const STATE_FORMAT_VERSION: u8 = 7;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -192,6 +192,9 @@ impl State {
             Event::CronJobRemoved(e) => self.cron.job_removed(at, &e, anomalies),
             Event::CronJobFired(e) => self.cron.job_fired(at, e, anomalies),
             Event::CronJobFinished(e) => self.cron.job_finished(at, e, anomalies),
+            Event::CronJobSaved(e) => self.cron.job_saved(at, e),
+            Event::CronRunFinished(e) => self.cron.run_finished(at, e, anomalies),
+            Event::CronRunForced(e) => self.cron.run_forced(at, e, anomalies),
             Event::NodePaired(e) => self.devices.node_paired(at, e),
             Event::NodeUnpaired(e) => self.devices.node_unpaired(at, &e, anomalies),
             Event::DevicePaired(e) => self.devices.device_paired(at, e),

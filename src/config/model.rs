@@ -294,6 +294,15 @@ pub enum ModelChoice {
 }
 
 impl ConfigFile {
+    /// `cron.enabled` (default true): whether jobs fire on schedule.
+    pub fn cron_enabled(&self) -> bool {
+        self.cron
+            .as_ref()
+            .and_then(|cron| cron.get("enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+    }
+
     /// The model an agent uses: its entry's, else `agents.defaults.model`.
     pub fn agent_model(&self, agent_id: &str) -> Option<&ModelChoice> {
         let agents = self.agents.as_ref()?;

@@ -67,6 +67,30 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// `cron` with the job as it is now (OpenClaw sends its snapshot), plus
+/// the fields of the action.
+fn cron_event(gateway: &Gateway, job_id: &str, action: &str, fields: Value) -> Option<Push> {
+    let job = {
+        let state = gateway.state.read().expect("state lock");
+        state
+            .cron
+            .jobs
+            .get(job_id)
+            .map(|job| methods::cron_job(job, methods::now_ms()))
+    };
+    let mut payload = json!({"jobId": job_id, "action": action});
+    if let Some(job) = job {
+        payload["nextRunAtMs"] = job["nextRunAtMs"].clone();
+        payload["job"] = job;
+    }
+    if let Value::Object(fields) = fields {
+        for (key, value) in fields.into_iter().filter(|(_, value)| !value.is_null()) {
+            payload[key] = value;
+        }
+    }
+    Some(Push::event("cron", payload))
+}
+
 /// `presence` with the current list and its version.
 fn presence(gateway: &Gateway) -> Push {
     let list = methods::presence(gateway);
@@ -111,6 +135,47 @@ fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
                    "ts": ts}),
         ),
         Event::DeviceRevoked(_) | Event::DevicePaired(_) => event("device.pair.changed", json!({})),
+        Event::CronJobSaved(saved) => {
+            let added = gateway
+                .state
+                .read()
+                .expect("state lock")
+                .cron
+                .jobs
+                .get(&saved.job_id)
+                .is_some_and(|job| job.added_seq == envelope.seq);
+            cron_event(
+                gateway,
+                &saved.job_id,
+                if added { "added" } else { "updated" },
+                json!({}),
+            )
+        }
+        Event::CronJobRemoved(removed) => event(
+            "cron",
+            json!({"jobId": removed.job_id, "action": "removed"}),
+        ),
+        Event::CronJobFired(fired) => cron_event(
+            gateway,
+            &fired.job_id,
+            "started",
+            json!({"runId": fired.run_id, "runAtMs": ts}),
+        ),
+        Event::CronRunForced(forced) => cron_event(
+            gateway,
+            &forced.job_id,
+            "started",
+            json!({"runId": forced.run_id, "runAtMs": ts}),
+        ),
+        Event::CronRunFinished(finished) => cron_event(
+            gateway,
+            &finished.job_id,
+            "finished",
+            json!({"runId": finished.run_id, "status": finished.status,
+                   "error": finished.error, "summary": finished.summary,
+                   "sessionKey": finished.session_key,
+                   "deliveryStatus": finished.delivery_status}),
+        ),
         Event::VoiceWakeChanged(changed) => {
             event("voicewake.changed", json!({"triggers": changed.triggers}))
         }

@@ -96,6 +96,8 @@ pub struct Gateway {
     pub state_root: std::path::PathBuf,
     /// Connections waiting for exec approval decisions.
     pub approvals: protocol::methods::approvals::Waiters,
+    /// The cron scheduler's switch and doorbell.
+    pub cron: crate::cron::Scheduler,
 }
 
 impl Gateway {
@@ -248,6 +250,7 @@ async fn serve_logged(
     ])
     .await?;
     let (pushes, _) = tokio::sync::broadcast::channel(protocol::PUSH_BUFFER);
+    let cron_enabled = typed.cron_enabled();
     let gateway = Arc::new(Gateway {
         log,
         state,
@@ -266,6 +269,7 @@ async fn serve_logged(
         agent: Arc::new(crate::agent::Runtime::new()?),
         state_root: state_dir.root().to_path_buf(),
         approvals: protocol::methods::approvals::Waiters::default(),
+        cron: crate::cron::Scheduler::new(cron_enabled),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.
@@ -297,6 +301,7 @@ async fn serve_logged(
     ));
     let ticker = tokio::spawn(tick_periodically(gateway.clone()));
     let expiry = tokio::spawn(expire_approvals(gateway.clone()));
+    let scheduler = tokio::spawn(crate::cron::run_scheduler(gateway.clone()));
     // Pushes follow the log from here on: everything recorded after the
     // start is announced to the sockets that may see it.
     let fanout = tokio::spawn(fanout::run(gateway.clone(), gateway.log.next_seq()));
@@ -328,6 +333,7 @@ async fn serve_logged(
     ticker.abort();
     fanout.abort();
     expiry.abort();
+    scheduler.abort();
     wait_for_sockets(&gateway, SOCKETS_CLOSE_WAIT).await;
     let reason = stop_receiver.await.unwrap_or(Stop::Signal);
     if let Stop::WriterFailed(reason) = reason {

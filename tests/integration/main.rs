@@ -7,6 +7,7 @@ mod approvals;
 mod cli;
 mod config;
 mod crash;
+mod cron;
 mod gateway;
 mod llm_server;
 mod openclaw_cli;

@@ -165,7 +165,7 @@ fn the_handshake_gives_hello_ok_and_methods_answer_with_openclaw_shapes() {
             );
         }
         assert!(
-            !advertised.contains(&"cron.add"),
+            !advertised.contains(&"tts.convert"),
             "only what is implemented is advertised: {advertised:?}"
         );
         assert!(payload["server"]["connId"].as_str().is_some());

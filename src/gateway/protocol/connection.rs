@@ -617,7 +617,7 @@ async fn run(
 /// kind (presence and health carry whole snapshots, tick is a heartbeat,
 /// pairing events are followed by a list a client can re-read).
 fn drop_if_slow(event: &str) -> bool {
-    matches!(event, "presence" | "health" | "tick") || event.starts_with("device.pair.")
+    matches!(event, "presence" | "health" | "tick" | "cron") || event.starts_with("device.pair.")
 }
 
 /// Queues a frame; `false` (and the socket closes) when the client is too

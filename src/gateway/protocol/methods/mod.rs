@@ -41,7 +41,9 @@ use super::frames::{ErrorShape, codes};
 use super::scopes;
 use crate::gateway::Gateway;
 
+pub use agents::DEFAULT_AGENT;
 pub use config::observe_file as observe_config_file;
+pub use cron::job_json as cron_job;
 pub use params::Params;
 pub use session_row::row as session_row;
 pub use system::{health, presence};
@@ -60,6 +62,13 @@ pub const IMPLEMENTED: &[&str] = &[
     "device.token.rotate",
     "device.token.revoke",
     "cron.list",
+    "cron.get",
+    "cron.status",
+    "cron.add",
+    "cron.update",
+    "cron.remove",
+    "cron.run",
+    "cron.runs",
     "config.get",
     "config.set",
     "config.patch",
@@ -115,6 +124,7 @@ pub const EVENTS: &[&str] = &[
     "exec.approval.requested",
     "exec.approval.resolved",
     "voicewake.changed",
+    "cron",
 ];
 
 /// Who is calling: recorded as the reviewer of decisions.
@@ -206,6 +216,13 @@ pub async fn call(
         "device.token.rotate" => devices::rotate(gateway, params).await,
         "device.token.revoke" => devices::revoke(gateway, caller, params).await,
         "cron.list" => simple(cron::list(gateway, params)),
+        "cron.get" => simple(cron::get(gateway, params)),
+        "cron.status" => simple(cron::status(gateway, params)),
+        "cron.add" => cron::add(gateway, params).await,
+        "cron.update" => cron::update(gateway, params).await,
+        "cron.remove" => cron::remove(gateway, params).await,
+        "cron.run" => cron::run(gateway, params).await,
+        "cron.runs" => simple(cron::runs(gateway, params)),
         "config.get" => config::get(gateway, params).await,
         "config.set" | "config.apply" => config::set(gateway, method, params).await,
         "config.patch" => config::patch(gateway, params).await,
