@@ -167,6 +167,45 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
     assert!(output.status.success(), "openclaw cron list: {cron}");
     assert_eq!(cron["jobs"], serde_json::json!([]), "{cron}");
     assert_eq!(cron["total"], 0);
+    // A job's life through OpenClaw's own cron commands.
+    let (output, job) = openclaw(
+        &address,
+        &[
+            "cron",
+            "add",
+            "--name",
+            "nightly",
+            "--cron",
+            "0 3 * * *",
+            "--tz",
+            "UTC",
+            "--session",
+            "isolated",
+            "--message",
+            "summarize",
+            "--no-deliver",
+        ],
+        TOKEN,
+    );
+    assert!(output.status.success(), "openclaw cron add: {job}");
+    let id = job["id"].as_str().expect("job id").to_owned();
+    assert_eq!(job["schedule"]["expr"], "0 3 * * *", "{job}");
+    assert_eq!(
+        job["nextRunAtMs"].as_i64().unwrap() % 86_400_000,
+        3 * 3_600_000
+    );
+    let (output, cron) = openclaw(&address, &["cron", "list"], TOKEN);
+    assert!(output.status.success(), "{cron}");
+    assert_eq!(cron["jobs"][0]["id"], id.as_str(), "{cron}");
+    let (output, run) = openclaw(&address, &["cron", "run", &id], TOKEN);
+    assert!(output.status.success(), "{run}");
+    assert_eq!(run["enqueued"], true, "{run}");
+    let (output, status) = openclaw(&address, &["cron", "status"], TOKEN);
+    assert!(output.status.success(), "{status}");
+    assert_eq!(status["jobs"], 1, "{status}");
+    let (output, removed) = openclaw(&address, &["cron", "rm", &id], TOKEN);
+    assert!(output.status.success(), "{removed}");
+    assert_eq!(removed["removed"], true, "{removed}");
 
     let (output, config) = gateway_call(&address, "config.get", TOKEN);
     assert!(output.status.success(), "{config}");
@@ -232,7 +271,7 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
 
     // `openclaw logs` pages the gateway's log file through logs.tail and
     // parses each line as OpenClaw's own log format.
-    let output = openclaw_raw(&address, &["logs", "--limit", "50"], TOKEN);
+    let output = openclaw_raw(&address, &["logs", "--limit", "500"], TOKEN);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "openclaw logs: {text}");
     let records: Vec<Value> = text
