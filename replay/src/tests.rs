@@ -374,10 +374,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         ),
         // Version 3 added pending pairings and device tokens to `Devices`;
         // version 4 per-day usage totals; version 5 the exec policy;
-        // version 6 voice wake words.
+        // version 6 voice wake words; version 7 moved nodes out of `Devices`
+        // into `Nodes` (approved and pending surfaces, connected sessions).
         (
-            6,
-            "111c238f42504531c666af291e04d5668dc746fbc6ebf81f6d3dce362c57a685"
+            7,
+            "9d533920fe70012ebfdd3ac575da912e7eb049e5466cb53bba3bdbb1560fa0d6"
         ),
     );
 }

@@ -96,6 +96,8 @@ pub struct Gateway {
     pub state_root: std::path::PathBuf,
     /// Connections waiting for exec approval decisions.
     pub approvals: protocol::methods::approvals::Waiters,
+    /// `node.invoke` requests waiting for their node.
+    pub node_invokes: protocol::methods::node_invoke::Invokes,
 }
 
 impl Gateway {
@@ -266,6 +268,7 @@ async fn serve_logged(
         agent: Arc::new(crate::agent::Runtime::new()?),
         state_root: state_dir.root().to_path_buf(),
         approvals: protocol::methods::approvals::Waiters::default(),
+        node_invokes: protocol::methods::node_invoke::Invokes::default(),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.

@@ -9,6 +9,7 @@ mod config;
 mod crash;
 mod gateway;
 mod llm_server;
+mod nodes;
 mod openclaw_cli;
 mod pairing;
 mod protocol;
