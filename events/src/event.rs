@@ -76,6 +76,13 @@ pub enum Event {
     CronJobSaved(CronJobSaved),
     CronRunFinished(CronRunFinished),
     CronRunForced(CronRunForced),
+    // Node connections, their approved command surface, and invokes.
+    NodeConnected(NodeConnected),
+    NodePairRequested(NodePairRequested),
+    NodePairResolved(NodePairResolved),
+    NodeRenamed(NodeRenamed),
+    NodeInvokeRequested(NodeInvokeRequested),
+    NodeInvokeFinished(NodeInvokeFinished),
 }
 
 impl Event {
@@ -128,6 +135,12 @@ impl Event {
             Event::CronJobSaved(_) => "cron.job.saved",
             Event::CronRunFinished(_) => "cron.run.finished",
             Event::CronRunForced(_) => "cron.run.forced",
+            Event::NodeConnected(_) => "node.connected",
+            Event::NodePairRequested(_) => "node.pair.requested",
+            Event::NodePairResolved(_) => "node.pair.resolved",
+            Event::NodeRenamed(_) => "node.renamed",
+            Event::NodeInvokeRequested(_) => "node.invoke.requested",
+            Event::NodeInvokeFinished(_) => "node.invoke.finished",
         }
     }
 
@@ -718,4 +731,96 @@ pub struct DeviceTokenRevoked {
     pub device_id: String,
     pub role: String,
     pub reason: String,
+}
+
+/// What a node declared when it connected (`role: "node"`), as OpenClaw's
+/// node session holds it. The node id is its device id. What it may
+/// actually be asked to run is this surface intersected with its approved
+/// one (see `NodePairResolved`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConnected {
+    pub conn_id: String,
+    pub node_id: String,
+    pub surface: NodeSurface,
+}
+
+/// A node's self-description and command surface (OpenClaw's
+/// `caps`/`commands`/`permissions` in `connect`, with the client fields
+/// shown in `node.list`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSurface {
+    pub client_id: String,
+    pub client_mode: String,
+    pub display_name: Option<String>,
+    pub platform: String,
+    pub version: String,
+    pub device_family: Option<String>,
+    pub model_identifier: Option<String>,
+    /// The peer address; `None` on loopback (OpenClaw omits it there).
+    pub remote_ip: Option<String>,
+    pub caps: Vec<String>,
+    pub commands: Vec<String>,
+    /// The `permissions` object as canonical JSON, if the node sent one.
+    pub permissions: Option<String>,
+}
+
+/// A paired device connected as a node with a command surface that is not
+/// (entirely) approved: an operator approves it with `node.pair.approve`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePairRequested {
+    pub request_id: String,
+    pub node_id: String,
+    pub surface: NodeSurface,
+    /// The device was approved without a person (loopback); OpenClaw marks
+    /// the surface request silent, but it still needs approval.
+    pub silent: bool,
+}
+
+/// The decision on a node's surface request: `approved` (the pending
+/// surface becomes the approved one), `rejected`, or `superseded` (the node
+/// declared another surface, which replaces this request).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePairResolved {
+    pub request_id: String,
+    pub node_id: String,
+    pub decision: String,
+    /// Who decided: a connection or device id, or `gateway`.
+    pub reviewer: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRenamed {
+    pub node_id: String,
+    pub display_name: String,
+}
+
+/// An operator asked a connected node to run a command (`node.invoke`); the
+/// gateway pushes `node.invoke.request` to that node's socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInvokeRequested {
+    pub invoke_id: String,
+    pub node_id: String,
+    /// The node connection the request goes to.
+    pub node_conn_id: String,
+    pub command: String,
+    /// The command's params as JSON, redacted (the node gets them exactly).
+    pub params_redacted: Option<String>,
+    pub timeout_ms: u64,
+    pub idempotency_key: String,
+    pub session_key: Option<String>,
+}
+
+/// How an invoke ended: the node's answer (`ok`, or its error), or the
+/// gateway's (`TIMEOUT`, `DISCONNECTED`). The payload itself is in the
+/// node's recorded `node.invoke.result` request; here are its size and
+/// blake3, to tie the two together.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInvokeFinished {
+    pub invoke_id: String,
+    pub node_id: String,
+    pub ok: bool,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub payload_bytes: u64,
+    pub payload_blake3: Option<String>,
 }

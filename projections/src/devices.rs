@@ -1,5 +1,6 @@
-//! Paired nodes and devices, revocations, pending pairing requests and
-//! device tokens.
+//! Paired devices, revocations, pending pairing requests and device tokens.
+//! (A node is a device connected with `role: "node"`; its command surface
+//! is in `nodes`.)
 //!
 //! Why revocations are kept: a revoked device must stay refused after a
 //! restart, and the only way to know that without a side table is the log.
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 
 use clawback_events::event::{
     DevicePairRequested, DevicePairResolved, DevicePaired, DeviceRevoked, DeviceTokenIssued,
-    DeviceTokenRevoked, NodePaired, NodeUnpaired,
+    DeviceTokenRevoked,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +27,6 @@ pub const PENDING_PAIRINGS_MAX: usize = 256;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Devices {
-    pub nodes: BTreeMap<String, Node>,
     pub devices: BTreeMap<String, Device>,
     pub revoked: BTreeMap<String, Revocation>,
     /// Pairing requests by request id.
@@ -50,14 +50,6 @@ pub struct DeviceToken {
     pub issued_ts_ms: i64,
 }
 
-/// A paired node: the pairing as recorded, and when.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Node {
-    pub paired: NodePaired,
-    pub paired_seq: u64,
-    pub paired_ts_ms: i64,
-}
-
 /// A paired device: the pairing as recorded (key, role, scopes, approver),
 /// and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,30 +67,6 @@ pub struct Revocation {
 }
 
 impl Devices {
-    pub(crate) fn node_paired(&mut self, at: At, event: NodePaired) {
-        let node = Node {
-            paired: event,
-            paired_seq: at.seq,
-            paired_ts_ms: at.ts_ms,
-        };
-        self.nodes.insert(node.paired.node_id.clone(), node);
-    }
-
-    pub(crate) fn node_unpaired(
-        &mut self,
-        at: At,
-        event: &NodeUnpaired,
-        anomalies: &mut Anomalies,
-    ) {
-        if self.nodes.remove(&event.node_id).is_none() {
-            anomalies.record(
-                at,
-                "node.unknown",
-                format!("unpair of node {} that is not paired", event.node_id),
-            );
-        }
-    }
-
     pub(crate) fn device_paired(&mut self, at: At, event: DevicePaired) {
         self.revoked.remove(&event.device_id);
         let device = Device {

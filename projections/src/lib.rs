@@ -29,6 +29,7 @@ pub mod cron;
 pub mod deliveries;
 pub mod devices;
 pub mod gateway;
+pub mod nodes;
 pub mod presence;
 pub mod sessions;
 #[cfg(any(test, feature = "testing"))]
@@ -47,6 +48,7 @@ pub use cron::Cron;
 pub use deliveries::Deliveries;
 pub use devices::Devices;
 pub use gateway::Gateway;
+pub use nodes::Nodes;
 pub use presence::Presence;
 pub use sessions::Sessions;
 pub use usage::UsageBook;
@@ -77,6 +79,7 @@ pub struct State {
     pub approvals: Approvals,
     pub cron: Cron,
     pub devices: Devices,
+    pub nodes: Nodes,
     pub deliveries: Deliveries,
     pub usage: UsageBook,
     pub anomalies: Anomalies,
@@ -166,10 +169,14 @@ impl State {
                 self.presence.gateway_restarted(at);
                 self.sessions.gateway_restarted(at);
                 self.cron.gateway_restarted(at);
+                self.nodes.gateway_restarted(at);
             }
             Event::GatewayStopped(e) => self.gateway.stopped(at, e),
             Event::ConnectionOpened(e) => self.presence.connection_opened(at, e, anomalies),
-            Event::ConnectionClosed(e) => self.presence.connection_closed(at, &e, anomalies),
+            Event::ConnectionClosed(e) => {
+                self.nodes.connection_closed(at, &e.conn_id);
+                self.presence.connection_closed(at, &e, anomalies);
+            }
             Event::PresenceChanged(e) => self.presence.changed(at, e, anomalies),
             Event::ConfigChanged(e) => self.config.changed(at, e),
             Event::SessionCreated(e) => self.sessions.created(at, e, anomalies),
@@ -195,10 +202,13 @@ impl State {
             Event::CronJobSaved(e) => self.cron.job_saved(at, e),
             Event::CronRunFinished(e) => self.cron.run_finished(at, e, anomalies),
             Event::CronRunForced(e) => self.cron.run_forced(at, e, anomalies),
-            Event::NodePaired(e) => self.devices.node_paired(at, e),
-            Event::NodeUnpaired(e) => self.devices.node_unpaired(at, &e, anomalies),
+            Event::NodePaired(e) => self.nodes.legacy_paired(at, e),
+            Event::NodeUnpaired(e) => self.nodes.unpaired(at, &e, anomalies),
             Event::DevicePaired(e) => self.devices.device_paired(at, e),
-            Event::DeviceRevoked(e) => self.devices.device_revoked(at, e, anomalies),
+            Event::DeviceRevoked(e) => {
+                self.nodes.device_revoked(&e.device_id);
+                self.devices.device_revoked(at, e, anomalies);
+            }
             Event::DevicePairRequested(e) => self.devices.pair_requested(at, e),
             Event::DevicePairResolved(e) => self.devices.pair_resolved(at, &e, anomalies),
             Event::DeviceTokenIssued(e) => self.devices.token_issued(at, e),
@@ -209,7 +219,13 @@ impl State {
             Event::ExecPolicyChanged(e) => self.approvals.policy_changed(at, e),
             // Wake words are gateway settings; the newest set wins.
             Event::VoiceWakeChanged(e) => self.gateway.voice_wake = Some(e.triggers),
+            Event::NodeConnected(e) => self.nodes.connected(at, e),
+            Event::NodePairRequested(e) => self.nodes.pair_requested(at, e),
+            Event::NodePairResolved(e) => self.nodes.pair_resolved(at, &e, anomalies),
+            Event::NodeRenamed(e) => self.nodes.renamed(at, e, anomalies),
             ref event @ (Event::RpcReceived(_)
+            | Event::NodeInvokeRequested(_)
+            | Event::NodeInvokeFinished(_)
             | Event::RpcAnswered(_)
             | Event::LlmCallRequested(_)
             | Event::LlmCallCompleted(_)
@@ -231,6 +247,7 @@ impl State {
                 self.sessions.llm_call_completed(at, e, anomalies);
             }
             Event::ToolCallFinished(e) => self.sessions.tool_call_finished(at, e, anomalies),
+            // Invokes live as long as a request; the log is their record.
             _ => {}
         }
     }
@@ -280,6 +297,8 @@ fn keeps_no_payload(event: &Event) -> bool {
             | Event::LlmCallRequested(_)
             | Event::LlmCallCompleted(_)
             | Event::ToolCallFinished(_)
+            | Event::NodeInvokeRequested(_)
+            | Event::NodeInvokeFinished(_)
     )
 }
 

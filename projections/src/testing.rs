@@ -481,6 +481,85 @@ fn side_effect_events() -> impl Strategy<Value = Event> {
     ]
 }
 
+fn node_surface(commands: Vec<String>) -> NodeSurface {
+    NodeSurface {
+        client_id: "node-host".to_owned(),
+        client_mode: "node".to_owned(),
+        display_name: Some("mac".to_owned()),
+        platform: "darwin".to_owned(),
+        version: "2026.9.6".to_owned(),
+        device_family: None,
+        model_identifier: None,
+        remote_ip: None,
+        caps: vec!["system".to_owned()],
+        commands,
+        permissions: None,
+    }
+}
+
+/// Node connections, surface requests and decisions, renames, invokes;
+/// node ids overlap device ids (a node is a device) and connection ids.
+pub fn node_events() -> impl Strategy<Value = Event> {
+    let commands = || proptest::collection::vec(id("cmd", 3), 0..3);
+    prop_oneof![
+        (id("conn", 3), id("dev", 3), commands()).prop_map(|(conn_id, node_id, commands)| {
+            Event::NodeConnected(NodeConnected {
+                conn_id,
+                node_id,
+                surface: node_surface(commands),
+            })
+        }),
+        (id("nreq", 3), id("dev", 3), commands(), any::<bool>()).prop_map(
+            |(request_id, node_id, commands, silent)| {
+                Event::NodePairRequested(NodePairRequested {
+                    request_id,
+                    node_id,
+                    surface: node_surface(commands),
+                    silent,
+                })
+            }
+        ),
+        (id("nreq", 3), id("dev", 3), any::<bool>()).prop_map(|(request_id, node_id, ok)| {
+            Event::NodePairResolved(NodePairResolved {
+                request_id,
+                node_id,
+                decision: if ok { "approved" } else { "rejected" }.to_owned(),
+                reviewer: "conn-1".to_owned(),
+            })
+        }),
+        (id("dev", 3), id("name", 2)).prop_map(|(node_id, display_name)| {
+            Event::NodeRenamed(NodeRenamed {
+                node_id,
+                display_name,
+            })
+        }),
+        id("dev", 3).prop_map(|node_id| Event::NodeUnpaired(NodeUnpaired { node_id })),
+        (id("inv", 3), id("dev", 3)).prop_map(|(invoke_id, node_id)| {
+            Event::NodeInvokeRequested(NodeInvokeRequested {
+                invoke_id,
+                node_id,
+                node_conn_id: "conn-1".to_owned(),
+                command: "system.notify".to_owned(),
+                params_redacted: Some("{}".to_owned()),
+                timeout_ms: 30_000,
+                idempotency_key: "k".to_owned(),
+                session_key: None,
+            })
+        }),
+        (id("inv", 3), id("dev", 3), any::<bool>()).prop_map(|(invoke_id, node_id, ok)| {
+            Event::NodeInvokeFinished(NodeInvokeFinished {
+                invoke_id,
+                node_id,
+                ok,
+                error_code: (!ok).then(|| "TIMEOUT".to_owned()),
+                error_message: None,
+                payload_bytes: 2,
+                payload_blake3: None,
+            })
+        }),
+    ]
+}
+
 /// Any event, with ids drawn from small pools so events interact.
 pub fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
@@ -488,6 +567,7 @@ pub fn event() -> impl Strategy<Value = Event> {
         3 => session_events(),
         3 => run_events(),
         3 => side_effect_events(),
+        2 => node_events(),
     ]
 }
 

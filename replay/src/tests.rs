@@ -375,10 +375,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // Version 3 added pending pairings and device tokens to `Devices`;
         // version 4 per-day usage totals; version 5 the exec policy;
         // version 6 voice wake words; version 7 cron job definitions and run
-        // results.
+        // results, and nodes moved out of `Devices` into `Nodes` (approved
+        // and pending surfaces, connected sessions).
         (
             7,
-            "b3e7216df16863a545831afa04af7321cb54252f375ee9e65528b3df8b70a8e2"
+            "9d533920fe70012ebfdd3ac575da912e7eb049e5466cb53bba3bdbb1560fa0d6"
         ),
     );
 }

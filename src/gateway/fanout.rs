@@ -1,6 +1,7 @@
 //! Server-push events derived from the log: one task follows the log and
 //! turns each recorded change into the protocol event clients expect
-//! (`presence`, `config.changed`, `sessions.changed`, `device.pair.*`).
+//! (`presence`, `config.changed`, `sessions.changed`, `device.pair.*`,
+//! `node.pair.*`, and `node.invoke.request` to the one node asked).
 //!
 //! Why from the log and not from the handlers: every path that records a
 //! change (a request, a connect, a pairing, later an executor) produces its
@@ -134,7 +135,53 @@ fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
                    "decision": if resolved.approved { "approved" } else { "rejected" },
                    "ts": ts}),
         ),
-        Event::DeviceRevoked(_) | Event::DevicePaired(_) => event("device.pair.changed", json!({})),
+        Event::DeviceRevoked(revoked) => {
+            // A removed device's node connections end with it.
+            let _ = gateway.pushes.send(Push::CloseNode {
+                device_id: revoked.device_id.clone(),
+            });
+            event("device.pair.changed", json!({}))
+        }
+        Event::DevicePaired(_) => event("device.pair.changed", json!({})),
+        Event::NodePairRequested(request) => event(
+            "node.pair.requested",
+            methods::nodes::pending_row(request, ts),
+        ),
+        // A superseded request is reported rejected, as OpenClaw does.
+        Event::NodePairResolved(resolved) => event(
+            "node.pair.resolved",
+            json!({"requestId": resolved.request_id, "nodeId": resolved.node_id,
+                   "decision": if resolved.decision == "approved" { "approved" } else { "rejected" },
+                   "ts": ts}),
+        ),
+        Event::NodeUnpaired(unpaired) => {
+            let _ = gateway.pushes.send(Push::CloseNode {
+                device_id: unpaired.node_id.clone(),
+            });
+            event(
+                "node.pair.resolved",
+                json!({"requestId": "", "nodeId": unpaired.node_id, "decision": "removed",
+                       "ts": ts}),
+            )
+        }
+        Event::NodeInvokeRequested(request) => {
+            // Exact params from the waiting request; an invoke that has
+            // already ended (or that a previous process made) is not sent.
+            let params = gateway.node_invokes.params_for(&request.invoke_id)?;
+            let mut payload = json!({
+                "id": request.invoke_id, "nodeId": request.node_id, "command": request.command,
+                "paramsJSON": params, "timeoutMs": request.timeout_ms,
+                "idempotencyKey": request.idempotency_key,
+            });
+            if let Some(key) = &request.session_key {
+                payload["sessionKey"] = json!(key);
+            }
+            Some(Push::To {
+                conn_id: request.node_conn_id.clone(),
+                name: "node.invoke.request",
+                payload: payload.to_string().into(),
+            })
+        }
         Event::CronJobSaved(saved) => {
             let added = gateway
                 .state

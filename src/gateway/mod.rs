@@ -98,6 +98,8 @@ pub struct Gateway {
     pub approvals: protocol::methods::approvals::Waiters,
     /// The cron scheduler's switch and doorbell.
     pub cron: crate::cron::Scheduler,
+    /// `node.invoke` requests waiting for their node.
+    pub node_invokes: protocol::methods::node_invoke::Invokes,
 }
 
 impl Gateway {
@@ -270,6 +272,7 @@ async fn serve_logged(
         state_root: state_dir.root().to_path_buf(),
         approvals: protocol::methods::approvals::Waiters::default(),
         cron: crate::cron::Scheduler::new(cron_enabled),
+        node_invokes: protocol::methods::node_invoke::Invokes::default(),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.

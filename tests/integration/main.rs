@@ -10,6 +10,7 @@ mod crash;
 mod cron;
 mod gateway;
 mod llm_server;
+mod nodes;
 mod openclaw_cli;
 mod pairing;
 mod protocol;

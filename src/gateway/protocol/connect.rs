@@ -99,6 +99,31 @@ pub struct ConnectRequest {
     pub device_token: Option<String>,
     /// The `device` proof, verified by `device::verify`.
     pub device: Option<Value>,
+    pub model_identifier: Option<String>,
+    /// A node's declared capabilities and commands (trimmed, deduplicated)
+    /// and its `permissions` object.
+    pub caps: Vec<String>,
+    pub commands: Vec<String>,
+    pub permissions: Option<Map<String, Value>>,
+}
+
+/// A node's `caps`/`commands`: trimmed, empty entries and repeats dropped,
+/// first occurrence order kept (OpenClaw's normalization).
+fn string_list(object: &Map<String, Value>, key: &str) -> Result<Vec<String>, ErrorShape> {
+    let items = match object.get(key) {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(invalid(format!("at /{key}: must be array"))),
+    };
+    let mut list: Vec<String> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let text = string(item, &format!("/{key}/{index}"))?;
+        let text = text.trim();
+        if !text.is_empty() && !list.iter().any(|seen| seen == text) {
+            list.push(text.to_owned());
+        }
+    }
+    Ok(list)
 }
 
 fn invalid(detail: String) -> ErrorShape {
@@ -235,6 +260,14 @@ pub fn parse(params: Option<&Value>) -> Result<ConnectRequest, ErrorShape> {
         password,
         device_token,
         device,
+        model_identifier: optional_string(client, "modelIdentifier", "/client")?,
+        caps: string_list(object, "caps")?,
+        commands: string_list(object, "commands")?,
+        permissions: match object.get("permissions") {
+            None => None,
+            Some(Value::Object(permissions)) => Some(permissions.clone()),
+            Some(_) => return Err(invalid("at /permissions: must be object".to_owned())),
+        },
     })
 }
 

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use clawback_events::event::{
     ClientInfo, ConnectionClosed, ConnectionOpened, DevicePaired, DeviceTokenIssued, Event,
-    PresenceChange, PresenceChanged, PresenceEntry,
+    NodeConnected, NodePairRequested, NodePairResolved, NodeSurface, PresenceChange,
+    PresenceChanged, PresenceEntry,
 };
 use clawback_events::{Actor, NewEvent};
 use futures_util::{SinkExt, StreamExt};
@@ -207,6 +208,13 @@ async fn handshake(
             }
         }
     }
+    // A node is known by its device identity: pairing needs one.
+    if connect.role == "node" && device.is_none() {
+        let error = ErrorShape::new(codes::NOT_PAIRED, "device identity required")
+            .with_details(json!({"code": "DEVICE_IDENTITY_REQUIRED"}));
+        fail(&request.id, error, 1008).await;
+        return None;
+    }
     let pairing = match &device {
         None => Pairing::NoDevice,
         Some(device) => match pairing::decide(gateway, device, &connect, remote).await {
@@ -224,12 +232,17 @@ async fn handshake(
         // grants them on loopback; none asked means read-only (least
         // privilege; OpenClaw's own default for that case is unspecified).
         // A device token grants at most the scopes it was issued with.
-        scopes: token_scopes.unwrap_or_else(|| {
-            connect
-                .scopes
-                .clone()
-                .unwrap_or_else(|| vec![scopes::READ.to_owned()])
-        }),
+        // A node holds no operator scopes: it calls node methods only.
+        scopes: if connect.role == "node" {
+            Vec::new()
+        } else {
+            token_scopes.unwrap_or_else(|| {
+                connect
+                    .scopes
+                    .clone()
+                    .unwrap_or_else(|| vec![scopes::READ.to_owned()])
+            })
+        },
         device_id: device.as_ref().map(|device| device.device_id.clone()),
     };
     let device_token =
@@ -396,6 +409,22 @@ async fn record_open(
         session.role
     );
     events.push(NewEvent::new("gateway", actor.clone(), opened));
+    if let (Some(device), "node") = (device, session.role.as_str()) {
+        let silent = pairing == Pairing::AutoApproveLoopback
+            || gateway
+                .state
+                .read()
+                .expect("state lock")
+                .devices
+                .devices
+                .get(&device.device_id)
+                .is_some_and(|paired| paired.paired.approved_by == "auto-loopback");
+        for event in
+            node_connect_events(gateway, session, connect, remote, &device.device_id, silent)
+        {
+            events.push(NewEvent::new("gateway", actor.clone(), event));
+        }
+    }
     // A paired device without a token for this role gets one, to connect
     // later without the shared secret.
     let mut issued = None;
@@ -425,6 +454,115 @@ async fn record_open(
     gateway.log.append(events).await.map(|_| issued)
 }
 
+/// What a node's connect records: its session, and a surface request when
+/// what it declares is not (all) approved. An identical pending request is
+/// reused; another one is superseded (OpenClaw reports it rejected), as is
+/// a pending request the node no longer needs.
+fn node_connect_events(
+    gateway: &Gateway,
+    session: &Session,
+    connect: &ConnectRequest,
+    remote: SocketAddr,
+    node_id: &str,
+    silent: bool,
+) -> Vec<Event> {
+    let surface = NodeSurface {
+        client_id: connect.client_id.clone(),
+        client_mode: connect.client_mode.clone(),
+        display_name: connect.display_name.clone(),
+        platform: connect.client_platform.clone(),
+        version: connect.client_version.clone(),
+        device_family: connect.device_family.clone(),
+        model_identifier: connect.model_identifier.clone(),
+        remote_ip: (!remote.ip().is_loopback()).then(|| remote.ip().to_string()),
+        caps: connect.caps.clone(),
+        commands: connect
+            .commands
+            .iter()
+            .filter(|command| !methods::node_invoke::is_private(command))
+            .cloned()
+            .collect(),
+        // serde_json's map is ordered: this is canonical.
+        permissions: connect
+            .permissions
+            .as_ref()
+            .filter(|permissions| !permissions.is_empty())
+            .map(|permissions| Value::Object(permissions.clone()).to_string()),
+    };
+    let state = gateway.state.read().expect("state lock");
+    let contains = |approved: &[String], declared: &[String]| {
+        declared.iter().all(|item| approved.contains(item))
+    };
+    let needs_approval = match state.nodes.paired.get(node_id) {
+        None => true,
+        Some(approved) => {
+            !contains(&approved.surface.commands, &surface.commands)
+                || !contains(&approved.surface.caps, &surface.caps)
+                || permission_upgrade(
+                    approved.surface.permissions.as_deref(),
+                    connect.permissions.as_ref(),
+                )
+        }
+    };
+    let pending = state
+        .nodes
+        .pending_for(node_id)
+        .map(|pending| &pending.request);
+    fn set(list: &[String]) -> std::collections::BTreeSet<&String> {
+        list.iter().collect()
+    }
+    let same = |other: &NodeSurface| {
+        set(&other.caps) == set(&surface.caps)
+            && set(&other.commands) == set(&surface.commands)
+            && other.permissions == surface.permissions
+    };
+    let mut events = Vec::with_capacity(3);
+    let superseded = |request: &NodePairRequested| {
+        Event::NodePairResolved(NodePairResolved {
+            request_id: request.request_id.clone(),
+            node_id: node_id.to_owned(),
+            decision: "superseded".to_owned(),
+            reviewer: "gateway".to_owned(),
+        })
+    };
+    match (needs_approval, pending) {
+        (true, Some(pending)) if same(&pending.surface) => {}
+        (true, pending) => {
+            events.extend(pending.map(superseded));
+            events.push(Event::NodePairRequested(NodePairRequested {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                node_id: node_id.to_owned(),
+                surface: surface.clone(),
+                silent,
+            }));
+        }
+        (false, pending) => events.extend(pending.map(superseded)),
+    }
+    events.push(Event::NodeConnected(NodeConnected {
+        conn_id: session.conn_id.clone(),
+        node_id: node_id.to_owned(),
+        surface,
+    }));
+    events
+}
+
+/// A permission the node now claims (`true`) that the approval did not
+/// grant.
+fn permission_upgrade(
+    approved: Option<&str>,
+    declared: Option<&serde_json::Map<String, Value>>,
+) -> bool {
+    let approved: serde_json::Map<String, Value> = approved
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    declared.is_some_and(|declared| {
+        declared.iter().any(|(key, value)| {
+            let claimed = !matches!(value, Value::Null | Value::Bool(false));
+            claimed && approved.get(key) != Some(&Value::Bool(true))
+        })
+    })
+}
+
 fn presence_key(session: &Session, connect: &ConnectRequest) -> String {
     connect
         .instance_id
@@ -451,7 +589,13 @@ async fn record_close(gateway: &Gateway, session: &Session) {
             .and_then(|connection| connection.opened.client.instance_id.clone())
             .unwrap_or_else(|| session.conn_id.clone())
     };
-    let events = vec![
+    // Invokes sent to this node end with it, recorded before the close.
+    let (ended, tell_waiters) = gateway.node_invokes.disconnected(&session.conn_id);
+    let mut events: Vec<NewEvent> = ended
+        .into_iter()
+        .map(|event| NewEvent::new("gateway", Actor::System, event))
+        .collect();
+    events.extend([
         NewEvent::new(
             "gateway",
             actor.clone(),
@@ -471,10 +615,11 @@ async fn record_close(gateway: &Gateway, session: &Session) {
                 },
             }),
         ),
-    ];
+    ]);
     // A writer that has stopped cannot record the close; the next start's
     // gateway.started ends the connection in the projections anyway.
-    let _ = gateway.log.append(events).await;
+    let recorded = gateway.log.append(events).await.is_ok();
+    tell_waiters(recorded);
 }
 
 /// Requests and pushed events until the client leaves or the gateway stops.
@@ -542,9 +687,10 @@ async fn run(
                 let conn_id = session.conn_id.clone();
                 let conn_for_barrier = conn_id.clone();
                 let device_id = session.device_id.clone();
+                let scopes = session.scopes.clone();
                 tokio::spawn(async move {
                     let id = request.id.clone();
-                    let (frame, follow_up) = super::request::answer(&gateway, conn_id, device_id, request).await;
+                    let (frame, follow_up) = super::request::answer(&gateway, conn_id, device_id, scopes, request).await;
                     enqueue(&outbound, frame);
                     // A long run's second answer does not hold a request slot.
                     drop(permit);
@@ -588,6 +734,20 @@ async fn run(
                             let _ = reached.send(());
                         }
                     }
+                    Ok(Push::To { conn_id, name, payload }) => {
+                        if conn_id == session.conn_id {
+                            event_seq += 1;
+                            if !enqueue(outbound, frames::event_serialized(name, &payload, event_seq, None)) {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(Push::CloseNode { device_id }) => {
+                        if session.role == "node" && session.device_id.as_deref() == Some(device_id.as_str()) {
+                            let _ = outbound.send(close(1008, "device-pair-removed")).await;
+                            return;
+                        }
+                    }
                     Ok(Push::Shutdown) => {
                         event_seq += 1;
                         let frame = frames::event(
@@ -617,7 +777,9 @@ async fn run(
 /// kind (presence and health carry whole snapshots, tick is a heartbeat,
 /// pairing events are followed by a list a client can re-read).
 fn drop_if_slow(event: &str) -> bool {
-    matches!(event, "presence" | "health" | "tick" | "cron") || event.starts_with("device.pair.")
+    matches!(event, "presence" | "health" | "tick" | "cron")
+        || event.starts_with("device.pair.")
+        || event.starts_with("node.pair.")
 }
 
 /// Queues a frame; `false` (and the socket closes) when the client is too

@@ -62,6 +62,17 @@ pub enum Push {
     },
     /// `shutdown`, then close 1012 "service restart".
     Shutdown,
+    /// An event for one socket only (`node.invoke.request` to the node
+    /// that is asked), sent without a scope check: the gateway chose the
+    /// recipient.
+    To {
+        conn_id: String,
+        name: &'static str,
+        payload: std::sync::Arc<str>,
+    },
+    /// Closes the node connections of a device whose node pairing was
+    /// removed (close 1008).
+    CloseNode { device_id: String },
     /// Not sent to anyone: the socket `conn_id` signals when it reaches this
     /// point of the push stream, so an answer sent after it is ordered after
     /// every event pushed before it (a run's final `chat` event before the

@@ -19,11 +19,13 @@ pub(super) async fn answer(
     gateway: &Arc<Gateway>,
     conn_id: String,
     device_id: Option<String>,
+    scopes: Vec<String>,
     request: frames::RequestFrame,
 ) -> (String, Option<methods::FollowUp>) {
     let caller = methods::Caller {
         conn_id: conn_id.clone(),
         device_id: device_id.clone(),
+        scopes,
     };
     let actor = Actor::Connection {
         conn_id: conn_id.clone(),

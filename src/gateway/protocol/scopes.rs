@@ -17,6 +17,7 @@ pub const READ: &str = "operator.read";
 pub const WRITE: &str = "operator.write";
 pub const ADMIN: &str = "operator.admin";
 pub const TALK: &str = "operator.talk";
+pub const PAIRING: &str = "operator.pairing";
 
 const METHOD_TABLE: &str = include_str!("methods-2026.9.6.tsv");
 
@@ -158,8 +159,53 @@ fn dynamic_scope(method: &str, params: Option<&Value>) -> &'static str {
                 ADMIN
             }
         }
+        // Direct node invokes cross into the node's host: the file and
+        // browser commands need admin, the rest write.
+        "node.invoke" => {
+            let command = object
+                .and_then(|params| params.get("command"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if is_admin_only_node_command(command) {
+                ADMIN
+            } else {
+                WRITE
+            }
+        }
         // Dynamic methods whose rules are not implemented here need admin.
         _ => ADMIN,
+    }
+}
+
+/// Node commands only an admin may invoke directly (OpenClaw's
+/// `NODE_ADMIN_ONLY_INVOKE_COMMANDS`).
+pub fn is_admin_only_node_command(command: &str) -> bool {
+    matches!(
+        command,
+        "browser.proxy" | "browser.proxy.upload.v1" | "fs.listDir" | "terminal.upload"
+    )
+}
+
+/// The operator scopes needed to approve a node surface declaring
+/// `commands` (OpenClaw's `resolveNodePairApprovalScopes`): exec-capable
+/// and admin-only commands need admin, other commands write, none only
+/// pairing.
+pub fn node_pair_approval_scopes(commands: &[String]) -> Vec<&'static str> {
+    const ADMIN_APPROVAL: &[&str] = &[
+        "system.run.prepare",
+        "system.run",
+        "system.which",
+        "system.execApprovals.get",
+        "system.execApprovals.set",
+    ];
+    if commands.iter().any(|command| {
+        is_admin_only_node_command(command) || ADMIN_APPROVAL.contains(&command.as_str())
+    }) {
+        vec![PAIRING, ADMIN]
+    } else if commands.is_empty() {
+        vec![PAIRING]
+    } else {
+        vec![PAIRING, WRITE]
     }
 }
 
@@ -311,6 +357,21 @@ mod tests {
         assert_eq!(delete(json!({"key": "k", "archivedOnly": true})), Ok(WRITE));
         assert_eq!(delete(json!({"key": "k"})), Ok(ADMIN));
         assert_eq!(required_scope("talk.config", None), Ok(ADMIN));
+        let invoke =
+            |command: &str| required_scope("node.invoke", Some(&json!({"command": command})));
+        assert_eq!(invoke("system.notify"), Ok(WRITE));
+        assert_eq!(invoke("system.run"), Ok(WRITE));
+        assert_eq!(invoke("fs.listDir"), Ok(ADMIN));
+        assert_eq!(invoke("browser.proxy"), Ok(ADMIN));
+        assert_eq!(
+            node_pair_approval_scopes(&["system.run".to_owned()]),
+            vec![PAIRING, ADMIN]
+        );
+        assert_eq!(
+            node_pair_approval_scopes(&["camera.list".to_owned()]),
+            vec![PAIRING, WRITE]
+        );
+        assert_eq!(node_pair_approval_scopes(&[]), vec![PAIRING]);
     }
 
     #[test]

@@ -1,30 +1,8 @@
-//! Paired nodes and devices, from the devices projection.
+//! Paired and pending devices, from the devices projection.
 
 use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
-
-/// Paired nodes, oldest pairing first, from the devices projection.
-pub fn paired_nodes(gateway: &Gateway) -> Vec<Value> {
-    let state = gateway.state.read().expect("state lock");
-    let mut nodes: Vec<&clawback_projections::devices::Node> =
-        state.devices.nodes.values().collect();
-    nodes.sort_by_key(|node| node.paired_seq);
-    nodes
-        .into_iter()
-        .map(|node| {
-            json!({
-                "nodeId": node.paired.node_id,
-                "displayName": node.paired.display_name,
-                "platform": node.paired.platform,
-                "caps": node.paired.capabilities,
-                "paired": true,
-                "connected": false,
-                "approvedAtMs": node.paired_ts_ms,
-            })
-        })
-        .collect()
-}
 
 /// Paired, unrevoked devices, oldest pairing first.
 pub fn paired_devices(gateway: &Gateway) -> Vec<Value> {

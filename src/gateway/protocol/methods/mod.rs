@@ -14,7 +14,8 @@
 //! between its check and its events becoming durable.
 //!
 //! One module per family: `system` (health, status, presence), `config`,
-//! `models`, `sessions`, `inventory` (nodes, devices), `cron`; `params`
+//! `models`, `sessions`, `inventory` (devices), `nodes` (node catalog and
+//! surface pairing), `node_invoke` (commands run on nodes), `cron`; `params`
 //! checks request params the way OpenClaw's validator words its errors.
 
 mod agent;
@@ -27,6 +28,8 @@ mod exec_policy;
 mod inventory;
 mod logs;
 mod models;
+pub mod node_invoke;
+pub mod nodes;
 mod params;
 mod session_row;
 mod sessions;
@@ -54,7 +57,15 @@ pub const IMPLEMENTED: &[&str] = &[
     "status",
     "system-presence",
     "node.list",
+    "node.describe",
+    "node.rename",
     "node.pair.list",
+    "node.pair.approve",
+    "node.pair.reject",
+    "node.pair.remove",
+    "node.invoke",
+    "node.invoke.result",
+    "node.event",
     "device.pair.list",
     "device.pair.approve",
     "device.pair.reject",
@@ -119,6 +130,9 @@ pub const EVENTS: &[&str] = &[
     "device.pair.requested",
     "device.pair.resolved",
     "device.pair.changed",
+    "node.pair.requested",
+    "node.pair.resolved",
+    "node.invoke.request",
     "agent",
     "chat",
     "exec.approval.requested",
@@ -131,6 +145,9 @@ pub const EVENTS: &[&str] = &[
 pub struct Caller {
     pub conn_id: String,
     pub device_id: Option<String>,
+    /// The scopes the connection holds (some decisions depend on them
+    /// beyond the method's own scope, e.g. `node.pair.approve`).
+    pub scopes: Vec<String>,
 }
 
 impl Caller {
@@ -196,16 +213,16 @@ pub async fn call(
         "system-presence" => {
             simple(no_params(method, params).map(|()| Value::Array(system::presence(gateway))))
         }
-        "node.list" => simple(
-            no_params(method, params)
-                .map(|()| json!({"ts": now_ms(), "nodes": inventory::paired_nodes(gateway)})),
-        ),
-        // Pairing requests are not queued yet (remote devices and nodes are
-        // refused with PAIRING_REQUIRED), so none is ever pending.
-        "node.pair.list" => simple(
-            no_params(method, params)
-                .map(|()| json!({"pending": [], "paired": inventory::paired_nodes(gateway)})),
-        ),
+        "node.list" => nodes::list(gateway, caller, params),
+        "node.describe" => nodes::describe(gateway, caller, params),
+        "node.pair.list" => nodes::pair_list(gateway, caller, params),
+        "node.pair.approve" => nodes::decide(gateway, caller, params, true).await,
+        "node.pair.reject" => nodes::decide(gateway, caller, params, false).await,
+        "node.pair.remove" => nodes::remove(gateway, caller, params).await,
+        "node.rename" => nodes::rename(gateway, caller, params).await,
+        "node.invoke" => node_invoke::invoke(gateway, caller, params).await,
+        "node.invoke.result" => node_invoke::result(gateway, caller, params),
+        "node.event" => nodes::event(params),
         "device.pair.list" => simple(no_params(method, params).map(|()| {
             json!({"pending": inventory::pending_devices(gateway),
                    "paired": inventory::paired_devices(gateway)})
@@ -274,6 +291,14 @@ pub async fn call(
             "unknown method: {unknown}"
         )))),
     }
+}
+
+/// OpenClaw's `missing scope` refusal (as `connection` words it for the
+/// method table's scopes), for scopes a handler decides.
+pub fn missing_scope(scope: &str, required: &[&str]) -> ErrorShape {
+    ErrorShape::new(codes::FORBIDDEN, format!("missing scope: {scope}")).with_details(
+        json!({"code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": required}),
+    )
 }
 
 /// Parameterless methods accept a missing `params` or `{}` (the CLI sends
