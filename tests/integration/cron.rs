@@ -322,3 +322,86 @@ fn one_shot_jobs_delete_themselves_and_unrunnable_jobs_are_refused() {
     });
     stop(running);
 }
+
+#[test]
+fn wake_and_system_events_tell_the_agent_now() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    let (running, address, _) =
+        crate::gateway::start_with(dir.path(), &["--token", crate::protocol::TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let woken = call(
+            &mut socket,
+            "w",
+            "wake",
+            json!({"mode": "now", "text": "the build finished", "extra": "kept open"}),
+        )
+        .await;
+        assert_eq!(woken["payload"], json!({"ok": true}), "{woken}");
+        let event = call(
+            &mut socket,
+            "e",
+            "system-event",
+            json!({"text": "door opened", "wake": true, "sessionKey": "agent:main:front"}),
+        )
+        .await;
+        assert_eq!(event["payload"], json!({"ok": true}), "{event}");
+        // Both turns ran, each in its session, with the text as a System line.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for (key, text) in [
+            ("agent:main:main", "System: the build finished"),
+            ("agent:main:front", "System: door opened"),
+        ] {
+            loop {
+                let history =
+                    call(&mut socket, "h", "chat.history", json!({"sessionKey": key})).await;
+                let messages = history["payload"]["messages"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if messages.len() >= 2 {
+                    assert_eq!(messages[0]["role"], "user");
+                    assert_eq!(messages[0]["content"][0]["text"], text, "{history}");
+                    assert_eq!(
+                        messages[1]["content"][0]["text"],
+                        format!("Hello from the mock. You said: {text}")
+                    );
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no turn in {key}: {history}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let later = call(
+            &mut socket,
+            "n",
+            "wake",
+            json!({"mode": "next-heartbeat", "text": "later"}),
+        )
+        .await;
+        assert_eq!(later["error"]["code"], "UNAVAILABLE", "{later}");
+        assert!(
+            later["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("heartbeats")
+        );
+        let contradicting = call(
+            &mut socket,
+            "c",
+            "wake",
+            json!({"mode": "now", "text": "x", "sessionKey": "agent:ops:main", "agentId": "main"}),
+        )
+        .await;
+        assert_eq!(
+            contradicting["error"]["code"], "INVALID_REQUEST",
+            "{contradicting}"
+        );
+        let usage = call(&mut socket, "u", "usage.status", json!({})).await;
+        assert_eq!(usage["payload"]["providers"], json!([]), "{usage}");
+        assert!(usage["payload"]["updatedAt"].as_i64().is_some());
+    });
+    stop(running);
+}

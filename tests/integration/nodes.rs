@@ -437,3 +437,121 @@ fn a_remote_node_pairs_its_device_then_its_surface() {
     let audit = clawback(dir.path(), &["audit", "verify"]);
     assert!(audit.status.success(), "{}", stdout(&audit));
 }
+
+#[test]
+fn a_nodes_exec_policy_is_read_and_written_on_the_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address, _) = start_bound(dir.path(), "127.0.0.1:0", &["--token", TOKEN]);
+    let key = SigningKey::from_bytes(&[33; 32]);
+    let id = node_id(&key);
+    let commands = ["system.execApprovals.get", "system.execApprovals.set"];
+    runtime().block_on(async {
+        let (mut admin, _) = connected(&address, &["operator.admin"]).await;
+        let (mut node, hello) = node_hello(&address, &key, &commands).await;
+        assert_eq!(hello["ok"], true, "{hello}");
+        let requested = next_event(&mut admin, "node.pair.requested").await;
+        let approved = call(
+            &mut admin,
+            "1",
+            "node.pair.approve",
+            Some(json!({"requestId": requested["requestId"]})),
+        )
+        .await;
+        assert_eq!(approved["ok"], true, "{approved}");
+
+        // node.invoke may not send these: they have their own methods.
+        let refused = call(
+            &mut admin,
+            "2",
+            "node.invoke",
+            Some(
+                json!({"nodeId": id, "command": "system.execApprovals.get", "idempotencyKey": "k"}),
+            ),
+        )
+        .await;
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("use exec.approvals.node.*"),
+            "{refused}"
+        );
+
+        // get: the node's snapshot comes back as the answer.
+        let snapshot = json!({"path": "/home/u/.openclaw/exec-approvals.json", "exists": true,
+                              "hash": "h1", "file": {"version": 1}});
+        let getter = tokio::spawn({
+            let (mut admin, id) = (admin, id.clone());
+            async move {
+                let answer = call(
+                    &mut admin,
+                    "3",
+                    "exec.approvals.node.get",
+                    Some(json!({"nodeId": id})),
+                )
+                .await;
+                (admin, answer)
+            }
+        });
+        let request = next_event(&mut node, "node.invoke.request").await;
+        assert_eq!(request["command"], "system.execApprovals.get");
+        call(
+            &mut node,
+            "r1",
+            "node.invoke.result",
+            Some(json!({"id": request["id"], "nodeId": id, "ok": true,
+                        "payloadJSON": snapshot.to_string()})),
+        )
+        .await;
+        let (admin, answer) = getter.await.expect("getter");
+        assert_eq!(answer["payload"], snapshot, "{answer}");
+
+        // set: the file and the hash it was read at go to the node.
+        let setter = tokio::spawn({
+            let (mut admin, id) = (admin, id.clone());
+            async move {
+                let answer = call(
+                    &mut admin,
+                    "4",
+                    "exec.approvals.node.set",
+                    Some(json!({"nodeId": id, "file": {"version": 1}, "baseHash": "h1"})),
+                )
+                .await;
+                (admin, answer)
+            }
+        });
+        let request = next_event(&mut node, "node.invoke.request").await;
+        assert_eq!(request["command"], "system.execApprovals.set");
+        let sent: Value = serde_json::from_str(request["paramsJSON"].as_str().unwrap()).unwrap();
+        assert_eq!(sent, json!({"file": {"version": 1}, "baseHash": "h1"}));
+        call(
+            &mut node,
+            "r2",
+            "node.invoke.result",
+            Some(json!({"id": request["id"], "nodeId": id, "ok": true,
+                        "payloadJSON": "{\"hash\":\"h2\"}"})),
+        )
+        .await;
+        let (mut admin, answer) = setter.await.expect("setter");
+        assert_eq!(answer["payload"], json!({"hash": "h2"}), "{answer}");
+
+        // Bad params are refused before anything reaches the node.
+        let both = call(
+            &mut admin,
+            "5",
+            "exec.approvals.node.set",
+            Some(json!({"nodeId": id, "file": {}, "native": {"rules": []}, "baseHash": "h"})),
+        )
+        .await;
+        assert_eq!(both["error"]["code"], "INVALID_REQUEST", "{both}");
+        let unknown = call(
+            &mut admin,
+            "6",
+            "exec.approvals.node.get",
+            Some(json!({"nodeId": "nobody"})),
+        )
+        .await;
+        assert_eq!(unknown["ok"], false, "{unknown}");
+    });
+    stop(running);
+}

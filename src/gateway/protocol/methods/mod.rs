@@ -28,6 +28,7 @@ mod exec_policy;
 mod inventory;
 mod logs;
 mod models;
+mod node_exec_policy;
 pub mod node_invoke;
 pub mod nodes;
 mod params;
@@ -36,6 +37,7 @@ mod sessions;
 mod system;
 mod usage;
 mod voice;
+mod wake;
 
 use clawback_events::event::Event;
 use serde_json::{Value, json};
@@ -107,6 +109,10 @@ pub const IMPLEMENTED: &[&str] = &[
     "chat.history",
     "chat.abort",
     "usage.cost",
+    "usage.status",
+    "wake",
+    "exec.approvals.node.get",
+    "exec.approvals.node.set",
     "exec.approval.request",
     "exec.approval.resolve",
     "exec.approval.waitDecision",
@@ -268,7 +274,11 @@ pub async fn call(
         "agents.files.get" => simple(agents::files_get(gateway, params)),
         "agents.files.set" => simple(agents::files_set(gateway, params)),
         "agent.identity.get" => simple(agents::identity(gateway, params)),
-        "system-event" => system::event(caller, params),
+        "system-event" => system::event(gateway, caller, params),
+        "wake" => simple(wake::wake(gateway, caller, params)),
+        "usage.status" => simple(usage::status(params)),
+        "exec.approvals.node.get" => node_exec_policy::get(gateway, caller, params).await,
+        "exec.approvals.node.set" => node_exec_policy::set(gateway, caller, params).await,
         // clawback runs no heartbeat turns yet, so there is no last one.
         "last-heartbeat" => simple(no_params(method, params).map(|()| Value::Null)),
         "sessions.list" => simple(sessions::list(gateway, params)),

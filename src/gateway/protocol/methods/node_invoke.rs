@@ -200,13 +200,13 @@ fn opt_non_empty<'a>(params: &Params<'a>, key: &str) -> Result<Option<&'a str>, 
     }
 }
 
-struct InvokeRequest {
-    node_id: String,
-    command: String,
-    params_json: Option<String>,
-    timeout_ms: u64,
-    idempotency_key: String,
-    session_key: Option<String>,
+pub(super) struct InvokeRequest {
+    pub node_id: String,
+    pub command: String,
+    pub params_json: Option<String>,
+    pub timeout_ms: u64,
+    pub idempotency_key: String,
+    pub session_key: Option<String>,
 }
 
 fn parse_invoke(params: Option<&Value>) -> Result<InvokeRequest, ErrorShape> {
@@ -310,6 +310,17 @@ pub async fn invoke(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Val
     {
         return Reply::answer(Err(super::missing_scope(scopes::ADMIN, &[scopes::ADMIN])));
     }
+    send_and_wait(gateway, caller, request).await
+}
+
+/// Sends a checked request to its node and waits for the answer (the
+/// gateway's own invokes, such as `exec.approvals.node.*`, start here).
+pub(super) async fn send_and_wait(
+    gateway: &Arc<Gateway>,
+    caller: &Caller,
+    request: InvokeRequest,
+) -> Reply {
+    let command = request.command.clone();
     let node_conn_id = {
         let state = gateway.state.read().expect("state lock");
         let Some(session) = state.nodes.connected.get(&request.node_id) else {

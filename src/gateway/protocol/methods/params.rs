@@ -38,6 +38,15 @@ impl<'a> Params<'a> {
         Ok(params)
     }
 
+    /// Params that must be an object (or absent), any keys allowed (the
+    /// few methods OpenClaw declares open).
+    pub fn open(method: &'a str, params: Option<&'a Value>) -> Result<Params<'a>, ErrorShape> {
+        Params::closed(method, params, &[]).or_else(|error| match params {
+            Some(Value::Object(object)) => Ok(Params { method, object }),
+            _ => Err(error),
+        })
+    }
+
     pub fn invalid(&self, detail: impl std::fmt::Display) -> ErrorShape {
         ErrorShape::invalid(format!("invalid {} params: {detail}", self.method))
     }

@@ -4,7 +4,6 @@ use serde_json::{Value, json};
 
 use clawback_events::event::{Event, PresenceChange, PresenceChanged, PresenceEntry};
 
-use super::super::frames::{ErrorShape, codes};
 use super::{Caller, Params, Reply, now_ms};
 use crate::gateway::Gateway;
 
@@ -12,9 +11,10 @@ use crate::gateway::Gateway;
 const EVENT_TEXT_CHARS_MAX: usize = 2_000;
 
 /// `system-event`: a line of text from a client (a node, a script) shown in
-/// presence. OpenClaw also queues it for the agent's next turn; that part
-/// waits for the agent runtime, and `wake: true` is refused until then.
-pub fn event(caller: &Caller, params: Option<&Value>) -> Reply {
+/// presence. With `wake: true` the agent is told at once, as `wake` with
+/// mode `now` does (see `wake`); OpenClaw's queueing for the next heartbeat
+/// waits for heartbeats.
+pub fn event(gateway: &std::sync::Arc<Gateway>, caller: &Caller, params: Option<&Value>) -> Reply {
     const KEYS: &[&str] = &[
         "text",
         "idempotencyKey",
@@ -41,13 +41,10 @@ pub fn event(caller: &Caller, params: Option<&Value>) -> Reply {
         if text.is_empty() {
             return Err(params.invalid("at /text: must not be empty"));
         }
-        if params.opt_bool("wake")? == Some(true) {
-            return Err(ErrorShape::new(
-                codes::UNAVAILABLE,
-                "waking the agent is not available in clawback yet; send without wake",
-            ));
-        }
+        let wake = params.opt_bool("wake")? == Some(true);
+        let session_key = params.opt_str("sessionKey")?.map(str::to_owned);
         let text: String = text.chars().take(EVENT_TEXT_CHARS_MAX).collect();
+        let woken = wake.then(|| (session_key, text.clone()));
         let string = |key: &str| params.opt_str(key).ok().flatten().map(str::to_owned);
         let key = string("instanceId").unwrap_or_else(|| format!("event:{}", caller.conn_id));
         let entry = PresenceEntry {
@@ -62,15 +59,36 @@ pub fn event(caller: &Caller, params: Option<&Value>) -> Reply {
             roles: Vec::new(),
             scopes: Vec::new(),
         };
-        Ok(Event::PresenceChanged(PresenceChanged {
+        let event = Event::PresenceChanged(PresenceChanged {
             key,
             change: PresenceChange::Upsert(entry),
-        }))
+        });
+        Ok((event, woken))
     })();
     match result {
-        Ok(event) => {
+        Ok((event, woken)) => {
             let mut reply = Reply::answer(Ok(json!({"ok": true})));
             reply.events.push(("gateway".to_owned(), event));
+            if let Some((session_key, text)) = woken {
+                let (gateway, caller) = (
+                    gateway.clone(),
+                    Caller {
+                        conn_id: caller.conn_id.clone(),
+                        device_id: caller.device_id.clone(),
+                        scopes: caller.scopes.clone(),
+                    },
+                );
+                reply.after = Some(Box::new(move |_: &Gateway| {
+                    let agent = session_key
+                        .as_deref()
+                        .and_then(clawback_projections::sessions::agent_in_key)
+                        .unwrap_or(super::DEFAULT_AGENT)
+                        .to_owned();
+                    let key = session_key.unwrap_or_else(|| format!("agent:{agent}:main"));
+                    super::wake::start_system_turn(&gateway, &caller, &key, &agent, &text);
+                    json!({"ok": true})
+                }));
+            }
             reply
         }
         Err(error) => Reply::answer(Err(error)),

@@ -109,3 +109,13 @@ impl Totals {
         value
     }
 }
+
+/// `usage.status`: providers' quota windows (a subscription's "5-hour
+/// window, 40% used"). OpenClaw reads them from the usage APIs of the
+/// OAuth-backed plans it signs in to; clawback's providers are API keys,
+/// which have no such windows, so the list is empty as OpenClaw's is when
+/// no such provider is signed in. Spend is in `usage.cost`.
+pub fn status(params: Option<&Value>) -> Result<Value, ErrorShape> {
+    Params::closed("usage.status", params, &[])?;
+    Ok(json!({"updatedAt": now_ms(), "providers": []}))
+}
