@@ -96,6 +96,8 @@ pub struct Gateway {
     pub state_root: std::path::PathBuf,
     /// Connections waiting for exec approval decisions.
     pub approvals: protocol::methods::approvals::Waiters,
+    /// Setup wizards in progress.
+    pub wizards: protocol::methods::wizard::Wizards,
     /// The cron scheduler's switch and doorbell.
     pub cron: crate::cron::Scheduler,
     /// `node.invoke` requests waiting for their node.
@@ -272,6 +274,7 @@ async fn serve_logged(
         state_root: state_dir.root().to_path_buf(),
         approvals: protocol::methods::approvals::Waiters::default(),
         cron: crate::cron::Scheduler::new(cron_enabled),
+        wizards: protocol::methods::wizard::Wizards::default(),
         node_invokes: protocol::methods::node_invoke::Invokes::default(),
     });
     // A config edited while the gateway was down is recorded before anyone

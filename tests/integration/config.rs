@@ -240,3 +240,118 @@ fn an_invalid_config_stops_the_start_with_the_path_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_setup_wizard_configures_a_provider_that_then_answers() {
+    use crate::llm_server::{API_KEY, LlmServer};
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let started = call(&mut socket, "s", "wizard.start", Some(json!({}))).await;
+        let session = started["payload"]["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_owned();
+        assert_eq!(started["payload"]["step"]["type"], "note", "{started}");
+        // One setup at a time.
+        let busy = call(&mut socket, "b", "wizard.start", Some(json!({}))).await;
+        assert_eq!(busy["error"]["code"], "UNAVAILABLE", "{busy}");
+
+        let answer = |step: &str, value: Value| {
+            json!({"sessionId": session, "answer": {"stepId": step, "value": value}})
+        };
+        let mut steps = Vec::new();
+        for (id, step, value) in [
+            ("1", "intro", Value::Null),
+            ("2", "provider", json!("nope")),
+            ("3", "provider", json!("custom")),
+            ("4", "baseUrl", json!("ftp://example.invalid")),
+            ("5", "baseUrl", json!(server.base_url())),
+            ("6", "apiKey", json!(API_KEY)),
+            ("7", "model", json!("mock-model")),
+        ] {
+            let reply = call(&mut socket, id, "wizard.next", Some(answer(step, value))).await;
+            assert_eq!(reply["ok"], true, "{reply}");
+            steps.push(reply["payload"].clone());
+        }
+        assert_eq!(steps[0]["step"]["id"], "provider");
+        assert!(steps[0]["step"]["options"].as_array().unwrap().len() >= 6);
+        assert_eq!(
+            steps[1]["step"]["id"], "provider",
+            "a wrong choice asks again"
+        );
+        assert!(
+            steps[1]["error"]
+                .as_str()
+                .unwrap()
+                .contains("choose one of")
+        );
+        assert_eq!(steps[3]["step"]["id"], "baseUrl");
+        assert!(steps[3]["error"].as_str().unwrap().contains("http"));
+        assert_eq!(steps[4]["step"]["sensitive"], true, "{:?}", steps[4]);
+        assert_eq!(steps[6]["step"]["type"], "confirm");
+        // Out of order: refused.
+        let wrong = call(&mut socket, "8", "wizard.next", Some(answer("model", json!("x")))).await;
+        assert_eq!(wrong["error"]["code"], "INVALID_REQUEST", "{wrong}");
+        let done = call(&mut socket, "9", "wizard.next", Some(answer("confirm", json!(true)))).await;
+        assert_eq!(
+            done["payload"],
+            json!({"done": true, "status": "done", "preparedModelRef": "custom/mock-model"}),
+            "{done}"
+        );
+        let gone = call(
+            &mut socket,
+            "10",
+            "wizard.status",
+            Some(json!({"sessionId": session})),
+        )
+        .await;
+        assert_eq!(
+            gone["error"]["details"]["code"], "WIZARD_NOT_FOUND",
+            "{gone}"
+        );
+
+        // The configured provider answers.
+        let (answers, _) = crate::agent::request(
+            &mut socket,
+            "a",
+            "agent",
+            json!({"message": "hello", "idempotencyKey": "wizard-run"}),
+            2,
+        )
+        .await;
+        assert_eq!(answers[1]["payload"]["status"], "ok", "{answers:?}");
+
+        // A second wizard can be cancelled.
+        let started = call(&mut socket, "s2", "wizard.start", Some(json!({}))).await;
+        let second = started["payload"]["sessionId"].as_str().unwrap().to_owned();
+        let cancelled = call(
+            &mut socket,
+            "c",
+            "wizard.cancel",
+            Some(json!({"sessionId": second})),
+        )
+        .await;
+        assert_eq!(
+            cancelled["payload"],
+            json!({"status": "cancelled"}),
+            "{cancelled}"
+        );
+        let channels = call(
+            &mut socket,
+            "ch",
+            "wizard.start",
+            Some(json!({"flow": "channels"})),
+        )
+        .await;
+        assert_eq!(channels["error"]["code"], "UNAVAILABLE", "{channels}");
+    });
+    stop(running);
+    let config = std::fs::read_to_string(dir.path().join("config.json5")).expect("config");
+    assert!(config.contains(API_KEY), "the key is in the user's file");
+    let export = stdout(&clawback(dir.path(), &["audit", "export"]));
+    assert!(export.contains("wizard"), "the change is recorded");
+    assert!(!export.contains(API_KEY), "the key reached the log");
+}

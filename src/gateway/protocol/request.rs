@@ -11,7 +11,7 @@ use clawback_events::{Actor, NewEvent};
 use super::frames::{self, ErrorShape, codes};
 use super::methods;
 use crate::gateway::Gateway;
-use crate::redact::redact_params;
+use crate::redact::redact_rpc_params;
 
 /// Handles one request: runs it, records request and outcome, and only then
 /// returns the response frame.
@@ -57,7 +57,7 @@ pub(super) async fn answer(
         conn_id: conn_id.clone(),
         request_id: request.id.clone(),
         method: request.method.clone(),
-        params_redacted: redact_params(request.params.as_ref()),
+        params_redacted: redact_rpc_params(&request.method, request.params.as_ref()),
     });
     let answered = Event::RpcAnswered(RpcAnswered {
         conn_id,

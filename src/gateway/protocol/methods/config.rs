@@ -149,6 +149,26 @@ pub async fn patch(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     write(gateway, "config.patch", current, new, lock)
 }
 
+/// Merges `patch` (RFC 7396) into the config file on behalf of `source`
+/// (the setup wizard): checked, written and recorded as `config.patch` is,
+/// without a base hash because the caller holds no earlier read.
+pub async fn merge(gateway: &Arc<Gateway>, source: &str, patch: &Value) -> Reply {
+    let lock = gateway.writes.clone().lock_owned().await;
+    let current = match read(gateway) {
+        Ok(current) => current,
+        Err(error) => return Reply::answer(Err(error)),
+    };
+    let Ok(base) = &current.parsed else {
+        return Reply::answer(Err(ErrorShape::invalid(format!(
+            "the config file is invalid ({}); fix it first",
+            config::describe(current.issues())
+        ))));
+    };
+    let mut new = base.clone();
+    edit::merge_patch(&mut new, patch);
+    write(gateway, source, current, new, lock)
+}
+
 /// Validates, writes the file, records the change, applies what can be
 /// applied live, and answers.
 fn write(

@@ -38,6 +38,7 @@ mod system;
 mod usage;
 mod voice;
 mod wake;
+pub mod wizard;
 
 use clawback_events::event::Event;
 use serde_json::{Value, json};
@@ -111,6 +112,10 @@ pub const IMPLEMENTED: &[&str] = &[
     "usage.cost",
     "usage.status",
     "wake",
+    "wizard.start",
+    "wizard.next",
+    "wizard.cancel",
+    "wizard.status",
     "exec.approvals.node.get",
     "exec.approvals.node.set",
     "exec.approval.request",
@@ -276,6 +281,10 @@ pub async fn call(
         "agent.identity.get" => simple(agents::identity(gateway, params)),
         "system-event" => system::event(gateway, caller, params),
         "wake" => simple(wake::wake(gateway, caller, params)),
+        "wizard.start" => simple(wizard::start(gateway, params)),
+        "wizard.next" => wizard::next(gateway, params).await,
+        "wizard.cancel" => simple(wizard::cancel(gateway, params)),
+        "wizard.status" => simple(wizard::status(gateway, params)),
         "usage.status" => simple(usage::status(params)),
         "exec.approvals.node.get" => node_exec_policy::get(gateway, caller, params).await,
         "exec.approvals.node.set" => node_exec_policy::set(gateway, caller, params).await,
