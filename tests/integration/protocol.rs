@@ -363,7 +363,7 @@ fn known_methods_not_built_yet_say_so_instead_of_pretending() {
         assert_eq!(response["error"]["code"], "UNAVAILABLE");
         assert_eq!(
             response["error"]["message"],
-            "skills.status is not available in clawback yet"
+            "skills.status is not available in clawback yet: skills (SKILL.md files and their catalog) are not loaded yet"
         );
         assert_eq!(response["error"]["retryable"], false);
     });

@@ -301,7 +301,10 @@ pub async fn call(
         ))),
         known if scopes::is_known(known) => simple(Err(ErrorShape {
             code: codes::UNAVAILABLE,
-            message: format!("{known} is not available in clawback yet"),
+            message: format!(
+                "{known} is not available in clawback yet: {}",
+                missing(known)
+            ),
             details: Some(json!({"code": "NOT_IMPLEMENTED", "method": known})),
             retryable: Some(false),
             retry_after_ms: None,
@@ -318,6 +321,26 @@ pub fn missing_scope(scope: &str, required: &[&str]) -> ErrorShape {
     ErrorShape::new(codes::FORBIDDEN, format!("missing scope: {scope}")).with_details(
         json!({"code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": required}),
     )
+}
+
+/// What a known method clawback does not answer yet is waiting for, so
+/// the refusal says why (and whether a later version will have it).
+fn missing(method: &str) -> &'static str {
+    let family = method.split('.').next().unwrap_or(method);
+    match family {
+        "channels" | "send" | "poll" => "it needs chat channels, which are not built yet",
+        "tts" | "talk" => "it needs a text-to-speech provider, which is not built yet",
+        "skills" => "skills (SKILL.md files and their catalog) are not loaded yet",
+        "node" => {
+            "this part of the node protocol (pending queues, plugin surfaces, progress) is not built yet"
+        }
+        "exec" => "exec approval grants come with the exec tool, which is not built yet",
+        "cron" => "job scratch state is not kept yet",
+        "sessions" | "chat" | "agent" | "agents" => {
+            "this part of the session and agent surface is not built yet"
+        }
+        _ => "this OpenClaw feature has no counterpart in clawback yet",
+    }
 }
 
 /// Parameterless methods accept a missing `params` or `{}` (the CLI sends
