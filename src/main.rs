@@ -7,6 +7,7 @@
 mod agent;
 mod cli;
 mod config;
+mod credentials;
 mod cron;
 mod gateway;
 mod redact;

@@ -7,6 +7,8 @@
 //!   logs/                 the gateway's own text log (JSON lines per day), for `logs.tail`
 //!   config.json5          the config (unless --config says otherwise)
 //!   config-hash.key       the key of the config hash (never in the log)
+//!   auth-profiles.enc     provider credentials, AES-256-GCM (`clawback auth`)
+//!   auth-profiles.key     their key, unless CLAWBACK_AUTH_KEY is set
 //! ```
 //!
 //! Only this module knows the layout, so moving a folder is a one-line change.
@@ -39,6 +41,21 @@ impl StateDir {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The state dir at `root` (the gateway keeps only the root path).
+    pub fn at(root: &Path) -> StateDir {
+        StateDir {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// The encrypted auth profiles and their key.
+    pub fn credentials(&self) -> crate::credentials::Store {
+        crate::credentials::Store::new(
+            self.root.join("auth-profiles.enc"),
+            self.root.join("auth-profiles.key"),
+        )
     }
 
     pub fn log_dir(&self) -> PathBuf {

@@ -61,8 +61,9 @@ pub struct Runtime {
     finished: Mutex<(VecDeque<String>, HashMap<String, RunOutcome>)>,
     /// Unfinished runs' abort switches, by run id.
     aborts: Mutex<HashMap<String, AbortSwitch>>,
-    /// Providers cooling down after a rate limit, until (unix ms). Keyed
-    /// by provider id: the credential that was limited is the provider's.
+    /// Credentials cooling down after a rate limit, until (unix ms). Keyed
+    /// by provider and credential (`Resolved::cooldown_key`): another key
+    /// of the same provider may still have quota.
     cooldowns: Mutex<HashMap<String, i64>>,
 }
 
@@ -222,13 +223,13 @@ impl Runtime {
     pub fn available(&self, chain: Vec<models::Resolved>) -> Vec<models::Resolved> {
         if chain
             .iter()
-            .all(|resolved| self.cooling(resolved.provider()))
+            .all(|resolved| self.cooling(&resolved.cooldown_key()))
         {
             return chain;
         }
         chain
             .into_iter()
-            .filter(|resolved| !self.cooling(resolved.provider()))
+            .filter(|resolved| !self.cooling(&resolved.cooldown_key()))
             .collect()
     }
 

@@ -8,7 +8,9 @@ use super::provider::Api;
 use crate::config::model::ConfigFile;
 use crate::gateway::Gateway;
 
-/// A model a run may use, resolved from the config.
+/// A model a run may use with one credential, resolved from the config and
+/// the auth profiles.
+#[derive(Clone)]
 pub struct Resolved {
     pub api: Api,
     pub(super) max_tokens: Option<u64>,
@@ -19,6 +21,9 @@ pub struct Resolved {
     pub(super) model: String,
     pub(super) base_url: String,
     pub(super) api_key: Option<String>,
+    /// Where the key came from (`config`, `profile:<id>`, `env:<NAME>`,
+    /// `none`): cooldowns are per credential, and it is what may be shown.
+    pub(super) credential: String,
     pub(super) headers: std::collections::BTreeMap<String, String>,
     pub(super) cost: Option<crate::config::model::ModelCost>,
     /// The model's context window in tokens, when its definition says.
@@ -50,6 +55,12 @@ impl Resolved {
     pub fn headers(&self) -> &std::collections::BTreeMap<String, String> {
         &self.headers
     }
+
+    /// What a rate limit cools down: this provider with this credential
+    /// (another key of the same provider may still have quota).
+    pub fn cooldown_key(&self) -> String {
+        format!("{}|{}", self.provider, self.credential)
+    }
 }
 
 /// The models for this run, in the order to try them: the override (or the
@@ -77,13 +88,17 @@ pub fn resolve(
         Some(crate::config::model::ModelChoice::Chain { fallbacks, .. }) => fallbacks.clone(),
         _ => Vec::new(),
     };
-    let mut chain = vec![resolve_one(config, &primary, &path)?];
+    let profiles = gateway
+        .credentials()
+        .load()
+        .map_err(|error| format!("the auth profiles cannot be read: {error:#}"))?;
+    let mut chain = resolve_one(config, &primary, &path, &profiles)?;
     for fallback in fallbacks {
         if chain.iter().any(|resolved| resolved.name() == fallback) {
             continue;
         }
-        match resolve_one(config, &fallback, &path) {
-            Ok(resolved) => chain.push(resolved),
+        match resolve_one(config, &fallback, &path, &profiles) {
+            Ok(resolved) => chain.extend(resolved),
             Err(message) => tracing::warn!(
                 subsystem = "agent",
                 "the fallback model {fallback} is skipped: {message}"
@@ -93,7 +108,18 @@ pub fn resolve(
     Ok(chain)
 }
 
-fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved, String> {
+/// One model of the chain, once per credential to try (`model@profile`
+/// names the one profile to use).
+fn resolve_one(
+    config: &ConfigFile,
+    choice: &str,
+    path: &str,
+    profiles: &crate::credentials::Profiles,
+) -> Result<Vec<Resolved>, String> {
+    let (choice, explicit) = match choice.rsplit_once('@') {
+        Some((model, profile)) if !profile.is_empty() => (model, Some(profile)),
+        _ => (choice, None),
+    };
     let Some((provider_id, model_id)) = choice.split_once('/') else {
         return Err(format!(
             "The model \"{choice}\" is not of the form \"provider/model\" ({path})."
@@ -125,14 +151,34 @@ fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved
         .base_url
         .clone()
         .ok_or_else(|| format!("models.providers.{provider_id}.baseUrl is not set in {path}."))?;
-    let api_key = match &provider.api_key {
+    let provider_key = match &provider.api_key {
         None => None,
         Some(key) => Some(
             key.resolve()
                 .map_err(|error| format!("models.providers.{provider_id}.apiKey: {error}"))?,
         ),
     };
-    Ok(Resolved {
+    let configured = config.auth_order(provider_id);
+    let order = crate::credentials::Order {
+        explicit,
+        provider_key,
+        configured: &configured,
+    };
+    let mut skipped = Vec::new();
+    let candidates = crate::credentials::for_provider(
+        provider_id,
+        profiles,
+        &order,
+        crate::gateway::protocol::methods::now_ms(),
+        &mut skipped,
+    )?;
+    for why in &skipped {
+        tracing::warn!(subsystem = "agent", "{why}");
+    }
+    if candidates.is_empty() && !skipped.is_empty() {
+        return Err(skipped.join("; "));
+    }
+    let base = Resolved {
         api,
         max_tokens: definition.and_then(|model| model.max_tokens),
         reasoning: definition
@@ -141,11 +187,24 @@ fn resolve_one(config: &ConfigFile, choice: &str, path: &str) -> Result<Resolved
         provider: provider_id.to_owned(),
         model: model_id.to_owned(),
         base_url,
-        api_key,
+        api_key: None,
+        credential: "none".to_owned(),
         headers: provider.headers.clone(),
         cost: definition.and_then(|model| model.cost.clone()),
         context_window: definition.and_then(|model| model.context_window),
-    })
+    };
+    // A provider without a key (a local server) is tried once, keyless.
+    if candidates.is_empty() {
+        return Ok(vec![base]);
+    }
+    Ok(candidates
+        .into_iter()
+        .map(|candidate| Resolved {
+            api_key: Some(candidate.secret),
+            credential: candidate.source,
+            ..base.clone()
+        })
+        .collect())
 }
 
 /// Prices are per million tokens, so a token costs `price` micro-dollars.

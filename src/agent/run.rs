@@ -275,7 +275,7 @@ pub async fn execute(
             latency_ms,
         })];
         if failure.class == "rate_limit" {
-            let until_ms = runtime.cool_down(&resolved.provider);
+            let until_ms = runtime.cool_down(&resolved.cooldown_key());
             records.push(Event::ModelCooldown(ModelCooldown {
                 provider: resolved.provider.clone(),
                 model: resolved.model.clone(),
@@ -354,7 +354,7 @@ pub async fn execute(
             "billing" | "context_overflow" => None,
             _ => chain[index + 1..]
                 .iter()
-                .position(|candidate| !runtime.cooling(&candidate.provider))
+                .position(|candidate| !runtime.cooling(&candidate.cooldown_key()))
                 .map(|offset| index + 1 + offset),
         };
         let Some(next) = next else {

@@ -6,6 +6,7 @@
 //! how to fix it.
 
 mod audit;
+mod auth;
 mod bench;
 mod bench_agent;
 mod bench_protocol;
@@ -42,6 +43,11 @@ enum Command {
     Gateway {
         #[command(subcommand)]
         command: GatewayCommand,
+    },
+    /// Manage the encrypted provider credentials (auth profiles).
+    Auth {
+        #[command(subcommand)]
+        command: auth::AuthCommand,
     },
     /// Verify or export the audit log.
     Audit {
@@ -86,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: GatewayCommand::Run(args),
         } => crate::gateway::run(&state_dir, args),
         Command::Audit { command } => audit::run(&state_dir, command),
+        Command::Auth { command } => auth::run(&state_dir, command),
         Command::Snapshot { command } => snapshot::run(&state_dir, command),
         Command::Replay(args) => replay::run(&state_dir, args),
         Command::Log { command } => log::run(&state_dir, command),

@@ -294,6 +294,22 @@ pub enum ModelChoice {
 }
 
 impl ConfigFile {
+    /// `auth.order.<provider>`: the auth profile ids to try first, in order.
+    pub fn auth_order(&self, provider: &str) -> Vec<String> {
+        self.auth
+            .as_ref()
+            .and_then(|auth| auth.get("order"))
+            .and_then(|order| order.get(provider))
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// `cron.enabled` (default true): whether jobs fire on schedule.
     pub fn cron_enabled(&self) -> bool {
         self.cron
@@ -475,6 +491,8 @@ fn ignored_keys(value: &Value) -> Vec<Issue> {
         ),
         ("agents", &["defaults", "entries"]),
         ("models", &["mode", "providers"]),
+        ("auth", &["order"]),
+        ("cron", &["enabled"]),
     ];
     let mut warnings = Vec::new();
     let Some(object) = value.as_object() else {

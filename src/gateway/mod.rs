@@ -105,6 +105,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The auth profile store (read on each run, so `clawback auth` edits
+    /// apply to the next turn without a restart).
+    pub fn credentials(&self) -> crate::credentials::Store {
+        crate::state_dir::StateDir::at(&self.state_root).credentials()
+    }
+
     /// The config in effect (settings read live, such as models).
     pub fn config(&self) -> Arc<crate::config::model::ConfigFile> {
         self.applied_config.read().expect("config lock").clone()

@@ -4,6 +4,7 @@
 mod agent;
 mod agent_providers;
 mod approvals;
+mod auth_profiles;
 mod cli;
 mod config;
 mod crash;

@@ -1,0 +1,333 @@
+//! Auth profiles: named provider credentials kept encrypted at rest, and
+//! the order in which a run tries them.
+//!
+//! - `sealed`: the file's AES-256-GCM encryption and its key;
+//! - this module: the profiles (OpenClaw's `auth-profiles.json` shapes:
+//!   `api_key`, `token`, `oauth`), the store, and [`for_provider`], the
+//!   credentials for one provider in the order a run tries them.
+//!
+//! Why profiles beside `models.providers.<id>.apiKey`: several keys for
+//! one provider (a personal and a work key, a second key to fall over to
+//! when the first is rate limited), kept out of the config file people
+//! share and edit. A credential never enters the log: runs record which
+//! profile they used (its id), never what it holds.
+
+pub mod sealed;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// One credential, as OpenClaw's auth profile store shapes it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Credential {
+    ApiKey {
+        provider: String,
+        key: String,
+    },
+    Token {
+        provider: String,
+        token: String,
+        /// Unix ms after which the token is not sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<i64>,
+    },
+    /// A signed-in plan's access token. Refreshing needs the provider's
+    /// OAuth client, which clawback does not have yet: an expired one is
+    /// skipped with a message saying to sign in again.
+    Oauth {
+        provider: String,
+        access: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refresh: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<i64>,
+    },
+}
+
+impl Credential {
+    pub fn provider(&self) -> &str {
+        match self {
+            Credential::ApiKey { provider, .. }
+            | Credential::Token { provider, .. }
+            | Credential::Oauth { provider, .. } => provider,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::ApiKey { .. } => "api_key",
+            Credential::Token { .. } => "token",
+            Credential::Oauth { .. } => "oauth",
+        }
+    }
+
+    /// The secret to send now, or why not.
+    fn secret(&self, now_ms: i64) -> Result<&str, &'static str> {
+        match self {
+            Credential::ApiKey { key, .. } => Ok(key),
+            Credential::Token { token, expires, .. } => match expires {
+                Some(expires) if *expires <= now_ms => Err("the token has expired"),
+                _ => Ok(token),
+            },
+            Credential::Oauth {
+                access, expires, ..
+            } => match expires {
+                Some(expires) if *expires <= now_ms => Err(
+                    "the sign-in has expired and clawback cannot refresh it yet; sign in again and re-import",
+                ),
+                _ => Ok(access),
+            },
+        }
+    }
+}
+
+/// The profiles by id (`provider:name`, as OpenClaw names them).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Profiles {
+    #[serde(default)]
+    pub version: u8,
+    pub profiles: BTreeMap<String, Credential>,
+}
+
+/// Where the profiles and their key live.
+pub struct Store {
+    file: PathBuf,
+    key: PathBuf,
+}
+
+impl Store {
+    pub fn new(file: PathBuf, key: PathBuf) -> Store {
+        Store { file, key }
+    }
+
+    /// The profiles; none when the file does not exist yet.
+    pub fn load(&self) -> anyhow::Result<Profiles> {
+        let bytes = match std::fs::read(&self.file) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Profiles {
+                    version: 1,
+                    profiles: BTreeMap::new(),
+                });
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot read {}", self.file.display()));
+            }
+        };
+        let key = sealed::key(&self.key, false)?;
+        let plain = sealed::open(&key, &bytes).with_context(|| self.file.display().to_string())?;
+        serde_json::from_slice(&plain)
+            .with_context(|| format!("{} holds no profiles", self.file.display()))
+    }
+
+    pub fn save(&self, profiles: &Profiles) -> anyhow::Result<()> {
+        let key = sealed::key(&self.key, true)?;
+        let plain = serde_json::to_vec(profiles)?;
+        sealed::write_private(&self.file, &sealed::seal(&key, &plain)?)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+}
+
+/// A credential a run may use for a provider: where it came from (shown
+/// and recorded; never the secret) and the secret.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// `config`, `profile:<id>` or `env:<NAME>`.
+    pub source: String,
+    pub secret: String,
+}
+
+/// The environment variables OpenClaw reads for a provider's key.
+fn env_names(provider: &str) -> Vec<String> {
+    let known: &[&str] = match provider {
+        "openai" => &["OPENAI_API_KEY"],
+        "anthropic" => &["ANTHROPIC_API_KEY"],
+        "google" | "gemini" => &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        "openrouter" => &["OPENROUTER_API_KEY"],
+        "groq" => &["GROQ_API_KEY"],
+        "mistral" => &["MISTRAL_API_KEY"],
+        "xai" => &["XAI_API_KEY"],
+        _ => &[],
+    };
+    let generic = format!(
+        "{}_API_KEY",
+        provider
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            })
+            .collect::<String>()
+    );
+    let mut names: Vec<String> = known.iter().map(|name| (*name).to_owned()).collect();
+    if !names.contains(&generic) {
+        names.push(generic);
+    }
+    names
+}
+
+/// What decides the order, besides the profiles themselves.
+pub struct Order<'a> {
+    /// The profile a session or request names: only it is used.
+    pub explicit: Option<&'a str>,
+    /// `models.providers.<id>.apiKey`, resolved.
+    pub provider_key: Option<String>,
+    /// `auth.order.<provider>`: profile ids to try first, in this order.
+    pub configured: &'a [String],
+}
+
+/// The credentials for `provider`, in the order to try them: the explicit
+/// profile alone; else the provider's configured key, the profiles in the
+/// configured order then the provider's other profiles by id, then the
+/// environment. Skipped profiles (expired) are reported in `skipped`.
+pub fn for_provider(
+    provider: &str,
+    profiles: &Profiles,
+    order: &Order<'_>,
+    now_ms: i64,
+    skipped: &mut Vec<String>,
+) -> Result<Vec<Candidate>, String> {
+    let mut out = Vec::new();
+    let mut take = |id: &str, credential: &Credential, out: &mut Vec<Candidate>| match credential
+        .secret(now_ms)
+    {
+        Ok(secret) => out.push(Candidate {
+            source: format!("profile:{id}"),
+            secret: secret.to_owned(),
+        }),
+        Err(why) => skipped.push(format!("auth profile {id}: {why}")),
+    };
+    if let Some(id) = order.explicit {
+        let credential = profiles.profiles.get(id).ok_or_else(|| {
+            format!("the auth profile \"{id}\" does not exist (clawback auth list)")
+        })?;
+        if credential.provider() != provider {
+            return Err(format!(
+                "the auth profile \"{id}\" is for {}, not {provider}",
+                credential.provider()
+            ));
+        }
+        take(id, credential, &mut out);
+        return Ok(out);
+    }
+    if let Some(key) = &order.provider_key {
+        out.push(Candidate {
+            source: "config".to_owned(),
+            secret: key.clone(),
+        });
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for id in order.configured {
+        if let Some(credential) = profiles.profiles.get(id)
+            && credential.provider() == provider
+            && seen.insert(id.clone())
+        {
+            take(id, credential, &mut out);
+        }
+    }
+    for (id, credential) in &profiles.profiles {
+        if credential.provider() == provider && seen.insert(id.clone()) {
+            take(id, credential, &mut out);
+        }
+    }
+    for name in env_names(provider) {
+        if let Ok(secret) = std::env::var(&name)
+            && !secret.trim().is_empty()
+        {
+            out.push(Candidate {
+                source: format!("env:{name}"),
+                secret: secret.trim().to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profiles() -> Profiles {
+        let key = |provider: &str, key: &str| Credential::ApiKey {
+            provider: provider.to_owned(),
+            key: key.to_owned(),
+        };
+        let mut profiles = BTreeMap::new();
+        profiles.insert("openai:a".to_owned(), key("openai", "sk-a"));
+        profiles.insert("openai:b".to_owned(), key("openai", "sk-b"));
+        profiles.insert("anthropic:x".to_owned(), key("anthropic", "sk-x"));
+        profiles.insert(
+            "openai:old".to_owned(),
+            Credential::Token {
+                provider: "openai".to_owned(),
+                token: "t".to_owned(),
+                expires: Some(10),
+            },
+        );
+        Profiles {
+            version: 1,
+            profiles,
+        }
+    }
+
+    fn sources(candidates: &[Candidate]) -> Vec<&str> {
+        candidates.iter().map(|c| c.source.as_str()).collect()
+    }
+
+    #[test]
+    fn the_order_is_explicit_then_config_then_configured_then_the_rest() {
+        let profiles = profiles();
+        let configured = vec!["openai:b".to_owned(), "anthropic:x".to_owned()];
+        let order = Order {
+            explicit: None,
+            provider_key: Some("sk-config".to_owned()),
+            configured: &configured,
+        };
+        let mut skipped = Vec::new();
+        let found = for_provider("openai", &profiles, &order, 100, &mut skipped).unwrap();
+        assert_eq!(
+            sources(&found)[..3],
+            ["config", "profile:openai:b", "profile:openai:a"]
+        );
+        assert_eq!(skipped, ["auth profile openai:old: the token has expired"]);
+        let explicit = Order {
+            explicit: Some("openai:a"),
+            provider_key: Some("sk-config".to_owned()),
+            configured: &configured,
+        };
+        let found = for_provider("openai", &profiles, &explicit, 100, &mut skipped).unwrap();
+        assert_eq!(sources(&found), ["profile:openai:a"]);
+        let wrong = Order {
+            explicit: Some("anthropic:x"),
+            provider_key: None,
+            configured: &[],
+        };
+        assert!(for_provider("openai", &profiles, &wrong, 100, &mut skipped).is_err());
+    }
+
+    #[test]
+    fn the_store_round_trips_encrypted_and_imports_openclaw_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("p.enc"), dir.path().join("p.key"));
+        assert!(store.load().unwrap().profiles.is_empty());
+        store.save(&profiles()).unwrap();
+        assert_eq!(store.load().unwrap(), profiles());
+        let raw = std::fs::read(store.path()).unwrap();
+        assert!(!raw.windows(4).any(|w| w == b"sk-a"));
+        // OpenClaw's own file parses as the same shapes.
+        let openclaw: Profiles = serde_json::from_str(
+            r#"{"version":1,"profiles":{"anthropic:default":{"type":"api_key","provider":"anthropic","key":"sk-ant"},
+               "anthropic:max":{"type":"oauth","provider":"anthropic","access":"at","refresh":"rt","expires":1}}}"#,
+        )
+        .unwrap();
+        assert_eq!(openclaw.profiles["anthropic:max"].kind(), "oauth");
+    }
+}
