@@ -259,7 +259,39 @@ fn now_ms() -> i64 {
 /// `subsystem` field, else the last segment of its target.
 pub struct FileLayer(pub Arc<LogFiles>);
 
+/// What reaches the file: clawback's own events from `info` up, and
+/// libraries' (hyper, reqwest, fjall) only from `warn` up. Without this a
+/// single HTTP call to a provider wrote a dozen trace lines.
+fn wanted(metadata: &tracing::Metadata<'_>) -> bool {
+    let level = *metadata.level();
+    if metadata.target().starts_with("clawback") {
+        level <= tracing::Level::INFO
+    } else {
+        level <= tracing::Level::WARN
+    }
+}
+
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for FileLayer {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Decided once per call site, so filtered ones cost nothing after.
+        if wanted(metadata) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn enabled(
+        &self,
+        metadata: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        wanted(metadata)
+    }
+
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         let mut visitor = Fields::default();
         event.record(&mut visitor);

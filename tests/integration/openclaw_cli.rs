@@ -279,6 +279,14 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         .map(|line| serde_json::from_str(line).expect("JSON line"))
         .collect();
     assert_eq!(records[0]["type"], "meta", "{text}");
+    // Libraries' debug and trace lines (an HTTP call to the model server
+    // made a dozen) stay out of the file.
+    assert!(
+        records
+            .iter()
+            .all(|record| !matches!(record["level"].as_str(), Some("trace" | "debug"))),
+        "{text}"
+    );
     assert!(
         records[0]["file"]
             .as_str()

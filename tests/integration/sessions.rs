@@ -226,3 +226,66 @@ fn sessions_are_patched_listed_reset_and_deleted_with_guards() {
         stdout(&audit)
     );
 }
+
+/// What OpenClaw's TUI asks for when it opens: a session subscription, the
+/// selected session's row, and the command catalog.
+#[test]
+fn the_tuis_startup_calls_are_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, address, _) =
+        crate::gateway::start_with(dir.path(), &["--token", crate::protocol::TOKEN]);
+    runtime().block_on(async {
+        let (mut writer, _) = connected(&address, &["operator.write"]).await;
+        let key = "agent:main:main";
+        let subscribed = call(&mut writer, "1", "sessions.subscribe", Some(json!({}))).await;
+        assert_eq!(
+            subscribed["payload"],
+            json!({"subscribed": true}),
+            "{subscribed}"
+        );
+        let missing = call(
+            &mut writer,
+            "2",
+            "sessions.describe",
+            Some(json!({"key": key})),
+        )
+        .await;
+        assert_eq!(missing["payload"], json!({"session": null}), "{missing}");
+        call(
+            &mut writer,
+            "3",
+            "sessions.patch",
+            Some(json!({"key": key, "label": "Home"})),
+        )
+        .await;
+        let described = call(
+            &mut writer,
+            "4",
+            "sessions.describe",
+            Some(json!({"key": key})),
+        )
+        .await;
+        assert_eq!(described["payload"]["session"]["key"], key, "{described}");
+        assert_eq!(described["payload"]["session"]["label"], "Home");
+        let listed = call(
+            &mut writer,
+            "5",
+            "sessions.subscribe",
+            Some(json!({"limit": 5})),
+        )
+        .await;
+        assert_eq!(listed["payload"]["subscribed"], true, "{listed}");
+        assert_eq!(listed["payload"]["list"]["sessions"][0]["key"], key);
+        let commands = call(
+            &mut writer,
+            "6",
+            "commands.list",
+            Some(json!({"agentId": "main", "scope": "text", "includeArgs": false})),
+        )
+        .await;
+        assert_eq!(commands["payload"], json!({"commands": []}), "{commands}");
+        let bad = call(&mut writer, "7", "sessions.describe", Some(json!({}))).await;
+        assert_eq!(bad["error"]["code"], "INVALID_REQUEST", "{bad}");
+    });
+    stop(running);
+}

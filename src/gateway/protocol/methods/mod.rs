@@ -91,6 +91,9 @@ pub const IMPLEMENTED: &[&str] = &[
     "config.schema.lookup",
     "models.list",
     "sessions.list",
+    "sessions.subscribe",
+    "sessions.describe",
+    "commands.list",
     "sessions.preview",
     "sessions.patch",
     "sessions.reset",
@@ -291,6 +294,18 @@ pub async fn call(
         // clawback runs no heartbeat turns yet, so there is no last one.
         "last-heartbeat" => simple(no_params(method, params).map(|()| Value::Null)),
         "sessions.list" => simple(sessions::list(gateway, params)),
+        "sessions.subscribe" => simple(sessions::subscribe(gateway, params)),
+        "sessions.describe" => simple(sessions::describe(gateway, params)),
+        // No slash commands are interpreted by clawback's chat yet, so the
+        // catalog a client offers for completion is empty.
+        "commands.list" => simple(
+            Params::closed(
+                method,
+                params,
+                &["sessionKey", "agentId", "provider", "scope", "includeArgs"],
+            )
+            .map(|_| json!({"commands": []})),
+        ),
         "sessions.preview" => simple(sessions::preview(gateway, params)),
         "sessions.patch" => sessions::patch(gateway, params).await,
         "sessions.reset" => sessions::reset(gateway, params).await,

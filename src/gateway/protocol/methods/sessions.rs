@@ -123,6 +123,48 @@ const PATCH_GUARDS: &[&str] = &[
 ];
 const BOOLEAN_SETTINGS: &[&str] = &["archived", "pinned", "unread", "fastMode", "autoLabel"];
 
+/// `sessions.subscribe`: the client wants session events. clawback sends
+/// `sessions.changed` to every reader already, so this only confirms, and
+/// with list params also answers the list (as OpenClaw does).
+pub fn subscribe(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let has_params = matches!(params, Some(Value::Object(object)) if !object.is_empty());
+    if !has_params {
+        Params::closed("sessions.subscribe", params, &[])?;
+        return Ok(json!({"subscribed": true}));
+    }
+    Ok(json!({"subscribed": true, "list": list(gateway, params)?}))
+}
+
+/// `sessions.describe {key, agentId?}`: one session's row, or `null`.
+pub fn describe(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let params = Params::closed(
+        "sessions.describe",
+        params,
+        &[
+            "key",
+            "agentId",
+            "includeDerivedTitles",
+            "includeLastMessage",
+        ],
+    )?;
+    let key = params.str("key")?.trim();
+    if key.is_empty() {
+        return Err(params.invalid("at /key: must NOT have fewer than 1 characters"));
+    }
+    params.opt_str("agentId")?;
+    params.opt_bool("includeDerivedTitles")?;
+    params.opt_bool("includeLastMessage")?;
+    let config = gateway.config();
+    let default_model = default_model(&config);
+    let state = gateway.state.read().expect("state lock");
+    let session = state
+        .sessions
+        .by_key
+        .get(key)
+        .map(|session| row(session, default_model.as_deref()));
+    Ok(json!({"session": session}))
+}
+
 pub fn list(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
     let params = Params::closed("sessions.list", params, LIST_KEYS)?;
     let limit = params.opt_u64("limit")?.unwrap_or(LIST_LIMIT_DEFAULT);
