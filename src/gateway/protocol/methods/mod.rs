@@ -148,6 +148,8 @@ pub struct Caller {
     /// The scopes the connection holds (some decisions depend on them
     /// beyond the method's own scope, e.g. `node.pair.approve`).
     pub scopes: Vec<String>,
+    /// Whether the connection declared `caps: ["tool-events"]`.
+    pub tool_events: bool,
 }
 
 impl Caller {
