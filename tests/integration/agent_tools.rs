@@ -475,3 +475,49 @@ fn a_client_without_the_tool_events_cap_gets_no_tool_phases() {
     });
     stop(running);
 }
+
+#[test]
+fn a_model_that_never_stops_calling_tools_is_stopped_at_the_round_limit() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    // No workspace: every read is a tool error the model reads, not a
+    // failed run.
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let mut socket = connected_with_tool_events(&address).await;
+        let (answers, events) = request(
+            &mut socket,
+            "t1",
+            "agent",
+            json!({"message": "loop", "idempotencyKey": "loop", "model": "mock/tool-loop"}),
+            2,
+        )
+        .await;
+        let payload = &answers[1]["payload"];
+        assert_eq!(payload["status"], "error", "{payload}");
+        assert!(
+            payload["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("after 30 rounds")),
+            "{payload}"
+        );
+        let results: Vec<&Value> = events
+            .iter()
+            .filter(|e| {
+                e["payload"]["stream"] == "tool" && e["payload"]["data"]["phase"] == "result"
+            })
+            .collect();
+        assert_eq!(results.len(), 30);
+        assert_eq!(
+            results[0]["payload"]["data"]["isError"], true,
+            "{:?}",
+            results[0]
+        );
+    });
+    stop(running);
+    // 30 rounds answered, then the 31st reply that still asks is refused.
+    assert_eq!(server.requests().len(), 31);
+    let audit = clawback(dir.path(), &["audit", "verify"]);
+    assert!(audit.status.success(), "{}", stdout(&audit));
+}

@@ -13,7 +13,8 @@
 //! asks for the `read` tool on `notes.txt`, in the format's own tool-call
 //! stream; once the request carries the tool's result (in the format's own
 //! result shape) it answers `The file says: <result>`. Every request body
-//! is kept for asserts.
+//! is kept for asserts. `tool-loop` (Chat Completions) asks for the tool
+//! every time.
 
 use axum::serve::ListenerExt;
 use std::sync::{Arc, Mutex};
@@ -174,7 +175,7 @@ fn complete(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Respon
             "context_length_exceeded",
         );
     }
-    if model == "tool-model" {
+    if model == "tool-model" || model == "tool-loop" {
         return openai_tool_model(model, &messages);
     }
     let reply = if summarizing {
@@ -539,11 +540,13 @@ fn openai_tool_model(model: &str, messages: &[Value]) -> Response {
     let usage = json!({"id": "chatcmpl-tool1", "object": "chat.completion.chunk",
         "created": 1_764_000_000, "model": model, "choices": [],
         "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}});
+    // `tool-loop` never stops asking.
     let result = messages
         .iter()
         .rev()
         .find(|m| m["role"] == "tool")
-        .and_then(|m| m["content"].as_str());
+        .and_then(|m| m["content"].as_str())
+        .filter(|_| model == "tool-model");
     let mut events = match result {
         Some(result) => vec![
             chunk(json!({"role": "assistant", "content": ""}), Value::Null),
