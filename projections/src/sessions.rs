@@ -72,7 +72,10 @@ pub struct Session {
     pub usage: UsageTotals,
 }
 
-/// One message of a transcript: where its `message.appended` record is.
+/// One message of a transcript: where its record is. That is a
+/// `message.appended` (text of any role), a `tool.call.requested` (role
+/// assistant: a tool the model asked for) or a `tool.call.finished` (role
+/// tool: its result), so the transcript replays a tool round in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranscriptEntry {
     pub seq: u64,
@@ -474,7 +477,20 @@ impl Sessions {
             );
             return;
         };
+        if session.open_tool_calls.contains_key(&event.tool_call_id) {
+            anomalies.record(
+                at,
+                "tool.call_reused",
+                format!("tool call {} requested twice; ignored", event.tool_call_id),
+            );
+            return;
+        }
         run.tool_calls = run.tool_calls.saturating_add(1);
+        session.transcript.push(TranscriptEntry {
+            seq: at.seq,
+            ts_ms: at.ts_ms,
+            role: Role::Assistant,
+        });
         let key = event.tool_call_id.clone();
         let call = OpenToolCall {
             tool_call_id: event.tool_call_id,
@@ -484,13 +500,7 @@ impl Sessions {
             requested_seq: at.seq,
             started_seq: None,
         };
-        if let Some(previous) = session.open_tool_calls.insert(key, call) {
-            anomalies.record(
-                at,
-                "tool.call_reused",
-                format!("tool call {} requested twice", previous.tool_call_id),
-            );
-        }
+        session.open_tool_calls.insert(key, call);
     }
 
     pub(crate) fn tool_call_started(
@@ -537,6 +547,11 @@ impl Sessions {
             );
             return;
         };
+        session.transcript.push(TranscriptEntry {
+            seq: at.seq,
+            ts_ms: at.ts_ms,
+            role: Role::Tool,
+        });
         // Denied and timed-out calls never started; anything else must have.
         let may_skip_start = matches!(
             event.outcome,

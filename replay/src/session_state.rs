@@ -8,7 +8,7 @@
 //! projection keeps only where each message is), so both come from the same
 //! log.
 
-use clawback_events::event::{Event, RunStatus};
+use clawback_events::event::{Event, RunStatus, ToolOutcome};
 use clawback_events::record;
 use clawback_events::store::LogStore;
 use clawback_projections::State;
@@ -128,19 +128,65 @@ fn run_state(state: &RunState) -> String {
     }
 }
 
-/// The text of a transcript entry, read from its record; a record that cannot
-/// be read is shown as such rather than hiding the entry.
-pub fn message_text(store: &dyn LogStore, entry: &TranscriptEntry) -> String {
+/// A transcript entry read back from its record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TranscriptItem {
+    /// A `message.appended`: text of any role.
+    Text(String),
+    /// A `tool.call.requested`: a tool the model asked for.
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+    /// A `tool.call.finished`: the tool's answer, as the model read it.
+    ToolResult { id: String, outcome: ToolOutcome },
+    /// The record is missing, unreadable or of another kind: said so,
+    /// rather than hiding the entry.
+    Unreadable(String),
+}
+
+/// Reads a transcript entry's record.
+pub fn transcript_item(store: &dyn LogStore, entry: &TranscriptEntry) -> TranscriptItem {
     let envelope = match store.get(entry.seq) {
         Ok(Some(bytes)) => record::decode(entry.seq, &bytes),
-        Ok(None) => return "<record missing from the log>".to_owned(),
-        Err(error) => return format!("<record unreadable: {error}>"),
+        Ok(None) => return TranscriptItem::Unreadable("<record missing from the log>".to_owned()),
+        Err(error) => return TranscriptItem::Unreadable(format!("<record unreadable: {error}>")),
     };
     match envelope {
         Ok(envelope) => match envelope.body.event {
-            Event::MessageAppended(message) => message.content,
-            other => format!("<record is {}, not a message>", other.kind()),
+            Event::MessageAppended(message) => TranscriptItem::Text(message.content),
+            Event::ToolCallRequested(call) => TranscriptItem::ToolCall {
+                id: call.tool_call_id,
+                name: call.tool,
+                arguments: call.arguments,
+            },
+            Event::ToolCallFinished(result) => TranscriptItem::ToolResult {
+                id: result.tool_call_id,
+                outcome: result.outcome,
+            },
+            other => {
+                TranscriptItem::Unreadable(format!("<record is {}, not a message>", other.kind()))
+            }
         },
-        Err(error) => format!("<record unreadable: {error}>"),
+        Err(error) => TranscriptItem::Unreadable(format!("<record unreadable: {error}>")),
+    }
+}
+
+/// The text of a transcript entry, read from its record (a tool call as
+/// `[tool name(arguments)]`, a result as its output); a record that cannot
+/// be read is shown as such rather than hiding the entry.
+pub fn message_text(store: &dyn LogStore, entry: &TranscriptEntry) -> String {
+    match transcript_item(store, entry) {
+        TranscriptItem::Text(text) | TranscriptItem::Unreadable(text) => text,
+        TranscriptItem::ToolCall {
+            name, arguments, ..
+        } => format!("[tool {name}({arguments})]"),
+        TranscriptItem::ToolResult { outcome, .. } => match outcome {
+            ToolOutcome::Ok { output } => output,
+            ToolOutcome::Error { message } => format!("[tool error] {message}"),
+            ToolOutcome::Denied { reason } => format!("[tool denied] {reason}"),
+            ToolOutcome::TimedOut => "[tool timed out]".to_owned(),
+        },
     }
 }

@@ -376,10 +376,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // version 4 per-day usage totals; version 5 the exec policy;
         // version 6 voice wake words; version 7 cron job definitions and run
         // results, and nodes moved out of `Devices` into `Nodes` (approved
-        // and pending surfaces, connected sessions).
+        // and pending surfaces, connected sessions); version 8 tool calls and
+        // their results as transcript entries (the tool loop).
         (
-            7,
-            "9d533920fe70012ebfdd3ac575da912e7eb049e5466cb53bba3bdbb1560fa0d6"
+            8,
+            "3459631bfa6f259c34d95a9761d3ede28e52e70c7c6f6101da5feadb775be5ba"
         ),
     );
 }

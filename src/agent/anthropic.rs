@@ -8,12 +8,21 @@
 //! non-2xx body `{"type":"error","error":{"type","message"}}` is a failure,
 //! classified from its type. Thinking deltas are kept in the record but are
 //! not part of the reply text.
+//!
+//! Tools are `tools: [{name, description, input_schema}]`; a call is a
+//! `tool_use` content block (`content_block_start` with its `id` and
+//! `name`), its input streams as `input_json_delta` pieces of JSON text,
+//! and the message stops with `stop_reason: "tool_use"`. Calls go back as
+//! `tool_use` blocks of the assistant message, results as `tool_result`
+//! blocks (first) of the next user message.
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::provider::{Completion, Endpoint, Failure, KeyHeader, send};
+use super::provider::{
+    Completion, Endpoint, Failure, KeyHeader, Message, PendingCalls, ToolSpec, send,
+};
 
 pub const API_VERSION: &str = "2023-06-01";
 /// Anthropic requires `max_tokens`; this is used when the model's
@@ -21,25 +30,62 @@ pub const API_VERSION: &str = "2023-06-01";
 pub const MAX_TOKENS_DEFAULT: u64 = 4_096;
 
 /// The request body: the system prompt apart, consecutive messages of one
-/// role merged (the API wants user and assistant turns alternating).
-pub fn request_body(model: &str, messages: &[(&str, String)], max_tokens: u64) -> Value {
+/// role merged (the API wants user and assistant turns alternating; tool
+/// results travel in user turns).
+pub fn request_body(model: &str, messages: &[Message], max_tokens: u64) -> Value {
     let mut system = Vec::new();
-    let mut turns: Vec<(&str, String)> = Vec::new();
-    for (role, text) in messages {
-        match *role {
-            "system" => system.push(text.clone()),
-            role => match turns.last_mut() {
-                Some((last, content)) if *last == role => {
-                    content.push_str("\n\n");
-                    content.push_str(text);
+    let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
+    for message in messages {
+        let (role, blocks) = match message {
+            Message::System(text) => {
+                system.push(text.clone());
+                continue;
+            }
+            Message::User(text) => ("user", vec![json!({"type": "text", "text": text})]),
+            Message::Assistant { text, tool_calls } => {
+                let mut blocks = Vec::new();
+                if !text.is_empty() || tool_calls.is_empty() {
+                    blocks.push(json!({"type": "text", "text": text}));
                 }
-                _ => turns.push((role, text.clone())),
-            },
+                for call in tool_calls {
+                    blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.name,
+                                       "input": call.arguments_object()}));
+                }
+                ("assistant", blocks)
+            }
+            Message::Tool(result) => {
+                let mut block = json!({"type": "tool_result", "tool_use_id": result.call_id,
+                                       "content": result.output});
+                if result.is_error {
+                    block["is_error"] = json!(true);
+                }
+                ("user", vec![block])
+            }
+        };
+        match turns.last_mut() {
+            Some((last, content)) if *last == role => content.extend(blocks),
+            _ => turns.push((role, blocks)),
         }
     }
     let messages: Vec<Value> = turns
         .into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
+        .map(|(role, blocks)| {
+            // Plain text turns stay plain strings, as they were before
+            // tools: the same conversation gives the same body.
+            if blocks.iter().all(|block| block["type"] == "text") {
+                let texts: Vec<&str> = blocks
+                    .iter()
+                    .filter_map(|block| block["text"].as_str())
+                    .collect();
+                json!({"role": role, "content": texts.join("\n\n")})
+            } else {
+                let blocks: Vec<Value> = blocks
+                    .into_iter()
+                    .filter(|block| block["type"] != "text" || block["text"] != "")
+                    .collect();
+                json!({"role": role, "content": blocks})
+            }
+        })
         .collect();
     let mut body = json!({
         "model": model,
@@ -51,6 +97,16 @@ pub fn request_body(model: &str, messages: &[(&str, String)], max_tokens: u64) -
         body["system"] = json!(system.join("\n\n"));
     }
     body
+}
+
+pub fn tools(tools: &[ToolSpec]) -> Value {
+    tools
+        .iter()
+        .map(|tool| {
+            json!({"name": tool.name, "description": tool.description,
+                   "input_schema": tool.parameters})
+        })
+        .collect()
 }
 
 pub async fn stream(
@@ -83,6 +139,7 @@ pub async fn stream(
     };
     let mut events = response.bytes_stream().eventsource();
     let mut completion = Completion::default();
+    let mut calls = PendingCalls::default();
     let mut stopped = false;
     while let Some(event) = events.next().await {
         let event = event.map_err(|error| Failure::broken(&url, &error.to_string()))?;
@@ -106,11 +163,21 @@ pub async fn stream(
                 completion.usage.cache_write_tokens =
                     usage["cache_creation_input_tokens"].as_u64().unwrap_or(0);
             }
+            "content_block_start" if data["content_block"]["type"] == "tool_use" => {
+                let block = &data["content_block"];
+                let index = data["index"].as_u64().unwrap_or(0);
+                calls.open(index, block["id"].as_str(), block["name"].as_str())?;
+            }
             "content_block_delta" => {
                 if data["delta"]["type"] == "text_delta"
                     && let Some(piece) = data["delta"]["text"].as_str()
                 {
                     completion.push_text(piece, &mut on_delta)?;
+                }
+                if data["delta"]["type"] == "input_json_delta"
+                    && let Some(piece) = data["delta"]["partial_json"].as_str()
+                {
+                    calls.push_arguments(data["index"].as_u64().unwrap_or(0), piece)?;
                 }
             }
             "message_delta" => {
@@ -138,6 +205,7 @@ pub async fn stream(
     if completion.finish_reason.is_empty() {
         completion.finish_reason = "end_turn".to_owned();
     }
+    completion.tool_calls = calls.finish();
     Ok(completion)
 }
 
@@ -196,10 +264,13 @@ mod tests {
         let body = request_body(
             "claude",
             &[
-                ("system", "be brief".to_owned()),
-                ("user", "a".to_owned()),
-                ("user", "b".to_owned()),
-                ("assistant", "c".to_owned()),
+                Message::System("be brief".to_owned()),
+                Message::User("a".to_owned()),
+                Message::User("b".to_owned()),
+                Message::Assistant {
+                    text: "c".to_owned(),
+                    tool_calls: Vec::new(),
+                },
             ],
             100,
         );

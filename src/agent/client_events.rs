@@ -2,6 +2,12 @@
 //! lifecycle phases, assistant deltas coalesced over a window, usage, and
 //! the final, aborted or error state. They stream to clients while the run
 //! goes and are not recorded (the recorded chunks hold the same text).
+//!
+//! Tool phases (`stream: "tool"`, `start` then `result`) go only to the
+//! connection that started the run, and only if it declared
+//! `caps: ["tool-events"]`: that is how OpenClaw gates them (a run's tool
+//! event recipients). They still take a number of the run's `seq`, as in
+//! OpenClaw, so other clients see a gap there.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +37,8 @@ pub struct Events<'a> {
     /// Text not pushed yet (coalescing).
     pending: String,
     last_push: Option<Instant>,
+    /// The connection that receives tool events, if any.
+    tool_events_to: Option<String>,
 }
 
 impl<'a> Events<'a> {
@@ -44,7 +52,50 @@ impl<'a> Events<'a> {
             text: String::new(),
             pending: String::new(),
             last_push: None,
+            tool_events_to: request.tool_events_to.clone(),
         }
+    }
+
+    /// An `agent` event with `stream: "tool"`, to the run's tool-event
+    /// recipient only.
+    fn tool(&mut self, data: Value) {
+        self.seq += 1;
+        let Some(conn_id) = &self.tool_events_to else {
+            return;
+        };
+        let payload = json!({
+            "runId": self.run_id, "seq": self.seq, "stream": "tool", "ts": now_ms(),
+            "data": data, "sessionKey": self.session_key, "agentId": self.agent_id,
+        });
+        let _ = self.gateway.pushes.send(Push::To {
+            conn_id: conn_id.clone(),
+            name: "agent",
+            payload: payload.to_string().into(),
+        });
+    }
+
+    /// A tool call starts; the text streamed so far goes out first.
+    pub(super) fn tool_start(&mut self, name: &str, tool_call_id: &str, args: Value) {
+        self.flush();
+        self.tool(
+            json!({"phase": "start", "name": name, "toolCallId": tool_call_id,
+                         "args": args}),
+        );
+    }
+
+    /// A tool call finished (or failed: `is_error`).
+    pub(super) fn tool_result(
+        &mut self,
+        name: &str,
+        tool_call_id: &str,
+        text: &str,
+        is_error: bool,
+    ) {
+        self.tool(
+            json!({"phase": "result", "name": name, "toolCallId": tool_call_id,
+                         "isError": is_error,
+                         "result": {"content": [{"type": "text", "text": text}]}}),
+        );
     }
 
     fn agent(&mut self, stream: &str, data: Value) {

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::Runtime;
 use super::models::resolve;
-use super::provider::Endpoint;
+use super::provider::{Endpoint, Message};
 use crate::gateway::Gateway;
 
 /// The newest messages kept verbatim after a compaction.
@@ -85,16 +85,21 @@ pub async fn compact(
         let speaker = match entry.role {
             Role::User => "User",
             Role::Assistant => "Assistant",
-            Role::System | Role::Tool => continue,
+            Role::Tool => "Tool result",
+            Role::System => continue,
         };
         let text = clawback_replay::session_state::message_text(&**store, entry);
         transcript.push_str(&format!("{speaker}: {text}\n\n"));
     }
     let tokens_before = estimate_tokens(&transcript);
-    let messages = [("system", SUMMARY_PROMPT.to_owned()), ("user", transcript)];
+    let messages = [
+        Message::System(SUMMARY_PROMPT.to_owned()),
+        Message::User(transcript),
+    ];
+    // No tools: a summary is text only.
     let body = resolved
         .api
-        .request_body(resolved.model_id(), &messages, None, None);
+        .request_body(resolved.model_id(), &messages, None, None, &[]);
     let compaction_id = format!("compaction:{}", uuid::Uuid::new_v4());
     let call_id = uuid::Uuid::new_v4().to_string();
     append(

@@ -1,8 +1,15 @@
 //! What the model is given: the system prompt (with the agent's workspace
-//! files), the summary of compacted messages, the transcript, and the
-//! run's thinking level.
+//! files), the summary of compacted messages, the transcript (with the
+//! tool calls and results of earlier rounds and turns), and the run's
+//! thinking level.
+
+use std::collections::BTreeMap;
 
 use clawback_events::event::Role;
+use clawback_replay::session_state::{TranscriptItem, transcript_item};
+
+use super::provider::{Message, ToolCall, ToolResult};
+use super::tools::outcome_text;
 
 use super::run::RunRequest;
 use crate::config::model::ConfigFile;
@@ -15,7 +22,7 @@ const SYSTEM_PROMPT: &str = "You are a helpful personal assistant.";
 
 /// The messages sent: the system prompt, then the session's transcript
 /// (which already ends with this run's user message).
-pub fn context(gateway: &Gateway, request: &RunRequest) -> Vec<(&'static str, String)> {
+pub fn context(gateway: &Gateway, request: &RunRequest) -> Vec<Message> {
     let mut system = SYSTEM_PROMPT.to_owned();
     let workspace =
         super::workspace::dir(&gateway.config(), &gateway.state_root, &request.agent_id);
@@ -47,34 +54,104 @@ pub fn context(gateway: &Gateway, request: &RunRequest) -> Vec<(&'static str, St
             .unwrap_or_default()
     };
     let store = gateway.log.store();
-    let mut messages = vec![("system", system)];
+    let mut messages = vec![Message::System(system)];
     // Messages replaced by a compaction come back as their summary.
     if let Some(summary) = summary {
-        messages.push((
-            "system",
-            format!("Summary of the conversation before the messages below:\n{summary}"),
-        ));
+        messages.push(Message::System(format!(
+            "Summary of the conversation before the messages below:\n{summary}"
+        )));
     }
-    for entry in entries {
-        let role = match entry.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::System | Role::Tool => continue,
-        };
-        messages.push((
-            role,
-            clawback_replay::session_state::message_text(&**store, &entry),
-        ));
+    let items: Vec<(Role, TranscriptItem)> = entries
+        .iter()
+        .map(|entry| (entry.role, transcript_item(&**store, entry)))
+        .collect();
+    messages.extend(conversation(items));
+    messages
+}
+
+/// Transcript items as provider-neutral messages: an assistant's text and
+/// the tool calls right after it are one message; each result follows.
+///
+/// Providers refuse a tool call without its result and a result without
+/// its call, and both happen in a transcript: a run aborted or interrupted
+/// between the call and its result, a compaction boundary between them. So
+/// only calls and results that pair up are sent; a call id reused by a
+/// later turn pairs with its own result (the nearest open call).
+pub fn conversation(items: Vec<(Role, TranscriptItem)>) -> Vec<Message> {
+    // First pass: which calls (by position) and results pair up.
+    let mut open: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut paired: BTreeMap<usize, (usize, String)> = BTreeMap::new();
+    for (position, (_, item)) in items.iter().enumerate() {
+        match item {
+            TranscriptItem::ToolCall { id, .. } => {
+                open.insert(id, position);
+            }
+            TranscriptItem::ToolResult { id, .. } => {
+                if let Some(call) = open.remove(id.as_str()) {
+                    let name = match &items[call].1 {
+                        TranscriptItem::ToolCall { name, .. } => name.clone(),
+                        _ => String::new(),
+                    };
+                    paired.insert(call, (position, name.clone()));
+                    paired.insert(position, (call, name));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut messages: Vec<Message> = Vec::new();
+    for (position, (role, item)) in items.into_iter().enumerate() {
+        match item {
+            TranscriptItem::Text(text) => match role {
+                Role::User => messages.push(Message::User(text)),
+                Role::Assistant => messages.push(Message::Assistant {
+                    text,
+                    tool_calls: Vec::new(),
+                }),
+                Role::System | Role::Tool => {}
+            },
+            TranscriptItem::ToolCall {
+                id,
+                name,
+                arguments,
+            } if paired.contains_key(&position) => {
+                let call = ToolCall {
+                    id,
+                    name,
+                    arguments,
+                    signature: None,
+                };
+                match messages.last_mut() {
+                    Some(Message::Assistant { tool_calls, .. }) => tool_calls.push(call),
+                    _ => messages.push(Message::Assistant {
+                        text: String::new(),
+                        tool_calls: vec![call],
+                    }),
+                }
+            }
+            TranscriptItem::ToolResult { id, outcome } => {
+                if let Some((_, name)) = paired.get(&position) {
+                    let (output, is_error) = outcome_text(&outcome);
+                    messages.push(Message::Tool(ToolResult {
+                        call_id: id,
+                        name: name.clone(),
+                        output,
+                        is_error,
+                    }));
+                }
+            }
+            TranscriptItem::ToolCall { .. } | TranscriptItem::Unreadable(_) => {}
+        }
     }
     messages
 }
 
 /// A conservative token estimate (a token per four characters, plus a few
 /// per message): enough to see a context coming near the window.
-pub fn estimate_tokens(messages: &[(&str, String)]) -> u64 {
+pub fn estimate_tokens(messages: &[Message]) -> u64 {
     messages
         .iter()
-        .map(|(_, text)| (text.chars().count() as u64).div_ceil(4) + 4)
+        .map(|message| (message.chars() as u64).div_ceil(4) + 4)
         .sum()
 }
 
@@ -106,4 +183,80 @@ pub fn thinking_level(
                 .and_then(|agents| agents.defaults.as_ref())
                 .and_then(|defaults| defaults.thinking_default.clone())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clawback_events::event::ToolOutcome;
+
+    fn call(id: &str) -> (Role, TranscriptItem) {
+        (
+            Role::Assistant,
+            TranscriptItem::ToolCall {
+                id: id.to_owned(),
+                name: "read".to_owned(),
+                arguments: "{}".to_owned(),
+            },
+        )
+    }
+
+    fn result(id: &str, output: &str) -> (Role, TranscriptItem) {
+        (
+            Role::Tool,
+            TranscriptItem::ToolResult {
+                id: id.to_owned(),
+                outcome: ToolOutcome::Ok {
+                    output: output.to_owned(),
+                },
+            },
+        )
+    }
+
+    #[test]
+    fn calls_join_the_assistant_text_and_unpaired_ones_are_left_out() {
+        let items = vec![
+            (Role::User, TranscriptItem::Text("hi".to_owned())),
+            (Role::Assistant, TranscriptItem::Text("looking".to_owned())),
+            call("a"),
+            call("dangling"),
+            result("a", "A"),
+            result("orphan", "?"),
+            (Role::Assistant, TranscriptItem::Text("done".to_owned())),
+            // A later turn reusing an id pairs with its own result.
+            call("a"),
+            result("a", "A2"),
+        ];
+        let messages = conversation(items);
+        let read = |id: &str| ToolCall {
+            id: id.to_owned(),
+            name: "read".to_owned(),
+            arguments: "{}".to_owned(),
+            signature: None,
+        };
+        let tool = |output: &str| {
+            Message::Tool(ToolResult {
+                call_id: "a".to_owned(),
+                name: "read".to_owned(),
+                output: output.to_owned(),
+                is_error: false,
+            })
+        };
+        assert_eq!(
+            messages,
+            vec![
+                Message::User("hi".to_owned()),
+                Message::Assistant {
+                    text: "looking".to_owned(),
+                    tool_calls: vec![read("a")]
+                },
+                tool("A"),
+                Message::Assistant {
+                    text: "done".to_owned(),
+                    tool_calls: vec![read("a")]
+                },
+                tool("A2"),
+            ]
+        );
+    }
 }

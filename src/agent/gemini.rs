@@ -6,32 +6,66 @@
 //! `GenerateContentResponse` whose `candidates[0].content.parts[].text` add
 //! up to the reply, with `finishReason` and `usageMetadata` at the end.
 //! Errors are `{"error": {"code", "message", "status"}}`.
+//!
+//! Tools are `tools: [{functionDeclarations: [{name, description,
+//! parameters}]}]`, `parameters` in Gemini's OpenAPI-subset schema (no
+//! `additionalProperties`, so it is left out). A call arrives whole as a
+//! `functionCall` part (`{name, args}`, maybe with a `thoughtSignature`
+//! that must go back with it); results go back as `functionResponse`
+//! parts (`{name, response: {result}}` or `{error}`) in a user turn.
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::provider::{Completion, Endpoint, Failure, KeyHeader, send};
+use super::provider::{
+    Completion, Endpoint, Failure, KeyHeader, Message, PendingCalls, ToolSpec, send,
+};
 
-pub fn request_body(messages: &[(&str, String)], max_tokens: Option<u64>) -> Value {
+pub fn request_body(messages: &[Message], max_tokens: Option<u64>) -> Value {
     let mut system = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
-    for (role, text) in messages {
-        let role = match *role {
-            "system" => {
+    for message in messages {
+        let (role, parts) = match message {
+            Message::System(text) => {
                 system.push(json!({"text": text}));
                 continue;
             }
-            "assistant" => "model",
-            _ => "user",
+            Message::User(text) => ("user", vec![json!({"text": text})]),
+            Message::Assistant { text, tool_calls } => {
+                let mut parts = Vec::new();
+                if !text.is_empty() || tool_calls.is_empty() {
+                    parts.push(json!({"text": text}));
+                }
+                for call in tool_calls {
+                    let mut part = json!({"functionCall": {"name": call.name,
+                                                           "args": call.arguments_object()}});
+                    if let Some(signature) = &call.signature {
+                        part["thoughtSignature"] = json!(signature);
+                    }
+                    parts.push(part);
+                }
+                ("model", parts)
+            }
+            Message::Tool(result) => {
+                let response = if result.is_error {
+                    json!({"error": result.output})
+                } else {
+                    json!({"result": result.output})
+                };
+                (
+                    "user",
+                    vec![json!({"functionResponse": {"name": result.name, "response": response}})],
+                )
+            }
         };
         match contents.last_mut() {
             Some(last) if last["role"] == role => {
-                if let Some(parts) = last["parts"].as_array_mut() {
-                    parts.push(json!({"text": text}));
+                if let Some(existing) = last["parts"].as_array_mut() {
+                    existing.extend(parts);
                 }
             }
-            _ => contents.push(json!({"role": role, "parts": [{"text": text}]})),
+            _ => contents.push(json!({"role": role, "parts": parts})),
         }
     }
     let mut body = json!({"contents": contents});
@@ -42,6 +76,32 @@ pub fn request_body(messages: &[(&str, String)], max_tokens: Option<u64>) -> Val
         body["generationConfig"] = json!({"maxOutputTokens": max});
     }
     body
+}
+
+pub fn tools(tools: &[ToolSpec]) -> Value {
+    let declarations: Vec<Value> = tools
+        .iter()
+        .map(|tool| {
+            json!({"name": tool.name, "description": tool.description,
+                   "parameters": openapi_schema(&tool.parameters)})
+        })
+        .collect();
+    json!([{"functionDeclarations": declarations}])
+}
+
+/// A JSON Schema without the keywords Gemini's schema subset refuses.
+fn openapi_schema(schema: &Value) -> Value {
+    match schema {
+        Value::Object(object) => Value::Object(
+            object
+                .iter()
+                .filter(|(key, _)| !matches!(key.as_str(), "additionalProperties" | "$schema"))
+                .map(|(key, value)| (key.clone(), openapi_schema(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(openapi_schema).collect()),
+        other => other.clone(),
+    }
 }
 
 pub async fn stream(
@@ -73,6 +133,7 @@ pub async fn stream(
     };
     let mut events = response.bytes_stream().eventsource();
     let mut completion = Completion::default();
+    let mut calls = PendingCalls::default();
     while let Some(event) = events.next().await {
         let event = event.map_err(|error| Failure::broken(&url, &error.to_string()))?;
         completion.keep(event.data.clone());
@@ -97,6 +158,20 @@ pub async fn stream(
             if let Some(piece) = part["text"].as_str() {
                 completion.push_text(piece, &mut on_delta)?;
             }
+            let call = &part["functionCall"];
+            if call.is_object() {
+                let index = calls.len();
+                calls.open(index, call["id"].as_str(), call["name"].as_str())?;
+                let arguments = if call["args"].is_object() {
+                    call["args"].to_string()
+                } else {
+                    "{}".to_owned()
+                };
+                calls.set_arguments(index, arguments)?;
+                if let Some(signature) = part["thoughtSignature"].as_str() {
+                    calls.set_signature(index, signature);
+                }
+            }
         }
         if let Some(reason) = candidate["finishReason"].as_str() {
             completion.finish_reason = reason.to_ascii_lowercase();
@@ -115,6 +190,7 @@ pub async fn stream(
             "the stream ended without a finishReason",
         ));
     }
+    completion.tool_calls = calls.finish();
     Ok(completion)
 }
 

@@ -14,7 +14,8 @@
 //! - `client_events`: the `agent` and `chat` events a run streams;
 //! - `compact`: the old part of a transcript summarized through the model;
 //! - `workspace`: the agent's files (AGENTS.md, SOUL.md, ...) that feed the
-//!   system prompt.
+//!   system prompt;
+//! - `tools`: the registry of tools a model may call, with their schemas.
 //!
 //! Why runs live here and not in the protocol layer: a run outlives the
 //! request that started it (`chat.send` answers at once; `agent` answers
@@ -23,8 +24,9 @@
 //! Invariants: turns of one session run strictly one after another (a lane
 //! per session); a run id (the client's idempotency key) starts at most one
 //! run; every LLM call is recorded as a request/response pair around the
-//! call, and the reply is appended to the transcript before anyone is told
-//! the run ended.
+//! call, every tool call as requested/started/finished around its work,
+//! and the reply is appended to the transcript before anyone is told the
+//! run ended.
 
 pub mod anthropic;
 pub mod client_events;
@@ -37,6 +39,7 @@ pub mod openai;
 pub mod openai_responses;
 pub mod provider;
 pub mod run;
+pub mod tools;
 pub mod workspace;
 
 use std::collections::{HashMap, VecDeque};
@@ -65,6 +68,8 @@ pub struct Runtime {
     /// by provider and credential (`Resolved::cooldown_key`): another key
     /// of the same provider may still have quota.
     cooldowns: Mutex<HashMap<String, i64>>,
+    /// The tools runs may call.
+    pub tools: tools::Registry,
 }
 
 /// How long a provider is skipped after it answered a rate limit.
@@ -92,6 +97,7 @@ impl Runtime {
             finished: Mutex::new((VecDeque::new(), HashMap::new())),
             aborts: Mutex::new(HashMap::new()),
             cooldowns: Mutex::new(HashMap::new()),
+            tools: tools::Registry::builtin(),
         })
     }
 

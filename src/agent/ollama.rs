@@ -4,21 +4,52 @@
 //! newline-delimited JSON objects (`{"message": {"content"}, "done": false}`
 //! ..., then one with `done: true`, `done_reason` and the token counts).
 //! Errors are `{"error": "..."}` with an HTTP status.
+//!
+//! Tools are declared as in Chat Completions; a call arrives whole in a
+//! chunk's `message.tool_calls` (`{function: {name, arguments}}`, the
+//! arguments an object, no id: we give each one). The calls go back in
+//! the assistant message, each result as `{role: "tool", content,
+//! tool_name}`.
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::provider::{Completion, Endpoint, Failure, KeyHeader, send};
+use super::provider::{
+    Completion, Endpoint, Failure, KeyHeader, Message, PendingCalls, ToolSpec, send,
+};
 
 /// The longest NDJSON line accepted: a bound on a misbehaving server.
 const LINE_BYTES_MAX: usize = 1024 * 1024;
 
-pub fn request_body(model: &str, messages: &[(&str, String)]) -> Value {
-    let messages: Vec<Value> = messages
-        .iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect();
+pub fn request_body(model: &str, messages: &[Message]) -> Value {
+    let messages: Vec<Value> = messages.iter().map(message).collect();
     json!({"model": model, "messages": messages, "stream": true})
+}
+
+fn message(message: &Message) -> Value {
+    match message {
+        Message::System(text) => json!({"role": "system", "content": text}),
+        Message::User(text) => json!({"role": "user", "content": text}),
+        Message::Assistant { text, tool_calls } if tool_calls.is_empty() => {
+            json!({"role": "assistant", "content": text})
+        }
+        Message::Assistant { text, tool_calls } => {
+            let calls: Vec<Value> = tool_calls
+                .iter()
+                .map(|call| {
+                    json!({"function": {"name": call.name, "arguments": call.arguments_object()}})
+                })
+                .collect();
+            json!({"role": "assistant", "content": text, "tool_calls": calls})
+        }
+        Message::Tool(result) => {
+            json!({"role": "tool", "content": result.output, "tool_name": result.name})
+        }
+    }
+}
+
+pub fn tools(tools: &[ToolSpec]) -> Value {
+    super::openai::tools(tools)
 }
 
 pub async fn stream(
@@ -40,6 +71,7 @@ pub async fn stream(
         }
     };
     let mut completion = Completion::default();
+    let mut calls = PendingCalls::default();
     let mut bytes = response.bytes_stream();
     let mut pending: Vec<u8> = Vec::new();
     let mut done = false;
@@ -61,6 +93,24 @@ pub async fn stream(
             if let Some(piece) = object["message"]["content"].as_str() {
                 completion.push_text(piece, &mut on_delta)?;
             }
+            for call in object["message"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let index = calls.len();
+                calls.open(
+                    index,
+                    call["id"].as_str(),
+                    call["function"]["name"].as_str(),
+                )?;
+                let arguments = match &call["function"]["arguments"] {
+                    Value::String(text) => text.clone(),
+                    Value::Null => "{}".to_owned(),
+                    other => other.to_string(),
+                };
+                calls.set_arguments(index, arguments)?;
+            }
             if object["done"] == true {
                 completion.finish_reason =
                     object["done_reason"].as_str().unwrap_or("stop").to_owned();
@@ -79,6 +129,7 @@ pub async fn stream(
     if !done {
         return Err(Failure::broken(&url, "the stream ended before done"));
     }
+    completion.tool_calls = calls.finish();
     Ok(completion)
 }
 

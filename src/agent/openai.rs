@@ -6,6 +6,14 @@
 //! `eventsource-stream` crate) yields `chat.completion.chunk` objects whose
 //! `delta.content` pieces make the reply, then `data: [DONE]`. Every raw
 //! chunk is kept so the call can be recorded exactly as it came.
+//!
+//! Tools are offered as `tools: [{type: "function", function: {name,
+//! description, parameters}}]`; a call streams as `delta.tool_calls`
+//! pieces keyed by `index` (the first with `id` and `function.name`, the
+//! rest with `function.arguments` fragments) and ends with
+//! `finish_reason: "tool_calls"`. The calls go back as the assistant
+//! message's `tool_calls`, each result as a `role: "tool"` message with its
+//! `tool_call_id`.
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
@@ -13,20 +21,61 @@ use serde_json::{Value, json};
 
 use clawback_events::event::Usage;
 
-use super::provider::{Completion, Endpoint, Failure, KeyHeader, send};
+use super::provider::{
+    Completion, Endpoint, Failure, KeyHeader, Message, PendingCalls, ToolSpec, send,
+};
 
-/// The request body for `messages` (`[(role, text)]`).
-pub fn request_body(model: &str, messages: &[(&str, String)]) -> Value {
-    let messages: Vec<Value> = messages
-        .iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect();
+/// The request body for `messages`.
+pub fn request_body(model: &str, messages: &[Message]) -> Value {
+    let messages: Vec<Value> = messages.iter().map(message).collect();
     json!({
         "model": model,
         "messages": messages,
         "stream": true,
         "stream_options": {"include_usage": true},
     })
+}
+
+/// One message in Chat Completions' format.
+pub fn message(message: &Message) -> Value {
+    match message {
+        Message::System(text) => json!({"role": "system", "content": text}),
+        Message::User(text) => json!({"role": "user", "content": text}),
+        Message::Assistant { text, tool_calls } if tool_calls.is_empty() => {
+            json!({"role": "assistant", "content": text})
+        }
+        Message::Assistant { text, tool_calls } => {
+            let calls: Vec<Value> = tool_calls
+                .iter()
+                .map(|call| {
+                    json!({"id": call.id, "type": "function",
+                           "function": {"name": call.name, "arguments": call.arguments}})
+                })
+                .collect();
+            // An assistant message that only calls tools has no content.
+            let content = if text.is_empty() {
+                Value::Null
+            } else {
+                json!(text)
+            };
+            json!({"role": "assistant", "content": content, "tool_calls": calls})
+        }
+        Message::Tool(result) => {
+            json!({"role": "tool", "tool_call_id": result.call_id, "content": result.output})
+        }
+    }
+}
+
+/// The `tools` array (shared with Ollama's native API, which copied it).
+pub fn tools(tools: &[ToolSpec]) -> Value {
+    tools
+        .iter()
+        .map(|tool| {
+            json!({"type": "function", "function": {
+                "name": tool.name, "description": tool.description,
+                "parameters": tool.parameters}})
+        })
+        .collect()
 }
 
 /// Sends `body` and streams the reply, calling `on_delta` with each new
@@ -56,6 +105,7 @@ pub async fn stream(
     };
     let mut events = response.bytes_stream().eventsource();
     let mut completion = Completion::default();
+    let mut calls = PendingCalls::default();
     let mut done = false;
     while let Some(event) = events.next().await {
         let event = event.map_err(|error| Failure {
@@ -87,6 +137,26 @@ pub async fn stream(
             if let Some(piece) = choice["delta"]["content"].as_str() {
                 completion.push_text(piece, &mut on_delta)?;
             }
+            for (position, call) in choice["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                // `index` is required by the format; servers that omit it
+                // send one call per chunk, in order.
+                let index = call["index"]
+                    .as_u64()
+                    .unwrap_or(calls.len() + position as u64);
+                calls.open(
+                    index,
+                    call["id"].as_str(),
+                    call["function"]["name"].as_str(),
+                )?;
+                if let Some(piece) = call["function"]["arguments"].as_str() {
+                    calls.push_arguments(index, piece)?;
+                }
+            }
             if let Some(reason) = choice["finish_reason"].as_str() {
                 completion.finish_reason = reason.to_owned();
             }
@@ -112,6 +182,7 @@ pub async fn stream(
     if completion.finish_reason.is_empty() {
         completion.finish_reason = "stop".to_owned();
     }
+    completion.tool_calls = calls.finish();
     Ok(completion)
 }
 

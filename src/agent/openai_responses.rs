@@ -4,24 +4,45 @@
 //! `instructions`, the turns are `input` messages; the reply arrives as
 //! named SSE events (`response.output_text.delta` pieces, then
 //! `response.completed` with the usage, or `response.failed` / `error`).
+//!
+//! Tools are `tools: [{type: "function", name, description, parameters,
+//! strict: false}]` (flat, unlike Chat Completions; `strict` is sent
+//! because the Responses API defaults it to true, which would demand every
+//! property be required). A call is a `function_call` output item
+//! (`response.output_item.added` with its `call_id` and `name`), its
+//! arguments stream as `response.function_call_arguments.delta` and end in
+//! `.done`. Calls go back as `function_call` input items, results as
+//! `function_call_output` items with the same `call_id`.
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::provider::{Completion, Endpoint, Failure, KeyHeader, send};
+use super::provider::{
+    Completion, Endpoint, Failure, KeyHeader, Message, PendingCalls, ToolSpec, send,
+};
 
-pub fn request_body(model: &str, messages: &[(&str, String)], max_tokens: Option<u64>) -> Value {
-    let instructions: Vec<&str> = messages
-        .iter()
-        .filter(|(role, _)| *role == "system")
-        .map(|(_, text)| text.as_str())
-        .collect();
-    let input: Vec<Value> = messages
-        .iter()
-        .filter(|(role, _)| *role != "system")
-        .map(|(role, text)| json!({"role": role, "content": text}))
-        .collect();
+pub fn request_body(model: &str, messages: &[Message], max_tokens: Option<u64>) -> Value {
+    let mut instructions: Vec<&str> = Vec::new();
+    let mut input: Vec<Value> = Vec::new();
+    for message in messages {
+        match message {
+            Message::System(text) => instructions.push(text),
+            Message::User(text) => input.push(json!({"role": "user", "content": text})),
+            Message::Assistant { text, tool_calls } => {
+                if !text.is_empty() || tool_calls.is_empty() {
+                    input.push(json!({"role": "assistant", "content": text}));
+                }
+                for call in tool_calls {
+                    input.push(json!({"type": "function_call", "call_id": call.id,
+                                      "name": call.name, "arguments": call.arguments}));
+                }
+            }
+            Message::Tool(result) => input.push(json!({
+                "type": "function_call_output", "call_id": result.call_id,
+                "output": result.output})),
+        }
+    }
     let mut body = json!({"model": model, "input": input, "stream": true, "store": false});
     if !instructions.is_empty() {
         body["instructions"] = json!(instructions.join("\n\n"));
@@ -30,6 +51,16 @@ pub fn request_body(model: &str, messages: &[(&str, String)], max_tokens: Option
         body["max_output_tokens"] = json!(max);
     }
     body
+}
+
+pub fn tools(tools: &[ToolSpec]) -> Value {
+    tools
+        .iter()
+        .map(|tool| {
+            json!({"type": "function", "name": tool.name, "description": tool.description,
+                   "parameters": tool.parameters, "strict": false})
+        })
+        .collect()
 }
 
 pub async fn stream(
@@ -54,6 +85,7 @@ pub async fn stream(
     };
     let mut events = response.bytes_stream().eventsource();
     let mut completion = Completion::default();
+    let mut calls = PendingCalls::default();
     while let Some(event) = events.next().await {
         let event = event.map_err(|error| Failure::broken(&url, &error.to_string()))?;
         completion.keep(format!("{}: {}", event.event, event.data));
@@ -63,6 +95,31 @@ pub async fn stream(
             "response.output_text.delta" => {
                 if let Some(piece) = data["delta"].as_str() {
                     completion.push_text(piece, &mut on_delta)?;
+                }
+            }
+            "response.output_item.added" | "response.output_item.done"
+                if data["item"]["type"] == "function_call" =>
+            {
+                let item = &data["item"];
+                let index = data["output_index"].as_u64().unwrap_or(calls.len());
+                calls.open(index, item["call_id"].as_str(), None)?;
+                if data["type"] == "response.output_item.added" {
+                    calls.open(index, None, item["name"].as_str())?;
+                }
+                if let Some(arguments) = item["arguments"].as_str().filter(|a| !a.is_empty()) {
+                    calls.set_arguments(index, arguments.to_owned())?;
+                }
+            }
+            "response.function_call_arguments.delta" => {
+                let index = data["output_index"].as_u64().unwrap_or(0);
+                if let Some(piece) = data["delta"].as_str() {
+                    calls.push_arguments(index, piece)?;
+                }
+            }
+            "response.function_call_arguments.done" => {
+                let index = data["output_index"].as_u64().unwrap_or(0);
+                if let Some(arguments) = data["arguments"].as_str() {
+                    calls.set_arguments(index, arguments.to_owned())?;
                 }
             }
             "response.completed" | "response.incomplete" => {
@@ -78,8 +135,10 @@ pub async fn stream(
                         .as_str()
                         .unwrap_or("incomplete")
                         .to_owned(),
+                    _ if !calls.is_empty() => "tool_calls".to_owned(),
                     _ => "stop".to_owned(),
                 };
+                completion.tool_calls = calls.finish();
                 return Ok(completion);
             }
             "response.failed" => {

@@ -1,6 +1,12 @@
-//! What every provider wire format shares: the endpoint, the completed
-//! reply with every chunk as received, the classified failure, and the
-//! dispatch from a config's `api` to its adapter.
+//! What every provider wire format shares: the messages of a conversation
+//! (text, the assistant's tool calls, tool results) and the tools offered,
+//! the endpoint, the completed reply with every chunk as received and the
+//! tool calls it asked for, the classified failure, and the dispatch from a
+//! config's `api` to its adapter.
+//!
+//! Why a provider-neutral message type: a run may fall back to another
+//! provider between two tool rounds, and the next turn may use another
+//! model; each adapter renders the same conversation in its own format.
 
 use std::time::Duration;
 
@@ -45,11 +51,15 @@ impl Api {
     pub fn request_body(
         self,
         model: &str,
-        messages: &[(&str, String)],
+        messages: &[Message],
         max_tokens: Option<u64>,
         thinking: Option<&str>,
+        tools: &[ToolSpec],
     ) -> Value {
         let mut body = self.plain_body(model, messages, max_tokens);
+        if !tools.is_empty() {
+            self.apply_tools(&mut body, tools);
+        }
         if let Some(level) = thinking {
             self.apply_thinking(&mut body, level);
         }
@@ -95,12 +105,18 @@ impl Api {
         }
     }
 
-    fn plain_body(
-        self,
-        model: &str,
-        messages: &[(&str, String)],
-        max_tokens: Option<u64>,
-    ) -> Value {
+    /// The tools offered, in the provider's declaration format.
+    fn apply_tools(self, body: &mut Value, tools: &[ToolSpec]) {
+        match self {
+            Api::OpenAiCompletions => body["tools"] = openai::tools(tools),
+            Api::OpenAiResponses => body["tools"] = openai_responses::tools(tools),
+            Api::AnthropicMessages => body["tools"] = anthropic::tools(tools),
+            Api::Ollama => body["tools"] = ollama::tools(tools),
+            Api::Gemini => body["tools"] = gemini::tools(tools),
+        }
+    }
+
+    fn plain_body(self, model: &str, messages: &[Message], max_tokens: Option<u64>) -> Value {
         match self {
             Api::OpenAiCompletions => openai::request_body(model, messages),
             Api::OpenAiResponses => openai_responses::request_body(model, messages, max_tokens),
@@ -142,10 +158,203 @@ pub struct Endpoint<'a> {
     pub timeout: Duration,
 }
 
+/// One message of a conversation, provider-neutral.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    System(String),
+    User(String),
+    /// The assistant's text and the tools it asked for (either may be empty).
+    Assistant {
+        text: String,
+        tool_calls: Vec<ToolCall>,
+    },
+    Tool(ToolResult),
+}
+
+impl Message {
+    /// The characters a message holds, for the context-size estimate.
+    pub fn chars(&self) -> usize {
+        match self {
+            Message::System(text) | Message::User(text) => text.chars().count(),
+            Message::Assistant { text, tool_calls } => {
+                text.chars().count()
+                    + tool_calls
+                        .iter()
+                        .map(|call| call.name.len() + call.arguments.len())
+                        .sum::<usize>()
+            }
+            Message::Tool(result) => result.output.chars().count(),
+        }
+    }
+}
+
+/// A tool the model asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolCall {
+    /// The provider's call id when it gave a usable one, else one of ours.
+    pub id: String,
+    pub name: String,
+    /// The arguments as JSON text, exactly as the model produced them (they
+    /// may not parse: that is the tool's error to report, not ours).
+    pub arguments: String,
+    /// Gemini's `thoughtSignature` on a `functionCall` part, which must go
+    /// back with the call in the same turn. Kept in memory for the run only.
+    pub signature: Option<String>,
+}
+
+impl ToolCall {
+    /// The arguments as a JSON object for formats that carry objects (an
+    /// argument text that does not parse becomes `{}`; the tool already
+    /// answered that it was invalid).
+    pub fn arguments_object(&self) -> Value {
+        match serde_json::from_str::<Value>(&self.arguments) {
+            Ok(value @ Value::Object(_)) => value,
+            _ => json!({}),
+        }
+    }
+}
+
+/// A tool's answer to one call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolResult {
+    pub call_id: String,
+    /// The tool's name (Gemini and Ollama match results by name).
+    pub name: String,
+    pub output: String,
+    pub is_error: bool,
+}
+
+/// A tool as offered to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// A JSON Schema (draft 2020-12 subset) for the arguments object.
+    pub parameters: Value,
+}
+
+/// Tool calls one reply may ask for; a bound on memory and work per round.
+pub const TOOL_CALLS_PER_REPLY_MAX: usize = 64;
+
+/// A provider call id we can send back to every provider (Anthropic wants
+/// `[A-Za-z0-9_-]+`, OpenAI at most 40 characters), else a fresh one.
+pub fn call_id(provided: Option<&str>) -> String {
+    match provided {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 40
+                && id
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-') =>
+        {
+            id.to_owned()
+        }
+        _ => {
+            let fresh = uuid::Uuid::new_v4().simple().to_string();
+            format!("call_{}", &fresh[..24])
+        }
+    }
+}
+
+/// Tool calls assembled from streamed pieces, keyed by the provider's
+/// index (or order of appearance), bounded like the reply text.
+#[derive(Default)]
+pub struct PendingCalls {
+    calls: std::collections::BTreeMap<u64, (Option<String>, String, String, Option<String>)>,
+    bytes: usize,
+}
+
+impl PendingCalls {
+    /// Starts or continues call `index` with an id and name (when given).
+    pub fn open(
+        &mut self,
+        index: u64,
+        id: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(), Failure> {
+        if !self.calls.contains_key(&index) && self.calls.len() >= TOOL_CALLS_PER_REPLY_MAX {
+            return Err(Failure {
+                class: "unknown",
+                message: format!(
+                    "the reply asked for more than {TOOL_CALLS_PER_REPLY_MAX} tool calls"
+                ),
+                http_status: None,
+            });
+        }
+        let call = self.calls.entry(index).or_default();
+        if let Some(id) = id.filter(|id| !id.is_empty()) {
+            call.0 = Some(id.to_owned());
+        }
+        if let Some(name) = name.filter(|name| !name.is_empty()) {
+            call.1.push_str(name);
+        }
+        Ok(())
+    }
+
+    /// Adds a piece of call `index`'s argument text.
+    pub fn push_arguments(&mut self, index: u64, piece: &str) -> Result<(), Failure> {
+        self.bytes += piece.len();
+        if self.bytes > REPLY_BYTES_MAX {
+            return Err(Failure::too_long());
+        }
+        self.open(index, None, None)?;
+        if let Some(call) = self.calls.get_mut(&index) {
+            call.2.push_str(piece);
+        }
+        Ok(())
+    }
+
+    /// Replaces call `index`'s arguments with the complete text.
+    pub fn set_arguments(&mut self, index: u64, arguments: String) -> Result<(), Failure> {
+        self.open(index, None, None)?;
+        if let Some(call) = self.calls.get_mut(&index) {
+            self.bytes = self.bytes.saturating_sub(call.2.len()) + arguments.len();
+            if self.bytes > REPLY_BYTES_MAX {
+                return Err(Failure::too_long());
+            }
+            call.2 = arguments;
+        }
+        Ok(())
+    }
+
+    pub fn set_signature(&mut self, index: u64, signature: &str) {
+        if let Some(call) = self.calls.get_mut(&index) {
+            call.3 = Some(signature.to_owned());
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.calls.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// The calls in index order; empty arguments mean `{}`.
+    pub fn finish(self) -> Vec<ToolCall> {
+        self.calls
+            .into_values()
+            .map(|(id, name, arguments, signature)| ToolCall {
+                id: call_id(id.as_deref()),
+                name,
+                arguments: if arguments.trim().is_empty() {
+                    "{}".to_owned()
+                } else {
+                    arguments
+                },
+                signature,
+            })
+            .collect()
+    }
+}
+
 /// What a successful call returned.
 #[derive(Default)]
 pub struct Completion {
     pub text: String,
+    /// The tools the model asked for, in order (empty for a final answer).
+    pub tool_calls: Vec<ToolCall>,
     pub finish_reason: String,
     pub usage: Usage,
     /// Every stream event, in order, as received.
@@ -270,8 +479,8 @@ mod tests {
 
     #[test]
     fn thinking_levels_map_to_each_provider() {
-        let messages = [("user", "hi".to_owned())];
-        let body = |api: Api, level| api.request_body("m", &messages, Some(1000), Some(level));
+        let messages = [Message::User("hi".to_owned())];
+        let body = |api: Api, level| api.request_body("m", &messages, Some(1000), Some(level), &[]);
         assert_eq!(
             body(Api::OpenAiCompletions, "xhigh")["reasoning_effort"],
             "high"

@@ -8,6 +8,16 @@
 //! `agent.run.finished`. Clients see the reply stream in as `agent` and
 //! `chat` events meanwhile; those are not state and are not recorded: the
 //! recorded chunks hold the same text.
+//!
+//! The tool loop: a reply that asks for tools is recorded as
+//! `llm.call.completed`, its text (if any) as `message.appended`, and one
+//! `tool.call.requested` per call, in one batch. Each call then runs in
+//! order through the registry: `tool.call.started`, the work (bounded by
+//! the tool timeout, stopped by an abort), `tool.call.finished` with the
+//! outcome. The results go back to the model in the next
+//! `llm.call.requested`, until a reply asks for no tool or
+//! `TOOL_ROUNDS_MAX` rounds have run. The transcript holds the calls and
+//! results (by seq), so the next turn and a replay see the same rounds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +25,8 @@ use std::time::{Duration, Instant};
 use clawback_events::Actor;
 use clawback_events::event::{
     AgentRunFinished, AgentRunStarted, Event, LlmCallCompleted, LlmCallRequested, LlmOutcome,
-    MessageAppended, ModelCooldown, Role, RunStatus, SessionCreated, Usage,
+    MessageAppended, ModelCooldown, Role, RunStatus, SessionCreated, ToolCallFinished,
+    ToolCallRequested, ToolCallStarted, ToolOutcome, Usage,
 };
 use serde_json::{Value, json};
 
@@ -23,8 +34,15 @@ use super::Runtime;
 use super::client_events::Events;
 use super::context::{context, estimate_tokens, thinking_level};
 use super::models::{Resolved, cost_micro_usd, resolve};
-use super::provider::Endpoint;
+use super::provider::{Completion, Endpoint, Message, ToolResult, ToolSpec};
+use super::tools::outcome_text;
 use crate::gateway::Gateway;
+
+/// Model replies that may ask for tools in one run. OpenClaw sets no hard
+/// cap (its optional loop detector trips its circuit breaker at 30
+/// repeated calls); clawback bounds every loop, and 30 rounds is far past
+/// what a healthy run needs.
+pub const TOOL_ROUNDS_MAX: u32 = 30;
 
 pub struct RunRequest {
     pub run_id: String,
@@ -39,6 +57,9 @@ pub struct RunRequest {
     pub thinking: Option<String>,
     pub extra_system_prompt: Option<String>,
     pub timeout: Duration,
+    /// The connection that receives the run's tool events: the one that
+    /// started it, if it declared `caps: ["tool-events"]`.
+    pub tool_events_to: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -108,8 +129,9 @@ pub async fn execute(
     };
     let mut events = Events::new(gateway, &request);
     let mut messages = context(gateway, &request);
-    messages.push(("user", request.message.clone()));
+    messages.push(Message::User(request.message.clone()));
     let mut compacted_once = false;
+    let tools = runtime.tools.specs();
     // The context guard: a context that would not fit the first model's
     // window (by a conservative estimate) is compacted before the call
     // instead of after the provider refuses it.
@@ -127,7 +149,7 @@ pub async fn execute(
             && result.compacted
         {
             messages = context(gateway, &request);
-            messages.push(("user", request.message.clone()));
+            messages.push(Message::User(request.message.clone()));
         }
     }
 
@@ -137,7 +159,7 @@ pub async fn execute(
     let first = chain.as_ref().ok().and_then(|chain| chain.first());
     let thinking = thinking_level(gateway, &config, &request);
     let mut call =
-        first.map(|resolved| Call::new(resolved, &messages, attempt, thinking.as_deref()));
+        first.map(|resolved| Call::new(resolved, &messages, attempt, thinking.as_deref(), &tools));
     let mut batch = vec![
         Event::MessageAppended(MessageAppended {
             session_key: request.session_key.clone(),
@@ -201,6 +223,7 @@ pub async fn execute(
     };
 
     let mut index = 0;
+    let mut rounds = 0u32;
     loop {
         let resolved = &chain[index];
         let current = call.take().expect("a call is prepared before each attempt");
@@ -244,7 +267,7 @@ pub async fn execute(
             .await;
         };
         let failure = match result {
-            Ok(completion) => {
+            Ok(completion) if completion.tool_calls.is_empty() => {
                 return complete(
                     gateway,
                     &request,
@@ -256,6 +279,86 @@ pub async fn execute(
                     latency_ms,
                 )
                 .await;
+            }
+            Ok(completion) => {
+                rounds += 1;
+                if rounds > TOOL_ROUNDS_MAX {
+                    let recorded = completed_call(
+                        &request,
+                        current.call_id,
+                        resolved,
+                        &completion,
+                        latency_ms,
+                    );
+                    return fail(
+                        gateway,
+                        &request,
+                        outcome,
+                        &mut events,
+                        "tool_rounds",
+                        format!(
+                            "the model still asked for tools after {TOOL_ROUNDS_MAX} rounds; \
+                             the run stops at that limit"
+                        ),
+                        vec![recorded],
+                    )
+                    .await;
+                }
+                let round = tool_round(
+                    gateway,
+                    runtime,
+                    &request,
+                    &mut outcome,
+                    &mut events,
+                    &mut aborted,
+                    (current.call_id, resolved, latency_ms),
+                    completion,
+                    &mut messages,
+                )
+                .await;
+                match round {
+                    Ok(()) => {}
+                    Err(Stop::Aborted(reason)) => {
+                        return aborted_between(gateway, &request, outcome, &mut events, reason)
+                            .await;
+                    }
+                    Err(Stop::Failed(message)) => {
+                        return fail(
+                            gateway,
+                            &request,
+                            outcome,
+                            &mut events,
+                            "unknown",
+                            message,
+                            Vec::new(),
+                        )
+                        .await;
+                    }
+                }
+                // The results go back to the model that asked for them; a
+                // failure from here falls back down the chain as usual.
+                let prepared = Call::new(resolved, &messages, 1, thinking.as_deref(), &tools);
+                if let Err(message) = record(
+                    gateway,
+                    &request,
+                    vec![prepared.requested(&request, resolved)],
+                )
+                .await
+                {
+                    return fail(
+                        gateway,
+                        &request,
+                        outcome,
+                        &mut events,
+                        "unknown",
+                        message,
+                        Vec::new(),
+                    )
+                    .await;
+                }
+                events.restart_text();
+                call = Some(prepared);
+                continue;
             }
             Err(failure) => failure,
         };
@@ -309,7 +412,7 @@ pub async fn execute(
                 // is rebuilt from it, summary first.
                 messages = context(gateway, &request);
                 attempt += 1;
-                let prepared = Call::new(resolved, &messages, attempt, thinking.as_deref());
+                let prepared = Call::new(resolved, &messages, attempt, thinking.as_deref(), &tools);
                 if let Err(message) = record(
                     gateway,
                     &request,
@@ -370,7 +473,13 @@ pub async fn execute(
             .await;
         };
         attempt += 1;
-        let prepared = Call::new(&chain[next], &messages, attempt, thinking.as_deref());
+        let prepared = Call::new(
+            &chain[next],
+            &messages,
+            attempt,
+            thinking.as_deref(),
+            &tools,
+        );
         records.push(prepared.requested(&request, &chain[next]));
         if let Err(message) = record(gateway, &request, records).await {
             return fail(
@@ -409,9 +518,10 @@ struct Call {
 impl Call {
     fn new(
         resolved: &Resolved,
-        messages: &[(&'static str, String)],
+        messages: &[Message],
         attempt: u32,
         thinking: Option<&str>,
+        tools: &[ToolSpec],
     ) -> Call {
         let thinking = thinking.filter(|_| resolved.reasoning);
         Call {
@@ -422,6 +532,7 @@ impl Call {
                 messages,
                 resolved.max_tokens,
                 thinking,
+                tools,
             ),
         }
     }
@@ -454,27 +565,8 @@ async fn complete(
 ) -> RunOutcome {
     events.flush();
     let cost = cost_micro_usd(resolved.cost.as_ref(), &completion.usage);
-    let response = json!({
-        "text": completion.text,
-        "finishReason": completion.finish_reason,
-        "chunks": completion.chunks,
-        "chunksDropped": completion.chunks_dropped,
-    });
     let finished = vec![
-        Event::LlmCallCompleted(LlmCallCompleted {
-            call_id,
-            run_id: request.run_id.clone(),
-            session_key: request.session_key.clone(),
-            provider: resolved.provider.clone(),
-            model: resolved.model.clone(),
-            outcome: LlmOutcome::Ok {
-                response: response.to_string(),
-                stop_reason: completion.finish_reason.clone(),
-            },
-            usage: completion.usage,
-            cost_micro_usd: cost,
-            latency_ms,
-        }),
+        completed_call(request, call_id, resolved, &completion, latency_ms),
         Event::MessageAppended(MessageAppended {
             session_key: request.session_key.clone(),
             message_id: uuid::Uuid::new_v4().to_string(),
@@ -498,11 +590,220 @@ async fn complete(
     }
     outcome.ok = true;
     outcome.text = completion.text;
-    outcome.usage = completion.usage;
-    outcome.cost_micro_usd = cost;
+    add_usage(&mut outcome.usage, &completion.usage);
+    outcome.cost_micro_usd += cost;
     outcome.stop_reason = completion.finish_reason;
     outcome.ended_at_ms = now_ms();
     events.completed(&outcome);
+    outcome
+}
+
+/// The record of a successful call: the reply text, the tool calls it
+/// asked for, and every chunk as received.
+fn completed_call(
+    request: &RunRequest,
+    call_id: String,
+    resolved: &Resolved,
+    completion: &Completion,
+    latency_ms: u64,
+) -> Event {
+    let tool_calls: Vec<Value> = completion
+        .tool_calls
+        .iter()
+        .map(|call| json!({"id": call.id, "name": call.name, "arguments": call.arguments}))
+        .collect();
+    let mut response = json!({
+        "text": completion.text,
+        "finishReason": completion.finish_reason,
+        "chunks": completion.chunks,
+        "chunksDropped": completion.chunks_dropped,
+    });
+    if !tool_calls.is_empty() {
+        response["toolCalls"] = json!(tool_calls);
+    }
+    Event::LlmCallCompleted(LlmCallCompleted {
+        call_id,
+        run_id: request.run_id.clone(),
+        session_key: request.session_key.clone(),
+        provider: resolved.provider.clone(),
+        model: resolved.model.clone(),
+        outcome: LlmOutcome::Ok {
+            response: response.to_string(),
+            stop_reason: completion.finish_reason.clone(),
+        },
+        usage: completion.usage,
+        cost_micro_usd: cost_micro_usd(resolved.cost.as_ref(), &completion.usage),
+        latency_ms,
+    })
+}
+
+fn add_usage(total: &mut Usage, more: &Usage) {
+    total.input_tokens += more.input_tokens;
+    total.output_tokens += more.output_tokens;
+    total.cache_read_tokens += more.cache_read_tokens;
+    total.cache_write_tokens += more.cache_write_tokens;
+}
+
+/// Why a tool round ended the run.
+enum Stop {
+    Aborted(String),
+    Failed(String),
+}
+
+/// One tool round: records the reply that asked for tools and its calls,
+/// runs each call through the registry (bounded, abortable), records and
+/// streams each result, and adds the round to `messages` for the next call.
+#[allow(clippy::too_many_arguments)]
+async fn tool_round(
+    gateway: &Arc<Gateway>,
+    runtime: &Runtime,
+    request: &RunRequest,
+    outcome: &mut RunOutcome,
+    events: &mut Events<'_>,
+    aborted: &mut tokio::sync::watch::Receiver<Option<String>>,
+    (call_id, resolved, latency_ms): (String, &Resolved, u64),
+    completion: Completion,
+    messages: &mut Vec<Message>,
+) -> Result<(), Stop> {
+    events.flush();
+    add_usage(&mut outcome.usage, &completion.usage);
+    outcome.cost_micro_usd += cost_micro_usd(resolved.cost.as_ref(), &completion.usage);
+    let mut calls = completion.tool_calls.clone();
+    // Ids must be unique within a reply for results to find their call.
+    let mut seen = std::collections::BTreeSet::new();
+    for call in &mut calls {
+        if !seen.insert(call.id.clone()) {
+            call.id = super::provider::call_id(None);
+            seen.insert(call.id.clone());
+        }
+    }
+    let mut batch = vec![completed_call(
+        request,
+        call_id,
+        resolved,
+        &completion,
+        latency_ms,
+    )];
+    if !completion.text.is_empty() {
+        batch.push(Event::MessageAppended(MessageAppended {
+            session_key: request.session_key.clone(),
+            message_id: uuid::Uuid::new_v4().to_string(),
+            role: Role::Assistant,
+            content: completion.text.clone(),
+            run_id: Some(request.run_id.clone()),
+            tool_call_id: None,
+            origin: None,
+        }));
+    }
+    batch.extend(calls.iter().map(|call| {
+        Event::ToolCallRequested(ToolCallRequested {
+            tool_call_id: call.id.clone(),
+            run_id: request.run_id.clone(),
+            session_key: request.session_key.clone(),
+            tool: call.name.clone(),
+            arguments: call.arguments.clone(),
+        })
+    }));
+    record(gateway, request, batch)
+        .await
+        .map_err(Stop::Failed)?;
+
+    let context = Arc::new(super::tools::Context {
+        workspace: super::workspace::dir(&gateway.config(), &gateway.state_root, &request.agent_id),
+        agent_id: request.agent_id.clone(),
+        session_key: request.session_key.clone(),
+        state: gateway.state.clone(),
+    });
+    let mut results = Vec::with_capacity(calls.len());
+    for call in &calls {
+        // An abort between calls leaves the rest unstarted: the run's end
+        // closes them, and the next turn's context leaves them out.
+        if let Some(reason) = aborted.borrow().clone() {
+            return Err(Stop::Aborted(reason));
+        }
+        record(
+            gateway,
+            request,
+            vec![Event::ToolCallStarted(ToolCallStarted {
+                tool_call_id: call.id.clone(),
+                session_key: request.session_key.clone(),
+            })],
+        )
+        .await
+        .map_err(Stop::Failed)?;
+        let args = serde_json::from_str::<Value>(&call.arguments)
+            .unwrap_or_else(|_| json!(call.arguments));
+        events.tool_start(&call.name, &call.id, args);
+        let started = Instant::now();
+        let work = runtime
+            .tools
+            .call(context.clone(), &call.name, &call.arguments);
+        let (tool_outcome, stopped) = tokio::select! {
+            tool_outcome = work => (tool_outcome, None),
+            changed = aborted.wait_for(Option::is_some) => {
+                let reason = changed
+                    .map(|value| value.clone().unwrap_or_default())
+                    .unwrap_or_default();
+                (ToolOutcome::Error { message: format!("aborted: {reason}") }, Some(reason))
+            }
+        };
+        let (text, is_error) = outcome_text(&tool_outcome);
+        record(
+            gateway,
+            request,
+            vec![Event::ToolCallFinished(ToolCallFinished {
+                tool_call_id: call.id.clone(),
+                session_key: request.session_key.clone(),
+                outcome: tool_outcome,
+                duration_ms: started.elapsed().as_millis() as u64,
+            })],
+        )
+        .await
+        .map_err(Stop::Failed)?;
+        events.tool_result(&call.name, &call.id, &text, is_error);
+        if let Some(reason) = stopped {
+            return Err(Stop::Aborted(reason));
+        }
+        results.push(Message::Tool(ToolResult {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            output: text,
+            is_error,
+        }));
+    }
+    messages.push(Message::Assistant {
+        text: completion.text,
+        tool_calls: calls,
+    });
+    messages.extend(results);
+    Ok(())
+}
+
+/// Records a run aborted between model calls (during or between tool
+/// calls: the calls already have their records), and tells clients.
+async fn aborted_between(
+    gateway: &Gateway,
+    request: &RunRequest,
+    mut outcome: RunOutcome,
+    events: &mut Events<'_>,
+    reason: String,
+) -> RunOutcome {
+    let _ = record(
+        gateway,
+        request,
+        vec![Event::AgentRunFinished(AgentRunFinished {
+            run_id: request.run_id.clone(),
+            session_key: request.session_key.clone(),
+            status: RunStatus::Aborted {
+                reason: reason.clone(),
+            },
+        })],
+    )
+    .await;
+    outcome.error = Some(("aborted".to_owned(), reason));
+    outcome.stop_reason = "aborted".to_owned();
+    outcome.ended_at_ms = now_ms();
+    events.aborted(&outcome);
     outcome
 }
 

@@ -314,6 +314,7 @@ async fn execute(gateway: &Arc<Gateway>, job: &CronJob, run_id: &str) -> CronRun
         thinking: field("thinking"),
         extra_system_prompt: None,
         timeout,
+        tool_events_to: None,
     };
     let outcome = match gateway.agent.clone().start(gateway.clone(), request) {
         Started::Finished(outcome) => Some(*outcome),

@@ -117,8 +117,13 @@ fn replay_ends_with_the_sessions_state_at_the_stop_point() {
     let state = &text[text.find("\nsession ").expect("state block")..];
     for expected in [
         "(id sess-1, agent main), state as of seq 20",
-        "transcript: 3 messages; model context: 3 messages",
+        // The fixture records the tool's result twice, as the tool call's
+        // finish (seq 15) and as a role-tool message (seq 16); the tool call
+        // (seq 11) and its finish are transcript entries since the tool loop.
+        "transcript: 5 messages; model context: 5 messages",
         "     7 user: What is in /tmp?",
+        "    11 assistant: [tool exec({\"command\":\"ls /tmp\"})]",
+        "    15 tool: a.txt b.txt",
         "    20 assistant: Two files: a.txt and b.txt.",
         "run run-1 open since seq 8 (2 LLM calls, 1 tool calls)",
         "usage: 3 LLM calls (1 failed), 280 in / 27 out tokens, $0.000927",

@@ -9,7 +9,12 @@
 //!
 //! The model name picks the behaviour: `mock-model` streams a reply that
 //! echoes the last user message in several chunks, `fail-401` and
-//! `fail-429` answer those errors. Every request body is kept for asserts.
+//! `fail-429` answer those errors. `tool-model` (in every format) first
+//! asks for the `read` tool on `notes.txt`, in the format's own tool-call
+//! stream; once the request carries the tool's result (in the format's own
+//! result shape) it answers `The file says: <result>`. Every request body
+//! is kept for asserts. `tool-loop` (Chat Completions) asks for the tool
+//! every time.
 
 use axum::serve::ListenerExt;
 use std::sync::{Arc, Mutex};
@@ -170,6 +175,9 @@ fn complete(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Respon
             "context_length_exceeded",
         );
     }
+    if model == "tool-model" || model == "tool-loop" {
+        return openai_tool_model(model, &messages);
+    }
     let reply = if summarizing {
         format!("SUMMARY of {} characters", last_user.len())
     } else {
@@ -254,6 +262,9 @@ fn messages(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Respon
             "Number of request tokens has exceeded your per-minute rate limit",
         );
     }
+    if model == "tool-model" {
+        return anthropic_tool_model(&model, &request);
+    }
     let last_user = request["messages"]
         .as_array()
         .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
@@ -324,6 +335,9 @@ fn ollama_chat(seen: &Mutex<Vec<Value>>, body: &str) -> Response {
     let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     seen.lock().expect("requests").push(request.clone());
     let model = request["model"].as_str().unwrap_or("").to_owned();
+    if model == "tool-model" {
+        return ollama_tool_model(&model, &request);
+    }
     if model != "llama-mock" {
         return Response::builder()
             .status(StatusCode::NOT_FOUND)
@@ -400,6 +414,9 @@ fn gemini_stream(
             "Resource has been exhausted (e.g. check quota).",
         );
     }
+    if model == "tool-model" {
+        return gemini_tool_model(model, &request);
+    }
     let contents = request["contents"].as_array().cloned().unwrap_or_default();
     let said = last_text(&contents, "role", "user", |m| {
         m["parts"][0]["text"].as_str().map(str::to_owned)
@@ -428,6 +445,9 @@ fn gemini_stream(
 fn responses(seen: &Mutex<Vec<Value>>, body: &str) -> Response {
     let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     seen.lock().expect("requests").push(request.clone());
+    if request["model"] == "tool-model" {
+        return responses_tool_model(&request);
+    }
     let input = request["input"].as_array().cloned().unwrap_or_default();
     let said = last_text(&input, "role", "user", |m| {
         m["content"].as_str().map(str::to_owned)
@@ -485,4 +505,264 @@ fn responses(seen: &Mutex<Vec<Value>>, body: &str) -> Response {
         .header(header::CONTENT_TYPE, "text/event-stream")
         .body(Body::from(text))
         .expect("response")
+}
+
+/// What `tool-model` answers once it has read the tool's result.
+pub fn tool_reply(result: &str) -> String {
+    format!("The file says: {result}")
+}
+
+fn sse(events: Vec<(&str, Value)>) -> Response {
+    let text: String = events
+        .into_iter()
+        .map(|(name, data)| {
+            if name.is_empty() {
+                format!("data: {data}\n\n")
+            } else {
+                format!("event: {name}\ndata: {data}\n\n")
+            }
+        })
+        .collect();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from(text))
+        .expect("response")
+}
+
+/// Chat Completions: `delta.tool_calls` pieces by index, then
+/// `finish_reason: "tool_calls"`; the result comes back as `role: "tool"`.
+fn openai_tool_model(model: &str, messages: &[Value]) -> Response {
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-tool1", "object": "chat.completion.chunk", "created": 1_764_000_000,
+               "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let usage = json!({"id": "chatcmpl-tool1", "object": "chat.completion.chunk",
+        "created": 1_764_000_000, "model": model, "choices": [],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}});
+    // `tool-loop` never stops asking.
+    let result = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "tool")
+        .and_then(|m| m["content"].as_str())
+        .filter(|_| model == "tool-model");
+    let mut events = match result {
+        Some(result) => vec![
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            chunk(json!({"content": tool_reply(result)}), Value::Null),
+            chunk(json!({}), json!("stop")),
+        ],
+        None => vec![
+            chunk(
+                json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0,
+                    "id": "call_mock1", "type": "function",
+                    "function": {"name": "read", "arguments": ""}}]}),
+                Value::Null,
+            ),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"path\":"}}]}),
+                Value::Null,
+            ),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": " \"notes.txt\"}"}}]}),
+                Value::Null,
+            ),
+            chunk(json!({}), json!("tool_calls")),
+        ],
+    };
+    events.push(usage);
+    let mut text: String = events
+        .into_iter()
+        .map(|event| format!("data: {event}\n\n"))
+        .collect();
+    text.push_str("data: [DONE]\n\n");
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from(text))
+        .expect("response")
+}
+
+/// Anthropic Messages: a text block, then a `tool_use` block whose input
+/// streams as `input_json_delta`; the result comes back as a `tool_result`
+/// block in a user message.
+fn anthropic_tool_model(model: &str, request: &Value) -> Response {
+    let result = request["messages"]
+        .as_array()
+        .and_then(|messages| messages.last())
+        .and_then(|last| last["content"].as_array())
+        .and_then(|blocks| blocks.iter().find(|b| b["type"] == "tool_result"))
+        .and_then(|block| block["content"].as_str());
+    let start = json!({"type": "message_start", "message": {
+        "id": "msg_tool1", "type": "message", "role": "assistant", "content": [],
+        "model": model, "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": 30, "output_tokens": 1}}});
+    let mut events = vec![("message_start", start)];
+    let text_block = |index: u64, text: &str| {
+        vec![
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "text", "text": ""}}),
+            ),
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index,
+                "delta": {"type": "text_delta", "text": text}}),
+            ),
+            (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+            ),
+        ]
+    };
+    let stop_reason = match result {
+        Some(result) => {
+            events.extend(text_block(0, &tool_reply(result)));
+            "end_turn"
+        }
+        None => {
+            events.extend(text_block(0, "Let me look."));
+            events.push(("content_block_start", json!({"type": "content_block_start", "index": 1,
+                "content_block": {"type": "tool_use", "id": "toolu_mock1", "name": "read", "input": {}}})));
+            for piece in ["{\"path\": ", "\"notes.txt\"}"] {
+                events.push((
+                    "content_block_delta",
+                    json!({"type": "content_block_delta",
+                    "index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                ));
+            }
+            events.push((
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 1}),
+            ));
+            "tool_use"
+        }
+    };
+    events.push((
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+        "usage": {"output_tokens": 15}}),
+    ));
+    events.push(("message_stop", json!({"type": "message_stop"})));
+    sse(events)
+}
+
+/// Ollama: the call arrives whole in `message.tool_calls` (arguments an
+/// object, no id); the result comes back as `role: "tool"`.
+fn ollama_tool_model(model: &str, request: &Value) -> Response {
+    let result = request["messages"]
+        .as_array()
+        .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "tool"))
+        .and_then(|m| m["content"].as_str());
+    let message = match result {
+        Some(result) => json!({"role": "assistant", "content": tool_reply(result)}),
+        None => json!({"role": "assistant", "content": "",
+            "tool_calls": [{"function": {"name": "read", "arguments": {"path": "notes.txt"}}}]}),
+    };
+    let lines = format!(
+        "{}\n{}\n",
+        json!({"model": model, "created_at": "2026-11-25T10:00:00Z", "message": message, "done": false}),
+        json!({"model": model, "created_at": "2026-11-25T10:00:01Z",
+               "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
+               "prompt_eval_count": 40, "eval_count": 9})
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from(lines))
+        .expect("response")
+}
+
+/// Gemini: a `functionCall` part (with a `thoughtSignature`); the result
+/// comes back as a `functionResponse` part.
+fn gemini_tool_model(model: &str, request: &Value) -> Response {
+    let result = request["contents"]
+        .as_array()
+        .and_then(|contents| contents.last())
+        .and_then(|last| last["parts"].as_array())
+        .and_then(|parts| parts.iter().find(|p| p["functionResponse"].is_object()))
+        .and_then(|part| part["functionResponse"]["response"]["result"].as_str());
+    let parts = match result {
+        Some(result) => json!([{"text": tool_reply(result)}]),
+        None => json!([{"functionCall": {"name": "read", "args": {"path": "notes.txt"}},
+                        "thoughtSignature": "c2lnLW1vY2s="}]),
+    };
+    let chunk = json!({"candidates": [{"content": {"parts": parts, "role": "model"},
+        "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 22, "candidatesTokenCount": 4, "totalTokenCount": 26},
+        "modelVersion": model});
+    sse(vec![("", chunk)])
+}
+
+/// Responses: a `function_call` output item whose arguments stream as
+/// `response.function_call_arguments.delta`; the result comes back as a
+/// `function_call_output` input item.
+fn responses_tool_model(request: &Value) -> Response {
+    let result = request["input"]
+        .as_array()
+        .and_then(|input| {
+            input
+                .iter()
+                .rev()
+                .find(|i| i["type"] == "function_call_output")
+        })
+        .and_then(|item| item["output"].as_str());
+    let response = |status: &str| {
+        json!({"id": "resp_tool1", "object": "response", "status": status,
+               "model": request["model"], "output": []})
+    };
+    let mut events = vec![(
+        "response.created",
+        json!({"type": "response.created", "sequence_number": 0, "response": response("in_progress")}),
+    )];
+    match result {
+        Some(result) => {
+            events.push(("response.output_item.added", json!({"type": "response.output_item.added",
+                "output_index": 0, "item": {"id": "msg_2", "type": "message", "status": "in_progress",
+                "role": "assistant", "content": []}})));
+            events.push(("response.output_text.delta", json!({"type": "response.output_text.delta",
+                "item_id": "msg_2", "output_index": 0, "content_index": 0, "delta": tool_reply(result)})));
+        }
+        None => {
+            let item = json!({"id": "fc_1", "type": "function_call", "status": "in_progress",
+                              "call_id": "call_resp1", "name": "read", "arguments": ""});
+            events.push((
+                "response.output_item.added",
+                json!({"type": "response.output_item.added",
+                "output_index": 0, "item": item}),
+            ));
+            for piece in ["{\"path\":", "\"notes.txt\"}"] {
+                events.push((
+                    "response.function_call_arguments.delta",
+                    json!({
+                    "type": "response.function_call_arguments.delta", "item_id": "fc_1",
+                    "output_index": 0, "delta": piece}),
+                ));
+            }
+            events.push((
+                "response.function_call_arguments.done",
+                json!({
+                "type": "response.function_call_arguments.done", "item_id": "fc_1",
+                "output_index": 0, "arguments": "{\"path\":\"notes.txt\"}"}),
+            ));
+            events.push((
+                "response.output_item.done",
+                json!({"type": "response.output_item.done",
+                "output_index": 0, "item": {"id": "fc_1", "type": "function_call",
+                "status": "completed", "call_id": "call_resp1", "name": "read",
+                "arguments": "{\"path\":\"notes.txt\"}"}}),
+            ));
+        }
+    }
+    let mut done = response("completed");
+    done["usage"] = json!({"input_tokens": 18, "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 25});
+    events.push((
+        "response.completed",
+        json!({"type": "response.completed", "response": done}),
+    ));
+    sse(events)
 }

@@ -3,6 +3,7 @@
 
 mod agent;
 mod agent_providers;
+mod agent_tools;
 mod approvals;
 mod auth_profiles;
 mod cli;

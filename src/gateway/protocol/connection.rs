@@ -64,6 +64,8 @@ struct Session {
     scopes: Vec<String>,
     /// A device whose proof verified and which is paired.
     device_id: Option<String>,
+    /// Declared `caps: ["tool-events"]`: receives its runs' tool events.
+    tool_events: bool,
 }
 
 pub async fn serve(socket: WebSocket, remote: SocketAddr, gateway: Arc<Gateway>) {
@@ -244,6 +246,7 @@ async fn handshake(
             })
         },
         device_id: device.as_ref().map(|device| device.device_id.clone()),
+        tool_events: connect.caps.iter().any(|cap| cap == "tool-events"),
     };
     let device_token =
         match record_open(gateway, &session, &connect, remote, &device, pairing).await {
@@ -688,9 +691,10 @@ async fn run(
                 let conn_for_barrier = conn_id.clone();
                 let device_id = session.device_id.clone();
                 let scopes = session.scopes.clone();
+                let tool_events = session.tool_events;
                 tokio::spawn(async move {
                     let id = request.id.clone();
-                    let (frame, follow_up) = super::request::answer(&gateway, conn_id, device_id, scopes, request).await;
+                    let (frame, follow_up) = super::request::answer(&gateway, conn_id, device_id, scopes, tool_events, request).await;
                     enqueue(&outbound, frame);
                     // A long run's second answer does not hold a request slot.
                     drop(permit);

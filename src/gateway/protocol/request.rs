@@ -20,12 +20,14 @@ pub(super) async fn answer(
     conn_id: String,
     device_id: Option<String>,
     scopes: Vec<String>,
+    tool_events: bool,
     request: frames::RequestFrame,
 ) -> (String, Option<methods::FollowUp>) {
     let caller = methods::Caller {
         conn_id: conn_id.clone(),
         device_id: device_id.clone(),
         scopes,
+        tool_events,
     };
     let actor = Actor::Connection {
         conn_id: conn_id.clone(),

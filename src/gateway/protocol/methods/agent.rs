@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clawback_events::Actor;
+use clawback_replay::session_state::{TranscriptItem, transcript_item};
 use serde_json::{Value, json};
 
 use super::super::frames::{ErrorShape, codes};
@@ -146,6 +147,7 @@ pub fn agent(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) ->
             thinking: thinking(&params)?,
             extra_system_prompt: params.opt_str("extraSystemPrompt")?.map(str::to_owned),
             timeout,
+            tool_events_to: tool_events_to(caller),
         })
     })();
     let request = match request {
@@ -213,6 +215,7 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
                 thinking: thinking(&params)?,
                 extra_system_prompt: None,
                 timeout,
+                tool_events_to: tool_events_to(caller),
             },
         ))
     })();
@@ -317,21 +320,61 @@ pub fn history(gateway: &Gateway, params: Option<&Value>) -> Result<Value, Error
         )
     };
     let store = gateway.log.store();
+    let cut = |mut text: String| {
+        if let Some(max) = max_chars
+            && let Some((cut, _)) = text.char_indices().nth(max)
+        {
+            text.truncate(cut);
+        }
+        text
+    };
+    // Tool names by call id, for results (their record names only the id).
+    let mut tool_names: std::collections::BTreeMap<String, String> = Default::default();
     let messages: Vec<Value> = entries
         .iter()
         .map(|entry| {
-            let mut text = clawback_replay::session_state::message_text(&**store, entry);
-            if let Some(max) = max_chars
-                && let Some((cut, _)) = text.char_indices().nth(max)
-            {
-                text.truncate(cut);
+            let meta = json!({"id": entry.seq.to_string(), "seq": entry.seq});
+            // OpenClaw's transcript shapes: an assistant `toolCall` block,
+            // a `toolResult` message.
+            match transcript_item(&**store, entry) {
+                TranscriptItem::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => {
+                    tool_names.insert(id.clone(), name.clone());
+                    let arguments = serde_json::from_str::<Value>(&arguments)
+                        .unwrap_or(Value::String(arguments));
+                    json!({
+                        "role": "assistant",
+                        "content": [{"type": "toolCall", "id": id, "name": name,
+                                     "arguments": arguments}],
+                        "timestamp": entry.ts_ms,
+                        "__openclaw": meta,
+                    })
+                }
+                TranscriptItem::ToolResult { id, outcome } => {
+                    let (text, is_error) = crate::agent::tools::outcome_text(&outcome);
+                    let mut message = json!({
+                        "role": "toolResult",
+                        "toolCallId": id,
+                        "content": [{"type": "text", "text": cut(text)}],
+                        "isError": is_error,
+                        "timestamp": entry.ts_ms,
+                        "__openclaw": meta,
+                    });
+                    if let Some(name) = tool_names.get(&id) {
+                        message["toolName"] = json!(name);
+                    }
+                    message
+                }
+                TranscriptItem::Text(text) | TranscriptItem::Unreadable(text) => json!({
+                    "role": entry.role.as_str(),
+                    "content": [{"type": "text", "text": cut(text)}],
+                    "timestamp": entry.ts_ms,
+                    "__openclaw": meta,
+                }),
             }
-            json!({
-                "role": entry.role.as_str(),
-                "content": [{"type": "text", "text": text}],
-                "timestamp": entry.ts_ms,
-                "__openclaw": {"id": entry.seq.to_string(), "seq": entry.seq},
-            })
         })
         .collect();
     let consumed = offset + messages.len();
@@ -398,6 +441,12 @@ fn target(params: &Params<'_>, session_key: Option<&str>) -> Result<(String, Str
         _ => format!("agent:{agent_id}:main"),
     };
     Ok((agent_id, session_key))
+}
+
+/// OpenClaw sends a run's tool events to the connection that started it
+/// when it declared the `tool-events` cap.
+fn tool_events_to(caller: &Caller) -> Option<String> {
+    caller.tool_events.then(|| caller.conn_id.clone())
 }
 
 fn actor(caller: &Caller) -> Actor {

@@ -156,12 +156,15 @@ pub const EVENTS: &[&str] = &[
 ];
 
 /// Who is calling: recorded as the reviewer of decisions.
+#[derive(Clone)]
 pub struct Caller {
     pub conn_id: String,
     pub device_id: Option<String>,
     /// The scopes the connection holds (some decisions depend on them
     /// beyond the method's own scope, e.g. `node.pair.approve`).
     pub scopes: Vec<String>,
+    /// Whether the connection declared `caps: ["tool-events"]`.
+    pub tool_events: bool,
 }
 
 impl Caller {

@@ -70,14 +70,7 @@ pub fn event(gateway: &std::sync::Arc<Gateway>, caller: &Caller, params: Option<
             let mut reply = Reply::answer(Ok(json!({"ok": true})));
             reply.events.push(("gateway".to_owned(), event));
             if let Some((session_key, text)) = woken {
-                let (gateway, caller) = (
-                    gateway.clone(),
-                    Caller {
-                        conn_id: caller.conn_id.clone(),
-                        device_id: caller.device_id.clone(),
-                        scopes: caller.scopes.clone(),
-                    },
-                );
+                let (gateway, caller) = (gateway.clone(), caller.clone());
                 reply.after = Some(Box::new(move |_: &Gateway| {
                     let agent = session_key
                         .as_deref()

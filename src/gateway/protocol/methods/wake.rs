@@ -87,6 +87,7 @@ pub fn start_system_turn(
         thinking: None,
         extra_system_prompt: None,
         timeout: WAKE_TURN_TIMEOUT,
+        tool_events_to: caller.tool_events.then(|| caller.conn_id.clone()),
     };
     // The run records itself; its outcome reaches clients as `agent` and
     // `chat` events like any run's.
