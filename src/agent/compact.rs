@@ -202,11 +202,11 @@ fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
-/// Records `events` on the session's stream, correlated with `correlation`
-/// (a run id or a compaction id), in one durable batch.
+/// Records `events` on `stream` (a session key, `cron:<job>`), correlated
+/// with `correlation` (a run id or a compaction id), in one durable batch.
 pub async fn append(
     gateway: &Gateway,
-    session_key: &str,
+    stream: &str,
     actor: &Actor,
     correlation: &str,
     events: Vec<Event>,
@@ -214,7 +214,7 @@ pub async fn append(
     let batch = events
         .into_iter()
         .map(|event| {
-            NewEvent::new(session_key.to_owned(), actor.clone(), event)
+            NewEvent::new(stream.to_owned(), actor.clone(), event)
                 .correlated(correlation.to_owned())
         })
         .collect();

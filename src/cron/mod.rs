@@ -19,8 +19,8 @@ pub mod schedule;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clawback_events::Actor;
 use clawback_events::event::{CronJobFired, CronJobRemoved, CronRunFinished, Event, SessionReset};
-use clawback_events::{Actor, NewEvent};
 use clawback_projections::cron::CronJob;
 use serde_json::Value;
 
@@ -383,17 +383,5 @@ async fn append(
     let actor = Actor::Cron {
         job_id: job_id.to_owned(),
     };
-    let batch = events
-        .into_iter()
-        .map(|event| {
-            NewEvent::new(format!("cron:{job_id}"), actor.clone(), event)
-                .correlated(run_id.to_owned())
-        })
-        .collect();
-    gateway
-        .log
-        .append(batch)
-        .await
-        .map(|_| ())
-        .map_err(|error| error.to_string())
+    agent::compact::append(gateway, &format!("cron:{job_id}"), &actor, run_id, events).await
 }

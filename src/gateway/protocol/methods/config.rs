@@ -121,19 +121,11 @@ pub async fn patch(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
             }])));
         }
     };
-    let lock = gateway.writes.clone().lock_owned().await;
-    let current = match read(gateway) {
-        Ok(current) => current,
+    let (lock, current, mut new) = match merged(gateway, &patch).await {
+        Ok(merged) => merged,
         Err(error) => return Reply::answer(Err(error)),
     };
-    let Ok(base) = &current.parsed else {
-        return Reply::answer(Err(ErrorShape::invalid(format!(
-            "the config file cannot be patched while it is invalid ({}); fix it with config.set",
-            config::describe(current.issues())
-        ))));
-    };
-    let mut new = base.clone();
-    edit::merge_patch(&mut new, &patch);
+    let base = current.parsed.as_ref().expect("merged checked it parses");
     for path in replace_paths {
         let pointer = format!("/{}", path.replace('.', "/"));
         if let (Some(replacement), Some(slot)) =
@@ -153,20 +145,29 @@ pub async fn patch(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
 /// (the setup wizard): checked, written and recorded as `config.patch` is,
 /// without a base hash because the caller holds no earlier read.
 pub async fn merge(gateway: &Arc<Gateway>, source: &str, patch: &Value) -> Reply {
+    match merged(gateway, patch).await {
+        Ok((lock, current, new)) => write(gateway, source, current, new, lock),
+        Err(error) => Reply::answer(Err(error)),
+    }
+}
+
+/// Takes the write lock, reads the file, and merges `patch` into it: the
+/// lock (held until the change is durable), what was read, and the result.
+async fn merged(
+    gateway: &Gateway,
+    patch: &Value,
+) -> Result<(tokio::sync::OwnedMutexGuard<()>, Loaded, Value), ErrorShape> {
     let lock = gateway.writes.clone().lock_owned().await;
-    let current = match read(gateway) {
-        Ok(current) => current,
-        Err(error) => return Reply::answer(Err(error)),
-    };
+    let current = read(gateway)?;
     let Ok(base) = &current.parsed else {
-        return Reply::answer(Err(ErrorShape::invalid(format!(
-            "the config file is invalid ({}); fix it first",
+        return Err(ErrorShape::invalid(format!(
+            "the config file cannot be patched while it is invalid ({}); fix it with config.set",
             config::describe(current.issues())
-        ))));
+        )));
     };
     let mut new = base.clone();
     edit::merge_patch(&mut new, patch);
-    write(gateway, source, current, new, lock)
+    Ok((lock, current, new))
 }
 
 /// Validates, writes the file, records the change, applies what can be
