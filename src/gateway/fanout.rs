@@ -257,12 +257,12 @@ fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
 /// `sessions.changed` with the session's row as it is now, as OpenClaw's
 /// keyed row snapshots are.
 fn session_changed(gateway: &Gateway, key: &str, reason: &str, ts: i64) -> Option<Push> {
+    let config = gateway.config();
     let state = gateway.state.read().expect("state lock");
-    let mut payload = state
-        .sessions
-        .by_key
-        .get(key)
-        .map_or_else(|| json!({}), |session| methods::session_row(session, None));
+    let mut payload = state.sessions.by_key.get(key).map_or_else(
+        || json!({}),
+        |session| methods::session_row(session, &config),
+    );
     payload["key"] = json!(key);
     payload["reason"] = json!(reason);
     payload["ts"] = json!(ts);

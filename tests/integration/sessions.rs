@@ -232,6 +232,11 @@ fn sessions_are_patched_listed_reset_and_deleted_with_guards() {
 #[test]
 fn the_tuis_startup_calls_are_answered() {
     let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("config.json5"),
+        "{ agents: { defaults: { model: 'mock/m1' }, entries: { ops: { model: 'mock/m2' } } } }",
+    )
+    .expect("config");
     let (running, address, _) =
         crate::gateway::start_with(dir.path(), &["--token", crate::protocol::TOKEN]);
     runtime().block_on(async {
@@ -284,6 +289,30 @@ fn the_tuis_startup_calls_are_answered() {
         )
         .await;
         assert_eq!(commands["payload"], json!({"commands": []}), "{commands}");
+        // A session of another agent shows that agent's model.
+        call(
+            &mut writer,
+            "8",
+            "sessions.patch",
+            Some(json!({"key": "agent:ops:main", "label": "Ops"})),
+        )
+        .await;
+        let ops = call(
+            &mut writer,
+            "9",
+            "sessions.describe",
+            Some(json!({"key": "agent:ops:main"})),
+        )
+        .await;
+        assert_eq!(ops["payload"]["session"]["model"], "m2", "{ops}");
+        let main = call(
+            &mut writer,
+            "10",
+            "sessions.describe",
+            Some(json!({"key": key})),
+        )
+        .await;
+        assert_eq!(main["payload"]["session"]["model"], "m1", "{main}");
         let bad = call(&mut writer, "7", "sessions.describe", Some(json!({}))).await;
         assert_eq!(bad["error"]["code"], "INVALID_REQUEST", "{bad}");
     });

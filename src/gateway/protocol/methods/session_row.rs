@@ -44,8 +44,12 @@ pub(super) fn split_model(model: Option<&str>) -> (Value, Value) {
     }
 }
 
-/// One session as `sessions.list` shows it.
-pub fn row(session: &Session, default_model: Option<&str>) -> Value {
+/// One session as `sessions.list` shows it; without a model of its own it
+/// shows its agent's (the agent's entry, else the defaults).
+pub fn row(session: &Session, config: &crate::config::model::ConfigFile) -> Value {
+    let default_model = config
+        .agent_model(&session.agent_id)
+        .map(|model| model.primary().to_owned());
     let main = session.key == format!("agent:{}:main", session.agent_id);
     let kind = if session.key.contains(":group:") || session.key.contains(":channel:") {
         "group"
@@ -62,7 +66,7 @@ pub fn row(session: &Session, default_model: Option<&str>) -> Value {
         kind
     };
     let model_setting = setting(session, "model");
-    let model = model_setting.as_str().or(default_model);
+    let model = model_setting.as_str().or(default_model.as_deref());
     let (provider, model) = split_model(model);
     let usage = &session.usage;
     let mut row = json!({

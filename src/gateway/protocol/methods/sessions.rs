@@ -155,13 +155,12 @@ pub fn describe(gateway: &Gateway, params: Option<&Value>) -> Result<Value, Erro
     params.opt_bool("includeDerivedTitles")?;
     params.opt_bool("includeLastMessage")?;
     let config = gateway.config();
-    let default_model = default_model(&config);
     let state = gateway.state.read().expect("state lock");
     let session = state
         .sessions
         .by_key
         .get(key)
-        .map(|session| row(session, default_model.as_deref()));
+        .map(|session| row(session, &config));
     Ok(json!({"session": session}))
 }
 
@@ -227,7 +226,7 @@ pub fn list(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorSha
         .into_iter()
         .skip(offset as usize)
         .take(limit as usize)
-        .map(|session| row(session, default_model.as_deref()))
+        .map(|session| row(session, &config))
         .collect();
     let next = offset + page.len() as u64;
     let (provider, model) = split_model(default_model.as_deref());
@@ -368,7 +367,7 @@ pub async fn patch(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
         let state = gateway.state.read().expect("state lock");
         let session = state.sessions.by_key.get(key);
         json!({"ok": true, "path": gateway.log_path, "key": key,
-               "entry": session.map(|session| row(session, None))})
+               "entry": session.map(|session| row(session, &gateway.config()))})
     })
 }
 
@@ -406,7 +405,7 @@ pub async fn reset(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     finish(gateway, key, vec![event], lock, |gateway, key| {
         let state = gateway.state.read().expect("state lock");
         let session = state.sessions.by_key.get(key);
-        json!({"ok": true, "key": key, "entry": session.map(|session| row(session, None))})
+        json!({"ok": true, "key": key, "entry": session.map(|session| row(session, &gateway.config()))})
     })
 }
 
