@@ -27,6 +27,9 @@ pub fn context(gateway: &Gateway, request: &RunRequest) -> Vec<Message> {
     let workspace =
         super::workspace::dir(&gateway.config(), &gateway.state_root, &request.agent_id);
     system.push_str(&super::workspace::prompt_sections(&workspace));
+    system.push_str(&super::skills::prompt_section(&super::skills::discover(
+        &workspace,
+    )));
     if let Some(extra) = &request.extra_system_prompt {
         system.push_str("\n\n");
         system.push_str(extra);

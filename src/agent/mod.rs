@@ -13,6 +13,7 @@
 //!   transcript, thinking level);
 //! - `client_events`: the `agent` and `chat` events a run streams;
 //! - `compact`: the old part of a transcript summarized through the model;
+//! - `skills`: the workspace's SKILL.md catalog (prompt section, status);
 //! - `workspace`: the agent's files (AGENTS.md, SOUL.md, ...) that feed the
 //!   system prompt;
 //! - `tools`: the registry of tools a model may call, with their schemas.
@@ -39,6 +40,7 @@ pub mod openai;
 pub mod openai_responses;
 pub mod provider;
 pub mod run;
+pub mod skills;
 pub mod tools;
 pub mod workspace;
 

@@ -531,6 +531,21 @@ fn workspace_files_are_edited_over_the_protocol_and_feed_the_prompt() {
                 .any(|f| f["name"] == "SOUL.md" && f["missing"] == false)
         );
 
+        // A skill in the workspace: listed with its requirements, and in
+        // the prompt's catalog while it is eligible.
+        let skill_dir = workspace.join("skills").join("weather");
+        std::fs::create_dir_all(&skill_dir).expect("skill dir");
+        std::fs::write(
+            skill_dir.join("SKILL.md"),
+            "---\nname: weather\ndescription: Get the forecast\nmetadata: {\"openclaw\": {\"requires\": {\"bins\": [\"sh\"]}}}\n---\nRun curl wttr.in.\n",
+        )
+        .expect("skill");
+        let (skills, _) = request(&mut socket, "k", "skills.status", json!({}), 1).await;
+        let skill = &skills[0]["payload"]["skills"][0];
+        assert_eq!(skill["name"], "weather", "{skills:?}");
+        assert_eq!(skill["eligible"], true);
+        assert_eq!(skill["requirements"]["bins"], json!(["sh"]));
+
         let (answers, _) = request(
             &mut socket,
             "r",
@@ -544,6 +559,13 @@ fn workspace_files_are_edited_over_the_protocol_and_feed_the_prompt() {
         let system = sent["messages"][0]["content"].as_str().expect("system");
         assert!(
             system.contains("## SOUL.md\n\nAlways answer in French."),
+            "{system}"
+        );
+        let location = skill_dir.join("SKILL.md").display().to_string();
+        assert!(
+            system.contains(&format!(
+                "<name>weather</name>\n    <description>Get the forecast</description>\n    <location>{location}</location>"
+            )),
             "{system}"
         );
     });

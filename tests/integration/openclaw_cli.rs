@@ -303,7 +303,7 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
     );
 
     // A method OpenClaw has and clawback does not yet: a clear refusal.
-    let (output, refused) = gateway_call(&address, "skills.status", TOKEN);
+    let (output, refused) = gateway_call(&address, "tts.status", TOKEN);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(refused["ok"], false);
     assert_eq!(refused["error"]["code"], "UNAVAILABLE");
@@ -345,7 +345,7 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         "models.list",
         "sessions.list",
         "agent",
-        "skills.status",
+        "tts.status",
         "node.pair.list",
         "node.list",
         "device.pair.list",

@@ -358,12 +358,12 @@ fn known_methods_not_built_yet_say_so_instead_of_pretending() {
     let (running, address) = gateway(dir.path());
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.admin"]).await;
-        let response = call(&mut socket, "1", "skills.status", Some(json!({}))).await;
+        let response = call(&mut socket, "1", "tts.status", Some(json!({}))).await;
         assert_eq!(response["ok"], false);
         assert_eq!(response["error"]["code"], "UNAVAILABLE");
         assert_eq!(
             response["error"]["message"],
-            "skills.status is not available in clawback yet: skills (SKILL.md files and their catalog) are not loaded yet"
+            "tts.status is not available in clawback yet: it needs a text-to-speech provider, which is not built yet"
         );
         assert_eq!(response["error"]["retryable"], false);
     });

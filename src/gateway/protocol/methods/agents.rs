@@ -186,3 +186,27 @@ pub fn files_set(gateway: &Gateway, params: Option<&Value>) -> Result<Value, Err
               "file": crate::agent::workspace::entry(&dir, name, false)}),
     )
 }
+
+/// `skills.status {agentId?, sessionKey?}`: the agent's workspace skills,
+/// each with what it requires and what is missing here.
+pub fn skills_status(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
+    let params = Params::closed("skills.status", params, &["agentId", "sessionKey"])?;
+    let agent_id = params
+        .opt_str("agentId")?
+        .or(params
+            .opt_str("sessionKey")?
+            .and_then(clawback_projections::sessions::agent_in_key))
+        .unwrap_or(DEFAULT_AGENT)
+        .to_owned();
+    let dir = workspace_for(gateway, &agent_id)?;
+    let skills: Vec<Value> = crate::agent::skills::discover(&dir)
+        .iter()
+        .map(crate::agent::skills::status_entry)
+        .collect();
+    Ok(json!({
+        "workspaceDir": dir.display().to_string(),
+        "managedSkillsDir": dir.join("skills").display().to_string(),
+        "agentId": agent_id,
+        "skills": skills,
+    }))
+}

@@ -101,6 +101,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "sessions.compact",
     "logs.tail",
     "agents.list",
+    "skills.status",
     "agents.files.list",
     "agents.files.get",
     "agents.files.set",
@@ -281,6 +282,7 @@ pub async fn call(
         "exec.approvals.get" => simple(exec_policy::get(gateway, params)),
         "exec.approvals.set" => exec_policy::set(gateway, params).await,
         "agents.list" => simple(agents::list(gateway, params)),
+        "skills.status" => simple(agents::skills_status(gateway, params)),
         "agents.files.list" => simple(agents::files_list(gateway, params)),
         "agents.files.get" => simple(agents::files_get(gateway, params)),
         "agents.files.set" => simple(agents::files_set(gateway, params)),
@@ -348,7 +350,9 @@ fn missing(method: &str) -> &'static str {
     match family {
         "channels" | "send" | "poll" => "it needs chat channels, which are not built yet",
         "tts" | "talk" => "it needs a text-to-speech provider, which is not built yet",
-        "skills" => "skills (SKILL.md files and their catalog) are not loaded yet",
+        "skills" => {
+            "installing and managing skills (ClawHub, the library) is not built yet; workspace skills are read"
+        }
         "node" => {
             "this part of the node protocol (pending queues, plugin surfaces, progress) is not built yet"
         }
