@@ -313,6 +313,45 @@ fn the_tuis_startup_calls_are_answered() {
         )
         .await;
         assert_eq!(main["payload"]["session"]["model"], "m1", "{main}");
+        // The TUI's /new: a fresh session, optionally with its first turn.
+        let created = call(
+            &mut writer,
+            "11",
+            "sessions.create",
+            Some(json!({"agentId": "main", "label": "Scratch", "emitCommandHooks": false})),
+        )
+        .await;
+        let new_key = created["payload"]["key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{created}"))
+            .to_owned();
+        assert!(new_key.starts_with("agent:main:dashboard:"), "{created}");
+        assert_eq!(created["payload"]["entry"]["label"], "Scratch");
+        assert_eq!(created["payload"]["runStarted"], false);
+        let with_turn = call(
+            &mut writer,
+            "12",
+            "sessions.create",
+            Some(
+                json!({"key": "agent:main:side", "message": "hi", "idempotencyKey": "create-run"}),
+            ),
+        )
+        .await;
+        assert_eq!(with_turn["payload"]["runStarted"], true, "{with_turn}");
+        assert_eq!(with_turn["payload"]["runId"], "create-run");
+        let fork = call(
+            &mut writer,
+            "13",
+            "sessions.create",
+            Some(json!({"parentSessionKey": key, "fork": true})),
+        )
+        .await;
+        assert!(
+            fork["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("not supported by clawback yet")),
+            "{fork}"
+        );
         let bad = call(&mut writer, "7", "sessions.describe", Some(json!({}))).await;
         assert_eq!(bad["error"]["code"], "INVALID_REQUEST", "{bad}");
     });

@@ -159,6 +159,27 @@ fn dynamic_scope(method: &str, params: Option<&Value>) -> &'static str {
                 ADMIN
             }
         }
+        // Creating a session needs write, unless it asks for what only an
+        // admin may grant (incognito, tool overrides, a node to run on,
+        // full permissions).
+        "sessions.create" => {
+            let Some(params) = object else { return WRITE };
+            let incognito = |key: &str| {
+                params
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .is_some_and(|value| {
+                        value.split(':').any(|part| part.starts_with("incognito-"))
+                    })
+            };
+            let admin_only = params.get("incognito") == Some(&Value::Bool(true))
+                || incognito("key")
+                || incognito("parentSessionKey")
+                || params.contains_key("execNode")
+                || params.contains_key("toolOverrides")
+                || params.get("permissionMode") == Some(&Value::from("full"));
+            if admin_only { ADMIN } else { WRITE }
+        }
         // Direct node invokes cross into the node's host: the file and
         // browser commands need admin, the rest write.
         "node.invoke" => {
@@ -356,6 +377,15 @@ mod tests {
         let delete = |params: Value| required_scope("sessions.delete", Some(&params));
         assert_eq!(delete(json!({"key": "k", "archivedOnly": true})), Ok(WRITE));
         assert_eq!(delete(json!({"key": "k"})), Ok(ADMIN));
+        let create = |params: Value| required_scope("sessions.create", Some(&params));
+        assert_eq!(create(json!({"label": "x", "message": "hi"})), Ok(WRITE));
+        assert_eq!(create(json!({"incognito": true})), Ok(ADMIN));
+        assert_eq!(
+            create(json!({"key": "agent:main:dashboard:incognito-1"})),
+            Ok(ADMIN)
+        );
+        assert_eq!(create(json!({"toolOverrides": {}})), Ok(ADMIN));
+        assert_eq!(create(json!({"permissionMode": "full"})), Ok(ADMIN));
         assert_eq!(required_scope("talk.config", None), Ok(ADMIN));
         let invoke =
             |command: &str| required_scope("node.invoke", Some(&json!({"command": command})));

@@ -93,6 +93,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "sessions.list",
     "sessions.subscribe",
     "sessions.describe",
+    "sessions.create",
     "commands.list",
     "sessions.preview",
     "sessions.patch",
@@ -301,6 +302,7 @@ pub async fn call(
         "sessions.list" => simple(sessions::list(gateway, params)),
         "sessions.subscribe" => simple(sessions::subscribe(gateway, params)),
         "sessions.describe" => simple(sessions::describe(gateway, params)),
+        "sessions.create" => sessions::create(gateway, caller, params).await,
         // No slash commands are interpreted by clawback's chat yet, so the
         // catalog a client offers for completion is empty.
         "commands.list" => simple(
