@@ -154,11 +154,14 @@ fn config_is_read_redacted_patched_with_base_hash_and_recorded_without_secrets()
             &mut admin,
             "12",
             "config.patch",
-            Some(json!({"raw": "{ gateway: { port: 18790 } }", "baseHash": set_hash})),
+            Some(json!({"raw": "{ gateway: { port: 18790 }, cron: { enabled: false } }", "baseHash": set_hash})),
         )
         .await;
         assert_eq!(restart["payload"]["restart"]["required"], true, "{restart}");
-        assert_eq!(restart["payload"]["restart"]["paths"], json!(["gateway.port"]));
+        assert_eq!(
+            restart["payload"]["restart"]["paths"],
+            json!(["cron", "gateway.port"])
+        );
 
         // Edited by hand while running: the next read records the change.
         std::fs::write(&path, "{ gateway: { auth: { token: 'other-token' } } }").expect("edit");

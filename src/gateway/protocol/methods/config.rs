@@ -22,7 +22,8 @@ use crate::gateway::Gateway;
 
 /// Settings read only at start: changing them needs a restart, and the
 /// answer says so instead of pretending they took effect.
-const RESTART_PREFIXES: &[&str] = &["gateway"];
+/// Settings read once at start: changing them answers `restart.required`.
+const RESTART_PREFIXES: &[&str] = &["gateway", "cron.enabled"];
 
 pub async fn get(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     if let Err(error) = Params::closed("config.get", params, &[]) {
@@ -236,7 +237,13 @@ fn write(
         .filter(|path| {
             RESTART_PREFIXES
                 .iter()
-                .any(|prefix| path.as_str() == *prefix || path.starts_with(&format!("{prefix}.")))
+                // The setting itself, inside it, or a section holding it
+                // (a new `cron` object carries `cron.enabled`).
+                .any(|prefix| {
+                    path.as_str() == *prefix
+                        || path.starts_with(&format!("{prefix}."))
+                        || prefix.starts_with(&format!("{path}."))
+                })
         })
         .collect();
     reply.result = Ok(json!({
