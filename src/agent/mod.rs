@@ -7,6 +7,8 @@
 //! - `anthropic`: Anthropic Messages streaming (`anthropic-messages`);
 //! - `gemini`: Google Gemini streaming (`google-generative-ai`);
 //! - `ollama`: Ollama's native chat API (`ollama`);
+//! - `copilot`: GitHub Copilot's token exchange and headers in front of
+//!   an OpenAI-compatible stream (`github-copilot`);
 //! - `run`: one run, from the user's message to the recorded reply;
 //! - `models`: the model chain a run may use, resolved from the config;
 //! - `context`: what the model is given (prompt, workspace files, summary,
@@ -32,6 +34,7 @@ pub mod anthropic;
 pub mod client_events;
 pub mod compact;
 pub mod context;
+pub mod copilot;
 pub mod gemini;
 pub mod models;
 pub mod ollama;
@@ -70,6 +73,8 @@ pub struct Runtime {
     cooldowns: Mutex<HashMap<String, i64>>,
     /// The tools runs may call.
     pub tools: tools::Registry,
+    /// Copilot tokens exchanged for GitHub tokens (memory only).
+    pub copilot: copilot::Tokens,
 }
 
 /// How long a provider is skipped after it answered a rate limit.
@@ -98,6 +103,7 @@ impl Runtime {
             aborts: Mutex::new(HashMap::new()),
             cooldowns: Mutex::new(HashMap::new()),
             tools: tools::Registry::builtin(),
+            copilot: copilot::Tokens::default(),
         })
     }
 

@@ -34,7 +34,7 @@ use super::Runtime;
 use super::client_events::Events;
 use super::context::{context, estimate_tokens, thinking_level};
 use super::models::{Resolved, cost_micro_usd, resolve};
-use super::provider::{Completion, Endpoint, Message, ToolResult, ToolSpec};
+use super::provider::{Completion, Message, ToolResult, ToolSpec};
 use super::tools::outcome_text;
 use crate::gateway::Gateway;
 
@@ -230,21 +230,26 @@ pub async fn execute(
         outcome.provider = Some(resolved.provider.clone());
         outcome.model = Some(resolved.model.clone());
         events.model(&resolved.provider, &resolved.model);
-        let endpoint = Endpoint {
-            base_url: &resolved.base_url,
-            api_key: resolved.api_key.as_deref(),
-            headers: &resolved.headers,
-            timeout: request.timeout,
-        };
         let call_started = Instant::now();
         // An abort drops the call (closing the connection to the provider).
         let result = {
-            let stream =
+            let events = &mut events;
+            let stream = async {
+                // Where the call goes (for Copilot: after the token exchange).
+                let target =
+                    super::copilot::target(&runtime.copilot, client, resolved, &current.body)
+                        .await?;
                 resolved
                     .api
-                    .stream(client, &endpoint, &resolved.model, &current.body, |piece| {
-                        events.delta(piece)
-                    });
+                    .stream(
+                        client,
+                        &target.endpoint(request.timeout),
+                        &resolved.model,
+                        &current.body,
+                        |piece| events.delta(piece),
+                    )
+                    .await
+            };
             tokio::select! {
                 result = stream => Some(result),
                 _ = aborted.wait_for(Option::is_some) => None,
@@ -362,6 +367,10 @@ pub async fn execute(
             }
             Err(failure) => failure,
         };
+        // A refused Copilot token is exchanged again next time.
+        if failure.class == "auth" {
+            runtime.copilot.forget(resolved);
+        }
         let mut records = vec![Event::LlmCallCompleted(LlmCallCompleted {
             call_id: current.call_id,
             run_id: request.run_id.clone(),

@@ -8,6 +8,7 @@ mod approvals;
 mod auth_profiles;
 mod cli;
 mod config;
+mod copilot;
 mod crash;
 mod cron;
 mod gateway;
