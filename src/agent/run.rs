@@ -18,6 +18,9 @@
 //! `llm.call.requested`, until a reply asks for no tool or
 //! `TOOL_ROUNDS_MAX` rounds have run. The transcript holds the calls and
 //! results (by seq), so the next turn and a replay see the same rounds.
+//! Messages steered into the run (`chat.send` with `queueMode: "steer"`)
+//! are recorded as user messages at the boundary after a tool round, in
+//! the same batch as the next `llm.call.requested`, which carries them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -340,16 +343,27 @@ pub async fn execute(
                         .await;
                     }
                 }
+                // A model-call boundary: messages steered into this run
+                // join it here, after the tool results, as user messages
+                // (recorded where the model sees them).
+                let mut batch = Vec::new();
+                for steered in runtime.take_steered(&request.session_key, &request.run_id) {
+                    batch.push(Event::MessageAppended(MessageAppended {
+                        session_key: request.session_key.clone(),
+                        message_id: uuid::Uuid::new_v4().to_string(),
+                        role: Role::User,
+                        content: steered.message.clone(),
+                        run_id: Some(request.run_id.clone()),
+                        tool_call_id: None,
+                        origin: None,
+                    }));
+                    messages.push(Message::User(steered.message));
+                }
                 // The results go back to the model that asked for them; a
                 // failure from here falls back down the chain as usual.
                 let prepared = Call::new(resolved, &messages, 1, thinking.as_deref(), &tools);
-                if let Err(message) = record(
-                    gateway,
-                    &request,
-                    vec![prepared.requested(&request, resolved)],
-                )
-                .await
-                {
+                batch.push(prepared.requested(&request, resolved));
+                if let Err(message) = record(gateway, &request, batch).await {
                     return fail(
                         gateway,
                         &request,
