@@ -14,7 +14,8 @@
 //! stream; once the request carries the tool's result (in the format's own
 //! result shape) it answers `The file says: <result>`. Every request body
 //! is kept for asserts. `tool-loop` (Chat Completions) asks for the tool
-//! every time.
+//! every time; `slow-tool` (Chat Completions) asks for it slowly (300 ms a
+//! chunk) and its answer also quotes a user message sent after the result.
 //!
 //! GitHub Copilot: `GET /copilot_internal/v2/token` exchanges a GitHub
 //! token (`Bearer`, [`GITHUB_TOKEN`] for an hour, [`GITHUB_TOKEN_SHORT`]
@@ -306,7 +307,7 @@ fn answer(seen: &Mutex<Vec<Value>>, authorized: bool, body: &str) -> Response {
             "context_length_exceeded",
         );
     }
-    if model == "tool-model" || model == "tool-loop" {
+    if model == "tool-model" || model == "tool-loop" || model == "slow-tool" {
         return openai_tool_model(model, &messages);
     }
     let reply = if summarizing {
@@ -677,11 +678,22 @@ fn openai_tool_model(model: &str, messages: &[Value]) -> Response {
         .rev()
         .find(|m| m["role"] == "tool")
         .and_then(|m| m["content"].as_str())
-        .filter(|_| model == "tool-model");
+        .filter(|_| model != "tool-loop");
+    // `slow-tool` also says what the last message was when it was the
+    // user's (one steered in after the tool result).
+    let mut reply = result.map(tool_reply).unwrap_or_default();
+    if model == "slow-tool"
+        && let Some(last) = messages.last().filter(|m| m["role"] == "user")
+    {
+        reply = format!(
+            "{reply} / then you said: {}",
+            last["content"].as_str().unwrap_or("")
+        );
+    }
     let mut events = match result {
-        Some(result) => vec![
+        Some(_) => vec![
             chunk(json!({"role": "assistant", "content": ""}), Value::Null),
-            chunk(json!({"content": tool_reply(result)}), Value::Null),
+            chunk(json!({"content": reply}), Value::Null),
             chunk(json!({}), json!("stop")),
         ],
         None => vec![
@@ -708,10 +720,22 @@ fn openai_tool_model(model: &str, messages: &[Value]) -> Response {
         .map(|event| format!("data: {event}\n\n"))
         .collect();
     text.push_str("data: [DONE]\n\n");
+    // `slow-tool` asks for its tool slowly: 300 ms per chunk.
+    let body = if model == "slow-tool" && result.is_none() {
+        let frames: Vec<String> = text.split_inclusive("\n\n").map(str::to_owned).collect();
+        let stream = futures_util::stream::unfold(frames.into_iter(), |mut frames| async move {
+            let frame = frames.next()?;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Some((Ok::<_, std::io::Error>(frame), frames))
+        });
+        Body::from_stream(stream)
+    } else {
+        Body::from(text)
+    };
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
-        .body(Body::from(text))
+        .body(body)
         .expect("response")
 }
 

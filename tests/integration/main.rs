@@ -17,6 +17,7 @@ mod nodes;
 mod openclaw_cli;
 mod pairing;
 mod protocol;
+mod queue_modes;
 mod scopes;
 mod sessions;
 mod support;
