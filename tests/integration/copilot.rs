@@ -1,7 +1,7 @@
 //! GitHub Copilot over the real protocol: a GitHub token from an auth
 //! profile is exchanged at the (local) token endpoint, the Copilot token
-//! is cached across runs and exchanged again when it nears expiry, a
-//! refused GitHub token is a clear `auth` failure, and neither token
+//! is cached across runs and exchanged again when it nears expiry or the
+//! endpoint refuses it, a refused GitHub token is a clear `auth` failure, and neither token
 //! reaches the log.
 
 use std::io::Write;
@@ -80,6 +80,20 @@ fn copilot_exchanges_the_github_token_once_caches_it_and_keeps_both_out_of_the_l
         assert_eq!(server.exchanges(), [GITHUB_TOKEN]);
         assert_eq!(server.requests().len(), 2);
 
+        // A Copilot token the endpoint refuses is dropped: the next run
+        // exchanges again.
+        let refused = run(
+            "cp-r",
+            "x",
+            Some("github-copilot/fail-401@github-copilot:github"),
+        )
+        .await;
+        assert_eq!(refused["error"]["kind"], "auth", "{refused}");
+        assert_eq!(server.exchanges(), [GITHUB_TOKEN]);
+        let after = run("cp-r2", "back", None).await;
+        assert_eq!(after["status"], "ok", "{after}");
+        assert_eq!(server.exchanges(), [GITHUB_TOKEN, GITHUB_TOKEN]);
+
         // A token within five minutes of expiry is exchanged again.
         let short = Some("github-copilot/mock-model@github-copilot:short");
         for id in ["cp-3", "cp-4"] {
@@ -88,7 +102,12 @@ fn copilot_exchanges_the_github_token_once_caches_it_and_keeps_both_out_of_the_l
         }
         assert_eq!(
             server.exchanges(),
-            [GITHUB_TOKEN, GITHUB_TOKEN_SHORT, GITHUB_TOKEN_SHORT]
+            [
+                GITHUB_TOKEN,
+                GITHUB_TOKEN,
+                GITHUB_TOKEN_SHORT,
+                GITHUB_TOKEN_SHORT
+            ]
         );
 
         // A refused GitHub token: an auth failure that says what to do,
@@ -105,7 +124,7 @@ fn copilot_exchanges_the_github_token_once_caches_it_and_keeps_both_out_of_the_l
         assert!(summary.contains("HTTP 401"), "{summary}");
         assert!(summary.contains("COPILOT_GITHUB_TOKEN"), "{summary}");
         assert!(summary.contains("clawback auth add"), "{summary}");
-        assert_eq!(server.requests().len(), 4);
+        assert_eq!(server.requests().len(), 6);
     });
     stop(running);
     let export = stdout(&clawback(dir.path(), &["audit", "export"]));
@@ -118,7 +137,7 @@ fn copilot_exchanges_the_github_token_once_caches_it_and_keeps_both_out_of_the_l
     ] {
         assert!(!export.contains(secret), "{secret} reached the log");
     }
-    assert_eq!(server.issued().len(), 3);
+    assert_eq!(server.issued().len(), 4);
 }
 
 #[test]

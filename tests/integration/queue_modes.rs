@@ -154,6 +154,21 @@ fn a_steered_message_joins_the_running_tool_loop_at_its_next_model_call() {
         // The same key again is the same message, not a second one.
         let again = chat_send(&mut socket, "s-2", session, "also, be brief", "steer").await;
         assert_eq!(again["payload"]["runId"], "s-2");
+        // A waiting message can be withdrawn by its id; the run goes on.
+        let withdrawn = chat_send(&mut socket, "s-3", session, "never mind", "steer").await;
+        assert_eq!(withdrawn["payload"]["status"], "started");
+        let (aborted, _) = request(
+            &mut socket,
+            "abort-s-3",
+            "chat.abort",
+            json!({"sessionKey": session, "runId": "s-3"}),
+            1,
+        )
+        .await;
+        assert_eq!(
+            aborted[0]["payload"],
+            json!({"ok": true, "aborted": true, "runIds": ["s-3"]})
+        );
         let done = wait(&mut socket, "s-1").await;
         assert_eq!(done["status"], "ok", "{done}");
         // The steered message answers as the run it joined.
