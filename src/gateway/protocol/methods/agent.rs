@@ -4,7 +4,10 @@
 //! `agent` answers twice with one request id, as OpenClaw does: `accepted`
 //! at once, then the final result when the run ends. The run id is the
 //! client's `idempotencyKey`, so a retried request joins the run it already
-//! started instead of starting another.
+//! started instead of starting another. `chat.send` answers at once; with
+//! `queueMode` `steer` or `collect` a message for a session whose run is
+//! active waits for that run (`crate::agent::queue`), and its id then
+//! answers (`agent.wait`) as the run it joined.
 
 use std::sync::Arc;
 use std::time::Duration;
