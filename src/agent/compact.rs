@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::Runtime;
 use super::models::resolve;
-use super::provider::{Endpoint, Message};
+use super::provider::Message;
 use crate::gateway::Gateway;
 
 /// The newest messages kept verbatim after a compaction.
@@ -118,18 +118,23 @@ pub async fn compact(
         })],
     )
     .await?;
-    let endpoint = Endpoint {
-        base_url: resolved.base_url(),
-        api_key: resolved.api_key(),
-        headers: resolved.headers(),
-        timeout: SUMMARY_TIMEOUT,
-    };
     let client = runtime.client()?;
     let started = Instant::now();
-    let result = resolved
-        .api
-        .stream(client, &endpoint, resolved.model_id(), &body, |_| {})
-        .await;
+    let result = match super::copilot::target(&runtime.copilot, client, &resolved, &body).await {
+        Ok(target) => {
+            resolved
+                .api
+                .stream(
+                    client,
+                    &target.endpoint(SUMMARY_TIMEOUT),
+                    resolved.model_id(),
+                    &body,
+                    |_| {},
+                )
+                .await
+        }
+        Err(failure) => Err(failure),
+    };
     let latency_ms = started.elapsed().as_millis() as u64;
     let (outcome, usage, summary) = match result {
         Ok(completion) => {

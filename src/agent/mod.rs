@@ -7,6 +7,8 @@
 //! - `anthropic`: Anthropic Messages streaming (`anthropic-messages`);
 //! - `gemini`: Google Gemini streaming (`google-generative-ai`);
 //! - `ollama`: Ollama's native chat API (`ollama`);
+//! - `copilot`: GitHub Copilot's token exchange and headers in front of
+//!   an OpenAI-compatible stream (`github-copilot`);
 //! - `run`: one run, from the user's message to the recorded reply;
 //! - `models`: the model chain a run may use, resolved from the config;
 //! - `context`: what the model is given (prompt, workspace files, summary,
@@ -16,7 +18,9 @@
 //! - `skills`: the workspace's SKILL.md catalog (prompt section, status);
 //! - `workspace`: the agent's files (AGENTS.md, SOUL.md, ...) that feed the
 //!   system prompt;
-//! - `tools`: the registry of tools a model may call, with their schemas.
+//! - `tools`: the registry of tools a model may call, with their schemas;
+//! - `queue`: `chat.send`'s `steer` and `collect` messages waiting for a
+//!   session's active run.
 //!
 //! Why runs live here and not in the protocol layer: a run outlives the
 //! request that started it (`chat.send` answers at once; `agent` answers
@@ -33,12 +37,14 @@ pub mod anthropic;
 pub mod client_events;
 pub mod compact;
 pub mod context;
+pub mod copilot;
 pub mod gemini;
 pub mod models;
 pub mod ollama;
 pub mod openai;
 pub mod openai_responses;
 pub mod provider;
+pub mod queue;
 pub mod run;
 pub mod skills;
 pub mod tools;
@@ -72,6 +78,32 @@ pub struct Runtime {
     cooldowns: Mutex<HashMap<String, i64>>,
     /// The tools runs may call.
     pub tools: tools::Registry,
+    /// Copilot tokens exchanged for GitHub tokens (memory only).
+    pub copilot: copilot::Tokens,
+    /// Per session: the active run and the steered and collected messages
+    /// waiting for it. Lock order: `queues`, then `running`, `aborts`,
+    /// `aliases`.
+    queues: Mutex<HashMap<String, queue::SessionQueue>>,
+    /// Message ids (idempotency keys) taken into another run (steered into
+    /// it, or collected into it), to that run's id; bounded like `finished`.
+    aliases: Mutex<(VecDeque<String>, HashMap<String, String>)>,
+}
+
+/// How a `steer` or `collect` message was taken.
+pub enum Queued {
+    /// Waiting for the active run `into` (steer: it joins that run;
+    /// collect: it joins the turn `into` after that run).
+    Waiting { into: String },
+    /// No run of the session is active: run it as a turn of its own.
+    Idle(Box<RunRequest>),
+    /// The id is already known: as `start` would answer.
+    Known(Started),
+}
+
+/// What runs a lane's next turn: the run's outcome sender and abort switch.
+struct Registered {
+    sender: watch::Sender<Option<RunOutcome>>,
+    aborted: watch::Receiver<Option<String>>,
 }
 
 /// How long a provider is skipped after it answered a rate limit.
@@ -100,6 +132,9 @@ impl Runtime {
             aborts: Mutex::new(HashMap::new()),
             cooldowns: Mutex::new(HashMap::new()),
             tools: tools::Registry::builtin(),
+            copilot: copilot::Tokens::default(),
+            queues: Mutex::new(HashMap::new()),
+            aliases: Mutex::new((VecDeque::new(), HashMap::new())),
         })
     }
 
@@ -123,37 +158,224 @@ impl Runtime {
         gateway: Arc<crate::gateway::Gateway>,
         request: RunRequest,
     ) -> Started {
-        if let Some(outcome) = self.finished_outcome(&request.run_id) {
-            return Started::Finished(Box::new(outcome));
+        if let Some(known) = self.lookup(&request.run_id) {
+            return known;
         }
         let mut running = self.running.lock().expect("running lock");
         if let Some(receiver) = running.get(&request.run_id) {
             return Started::Running(receiver.clone());
         }
+        let (registered, receiver) = self.register(&mut running, &request);
+        drop(running);
+        self.spawn_lane(gateway, request, registered);
+        Started::New(receiver)
+    }
+
+    /// Enters a run in the run table (with its abort switch).
+    fn register(
+        &self,
+        running: &mut HashMap<String, watch::Receiver<Option<RunOutcome>>>,
+        request: &RunRequest,
+    ) -> (Registered, watch::Receiver<Option<RunOutcome>>) {
         let (sender, receiver) = watch::channel(None);
         running.insert(request.run_id.clone(), receiver.clone());
-        drop(running);
         let (abort, aborted) = watch::channel(None);
         self.aborts
             .lock()
             .expect("aborts lock")
             .insert(request.run_id.clone(), (request.session_key.clone(), abort));
+        (Registered { sender, aborted }, receiver)
+    }
+
+    /// Runs `request` on its session's lane, then, still holding the lane,
+    /// the turns that waited for it (steered messages it never reached, the
+    /// collected turn), in order.
+    fn spawn_lane(
+        self: &Arc<Self>,
+        gateway: Arc<crate::gateway::Gateway>,
+        request: RunRequest,
+        registered: Registered,
+    ) {
         let runtime = self.clone();
         tokio::spawn(async move {
             let lane = runtime.lane(&request.session_key);
-            let run_id = request.run_id.clone();
-            let outcome = {
-                let _turn = lane.lock().await;
-                run::execute(&gateway, &runtime, request, aborted).await
-            };
-            runtime.finish(&run_id, outcome.clone());
-            let _ = sender.send(Some(outcome));
+            let _turn = lane.lock().await;
+            let mut next = VecDeque::from([(request, registered)]);
+            while let Some((request, registered)) = next.pop_front() {
+                let run_id = request.run_id.clone();
+                let session_key = request.session_key.clone();
+                runtime.set_active(&session_key, &run_id);
+                let outcome = run::execute(&gateway, &runtime, request, registered.aborted).await;
+                next.extend(runtime.end_active(&session_key));
+                runtime.finish(&run_id, outcome.clone());
+                let _ = registered.sender.send(Some(outcome));
+            }
         });
-        Started::New(receiver)
+    }
+
+    fn set_active(&self, session_key: &str, run_id: &str) {
+        self.queues
+            .lock()
+            .expect("queues lock")
+            .entry(session_key.to_owned())
+            .or_default()
+            .active = Some(run_id.to_owned());
+    }
+
+    /// The session's active run ended: what waited for it, registered as
+    /// runs, in order (steered messages it never took each as a turn of
+    /// their own, then the collected turn).
+    fn end_active(&self, session_key: &str) -> Vec<(RunRequest, Registered)> {
+        let mut queues = self.queues.lock().expect("queues lock");
+        let Some(mut waiting) = queues.remove(session_key) else {
+            return Vec::new();
+        };
+        let mut turns: Vec<RunRequest> = waiting.steer.drain(..).collect();
+        let mut aliases = self.aliases.lock().expect("aliases lock");
+        for turn in &turns {
+            aliases.1.remove(&turn.run_id);
+        }
+        drop(aliases);
+        let collected_ids: Vec<String> = waiting
+            .collect
+            .iter()
+            .map(|queued| queued.run_id.clone())
+            .collect();
+        let collected = waiting.take_collected();
+        if let Some(turn) = &collected {
+            // The turn takes the first message's id (the first may have
+            // been withdrawn since the others were told another).
+            for id in collected_ids.iter().filter(|id| **id != turn.run_id) {
+                self.alias(id, &turn.run_id);
+            }
+        }
+        let mut running = self.running.lock().expect("running lock");
+        let mut out = Vec::new();
+        for request in turns.drain(..) {
+            let (registered, _) = self.register(&mut running, &request);
+            out.push((request, registered));
+        }
+        if let Some(request) = collected {
+            let (registered, _) = self.register(&mut running, &request);
+            out.push((request, registered));
+        }
+        out
+    }
+
+    /// The steered messages waiting for `run_id` (the session's active
+    /// run), taken at a model-call boundary.
+    pub fn take_steered(&self, session_key: &str, run_id: &str) -> Vec<RunRequest> {
+        self.queues
+            .lock()
+            .expect("queues lock")
+            .get_mut(session_key)
+            .map(|waiting| waiting.take_steered(run_id))
+            .unwrap_or_default()
+    }
+
+    /// Takes a `steer` (`collect: false`) or `collect` message: it waits
+    /// for the session's active run, or, with none active, is to run as a
+    /// turn of its own. Refused when the session already has
+    /// [`queue::PENDING_MAX`] messages waiting.
+    pub fn enqueue(&self, request: RunRequest, collect: bool) -> Result<Queued, String> {
+        let mut queues = self.queues.lock().expect("queues lock");
+        if let Some(known) = self.lookup(&request.run_id) {
+            return Ok(Queued::Known(known));
+        }
+        let waiting = queues.entry(request.session_key.clone()).or_default();
+        let Some(active) = waiting.active.clone() else {
+            if waiting.is_idle() {
+                queues.remove(&request.session_key);
+            }
+            return Ok(Queued::Idle(Box::new(request)));
+        };
+        let already = waiting
+            .steer
+            .iter()
+            .chain(&waiting.collect)
+            .any(|queued| queued.run_id == request.run_id);
+        if already || active == request.run_id {
+            let into = if collect {
+                waiting
+                    .collect
+                    .first()
+                    .map_or(active, |first| first.run_id.clone())
+            } else {
+                active
+            };
+            return Ok(Queued::Waiting { into });
+        }
+        if waiting.pending() >= queue::PENDING_MAX {
+            return Err(format!(
+                "session {} already has {} messages waiting for its active run {active}; \
+                 wait for it to finish, then send again",
+                request.session_key,
+                queue::PENDING_MAX
+            ));
+        }
+        let into = if collect {
+            match waiting.collect.first() {
+                Some(first) => first.run_id.clone(),
+                None => request.run_id.clone(),
+            }
+        } else {
+            active
+        };
+        if into != request.run_id {
+            self.alias(&request.run_id, &into);
+        }
+        if collect {
+            waiting.collect.push(request);
+        } else {
+            waiting.steer.push_back(request);
+        }
+        Ok(Queued::Waiting { into })
+    }
+
+    /// For a message still waiting in a session's queue: the receiver of
+    /// the active run it waits for.
+    pub fn waiting_on(&self, id: &str) -> Option<watch::Receiver<Option<RunOutcome>>> {
+        let queues = self.queues.lock().expect("queues lock");
+        let active = queues
+            .values()
+            .find(|waiting| {
+                waiting
+                    .steer
+                    .iter()
+                    .chain(&waiting.collect)
+                    .any(|queued| queued.run_id == id)
+            })?
+            .active
+            .clone()?;
+        let running = self.running.lock().expect("running lock");
+        running.get(&active).cloned()
+    }
+
+    fn alias(&self, id: &str, into: &str) {
+        let mut aliases = self.aliases.lock().expect("aliases lock");
+        let (order, map) = &mut *aliases;
+        if map.insert(id.to_owned(), into.to_owned()).is_none() {
+            order.push_back(id.to_owned());
+        }
+        while order.len() > FINISHED_KEPT {
+            if let Some(oldest) = order.pop_front() {
+                map.remove(&oldest);
+            }
+        }
     }
 
     /// The receiver of a run started by this process, or its outcome.
+    /// A message steered or collected into another run answers as that
+    /// run; one still waiting in a queue is not found here.
     pub fn lookup(&self, run_id: &str) -> Option<Started> {
+        let aliased = self
+            .aliases
+            .lock()
+            .expect("aliases lock")
+            .1
+            .get(run_id)
+            .cloned();
+        let run_id = aliased.as_deref().unwrap_or(run_id);
         if let Some(outcome) = self.finished_outcome(run_id) {
             return Some(Started::Finished(Box::new(outcome)));
         }
@@ -191,7 +413,32 @@ impl Runtime {
 
     /// Aborts the unfinished runs of a session (or just `run_id`); returns
     /// the run ids told to stop. `reason` is recorded with each.
+    /// Messages still waiting in the session's queue are withdrawn (all of
+    /// them, or the one `run_id` names) and listed too.
     pub fn abort(&self, session_key: &str, run_id: Option<&str>, reason: &str) -> Vec<String> {
+        let mut withdrawn = Vec::new();
+        if let Some(waiting) = self
+            .queues
+            .lock()
+            .expect("queues lock")
+            .get_mut(session_key)
+        {
+            let wanted = |queued: &RunRequest| run_id.is_none_or(|id| id == queued.run_id);
+            withdrawn.extend(
+                waiting
+                    .steer
+                    .iter()
+                    .chain(&waiting.collect)
+                    .filter(|queued| wanted(queued))
+                    .map(|queued| queued.run_id.clone()),
+            );
+            waiting.steer.retain(|queued| !wanted(queued));
+            waiting.collect.retain(|queued| !wanted(queued));
+            let mut aliases = self.aliases.lock().expect("aliases lock");
+            for id in &withdrawn {
+                aliases.1.remove(id);
+            }
+        }
         let aborts = self.aborts.lock().expect("aborts lock");
         let mut stopped: Vec<String> = aborts
             .iter()
@@ -203,6 +450,7 @@ impl Runtime {
                 id.clone()
             })
             .collect();
+        stopped.extend(withdrawn);
         stopped.sort();
         stopped
     }

@@ -28,6 +28,9 @@ pub struct Resolved {
     pub(super) cost: Option<crate::config::model::ModelCost>,
     /// The model's context window in tokens, when its definition says.
     pub(super) context_window: Option<u64>,
+    /// GitHub Copilot: the credential is a GitHub token to exchange first
+    /// (`copilot`); `base_url` is then empty unless configured.
+    pub(super) copilot: Option<super::copilot::Settings>,
 }
 
 impl Resolved {
@@ -54,6 +57,10 @@ impl Resolved {
 
     pub fn headers(&self) -> &std::collections::BTreeMap<String, String> {
         &self.headers
+    }
+
+    pub fn copilot(&self) -> Option<&super::copilot::Settings> {
+        self.copilot.as_ref()
     }
 
     /// What a rate limit cools down: this provider with this credential
@@ -147,10 +154,19 @@ fn resolve_one(
              \"anthropic-messages\", \"google-generative-ai\" and \"ollama\" work today."
         ));
     };
-    let base_url = provider
-        .base_url
-        .clone()
-        .ok_or_else(|| format!("models.providers.{provider_id}.baseUrl is not set in {path}."))?;
+    // Copilot finds its endpoint through the token exchange; a configured
+    // baseUrl overrides it.
+    let copilot = (provider_id == super::copilot::PROVIDER)
+        .then(|| super::copilot::Settings::from_config(config));
+    let base_url = match (&provider.base_url, &copilot) {
+        (Some(base_url), _) => base_url.clone(),
+        (None, Some(_)) => String::new(),
+        (None, None) => {
+            return Err(format!(
+                "models.providers.{provider_id}.baseUrl is not set in {path}."
+            ));
+        }
+    };
     let provider_key = match &provider.api_key {
         None => None,
         Some(key) => Some(
@@ -192,7 +208,11 @@ fn resolve_one(
         headers: provider.headers.clone(),
         cost: definition.and_then(|model| model.cost.clone()),
         context_window: definition.and_then(|model| model.context_window),
+        copilot,
     };
+    if candidates.is_empty() && base.copilot.is_some() {
+        return Err(super::copilot::missing_token_message());
+    }
     // A provider without a key (a local server) is tried once, keyless.
     if candidates.is_empty() {
         return Ok(vec![base]);

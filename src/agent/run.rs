@@ -18,6 +18,9 @@
 //! `llm.call.requested`, until a reply asks for no tool or
 //! `TOOL_ROUNDS_MAX` rounds have run. The transcript holds the calls and
 //! results (by seq), so the next turn and a replay see the same rounds.
+//! Messages steered into the run (`chat.send` with `queueMode: "steer"`)
+//! are recorded as user messages at the boundary after a tool round, in
+//! the same batch as the next `llm.call.requested`, which carries them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +37,7 @@ use super::Runtime;
 use super::client_events::Events;
 use super::context::{context, estimate_tokens, thinking_level};
 use super::models::{Resolved, cost_micro_usd, resolve};
-use super::provider::{Completion, Endpoint, Message, ToolResult, ToolSpec};
+use super::provider::{Completion, Message, ToolResult, ToolSpec};
 use super::tools::outcome_text;
 use crate::gateway::Gateway;
 
@@ -230,21 +233,26 @@ pub async fn execute(
         outcome.provider = Some(resolved.provider.clone());
         outcome.model = Some(resolved.model.clone());
         events.model(&resolved.provider, &resolved.model);
-        let endpoint = Endpoint {
-            base_url: &resolved.base_url,
-            api_key: resolved.api_key.as_deref(),
-            headers: &resolved.headers,
-            timeout: request.timeout,
-        };
         let call_started = Instant::now();
         // An abort drops the call (closing the connection to the provider).
         let result = {
-            let stream =
+            let events = &mut events;
+            let stream = async {
+                // Where the call goes (for Copilot: after the token exchange).
+                let target =
+                    super::copilot::target(&runtime.copilot, client, resolved, &current.body)
+                        .await?;
                 resolved
                     .api
-                    .stream(client, &endpoint, &resolved.model, &current.body, |piece| {
-                        events.delta(piece)
-                    });
+                    .stream(
+                        client,
+                        &target.endpoint(request.timeout),
+                        &resolved.model,
+                        &current.body,
+                        |piece| events.delta(piece),
+                    )
+                    .await
+            };
             tokio::select! {
                 result = stream => Some(result),
                 _ = aborted.wait_for(Option::is_some) => None,
@@ -335,16 +343,27 @@ pub async fn execute(
                         .await;
                     }
                 }
+                // A model-call boundary: messages steered into this run
+                // join it here, after the tool results, as user messages
+                // (recorded where the model sees them).
+                let mut batch = Vec::new();
+                for steered in runtime.take_steered(&request.session_key, &request.run_id) {
+                    batch.push(Event::MessageAppended(MessageAppended {
+                        session_key: request.session_key.clone(),
+                        message_id: uuid::Uuid::new_v4().to_string(),
+                        role: Role::User,
+                        content: steered.message.clone(),
+                        run_id: Some(request.run_id.clone()),
+                        tool_call_id: None,
+                        origin: None,
+                    }));
+                    messages.push(Message::User(steered.message));
+                }
                 // The results go back to the model that asked for them; a
                 // failure from here falls back down the chain as usual.
                 let prepared = Call::new(resolved, &messages, 1, thinking.as_deref(), &tools);
-                if let Err(message) = record(
-                    gateway,
-                    &request,
-                    vec![prepared.requested(&request, resolved)],
-                )
-                .await
-                {
+                batch.push(prepared.requested(&request, resolved));
+                if let Err(message) = record(gateway, &request, batch).await {
                     return fail(
                         gateway,
                         &request,
@@ -362,6 +381,10 @@ pub async fn execute(
             }
             Err(failure) => failure,
         };
+        // A refused Copilot token is exchanged again next time.
+        if failure.class == "auth" {
+            runtime.copilot.forget(resolved);
+        }
         let mut records = vec![Event::LlmCallCompleted(LlmCallCompleted {
             call_id: current.call_id,
             run_id: request.run_id.clone(),

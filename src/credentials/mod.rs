@@ -146,6 +146,11 @@ pub struct Candidate {
 
 /// The environment variables OpenClaw reads for a provider's key.
 fn env_names(provider: &str) -> Vec<String> {
+    // Copilot's only automatic variable (OpenClaw: GH_TOKEN and
+    // GITHUB_TOKEN belong to other GitHub tools and do not enable it).
+    if provider == "github-copilot" {
+        return vec!["COPILOT_GITHUB_TOKEN".to_owned()];
+    }
     let known: &[&str] = match provider {
         "openai" => &["OPENAI_API_KEY"],
         "anthropic" => &["ANTHROPIC_API_KEY"],
@@ -187,7 +192,9 @@ pub struct Order<'a> {
 /// The credentials for `provider`, in the order to try them: the explicit
 /// profile alone; else the provider's configured key, the profiles in the
 /// configured order then the provider's other profiles by id, then the
-/// environment. Skipped profiles (expired) are reported in `skipped`.
+/// environment (for `github-copilot`, `COPILOT_GITHUB_TOKEN` comes before
+/// the profiles, as in OpenClaw). Skipped profiles (expired) are reported
+/// in `skipped`.
 pub fn for_provider(
     provider: &str,
     profiles: &Profiles,
@@ -224,6 +231,24 @@ pub fn for_provider(
             secret: key.clone(),
         });
     }
+    let env = || {
+        env_names(provider).into_iter().filter_map(|name| {
+            std::env::var(&name)
+                .ok()
+                .filter(|secret| !secret.trim().is_empty())
+                .map(|secret| Candidate {
+                    source: format!("env:{name}"),
+                    secret: secret.trim().to_owned(),
+                })
+        })
+    };
+    // OpenClaw lets an unscoped Copilot lookup use COPILOT_GITHUB_TOKEN
+    // before the first saved profile; other providers read the
+    // environment last.
+    let env_first = provider == "github-copilot";
+    if env_first {
+        out.extend(env());
+    }
     let mut seen = std::collections::BTreeSet::new();
     for id in order.configured {
         if let Some(credential) = profiles.profiles.get(id)
@@ -238,15 +263,8 @@ pub fn for_provider(
             take(id, credential, &mut out);
         }
     }
-    for name in env_names(provider) {
-        if let Ok(secret) = std::env::var(&name)
-            && !secret.trim().is_empty()
-        {
-            out.push(Candidate {
-                source: format!("env:{name}"),
-                secret: secret.trim().to_owned(),
-            });
-        }
+    if !env_first {
+        out.extend(env());
     }
     Ok(out)
 }

@@ -14,7 +14,14 @@
 //! stream; once the request carries the tool's result (in the format's own
 //! result shape) it answers `The file says: <result>`. Every request body
 //! is kept for asserts. `tool-loop` (Chat Completions) asks for the tool
-//! every time.
+//! every time; `slow-tool` (Chat Completions) asks for it slowly (300 ms a
+//! chunk) and its answer also quotes a user message sent after the result.
+//!
+//! GitHub Copilot: `GET /copilot_internal/v2/token` exchanges a GitHub
+//! token (`Bearer`, [`GITHUB_TOKEN`] for an hour, [`GITHUB_TOKEN_SHORT`]
+//! for a minute, anything else 401) for a fresh Copilot token, counted in
+//! `exchanges`; `/copilot/chat/completions` answers as Chat Completions
+//! only with a token it issued and Copilot's identity headers.
 
 use axum::serve::ListenerExt;
 use std::sync::{Arc, Mutex};
@@ -25,10 +32,20 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 pub const API_KEY: &str = "sk-local-test-7f3a";
+/// A GitHub token the mock Copilot exchange accepts (an hour's token).
+pub const GITHUB_TOKEN: &str = "ghu_mockGithubToken0123456789";
+/// One it accepts for a token that is already within the refresh margin.
+pub const GITHUB_TOKEN_SHORT: &str = "ghu_mockShortLived0123456789";
+/// What every Copilot token issued starts with.
+pub const COPILOT_TOKEN_PREFIX: &str = "tid=mockcopilot";
 
 pub struct LlmServer {
     pub address: String,
     pub requests: Arc<Mutex<Vec<Value>>>,
+    /// The GitHub tokens exchanged, in order.
+    pub exchanges: Arc<Mutex<Vec<String>>>,
+    /// Copilot tokens issued.
+    issued: Arc<Mutex<Vec<String>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -46,7 +63,33 @@ impl LlmServer {
         let address = listener.local_addr().expect("address").to_string();
         let seen = requests.clone();
         let seen_anthropic = requests.clone();
+        let exchanges = Arc::new(Mutex::new(Vec::new()));
+        let issued = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
+            .route(
+                "/copilot_internal/v2/token",
+                axum::routing::get({
+                    let exchanges = exchanges.clone();
+                    let issued = issued.clone();
+                    move |headers: HeaderMap| {
+                        let exchanges = exchanges.clone();
+                        let issued = issued.clone();
+                        async move { copilot_token(&exchanges, &issued, &headers) }
+                    }
+                }),
+            )
+            .route(
+                "/copilot/chat/completions",
+                axum::routing::post({
+                    let seen = requests.clone();
+                    let issued = issued.clone();
+                    move |headers: HeaderMap, body: String| {
+                        let seen = seen.clone();
+                        let issued = issued.clone();
+                        async move { copilot_complete(&seen, &issued, &headers, &body) }
+                    }
+                }),
+            )
             .route(
                 "/v1/chat/completions",
                 axum::routing::post(move |headers: HeaderMap, body: String| {
@@ -106,8 +149,19 @@ impl LlmServer {
         LlmServer {
             address,
             requests,
+            exchanges,
+            issued,
             _runtime: runtime,
         }
+    }
+
+    /// Copilot tokens issued so far.
+    pub fn issued(&self) -> Vec<String> {
+        self.issued.lock().expect("issued").clone()
+    }
+
+    pub fn exchanges(&self) -> Vec<String> {
+        self.exchanges.lock().expect("exchanges").clone()
     }
 
     pub fn base_url(&self) -> String {
@@ -130,13 +184,91 @@ fn error(status: StatusCode, message: &str, kind: &str, code: &str) -> Response 
         .expect("response")
 }
 
-fn complete(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Response {
-    let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    seen.lock().expect("requests").push(request.clone());
-    let authorized = headers
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        == Some(&format!("Bearer {API_KEY}"));
+        .and_then(|value| value.strip_prefix("Bearer "))
+}
+
+/// GitHub's token exchange: the GitHub token in, a Copilot token out.
+fn copilot_token(
+    exchanges: &Mutex<Vec<String>>,
+    issued: &Mutex<Vec<String>>,
+    headers: &HeaderMap,
+) -> Response {
+    let github = bearer(headers).unwrap_or("").to_owned();
+    exchanges.lock().expect("exchanges").push(github.clone());
+    let lifetime = match github.as_str() {
+        GITHUB_TOKEN => 3_600,
+        GITHUB_TOKEN_SHORT => 60,
+        _ => {
+            return Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    json!({"message": "Bad credentials",
+                           "documentation_url": "https://docs.github.com/rest"})
+                    .to_string(),
+                ))
+                .expect("response");
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut issued = issued.lock().expect("issued");
+    let token = format!(
+        "{COPILOT_TOKEN_PREFIX}{};exp={};sku=free;proxy-ep=proxy.individual.githubcopilot.com",
+        issued.len() + 1,
+        now + lifetime
+    );
+    issued.push(token.clone());
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"token": token, "expires_at": now + lifetime, "refresh_in": lifetime / 2,
+                   "endpoints": {"api": "https://api.individual.githubcopilot.com"}})
+            .to_string(),
+        ))
+        .expect("response")
+}
+
+/// Copilot's Chat Completions: only with an issued token and the headers
+/// Copilot requires.
+fn copilot_complete(
+    seen: &Mutex<Vec<Value>>,
+    issued: &Mutex<Vec<String>>,
+    headers: &HeaderMap,
+    body: &str,
+) -> Response {
+    let token_ok = bearer(headers)
+        .is_some_and(|token| issued.lock().expect("issued").iter().any(|t| t == token));
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    if header("editor-version").is_none_or(|v| !v.starts_with("vscode/"))
+        || header("copilot-integration-id").is_none()
+        || header("editor-plugin-version").is_none()
+        || header("x-initiator").is_none()
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "missing Copilot headers",
+            "invalid_request_error",
+            "bad_request",
+        );
+    }
+    answer(seen, token_ok, body)
+}
+
+fn complete(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Response {
+    answer(seen, bearer(headers) == Some(API_KEY), body)
+}
+
+fn answer(seen: &Mutex<Vec<Value>>, authorized: bool, body: &str) -> Response {
+    let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    seen.lock().expect("requests").push(request.clone());
     let model = request["model"].as_str().unwrap_or("");
     if !authorized || model == "fail-401" {
         return error(
@@ -175,7 +307,7 @@ fn complete(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Respon
             "context_length_exceeded",
         );
     }
-    if model == "tool-model" || model == "tool-loop" {
+    if model == "tool-model" || model == "tool-loop" || model == "slow-tool" {
         return openai_tool_model(model, &messages);
     }
     let reply = if summarizing {
@@ -546,11 +678,22 @@ fn openai_tool_model(model: &str, messages: &[Value]) -> Response {
         .rev()
         .find(|m| m["role"] == "tool")
         .and_then(|m| m["content"].as_str())
-        .filter(|_| model == "tool-model");
+        .filter(|_| model != "tool-loop");
+    // `slow-tool` also says what the last message was when it was the
+    // user's (one steered in after the tool result).
+    let mut reply = result.map(tool_reply).unwrap_or_default();
+    if model == "slow-tool"
+        && let Some(last) = messages.last().filter(|m| m["role"] == "user")
+    {
+        reply = format!(
+            "{reply} / then you said: {}",
+            last["content"].as_str().unwrap_or("")
+        );
+    }
     let mut events = match result {
-        Some(result) => vec![
+        Some(_) => vec![
             chunk(json!({"role": "assistant", "content": ""}), Value::Null),
-            chunk(json!({"content": tool_reply(result)}), Value::Null),
+            chunk(json!({"content": reply}), Value::Null),
             chunk(json!({}), json!("stop")),
         ],
         None => vec![
@@ -577,10 +720,22 @@ fn openai_tool_model(model: &str, messages: &[Value]) -> Response {
         .map(|event| format!("data: {event}\n\n"))
         .collect();
     text.push_str("data: [DONE]\n\n");
+    // `slow-tool` asks for its tool slowly: 300 ms per chunk.
+    let body = if model == "slow-tool" && result.is_none() {
+        let frames: Vec<String> = text.split_inclusive("\n\n").map(str::to_owned).collect();
+        let stream = futures_util::stream::unfold(frames.into_iter(), |mut frames| async move {
+            let frame = frames.next()?;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Some((Ok::<_, std::io::Error>(frame), frames))
+        });
+        Body::from_stream(stream)
+    } else {
+        Body::from(text)
+    };
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
-        .body(Body::from(text))
+        .body(body)
         .expect("response")
 }
 

@@ -4,7 +4,10 @@
 //! `agent` answers twice with one request id, as OpenClaw does: `accepted`
 //! at once, then the final result when the run ends. The run id is the
 //! client's `idempotencyKey`, so a retried request joins the run it already
-//! started instead of starting another.
+//! started instead of starting another. `chat.send` answers at once; with
+//! `queueMode` `steer` or `collect` a message for a session whose run is
+//! active waits for that run (`crate::agent::queue`), and its id then
+//! answers (`agent.wait`) as the run it joined.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::super::frames::{ErrorShape, codes};
 use super::{Caller, Params, Reply, now_ms};
-use crate::agent::{self, RunOutcome, RunRequest, Started};
+use crate::agent::{self, Queued, RunOutcome, RunRequest, Started};
 use crate::gateway::Gateway;
 
 const AGENT_KEYS: &[&str] = &[
@@ -182,19 +185,9 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
         let message = message(&params)?;
         let run_id = params.str("idempotencyKey")?.to_owned();
         refuse_unsupported(&params)?;
-        let mode =
-            params.opt_choice("queueMode", &["steer", "followup", "collect", "interrupt"])?;
-        if let Some(mode) = mode
-            && mode != "followup"
-            && mode != "interrupt"
-        {
-            return Err(ErrorShape::new(
-                codes::UNAVAILABLE,
-                format!(
-                    "queueMode \"{mode}\" is not available in clawback yet; \"followup\" (turns queue in order) and \"interrupt\" work"
-                ),
-            ));
-        }
+        let mode = params
+            .opt_choice("queueMode", &["steer", "followup", "collect", "interrupt"])?
+            .unwrap_or("followup");
         let (agent_id, session_key) = target(&params, Some(session_key))?;
         let timeout = params
             .opt_u64("timeoutMs")?
@@ -203,7 +196,7 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
                 Duration::from_millis(ms).min(RUN_TIMEOUT_MAX)
             });
         Ok((
-            mode == Some("interrupt"),
+            mode,
             RunRequest {
                 run_id,
                 session_key,
@@ -219,17 +212,47 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
             },
         ))
     })();
-    let (interrupt, request) = match request {
+    let (mode, request) = match request {
         Ok(request) => request,
         Err(error) => return Reply::answer(Err(error)),
     };
-    if interrupt && gateway.agent.lookup(&request.run_id).is_none() {
+    let run_id = request.run_id.clone();
+    // steer and collect: a message for an active run waits for it, and is
+    // acknowledged as OpenClaw does, with its own id as started.
+    let request = if mode == "steer" || mode == "collect" {
+        match gateway.agent.enqueue(request, mode == "collect") {
+            Ok(Queued::Waiting { into }) => {
+                tracing::info!(
+                    subsystem = "agent",
+                    "chat.send {run_id} ({mode}) waits for run {into}"
+                );
+                return Reply::answer(Ok(json!({"runId": run_id, "status": "started"})));
+            }
+            Ok(Queued::Known(known)) => {
+                return Reply::answer(Ok(json!({"runId": run_id, "status": status(&known)})));
+            }
+            Ok(Queued::Idle(request)) => *request,
+            Err(message) => {
+                let mut error = ErrorShape::new(codes::UNAVAILABLE, message);
+                error.retryable = Some(true);
+                return Reply::answer(Err(error));
+            }
+        }
+    } else {
+        request
+    };
+    if mode == "interrupt" && gateway.agent.lookup(&request.run_id).is_none() {
         // The new message replaces what the session is doing.
         let reason = format!("interrupted by run {}", request.run_id);
         gateway.agent.abort(&request.session_key, None, &reason);
     }
-    let run_id = request.run_id.clone();
-    let status = match gateway.agent.clone().start(gateway.clone(), request) {
+    let started = gateway.agent.clone().start(gateway.clone(), request);
+    Reply::answer(Ok(json!({"runId": run_id, "status": status(&started)})))
+}
+
+/// `chat.send`'s status for how a run id was taken.
+fn status(started: &Started) -> &'static str {
+    match started {
         Started::New(_) => "started",
         Started::Running(_) => "in_flight",
         Started::Finished(outcome) => {
@@ -239,8 +262,7 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
                 "error"
             }
         }
-    };
-    Reply::answer(Ok(json!({"runId": run_id, "status": status})))
+    }
 }
 
 /// `chat.abort`: stops the session's unfinished runs (or one of them). The
@@ -276,16 +298,31 @@ pub async fn wait(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
         Err(error) => return Reply::answer(Err(error)),
     };
     let timeout = timeout_ms.map_or(WAIT_DEFAULT, Duration::from_millis);
-    let result = match gateway.agent.lookup(&run_id) {
-        Some(Started::Finished(outcome)) => Ok(wait_payload(&outcome)),
-        Some(Started::Running(receiver) | Started::New(receiver)) => {
-            match tokio::time::timeout(timeout, agent::wait(receiver)).await {
-                Ok(Some(outcome)) => Ok(wait_payload(&outcome)),
-                Ok(None) => Ok(json!({"runId": run_id, "status": "error"})),
-                Err(_) => Ok(json!({"runId": run_id, "status": "timeout"})),
+    // A steered or collected message still waiting for the session's active
+    // run is waited for through that run: when it ends, the message has
+    // joined a run (or become one).
+    let waited = tokio::time::timeout(timeout, async {
+        loop {
+            match gateway.agent.lookup(&run_id) {
+                Some(Started::Finished(outcome)) => return Some(Some(*outcome)),
+                Some(Started::Running(receiver) | Started::New(receiver)) => {
+                    return Some(agent::wait(receiver).await);
+                }
+                None => match gateway.agent.waiting_on(&run_id) {
+                    Some(active) => {
+                        agent::wait(active).await;
+                    }
+                    None => return None,
+                },
             }
         }
-        None => recorded_run(gateway, &run_id),
+    })
+    .await;
+    let result = match waited {
+        Ok(Some(Some(outcome))) => Ok(wait_payload(&outcome)),
+        Ok(Some(None)) => Ok(json!({"runId": run_id, "status": "error"})),
+        Ok(None) => recorded_run(gateway, &run_id),
+        Err(_) => Ok(json!({"runId": run_id, "status": "timeout"})),
     };
     Reply::answer(result)
 }
