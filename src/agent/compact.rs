@@ -121,6 +121,7 @@ pub async fn compact(
     let endpoint = Endpoint {
         base_url: resolved.base_url(),
         api_key: resolved.api_key(),
+        aws: resolved.aws(),
         headers: resolved.headers(),
         timeout: SUMMARY_TIMEOUT,
     };

@@ -7,6 +7,8 @@
 //! - `anthropic`: Anthropic Messages streaming (`anthropic-messages`);
 //! - `gemini`: Google Gemini streaming (`google-generative-ai`);
 //! - `ollama`: Ollama's native chat API (`ollama`);
+//! - `bedrock`: Amazon Bedrock ConverseStream (`bedrock-converse-stream`),
+//!   with `eventstream` (AWS's binary frames) and `sigv4` (request signing);
 //! - `run`: one run, from the user's message to the recorded reply;
 //! - `models`: the model chain a run may use, resolved from the config;
 //! - `context`: what the model is given (prompt, workspace files, summary,
@@ -29,9 +31,11 @@
 //! run ended.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod client_events;
 pub mod compact;
 pub mod context;
+pub mod eventstream;
 pub mod gemini;
 pub mod models;
 pub mod ollama;
@@ -39,6 +43,7 @@ pub mod openai;
 pub mod openai_responses;
 pub mod provider;
 pub mod run;
+pub mod sigv4;
 pub mod tools;
 pub mod workspace;
 

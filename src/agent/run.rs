@@ -233,6 +233,7 @@ pub async fn execute(
         let endpoint = Endpoint {
             base_url: &resolved.base_url,
             api_key: resolved.api_key.as_deref(),
+            aws: resolved.aws.as_ref(),
             headers: &resolved.headers,
             timeout: request.timeout,
         };
