@@ -507,6 +507,127 @@ mod tests {
         );
     }
 
+    fn frame(headers: &[(&str, &str)], payload: Value) -> Frame {
+        let mut decoder = Decoder::default();
+        decoder.push(&crate::agent::eventstream::encode(
+            headers,
+            payload.to_string().as_bytes(),
+        ));
+        decoder.next_frame().unwrap().unwrap()
+    }
+
+    fn event(kind: &str, payload: Value) -> Frame {
+        frame(
+            &[(":message-type", "event"), (":event-type", kind)],
+            payload,
+        )
+    }
+
+    #[test]
+    fn stream_events_build_the_completion() {
+        let mut completion = Completion::default();
+        let mut calls = PendingCalls::default();
+        let mut deltas = Vec::new();
+        let frames = [
+            event("messageStart", json!({"role": "assistant", "p": "ab"})),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "hmm"}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 1, "delta": {"text": "Hi"}}),
+            ),
+            event(
+                "contentBlockStart",
+                json!({"contentBlockIndex": 2,
+                       "start": {"toolUse": {"toolUseId": "tooluse_a", "name": "read"}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": "{\"path\":"}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": "\"a\"}"}}}),
+            ),
+            event("messageStop", json!({"stopReason": "tool_use"})),
+            event(
+                "metadata",
+                json!({"usage": {"inputTokens": 3, "outputTokens": 4, "cacheReadInputTokens": 5},
+                       "metrics": {"latencyMs": 1}}),
+            ),
+        ];
+        for frame in &frames {
+            handle(frame, &mut completion, &mut calls, &mut |piece: &str| {
+                deltas.push(piece.to_owned())
+            })
+            .map_err(|_| "failed")
+            .unwrap();
+        }
+        assert_eq!(deltas, ["Hi"], "reasoning is not reply text");
+        assert_eq!(completion.finish_reason, "tool_use");
+        assert_eq!(completion.usage.cache_read_tokens, 5);
+        assert_eq!(completion.chunks.len(), frames.len());
+        assert!(completion.chunks[1].starts_with("contentBlockDelta: {"));
+        let calls = calls.finish();
+        assert_eq!(calls[0].id, "tooluse_a");
+        assert_eq!(calls[0].arguments, r#"{"path":"a"}"#);
+    }
+
+    #[test]
+    fn exception_and_error_frames_fail_the_call() {
+        let run = |frame: Frame| {
+            let mut completion = Completion::default();
+            match handle(
+                &frame,
+                &mut completion,
+                &mut PendingCalls::default(),
+                &mut |_: &str| {},
+            ) {
+                Err(Handled::Failure(failure)) => failure.class.to_owned(),
+                Err(Handled::Broken(detail)) => format!("broken: {detail}"),
+                Ok(event) => format!("ok: {event}"),
+            }
+        };
+        let exception = |kind: &str, message: &str| {
+            frame(
+                &[(":message-type", "exception"), (":exception-type", kind)],
+                json!({"message": message}),
+            )
+        };
+        assert_eq!(run(exception("throttlingException", "slow")), "rate_limit");
+        assert_eq!(
+            run(exception(
+                "validationException",
+                "Input is too long for requested model."
+            )),
+            "context_overflow"
+        );
+        assert_eq!(
+            run(exception("serviceUnavailableException", "later")),
+            "unknown"
+        );
+        assert_eq!(
+            run(frame(
+                &[
+                    (":message-type", "error"),
+                    (":error-code", "AccessDeniedException")
+                ],
+                json!({})
+            )),
+            "auth"
+        );
+        assert!(run(frame(&[], json!({}))).starts_with("broken: "));
+        assert!(
+            run(frame(
+                &[(":message-type", "event"), (":event-type", "x")],
+                json!(null)
+            ))
+            .starts_with("ok")
+        );
+    }
+
     #[test]
     fn model_ids_are_one_encoded_path_segment() {
         assert_eq!(

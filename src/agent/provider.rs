@@ -513,5 +513,17 @@ mod tests {
             0
         );
         assert_eq!(body(Api::Ollama, "high")["think"], true);
+        // Bedrock: Claude models only, through additionalModelRequestFields.
+        let bedrock = Api::Bedrock.request_body(
+            "us.anthropic.claude-sonnet-4-5-v1:0",
+            &messages,
+            None,
+            Some("xhigh"),
+            &[],
+        );
+        assert_eq!(
+            bedrock["additionalModelRequestFields"]["thinking"],
+            json!({"type": "enabled", "budget_tokens": 16384})
+        );
     }
 }
