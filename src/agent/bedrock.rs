@@ -17,6 +17,11 @@
 //! fails the call. A non-2xx answer names its error in `x-amzn-ErrorType`
 //! with `{"message"}` as the body.
 //!
+//! Reasoning (`reasoningContent` deltas: text, signature, or redacted
+//! bytes) is not reply text; when the reply asks for tools, its blocks ride
+//! on the first call ([`REASONING_PREFIX`]) and go back before the
+//! `toolUse` blocks, as Claude requires when thinking is on.
+//!
 //! Why the model is not in the body: Bedrock takes it in the URL, like
 //! Gemini; the recorded request is the body as sent, byte for byte.
 
@@ -26,6 +31,9 @@ use serde_json::{Value, json};
 use super::eventstream::{Decoder, Frame};
 use super::provider::{Completion, Endpoint, Failure, Message, PendingCalls, ToolSpec};
 use super::sigv4;
+
+/// Marks a tool call's `signature` as Bedrock reasoning blocks (JSON).
+pub const REASONING_PREFIX: &str = "bedrock-reasoning:";
 
 /// Claude on Bedrock needs room beyond a thinking budget.
 const MAX_TOKENS_WITH_THINKING: u64 = 4_096;
@@ -50,7 +58,14 @@ pub fn request_body(
             }
             Message::User(text) => ("user", vec![json!({"text": text})]),
             Message::Assistant { text, tool_calls } => {
-                let mut blocks = vec![json!({"text": text})];
+                // The reply's reasoning first, then its text and calls.
+                let mut blocks: Vec<Value> = tool_calls
+                    .first()
+                    .and_then(|call| call.signature.as_deref())
+                    .and_then(|signature| signature.strip_prefix(REASONING_PREFIX))
+                    .and_then(|blocks| serde_json::from_str::<Vec<Value>>(blocks).ok())
+                    .unwrap_or_default();
+                blocks.push(json!({"text": text}));
                 for call in tool_calls {
                     blocks.push(json!({"toolUse": {"toolUseId": call.id, "name": call.name,
                                                    "input": call.arguments_object()}}));
@@ -202,6 +217,7 @@ pub async fn stream(
     let mut decoder = Decoder::default();
     let mut completion = Completion::default();
     let mut calls = PendingCalls::default();
+    let mut reasoning = Reasoning::default();
     let mut stopped = false;
     while let Some(piece) = chunks.next().await {
         let piece = piece.map_err(|error| Failure::broken(&url, &error.to_string()))?;
@@ -212,13 +228,17 @@ pub async fn stream(
                 Ok(None) => break,
                 Err(error) => return Err(Failure::broken(&url, &error.to_string())),
             };
-            let event =
-                handle(&frame, &mut completion, &mut calls, &mut on_delta).map_err(|failure| {
-                    match failure {
-                        Handled::Failure(failure) => failure,
-                        Handled::Broken(detail) => Failure::broken(&url, &detail),
-                    }
-                })?;
+            let event = handle(
+                &frame,
+                &mut completion,
+                &mut calls,
+                &mut reasoning,
+                &mut on_delta,
+            )
+            .map_err(|failure| match failure {
+                Handled::Failure(failure) => failure,
+                Handled::Broken(detail) => Failure::broken(&url, &detail),
+            })?;
             if event == "messageStop" {
                 stopped = true;
             }
@@ -234,7 +254,61 @@ pub async fn stream(
         completion.finish_reason = "end_turn".to_owned();
     }
     completion.tool_calls = calls.finish();
+    if let (Some(first), Some(blocks)) = (completion.tool_calls.first_mut(), reasoning.blocks()) {
+        first.signature = Some(format!("{REASONING_PREFIX}{blocks}"));
+    }
     Ok(completion)
+}
+
+/// The reply's reasoning blocks by content index: text and signature, or
+/// redacted bytes (base64), bounded like the reply.
+#[derive(Default)]
+struct Reasoning {
+    blocks: std::collections::BTreeMap<u64, (String, String, String)>,
+    bytes: usize,
+}
+
+impl Reasoning {
+    fn push(&mut self, index: u64, delta: &Value) -> Result<(), Failure> {
+        let block = self.blocks.entry(index).or_default();
+        for (field, into) in [
+            ("text", &mut block.0),
+            ("signature", &mut block.1),
+            ("redactedContent", &mut block.2),
+        ] {
+            if let Some(piece) = delta[field].as_str() {
+                self.bytes += piece.len();
+                if self.bytes > super::provider::REPLY_BYTES_MAX {
+                    return Err(Failure::too_long());
+                }
+                into.push_str(piece);
+            }
+        }
+        Ok(())
+    }
+
+    /// The blocks as Converse content, JSON text; `None` without any.
+    fn blocks(&self) -> Option<String> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        let blocks: Vec<Value> = self
+            .blocks
+            .values()
+            .map(|(text, signature, redacted)| {
+                if redacted.is_empty() {
+                    let mut reasoning = json!({"text": text});
+                    if !signature.is_empty() {
+                        reasoning["signature"] = json!(signature);
+                    }
+                    json!({"reasoningContent": {"reasoningText": reasoning}})
+                } else {
+                    json!({"reasoningContent": {"redactedContent": redacted}})
+                }
+            })
+            .collect();
+        Some(Value::Array(blocks).to_string())
+    }
 }
 
 enum Handled {
@@ -253,6 +327,7 @@ fn handle(
     frame: &Frame,
     completion: &mut Completion,
     calls: &mut PendingCalls,
+    reasoning: &mut Reasoning,
     on_delta: &mut impl FnMut(&str),
 ) -> Result<String, Handled> {
     let payload = String::from_utf8_lossy(&frame.payload);
@@ -299,7 +374,9 @@ fn handle(
             if let Some(input) = delta["toolUse"]["input"].as_str() {
                 calls.push_arguments(index, input)?;
             }
-            // `reasoningContent` (text, signature) stays in the record only.
+            if delta["reasoningContent"].is_object() {
+                reasoning.push(index, &delta["reasoningContent"])?;
+            }
         }
         "messageStop" => {
             if let Some(reason) = data["stopReason"].as_str() {
@@ -399,11 +476,13 @@ mod tests {
 
     #[test]
     fn the_conversation_renders_as_converse_blocks() {
+        let reasoning = json!([{"reasoningContent": {"reasoningText":
+                                  {"text": "think", "signature": "sig"}}}]);
         let call = ToolCall {
             id: "tooluse_1".to_owned(),
             name: "read".to_owned(),
             arguments: r#"{"path":"a"}"#.to_owned(),
-            signature: None,
+            signature: Some(format!("{REASONING_PREFIX}{reasoning}")),
         };
         let body = request_body(
             "us.anthropic.claude-sonnet-4-v1:0",
@@ -435,7 +514,7 @@ mod tests {
             body["messages"],
             json!([
                 {"role": "user", "content": [{"text": "a"}, {"text": "b"}]},
-                {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tooluse_1",
+                {"role": "assistant", "content": [reasoning[0], {"toolUse": {"toolUseId": "tooluse_1",
                     "name": "read", "input": {"path": "a"}}}]},
                 {"role": "user", "content": [{"toolResult": {"toolUseId": "tooluse_1",
                     "content": [{"text": "no such file"}], "status": "error"}}]},
@@ -527,12 +606,17 @@ mod tests {
     fn stream_events_build_the_completion() {
         let mut completion = Completion::default();
         let mut calls = PendingCalls::default();
+        let mut reasoning = Reasoning::default();
         let mut deltas = Vec::new();
         let frames = [
             event("messageStart", json!({"role": "assistant", "p": "ab"})),
             event(
                 "contentBlockDelta",
                 json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "hmm"}}}),
+            ),
+            event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "sig"}}}),
             ),
             event(
                 "contentBlockDelta",
@@ -559,9 +643,13 @@ mod tests {
             ),
         ];
         for frame in &frames {
-            handle(frame, &mut completion, &mut calls, &mut |piece: &str| {
-                deltas.push(piece.to_owned())
-            })
+            handle(
+                frame,
+                &mut completion,
+                &mut calls,
+                &mut reasoning,
+                &mut |piece: &str| deltas.push(piece.to_owned()),
+            )
             .map_err(|_| "failed")
             .unwrap();
         }
@@ -570,6 +658,11 @@ mod tests {
         assert_eq!(completion.usage.cache_read_tokens, 5);
         assert_eq!(completion.chunks.len(), frames.len());
         assert!(completion.chunks[1].starts_with("contentBlockDelta: {"));
+        assert_eq!(
+            reasoning.blocks().unwrap(),
+            json!([{"reasoningContent": {"reasoningText": {"text": "hmm", "signature": "sig"}}}])
+                .to_string()
+        );
         let calls = calls.finish();
         assert_eq!(calls[0].id, "tooluse_a");
         assert_eq!(calls[0].arguments, r#"{"path":"a"}"#);
@@ -583,6 +676,7 @@ mod tests {
                 &frame,
                 &mut completion,
                 &mut PendingCalls::default(),
+                &mut Reasoning::default(),
                 &mut |_: &str| {},
             ) {
                 Err(Handled::Failure(failure)) => failure.class.to_owned(),

@@ -208,8 +208,11 @@ pub struct ToolCall {
     /// The arguments as JSON text, exactly as the model produced them (they
     /// may not parse: that is the tool's error to report, not ours).
     pub arguments: String,
-    /// Gemini's `thoughtSignature` on a `functionCall` part, which must go
-    /// back with the call in the same turn. Kept in memory for the run only.
+    /// What the provider needs back with the call in the same run, kept
+    /// in memory only: Gemini's `thoughtSignature` on a `functionCall`
+    /// part; Bedrock's reasoning blocks (prefixed
+    /// [`super::bedrock::REASONING_PREFIX`], on the reply's first call),
+    /// which Claude wants before its tool calls when thinking is on.
     pub signature: Option<String>,
 }
 

@@ -26,7 +26,7 @@ fn write_config(dir: &std::path::Path, server: &LlmServer, region: Option<&str>)
     std::fs::write(
         dir.join("config.json5"),
         format!(
-            "{{ agents: {{ defaults: {{ model: {{ primary: 'bedrock/throttled', fallbacks: ['mock/mock-model'] }} }} }},\n  models: {{ providers: {{\n    mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', models: [{{ id: 'mock-model' }}] }},\n    bedrock: {{ baseUrl: 'http://{}', api: 'bedrock-converse-stream', {region}models: [{{ id: '{CLAUDE}', maxTokens: 512 }}, {{ id: 'throttled' }}] }},\n    'bedrock-key': {{ baseUrl: 'http://{}', api: 'bedrock-converse-stream', apiKey: '{BEDROCK_API_KEY}', models: [{{ id: '{CLAUDE}' }}] }} }} }} }}\n",
+            "{{ agents: {{ defaults: {{ model: {{ primary: 'bedrock/throttled', fallbacks: ['mock/mock-model'] }} }} }},\n  models: {{ providers: {{\n    mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', models: [{{ id: 'mock-model' }}] }},\n    bedrock: {{ baseUrl: 'http://{}', api: 'bedrock-converse-stream', {region}models: [{{ id: '{CLAUDE}', maxTokens: 512 }}, {{ id: 'throttled' }}, {{ id: 'anthropic.claude-tool-v1:0', reasoning: true }}] }},\n    'bedrock-key': {{ baseUrl: 'http://{}', api: 'bedrock-converse-stream', apiKey: '{BEDROCK_API_KEY}', models: [{{ id: '{CLAUDE}' }}] }} }} }} }}\n",
             server.base_url(),
             server.address,
             server.address,
@@ -321,4 +321,65 @@ fn without_aws_credentials_the_error_says_what_to_set() {
     });
     stop(running);
     assert!(server.requests().is_empty(), "nothing was sent unsigned");
+}
+
+#[test]
+fn a_thinking_claude_gets_its_reasoning_back_with_the_tool_result() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server, Some("us-east-1"));
+    std::fs::create_dir_all(dir.path().join("workspace")).expect("workspace");
+    std::fs::write(dir.path().join("workspace/notes.txt"), "low tide\n").expect("note");
+    let (running, address, _) = start_with_aws(dir.path(), &["--token", TOKEN], &aws_env());
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.write"]).await;
+        let (answers, events) = request(
+            &mut socket,
+            "r1",
+            "agent",
+            json!({"message": "read notes.txt", "idempotencyKey": "r1", "thinking": "low",
+                   "model": "bedrock/anthropic.claude-tool-v1:0", "sessionKey": "agent:main:r1"}),
+            2,
+        )
+        .await;
+        let last = &answers[1]["payload"];
+        assert_eq!(last["status"], "ok", "{last}");
+        assert_eq!(
+            last["result"]["payloads"][0]["text"],
+            crate::llm_server::tool_reply("low tide"),
+            "{last}"
+        );
+        // Reasoning is not reply text.
+        let streamed: String = events
+            .iter()
+            .filter(|e| e["event"] == "chat" && e["payload"]["state"] == "delta")
+            .filter_map(|e| e["payload"]["deltaText"].as_str())
+            .collect();
+        assert!(!streamed.contains("I should read"), "{streamed}");
+    });
+    stop(running);
+    let bodies: Vec<Value> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r["bedrock"] == "anthropic.claude-tool-v1:0")
+        .map(|r| r["body"].clone())
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    for body in &bodies {
+        assert_eq!(
+            body["additionalModelRequestFields"],
+            json!({"thinking": {"type": "enabled", "budget_tokens": 2048},
+                   "anthropic_beta": ["interleaved-thinking-2025-05-14"]})
+        );
+        assert_eq!(body["inferenceConfig"]["maxTokens"], 2048 + 4096);
+    }
+    assert_eq!(
+        bodies[1]["messages"][1],
+        json!({"role": "assistant", "content": [
+            {"reasoningContent": {"reasoningText": {"text": "I should read the file.",
+                                                    "signature": "sig-mock-1"}}},
+            {"text": "Let me look."},
+            {"toolUse": {"toolUseId": "tooluse_mock1", "name": "read",
+                         "input": {"path": "notes.txt"}}}]})
+    );
 }

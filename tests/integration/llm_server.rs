@@ -888,7 +888,31 @@ fn bedrock(
                 .to_string()
                 .as_bytes(),
         )),
-        "tool-model" => {
+        "tool-model" | "anthropic.claude-tool-v1:0" => {
+            // With thinking on, Claude wants its reasoning back before the
+            // tool call it made, as Bedrock answers otherwise.
+            let thinking = request["additionalModelRequestFields"]["thinking"].is_object();
+            let assistant = messages.iter().rev().find(|m| m["role"] == "assistant");
+            if thinking
+                && let Some(assistant) = assistant
+                && assistant["content"][0]["reasoningContent"]["reasoningText"]["signature"]
+                    != "sig-mock-1"
+            {
+                return Response::builder()
+                    .status(StatusCode::BAD_REQUEST)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(
+                        "x-amzn-ErrorType",
+                        "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+                    )
+                    .body(Body::from(
+                        json!({"message": "messages.1.content.0.type: Expected `thinking` or \
+                            `redacted_thinking`, but found `tool_use`. When `thinking` is enabled, \
+                            a final `assistant` message must start with a thinking block."})
+                        .to_string(),
+                    ))
+                    .expect("response");
+            }
             let result = messages
                 .last()
                 .and_then(|last| last["content"].as_array())
@@ -900,19 +924,39 @@ fn bedrock(
                     stop(&mut frames, "end_turn", 52, 9);
                 }
                 None => {
-                    text_block(&mut frames, 0, "Let me look.");
-                    frames.push(event("contentBlockStart", json!({"contentBlockIndex": 1,
+                    let mut index = 0;
+                    if thinking {
+                        for delta in [
+                            json!({"text": "I should read "}),
+                            json!({"text": "the file."}),
+                            json!({"signature": "sig-mock-1"}),
+                        ] {
+                            frames.push(event(
+                                "contentBlockDelta",
+                                json!({"contentBlockIndex": 0,
+                                       "delta": {"reasoningContent": delta}, "p": "abc"}),
+                            ));
+                        }
+                        frames.push(event(
+                            "contentBlockStop",
+                            json!({"contentBlockIndex": 0, "p": "a"}),
+                        ));
+                        index = 1;
+                    }
+                    text_block(&mut frames, index, "Let me look.");
+                    index += 1;
+                    frames.push(event("contentBlockStart", json!({"contentBlockIndex": index,
                         "start": {"toolUse": {"toolUseId": "tooluse_mock1", "name": "read"}}, "p": "abcd"})));
                     for piece in ["{\"path\": ", "\"notes.txt\"}"] {
                         frames.push(event(
                             "contentBlockDelta",
-                            json!({"contentBlockIndex": 1,
+                            json!({"contentBlockIndex": index,
                             "delta": {"toolUse": {"input": piece}}, "p": "abcdefg"}),
                         ));
                     }
                     frames.push(event(
                         "contentBlockStop",
-                        json!({"contentBlockIndex": 1, "p": "ab"}),
+                        json!({"contentBlockIndex": index, "p": "ab"}),
                     ));
                     stop(&mut frames, "tool_use", 40, 21);
                 }
