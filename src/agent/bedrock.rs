@@ -154,7 +154,45 @@ pub fn url(base_url: &str, model: &str) -> String {
     )
 }
 
+/// A failure's message as recorded: without the credentials (AWS echoes
+/// the canonical request, session token included, when a signature does
+/// not match), then cut to 500 characters.
+const MESSAGE_CHARS_MAX: usize = 500;
+
 pub async fn stream(
+    client: &reqwest::Client,
+    endpoint: &Endpoint<'_>,
+    model: &str,
+    body: &Value,
+    on_delta: impl FnMut(&str),
+) -> Result<Completion, Failure> {
+    let mut secrets: Vec<&str> = endpoint.api_key.into_iter().collect();
+    if let Some(aws) = endpoint.aws {
+        secrets.push(&aws.keys.secret_access_key);
+        secrets.push(&aws.keys.access_key_id);
+        secrets.extend(aws.keys.session_token.as_deref());
+    }
+    exchange(client, endpoint, model, body, on_delta)
+        .await
+        .map_err(|mut failure| {
+            failure.message = scrub(&failure.message, &secrets)
+                .chars()
+                .take(MESSAGE_CHARS_MAX)
+                .collect();
+            failure
+        })
+}
+
+/// `text` with each secret replaced by `<redacted>`.
+fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets.iter().filter(|secret| secret.len() >= 4) {
+        text = text.replace(secret, "<redacted>");
+    }
+    text
+}
+
+async fn exchange(
     client: &reqwest::Client,
     endpoint: &Endpoint<'_>,
     model: &str,
@@ -339,7 +377,7 @@ fn handle(
             let message = serde_json::from_str::<Value>(&payload)
                 .ok()
                 .and_then(|value| value["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| payload.chars().take(500).collect());
+                .unwrap_or_else(|| payload.to_string());
             return Err(classify(None, kind, &message).into());
         }
         Some("error") => {
@@ -410,7 +448,7 @@ fn http_failure(status: u16, kind: Option<&str>, body: &str) -> Failure {
         .as_str()
         .or_else(|| parsed["Message"].as_str())
         .map(str::to_owned)
-        .unwrap_or_else(|| body.chars().take(500).collect());
+        .unwrap_or_else(|| body.to_owned());
     classify(Some(status), kind, &message)
 }
 
@@ -461,10 +499,8 @@ fn classify(status: Option<u16>, kind: &str, message: &str) -> Failure {
     );
     Failure {
         class,
-        message: format!(
-            "{prefix}: {kind}: {}",
-            message.chars().take(500).collect::<String>()
-        ),
+        // Cut (after scrubbing) by `stream`.
+        message: format!("{prefix}: {kind}: {message}"),
         http_status: status,
     }
 }
@@ -720,6 +756,21 @@ mod tests {
             ))
             .starts_with("ok")
         );
+    }
+
+    #[test]
+    fn credentials_are_scrubbed_from_messages_before_they_are_cut() {
+        let token = "IQoJb3JpZ2luX2VjEXAMPLETOKEN";
+        let body = json!({"message": format!(
+            "The request signature we calculated does not match... The Canonical String for \
+             this request should have been 'POST\n/model/x/converse-stream\n\n\
+             x-amz-security-token:{token}\n'")});
+        let failure = http_failure(403, Some("InvalidSignatureException"), &body.to_string());
+        let scrubbed = scrub(&failure.message, &[token]);
+        assert!(!scrubbed.contains(token));
+        assert!(scrubbed.contains("x-amz-security-token:<redacted>"));
+        // Short strings are never taken for secrets.
+        assert_eq!(scrub("a b c", &["a"]), "a b c");
     }
 
     #[test]

@@ -235,7 +235,7 @@ fn aws_keys_come_from_a_profile_file_and_a_wrong_secret_is_an_auth_failure() {
         format!(
             "[default]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = other\n\n\
              # the one in use\n[work]\naws_access_key_id = {AWS_ACCESS_KEY_ID}\n\
-             aws_secret_access_key = {secret}\n"
+             aws_secret_access_key = {secret}\naws_session_token = {AWS_SESSION_TOKEN}\n"
         )
     };
     std::fs::write(&credentials, profile(AWS_SECRET_ACCESS_KEY)).expect("credentials");
@@ -285,7 +285,11 @@ fn aws_keys_come_from_a_profile_file_and_a_wrong_secret_is_an_auth_failure() {
         tail.contains("HTTP 403: InvalidSignatureException: The request signature we calculated"),
         "{tail}"
     );
-    assert!(!tail.contains("not-the-secret"));
+    // AWS echoes the canonical request, session token included: scrubbed.
+    assert!(tail.contains("x-amz-security-token:<redacted>"), "{tail}");
+    for secret in ["not-the-secret", AWS_SESSION_TOKEN, AWS_ACCESS_KEY_ID] {
+        assert!(!tail.contains(secret), "{secret} is in the log");
+    }
     let auths: Vec<Value> = server
         .requests()
         .iter()

@@ -1125,7 +1125,13 @@ fn verify_sigv4(
         key = hmac(&key, part);
     }
     if hex(&hmac(&key, &string_to_sign)) != signature {
-        return Err(("InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".to_owned()));
+        // As AWS words it, canonical request (session token included) and all.
+        return Err((
+            "InvalidSignatureException",
+            format!(
+                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'{canonical}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n"
+            ),
+        ));
     }
     Ok("sigv4".to_owned())
 }
