@@ -218,6 +218,8 @@ impl Tokens {
 pub struct Target {
     pub base_url: String,
     pub api_key: Option<String>,
+    /// AWS keys to sign with (Bedrock); never set for Copilot.
+    pub aws: Option<crate::credentials::aws::Signing>,
     pub headers: BTreeMap<String, String>,
 }
 
@@ -226,6 +228,7 @@ impl Target {
         Endpoint {
             base_url: &self.base_url,
             api_key: self.api_key.as_deref(),
+            aws: self.aws.as_ref(),
             headers: &self.headers,
             timeout,
         }
@@ -244,6 +247,7 @@ pub async fn target(
         return Ok(Target {
             base_url: resolved.base_url().to_owned(),
             api_key: resolved.api_key().map(str::to_owned),
+            aws: resolved.aws().cloned(),
             headers: resolved.headers().clone(),
         });
     };
@@ -272,6 +276,7 @@ pub async fn target(
     Ok(Target {
         base_url,
         api_key: Some(cached.token),
+        aws: None,
         headers: runtime_headers(resolved.headers(), body),
     })
 }

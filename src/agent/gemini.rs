@@ -40,7 +40,12 @@ pub fn request_body(messages: &[Message], max_tokens: Option<u64>) -> Value {
                 for call in tool_calls {
                     let mut part = json!({"functionCall": {"name": call.name,
                                                            "args": call.arguments_object()}});
-                    if let Some(signature) = &call.signature {
+                    // Another provider's (after a fallback) is not Gemini's.
+                    if let Some(signature) = call
+                        .signature
+                        .as_ref()
+                        .filter(|s| !s.starts_with(super::bedrock::REASONING_PREFIX))
+                    {
                         part["thoughtSignature"] = json!(signature);
                     }
                     parts.push(part);

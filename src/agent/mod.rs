@@ -9,6 +9,8 @@
 //! - `ollama`: Ollama's native chat API (`ollama`);
 //! - `copilot`: GitHub Copilot's token exchange and headers in front of
 //!   an OpenAI-compatible stream (`github-copilot`);
+//! - `bedrock`: Amazon Bedrock ConverseStream (`bedrock-converse-stream`),
+//!   with `eventstream` (AWS's binary frames) and `sigv4` (request signing);
 //! - `run`: one run, from the user's message to the recorded reply;
 //! - `models`: the model chain a run may use, resolved from the config;
 //! - `context`: what the model is given (prompt, workspace files, summary,
@@ -34,10 +36,12 @@
 //! run ended.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod client_events;
 pub mod compact;
 pub mod context;
 pub mod copilot;
+pub mod eventstream;
 pub mod gemini;
 pub mod models;
 pub mod ollama;
@@ -46,6 +50,7 @@ pub mod openai_responses;
 pub mod provider;
 pub mod queue;
 pub mod run;
+pub mod sigv4;
 pub mod skills;
 pub mod tools;
 pub mod workspace;

@@ -24,6 +24,8 @@ pub struct Resolved {
     /// Where the key came from (`config`, `profile:<id>`, `env:<NAME>`,
     /// `none`): cooldowns are per credential, and it is what may be shown.
     pub(super) credential: String,
+    /// AWS keys and region to sign with (Bedrock with the AWS chain).
+    pub(super) aws: Option<crate::credentials::aws::Signing>,
     pub(super) headers: std::collections::BTreeMap<String, String>,
     pub(super) cost: Option<crate::config::model::ModelCost>,
     /// The model's context window in tokens, when its definition says.
@@ -53,6 +55,10 @@ impl Resolved {
 
     pub fn api_key(&self) -> Option<&str> {
         self.api_key.as_deref()
+    }
+
+    pub fn aws(&self) -> Option<&crate::credentials::aws::Signing> {
+        self.aws.as_ref()
     }
 
     pub fn headers(&self) -> &std::collections::BTreeMap<String, String> {
@@ -151,21 +157,39 @@ fn resolve_one(
         return Err(format!(
             "models.providers.{provider_id} speaks \"{api_name}\", which clawback does not speak \
              yet; \"openai-completions\" (any OpenAI-compatible server), \"openai-responses\", \
-             \"anthropic-messages\", \"google-generative-ai\" and \"ollama\" work today."
+             \"anthropic-messages\", \"google-generative-ai\", \"ollama\" and \
+             \"bedrock-converse-stream\" work today."
         ));
     };
     // Copilot finds its endpoint through the token exchange; a configured
     // baseUrl overrides it.
     let copilot = (provider_id == super::copilot::PROVIDER)
         .then(|| super::copilot::Settings::from_config(config));
-    let base_url = match (&provider.base_url, &copilot) {
-        (Some(base_url), _) => base_url.clone(),
-        (None, Some(_)) => String::new(),
-        (None, None) => {
+    let env = |name: &str| std::env::var(name).ok();
+    // Bedrock only: the AWS chain's environment and files.
+    let aws_sources = (api == Api::Bedrock).then(|| crate::credentials::aws::local_sources(&env));
+    // The region signs the request and names the default endpoint.
+    let region = aws_sources
+        .as_ref()
+        .map(|sources| bedrock_region(provider, sources));
+    let base_url = match (&provider.base_url, &copilot, &region) {
+        (Some(base_url), _, _) => base_url.clone(),
+        (None, Some(_), _) => String::new(),
+        (None, None, Some(region)) => format!("https://bedrock-runtime.{region}.amazonaws.com"),
+        (None, None, None) => {
             return Err(format!(
                 "models.providers.{provider_id}.baseUrl is not set in {path}."
             ));
         }
+    };
+    let mut skipped = Vec::new();
+    let aws_chain = match aws_sources.as_ref().map(crate::credentials::aws::chain) {
+        Some(Ok(found)) => found,
+        Some(Err(why)) => {
+            skipped.push(why);
+            None
+        }
+        None => None,
     };
     let provider_key = match &provider.api_key {
         None => None,
@@ -179,8 +203,13 @@ fn resolve_one(
         explicit,
         provider_key,
         configured: &configured,
+        aws: aws_chain,
+        env_extra: if api == Api::Bedrock {
+            &["AWS_BEARER_TOKEN_BEDROCK"]
+        } else {
+            &[]
+        },
     };
-    let mut skipped = Vec::new();
     let candidates = crate::credentials::for_provider(
         provider_id,
         profiles,
@@ -194,6 +223,12 @@ fn resolve_one(
     if candidates.is_empty() && !skipped.is_empty() {
         return Err(skipped.join("; "));
     }
+    if candidates.is_empty() && api == Api::Bedrock {
+        return Err(format!(
+            "models.providers.{provider_id}: {}.",
+            crate::credentials::aws::NOT_FOUND
+        ));
+    }
     let base = Resolved {
         api,
         max_tokens: definition.and_then(|model| model.max_tokens),
@@ -204,6 +239,7 @@ fn resolve_one(
         model: model_id.to_owned(),
         base_url,
         api_key: None,
+        aws: None,
         credential: "none".to_owned(),
         headers: provider.headers.clone(),
         cost: definition.and_then(|model| model.cost.clone()),
@@ -219,12 +255,45 @@ fn resolve_one(
     }
     Ok(candidates
         .into_iter()
-        .map(|candidate| Resolved {
-            api_key: Some(candidate.secret),
-            credential: candidate.source,
-            ..base.clone()
+        .map(|candidate| match candidate.secret {
+            crate::credentials::Secret::Key(key) => Resolved {
+                api_key: Some(key),
+                credential: candidate.source,
+                ..base.clone()
+            },
+            crate::credentials::Secret::Aws(keys) => Resolved {
+                aws: Some(crate::credentials::aws::Signing {
+                    keys,
+                    region: region.clone().unwrap_or_default(),
+                }),
+                credential: candidate.source,
+                ..base.clone()
+            },
         })
         .collect())
+}
+
+/// Bedrock's region: the provider's `region`, the standard endpoint's
+/// host, `AWS_REGION` / `AWS_DEFAULT_REGION` / the profile's, else
+/// `us-east-1` (as OpenClaw).
+fn bedrock_region(
+    provider: &crate::config::model::ProviderConfig,
+    sources: &crate::credentials::aws::Sources<'_>,
+) -> String {
+    provider
+        .other
+        .get("region")
+        .and_then(|region| region.as_str())
+        .map(str::to_owned)
+        .filter(|region| !region.trim().is_empty())
+        .or_else(|| {
+            provider
+                .base_url
+                .as_deref()
+                .and_then(crate::credentials::aws::region_of_endpoint)
+        })
+        .or_else(|| crate::credentials::aws::region(sources))
+        .unwrap_or_else(|| "us-east-1".to_owned())
 }
 
 /// Prices are per million tokens, so a token costs `price` micro-dollars.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clawback_events::event::Usage;
 use serde_json::{Value, json};
 
-use super::{anthropic, gemini, ollama, openai, openai_responses};
+use super::{anthropic, bedrock, gemini, ollama, openai, openai_responses};
 
 /// OpenClaw's thinking levels.
 pub const THINKING_LEVELS: &[&str] = &["off", "minimal", "low", "medium", "high", "xhigh"];
@@ -32,6 +32,7 @@ pub enum Api {
     AnthropicMessages,
     Ollama,
     Gemini,
+    Bedrock,
 }
 
 impl Api {
@@ -42,6 +43,7 @@ impl Api {
             "anthropic-messages" => Some(Api::AnthropicMessages),
             "ollama" => Some(Api::Ollama),
             "google-generative-ai" => Some(Api::Gemini),
+            "bedrock-converse-stream" => Some(Api::Bedrock),
             _ => None,
         }
     }
@@ -56,6 +58,10 @@ impl Api {
         thinking: Option<&str>,
         tools: &[ToolSpec],
     ) -> Value {
+        if self == Api::Bedrock {
+            // Its thinking setting depends on the model family.
+            return bedrock::request_body(model, messages, max_tokens, thinking, tools);
+        }
         let mut body = self.plain_body(model, messages, max_tokens);
         if !tools.is_empty() {
             self.apply_tools(&mut body, tools);
@@ -113,6 +119,7 @@ impl Api {
             Api::AnthropicMessages => body["tools"] = anthropic::tools(tools),
             Api::Ollama => body["tools"] = ollama::tools(tools),
             Api::Gemini => body["tools"] = gemini::tools(tools),
+            Api::Bedrock => {}
         }
     }
 
@@ -128,6 +135,7 @@ impl Api {
             Api::Ollama => ollama::request_body(model, messages),
             // The model is in Gemini's URL, not its body.
             Api::Gemini => gemini::request_body(messages, max_tokens),
+            Api::Bedrock => bedrock::request_body(model, messages, max_tokens, None, &[]),
         }
     }
 
@@ -147,6 +155,7 @@ impl Api {
             Api::AnthropicMessages => anthropic::stream(client, endpoint, body, on_delta).await,
             Api::Ollama => ollama::stream(client, endpoint, body, on_delta).await,
             Api::Gemini => gemini::stream(client, endpoint, model, body, on_delta).await,
+            Api::Bedrock => bedrock::stream(client, endpoint, model, body, on_delta).await,
         }
     }
 }
@@ -154,6 +163,8 @@ impl Api {
 pub struct Endpoint<'a> {
     pub base_url: &'a str,
     pub api_key: Option<&'a str>,
+    /// AWS keys to sign with (Bedrock), instead of sending a key.
+    pub aws: Option<&'a crate::credentials::aws::Signing>,
     pub headers: &'a std::collections::BTreeMap<String, String>,
     pub timeout: Duration,
 }
@@ -197,8 +208,11 @@ pub struct ToolCall {
     /// The arguments as JSON text, exactly as the model produced them (they
     /// may not parse: that is the tool's error to report, not ours).
     pub arguments: String,
-    /// Gemini's `thoughtSignature` on a `functionCall` part, which must go
-    /// back with the call in the same turn. Kept in memory for the run only.
+    /// What the provider needs back with the call in the same run, kept
+    /// in memory only: Gemini's `thoughtSignature` on a `functionCall`
+    /// part; Bedrock's reasoning blocks (prefixed
+    /// [`super::bedrock::REASONING_PREFIX`], on the reply's first call),
+    /// which Claude wants before its tool calls when thinking is on.
     pub signature: Option<String>,
 }
 
@@ -502,5 +516,17 @@ mod tests {
             0
         );
         assert_eq!(body(Api::Ollama, "high")["think"], true);
+        // Bedrock: Claude models only, through additionalModelRequestFields.
+        let bedrock = Api::Bedrock.request_body(
+            "us.anthropic.claude-sonnet-4-5-v1:0",
+            &messages,
+            None,
+            Some("xhigh"),
+            &[],
+        );
+        assert_eq!(
+            bedrock["additionalModelRequestFields"]["thinking"],
+            json!({"type": "enabled", "budget_tokens": 16384})
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! the order in which a run tries them.
 //!
 //! - `sealed`: the file's AES-256-GCM encryption and its key;
+//! - `aws`: AWS keys from the environment and `~/.aws` (Bedrock's chain);
 //! - this module: the profiles (OpenClaw's `auth-profiles.json` shapes:
 //!   `api_key`, `token`, `oauth`), the store, and [`for_provider`], the
 //!   credentials for one provider in the order a run tries them.
@@ -12,6 +13,7 @@
 //! share and edit. A credential never enters the log: runs record which
 //! profile they used (its id), never what it holds.
 
+pub mod aws;
 pub mod sealed;
 
 use std::collections::BTreeMap;
@@ -139,9 +141,19 @@ impl Store {
 /// and recorded; never the secret) and the secret.
 #[derive(Clone, Debug)]
 pub struct Candidate {
-    /// `config`, `profile:<id>` or `env:<NAME>`.
+    /// `config`, `profile:<id>`, `env:<NAME>`, `aws-env` or
+    /// `aws-profile:<name>`.
     pub source: String,
-    pub secret: String,
+    pub secret: Secret,
+}
+
+/// What a candidate holds.
+#[derive(Clone, Debug)]
+pub enum Secret {
+    /// A key or token sent as the provider takes it.
+    Key(String),
+    /// AWS keys: requests are signed (SigV4), the keys are not sent.
+    Aws(aws::Keys),
 }
 
 /// The environment variables OpenClaw reads for a provider's key.
@@ -159,6 +171,7 @@ fn env_names(provider: &str) -> Vec<String> {
         "groq" => &["GROQ_API_KEY"],
         "mistral" => &["MISTRAL_API_KEY"],
         "xai" => &["XAI_API_KEY"],
+        "amazon-bedrock" | "bedrock" => &["AWS_BEARER_TOKEN_BEDROCK"],
         _ => &[],
     };
     let generic = format!(
@@ -187,14 +200,19 @@ pub struct Order<'a> {
     pub provider_key: Option<String>,
     /// `auth.order.<provider>`: profile ids to try first, in this order.
     pub configured: &'a [String],
+    /// The AWS chain's keys (for Bedrock), tried after the provider's key.
+    pub aws: Option<(String, aws::Keys)>,
+    /// Environment variables read last besides the provider's own
+    /// (`AWS_BEARER_TOKEN_BEDROCK` for Bedrock, whatever its provider id).
+    pub env_extra: &'a [&'a str],
 }
 
 /// The credentials for `provider`, in the order to try them: the explicit
-/// profile alone; else the provider's configured key, the profiles in the
-/// configured order then the provider's other profiles by id, then the
-/// environment (for `github-copilot`, `COPILOT_GITHUB_TOKEN` comes before
-/// the profiles, as in OpenClaw). Skipped profiles (expired) are reported
-/// in `skipped`.
+/// profile alone; else the provider's configured key, the AWS chain's keys
+/// (Bedrock), the profiles in the configured order then the provider's
+/// other profiles by id, then the environment (for `github-copilot`,
+/// `COPILOT_GITHUB_TOKEN` comes before the profiles, as in OpenClaw).
+/// Skipped profiles (expired) are reported in `skipped`.
 pub fn for_provider(
     provider: &str,
     profiles: &Profiles,
@@ -208,7 +226,7 @@ pub fn for_provider(
     {
         Ok(secret) => out.push(Candidate {
             source: format!("profile:{id}"),
-            secret: secret.to_owned(),
+            secret: Secret::Key(secret.to_owned()),
         }),
         Err(why) => skipped.push(format!("auth profile {id}: {why}")),
     };
@@ -228,17 +246,29 @@ pub fn for_provider(
     if let Some(key) = &order.provider_key {
         out.push(Candidate {
             source: "config".to_owned(),
-            secret: key.clone(),
+            secret: Secret::Key(key.clone()),
+        });
+    }
+    if let Some((source, keys)) = &order.aws {
+        out.push(Candidate {
+            source: source.clone(),
+            secret: Secret::Aws(keys.clone()),
         });
     }
     let env = || {
-        env_names(provider).into_iter().filter_map(|name| {
+        let mut names = env_names(provider);
+        for extra in order.env_extra {
+            if !names.iter().any(|name| name == extra) {
+                names.push((*extra).to_owned());
+            }
+        }
+        names.into_iter().filter_map(|name| {
             std::env::var(&name)
                 .ok()
                 .filter(|secret| !secret.trim().is_empty())
                 .map(|secret| Candidate {
                     source: format!("env:{name}"),
-                    secret: secret.trim().to_owned(),
+                    secret: Secret::Key(secret.trim().to_owned()),
                 })
         })
     };
@@ -308,6 +338,8 @@ mod tests {
             explicit: None,
             provider_key: Some("sk-config".to_owned()),
             configured: &configured,
+            aws: None,
+            env_extra: &[],
         };
         let mut skipped = Vec::new();
         let found = for_provider("openai", &profiles, &order, 100, &mut skipped).unwrap();
@@ -320,6 +352,8 @@ mod tests {
             explicit: Some("openai:a"),
             provider_key: Some("sk-config".to_owned()),
             configured: &configured,
+            aws: None,
+            env_extra: &[],
         };
         let found = for_provider("openai", &profiles, &explicit, 100, &mut skipped).unwrap();
         assert_eq!(sources(&found), ["profile:openai:a"]);
@@ -327,8 +361,40 @@ mod tests {
             explicit: Some("anthropic:x"),
             provider_key: None,
             configured: &[],
+            aws: None,
+            env_extra: &[],
         };
         assert!(for_provider("openai", &profiles, &wrong, 100, &mut skipped).is_err());
+    }
+
+    #[test]
+    fn the_aws_chain_comes_after_the_provider_key_and_before_profiles() {
+        let mut profiles = profiles();
+        profiles.profiles.insert(
+            "bedrock:key".to_owned(),
+            Credential::ApiKey {
+                provider: "bedrock".to_owned(),
+                key: "bedrock-api-key".to_owned(),
+            },
+        );
+        let keys = aws::Keys {
+            access_key_id: "AKID".to_owned(),
+            secret_access_key: "s".to_owned(),
+            session_token: None,
+        };
+        let order = Order {
+            explicit: None,
+            provider_key: Some("from-config".to_owned()),
+            configured: &[],
+            aws: Some(("aws-env".to_owned(), keys.clone())),
+            env_extra: &["AWS_BEARER_TOKEN_BEDROCK"],
+        };
+        let found = for_provider("bedrock", &profiles, &order, 100, &mut Vec::new()).unwrap();
+        assert_eq!(
+            sources(&found)[..3],
+            ["config", "aws-env", "profile:bedrock:key"]
+        );
+        assert!(matches!(&found[1].secret, Secret::Aws(k) if *k == keys));
     }
 
     #[test]

@@ -13,12 +13,13 @@ use crate::support::{clawback, stdout};
 
 pub(crate) fn write_config(dir: &std::path::Path, server: &LlmServer) {
     let text = format!(
-        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}, {{ id: 'overflow-model' }}, {{ id: 'reasoner', reasoning: true }}, {{ id: 'small-window', contextWindow: 200 }}, {{ id: 'tool-model' }}, {{ id: 'tool-loop' }}] }},\n    claude: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'anthropic-messages',\n    models: [{{ id: 'claude-mock', maxTokens: 1024 }}, {{ id: 'claude-429' }}, {{ id: 'tool-model' }}] }},\n    local: {{ baseUrl: 'http://{}', api: 'ollama', models: [{{ id: 'llama-mock' }}, {{ id: 'missing' }}, {{ id: 'tool-model' }}] }},\n    gem: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'google-generative-ai', models: [{{ id: 'gemini-mock' }}, {{ id: 'gemini-429' }}, {{ id: 'tool-model' }}] }},\n    resp: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-responses', models: [{{ id: 'resp-mock' }}, {{ id: 'tool-model' }}] }} }} }} }}\n",
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},\n  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', cost: {{ input: 1, output: 2 }} }}, {{ id: 'fail-401' }}, {{ id: 'fail-429' }}, {{ id: 'slow-model' }}, {{ id: 'overflow-model' }}, {{ id: 'reasoner', reasoning: true }}, {{ id: 'small-window', contextWindow: 200 }}, {{ id: 'tool-model' }}, {{ id: 'tool-loop' }}] }},\n    claude: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'anthropic-messages',\n    models: [{{ id: 'claude-mock', maxTokens: 1024 }}, {{ id: 'claude-429' }}, {{ id: 'tool-model' }}] }},\n    local: {{ baseUrl: 'http://{}', api: 'ollama', models: [{{ id: 'llama-mock' }}, {{ id: 'missing' }}, {{ id: 'tool-model' }}] }},\n    gem: {{ baseUrl: 'http://{}', apiKey: '{API_KEY}', api: 'google-generative-ai', models: [{{ id: 'gemini-mock' }}, {{ id: 'gemini-429' }}, {{ id: 'tool-model' }}] }},\n    resp: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-responses', models: [{{ id: 'resp-mock' }}, {{ id: 'tool-model' }}] }},\n    bedrock: {{ baseUrl: 'http://{}', api: 'bedrock-converse-stream', region: 'us-east-1', models: [{{ id: 'tool-model' }}] }} }} }} }}\n",
         server.base_url(),
         server.address,
         server.address,
         server.address,
-        server.base_url()
+        server.base_url(),
+        server.address
     );
     std::fs::write(dir.join("config.json5"), text).expect("config");
 }

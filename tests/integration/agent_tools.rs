@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::agent::{request, write_config};
 use crate::gateway::stop;
-use crate::llm_server::{LlmServer, tool_reply};
+use crate::llm_server::{AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, LlmServer, aws_env, tool_reply};
 use crate::protocol::{Socket, TOKEN, connect_frame, next_json, open, runtime, send};
 use crate::support::{clawback, stdout};
 
@@ -65,7 +65,12 @@ fn round_trip(provider: &str) -> RoundTrip {
     std::fs::create_dir_all(dir.path().join("workspace")).expect("workspace");
     std::fs::write(dir.path().join("workspace/notes.txt"), format!("{NOTE}\n")).expect("note");
     let session = format!("agent:main:tools-{provider}");
-    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    // Bedrock signs with the test key pair; the others ignore AWS.
+    let (running, address, _) = if provider == "bedrock" {
+        crate::gateway::start_with_aws(dir.path(), &["--token", TOKEN], &aws_env())
+    } else {
+        crate::gateway::start_with(dir.path(), &["--token", TOKEN])
+    };
     let (events, history) = runtime().block_on(async {
         let mut socket = connected_with_tool_events(&address).await;
         let (answers, events) = request(
@@ -99,7 +104,9 @@ fn round_trip(provider: &str) -> RoundTrip {
         .requests()
         .into_iter()
         .filter(|body| {
-            body["model"] == "tool-model" || body["action"] == "tool-model:streamGenerateContent"
+            body["model"] == "tool-model"
+                || body["action"] == "tool-model:streamGenerateContent"
+                || body["bedrock"] == "tool-model"
         })
         .map(|body| {
             if body["body"].is_object() {
@@ -389,6 +396,50 @@ fn anthropic_messages_tool_round_trip() {
                 {"type": "tool_result", "tool_use_id": "toolu_mock1", "content": NOTE}]},
         ])
     );
+}
+
+#[test]
+fn bedrock_tool_round_trip() {
+    let trip = round_trip("bedrock");
+    let id = trip.check(Some("Let me look."));
+    assert_eq!(id, "tooluse_mock1");
+    let tools = trip.bodies[0]["toolConfig"]["tools"]
+        .as_array()
+        .expect("tools");
+    assert_eq!(
+        tools[0],
+        json!({"toolSpec": {"name": "read", "description": READ_DESCRIPTION,
+                            "inputSchema": {"json": read_schema()}}})
+    );
+    assert_eq!(
+        tool_names(tools, |t| &t["toolSpec"]["name"]),
+        ["read", "sessions_list"]
+    );
+    assert_eq!(
+        trip.bodies[1]["messages"],
+        json!([
+            {"role": "user", "content": [{"text": QUESTION}]},
+            {"role": "assistant", "content": [
+                {"text": "Let me look."},
+                {"toolUse": {"toolUseId": "tooluse_mock1", "name": "read",
+                             "input": {"path": "notes.txt"}}}]},
+            {"role": "user", "content": [
+                {"toolResult": {"toolUseId": "tooluse_mock1", "content": [{"text": NOTE}],
+                                "status": "success"}}]},
+        ])
+    );
+    // Both calls were signed (the server recomputed each signature).
+    let auths: Vec<Value> = trip
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r["bedrock"] == "tool-model")
+        .map(|r| r["auth"].clone())
+        .collect();
+    assert_eq!(auths, ["sigv4", "sigv4"]);
+    for secret in [AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, "Signature="] {
+        assert!(!trip.tail.contains(secret), "{secret} is in the log");
+    }
 }
 
 #[test]

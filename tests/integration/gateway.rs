@@ -37,14 +37,55 @@ pub fn start_bound(
     bind: &str,
     extra: &[&str],
 ) -> (Running, String, Vec<String>) {
-    let mut child = Command::new(binary())
+    start_env(state_dir, bind, extra, None)
+}
+
+/// The AWS variables a gateway under test must not inherit from the
+/// machine running the tests.
+const AWS_VARIABLES: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+];
+
+/// Starts a gateway whose AWS environment is exactly `aws` (none of the
+/// machine's), with `HOME` in the state dir so no `~/.aws` is read.
+pub fn start_with_aws(
+    state_dir: &std::path::Path,
+    extra: &[&str],
+    aws: &[(&str, &str)],
+) -> (Running, String, Vec<String>) {
+    start_env(state_dir, "127.0.0.1:0", extra, Some(aws))
+}
+
+fn start_env(
+    state_dir: &std::path::Path,
+    bind: &str,
+    extra: &[&str],
+    aws: Option<&[(&str, &str)]>,
+) -> (Running, String, Vec<String>) {
+    let mut command = Command::new(binary());
+    command
         .arg("--state-dir")
         .arg(state_dir)
         .args(["gateway", "run", "--bind", bind])
         .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("gateway starts");
+        .stdout(Stdio::piped());
+    if let Some(aws) = aws {
+        for name in AWS_VARIABLES {
+            command.env_remove(name);
+        }
+        command.env("HOME", state_dir);
+        command.envs(aws.iter().copied());
+    }
+    let mut child = command.spawn().expect("gateway starts");
     let stdout = child.stdout.take().expect("stdout");
     let running = Running(Some(child));
     // Lines arrive through a thread so that waiting for them is bounded; the

@@ -2,6 +2,7 @@
 //! real state dirs. One test binary for all of them keeps link time down.
 
 mod agent;
+mod agent_bedrock;
 mod agent_providers;
 mod agent_tools;
 mod approvals;
