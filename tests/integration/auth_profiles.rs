@@ -16,10 +16,16 @@ use crate::support::{binary, clawback, stdout};
 
 /// `clawback auth add ID` with the secret on stdin.
 fn add_profile(dir: &std::path::Path, id: &str, secret: &str) {
+    add(dir, &[id], secret);
+}
+
+/// `clawback auth add ARGS...` with the secret on stdin.
+pub(crate) fn add(dir: &std::path::Path, args: &[&str], secret: &str) {
     let mut child = Command::new(binary())
         .arg("--state-dir")
         .arg(dir)
-        .args(["auth", "add", id])
+        .args(["auth", "add"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -4,37 +4,19 @@
 //! endpoint refuses it, a refused GitHub token is a clear `auth` failure, and neither token
 //! reaches the log.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::json;
 
 use crate::agent::request;
 use crate::gateway::{start_with, stop};
 use crate::llm_server::{COPILOT_TOKEN_PREFIX, GITHUB_TOKEN, GITHUB_TOKEN_SHORT, LlmServer};
 use crate::protocol::{TOKEN, connected, runtime};
-use crate::support::{binary, clawback, stdout};
+use crate::support::{clawback, stdout};
 
 const BAD_TOKEN: &str = "ghu_revokedToken0000000000";
 
 /// `clawback auth add ID --type token` with the token on stdin.
 fn add_token(dir: &std::path::Path, id: &str, secret: &str) {
-    let mut child = Command::new(binary())
-        .arg("--state-dir")
-        .arg(dir)
-        .args(["auth", "add", id, "--type", "token"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("clawback auth add");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(secret.as_bytes())
-        .expect("token written");
-    let output = child.wait_with_output().expect("exit");
-    assert!(output.status.success(), "{}", stdout(&output));
+    crate::auth_profiles::add(dir, &[id, "--type", "token"], secret);
 }
 
 #[test]
