@@ -15,6 +15,12 @@
 //! and the message stops with `stop_reason: "tool_use"`. Calls go back as
 //! `tool_use` blocks of the assistant message, results as `tool_result`
 //! blocks (first) of the next user message.
+//!
+//! With extended thinking on, Anthropic refuses a tool result whose
+//! assistant turn lost its thinking: a reply's `thinking` (with its
+//! `signature`) and `redacted_thinking` blocks ride on its first call
+//! ([`THINKING_PREFIX`], in memory for the run) and go back first in that
+//! assistant turn.
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
@@ -25,6 +31,8 @@ use super::provider::{
 };
 
 pub const API_VERSION: &str = "2023-06-01";
+/// Marks a tool call's `signature` as the reply's thinking blocks (JSON).
+pub const THINKING_PREFIX: &str = "anthropic-thinking:";
 /// Anthropic requires `max_tokens`; this is used when the model's
 /// definition names none.
 pub const MAX_TOKENS_DEFAULT: u64 = 4_096;
@@ -43,7 +51,13 @@ pub fn request_body(model: &str, messages: &[Message], max_tokens: u64) -> Value
             }
             Message::User(text) => ("user", vec![json!({"type": "text", "text": text})]),
             Message::Assistant { text, tool_calls } => {
-                let mut blocks = Vec::new();
+                // The reply's thinking first, as it was given.
+                let mut blocks: Vec<Value> = tool_calls
+                    .first()
+                    .and_then(|call| call.signature.as_deref())
+                    .and_then(|signature| signature.strip_prefix(THINKING_PREFIX))
+                    .and_then(|blocks| serde_json::from_str::<Vec<Value>>(blocks).ok())
+                    .unwrap_or_default();
                 if !text.is_empty() || tool_calls.is_empty() {
                     blocks.push(json!({"type": "text", "text": text}));
                 }
@@ -140,6 +154,7 @@ pub async fn stream(
     let mut events = response.bytes_stream().eventsource();
     let mut completion = Completion::default();
     let mut calls = PendingCalls::default();
+    let mut thinking = Thinking::default();
     let mut stopped = false;
     while let Some(event) = events.next().await {
         let event = event.map_err(|error| Failure::broken(&url, &error.to_string()))?;
@@ -168,7 +183,21 @@ pub async fn stream(
                 let index = data["index"].as_u64().unwrap_or(0);
                 calls.open(index, block["id"].as_str(), block["name"].as_str())?;
             }
+            "content_block_start"
+                if matches!(
+                    data["content_block"]["type"].as_str(),
+                    Some("thinking" | "redacted_thinking")
+                ) =>
+            {
+                thinking.start(data["index"].as_u64().unwrap_or(0), &data["content_block"])?;
+            }
             "content_block_delta" => {
+                if matches!(
+                    data["delta"]["type"].as_str(),
+                    Some("thinking_delta" | "signature_delta")
+                ) {
+                    thinking.push(data["index"].as_u64().unwrap_or(0), &data["delta"])?;
+                }
                 if data["delta"]["type"] == "text_delta"
                     && let Some(piece) = data["delta"]["text"].as_str()
                 {
@@ -206,7 +235,61 @@ pub async fn stream(
         completion.finish_reason = "end_turn".to_owned();
     }
     completion.tool_calls = calls.finish();
+    if let (Some(first), Some(blocks)) = (completion.tool_calls.first_mut(), thinking.blocks()) {
+        first.signature = Some(format!("{THINKING_PREFIX}{blocks}"));
+    }
     Ok(completion)
+}
+
+/// A reply's thinking blocks by content index, as the API wants them back.
+#[derive(Default)]
+struct Thinking {
+    blocks: std::collections::BTreeMap<u64, Value>,
+    bytes: usize,
+}
+
+impl Thinking {
+    fn start(&mut self, index: u64, block: &Value) -> Result<(), Failure> {
+        let block = if block["type"] == "redacted_thinking" {
+            json!({"type": "redacted_thinking", "data": block["data"].as_str().unwrap_or("")})
+        } else {
+            json!({"type": "thinking", "thinking": block["thinking"].as_str().unwrap_or(""),
+                   "signature": block["signature"].as_str().unwrap_or("")})
+        };
+        self.count(&block.to_string())?;
+        self.blocks.insert(index, block);
+        Ok(())
+    }
+
+    fn push(&mut self, index: u64, delta: &Value) -> Result<(), Failure> {
+        let (field, piece) = match delta["type"].as_str() {
+            Some("thinking_delta") => ("thinking", delta["thinking"].as_str()),
+            _ => ("signature", delta["signature"].as_str()),
+        };
+        let Some(piece) = piece else { return Ok(()) };
+        self.count(piece)?;
+        let block = self
+            .blocks
+            .entry(index)
+            .or_insert_with(|| json!({"type": "thinking", "thinking": "", "signature": ""}));
+        let joined = format!("{}{piece}", block[field].as_str().unwrap_or(""));
+        block[field] = json!(joined);
+        Ok(())
+    }
+
+    fn count(&mut self, piece: &str) -> Result<(), Failure> {
+        self.bytes += piece.len();
+        if self.bytes > super::provider::REPLY_BYTES_MAX {
+            return Err(Failure::too_long());
+        }
+        Ok(())
+    }
+
+    /// The blocks in order as JSON text, if any.
+    fn blocks(&self) -> Option<String> {
+        (!self.blocks.is_empty())
+            .then(|| Value::Array(self.blocks.values().cloned().collect()).to_string())
+    }
 }
 
 fn http_failure(status: u16, body: &str) -> Failure {
@@ -280,6 +363,66 @@ mod tests {
             json!([{"role": "user", "content": "a\n\nb"}, {"role": "assistant", "content": "c"}])
         );
         assert_eq!(body["max_tokens"], 100);
+    }
+
+    #[test]
+    fn thinking_blocks_go_back_first_in_the_turn_that_called_tools() {
+        let mut thinking = Thinking::default();
+        thinking
+            .start(0, &json!({"type": "thinking", "thinking": ""}))
+            .unwrap();
+        for delta in [
+            json!({"type": "thinking_delta", "thinking": "Let me "}),
+            json!({"type": "thinking_delta", "thinking": "look."}),
+            json!({"type": "signature_delta", "signature": "sig-1"}),
+        ] {
+            thinking.push(0, &delta).unwrap();
+        }
+        thinking
+            .start(1, &json!({"type": "redacted_thinking", "data": "opaque"}))
+            .unwrap();
+        let blocks = thinking.blocks().unwrap();
+        let call = super::super::provider::ToolCall {
+            id: "toolu_1".to_owned(),
+            name: "read".to_owned(),
+            arguments: r#"{"path":"a"}"#.to_owned(),
+            signature: Some(format!("{THINKING_PREFIX}{blocks}")),
+        };
+        let body = request_body(
+            "claude",
+            &[
+                Message::User("a".to_owned()),
+                Message::Assistant {
+                    text: String::new(),
+                    tool_calls: vec![call],
+                },
+            ],
+            100,
+        );
+        assert_eq!(
+            body["messages"][1]["content"],
+            json!([
+                {"type": "thinking", "thinking": "Let me look.", "signature": "sig-1"},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "tool_use", "id": "toolu_1", "name": "read", "input": {"path": "a"}},
+            ])
+        );
+        // Another provider's reasoning is not sent to Anthropic.
+        let foreign = super::super::provider::ToolCall {
+            id: "t".to_owned(),
+            name: "read".to_owned(),
+            arguments: "{}".to_owned(),
+            signature: Some(format!("{}[]", super::super::bedrock::REASONING_PREFIX)),
+        };
+        let body = request_body(
+            "claude",
+            &[Message::Assistant {
+                text: String::new(),
+                tool_calls: vec![foreign],
+            }],
+            100,
+        );
+        assert_eq!(body["messages"][0]["content"][0]["type"], "tool_use");
     }
 
     #[test]

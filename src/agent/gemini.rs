@@ -41,11 +41,10 @@ pub fn request_body(messages: &[Message], max_tokens: Option<u64>) -> Value {
                     let mut part = json!({"functionCall": {"name": call.name,
                                                            "args": call.arguments_object()}});
                     // Another provider's (after a fallback) is not Gemini's.
-                    if let Some(signature) = call
-                        .signature
-                        .as_ref()
-                        .filter(|s| !s.starts_with(super::bedrock::REASONING_PREFIX))
-                    {
+                    if let Some(signature) = call.signature.as_ref().filter(|s| {
+                        !s.starts_with(super::bedrock::REASONING_PREFIX)
+                            && !s.starts_with(super::anthropic::THINKING_PREFIX)
+                    }) {
                         part["thoughtSignature"] = json!(signature);
                     }
                     parts.push(part);

@@ -211,8 +211,10 @@ pub struct ToolCall {
     /// What the provider needs back with the call in the same run, kept
     /// in memory only: Gemini's `thoughtSignature` on a `functionCall`
     /// part; Bedrock's reasoning blocks (prefixed
-    /// [`super::bedrock::REASONING_PREFIX`], on the reply's first call),
-    /// which Claude wants before its tool calls when thinking is on.
+    /// [`super::bedrock::REASONING_PREFIX`]) and Anthropic's thinking
+    /// blocks (prefixed [`super::anthropic::THINKING_PREFIX`]), on the
+    /// reply's first call, which Claude wants before its tool calls when
+    /// thinking is on.
     pub signature: Option<String>,
 }
 

@@ -398,6 +398,46 @@ fn anthropic_messages_tool_round_trip() {
     );
 }
 
+/// With extended thinking on, the turn that called the tool goes back with
+/// its thinking block first (the mock, like Anthropic, refuses it
+/// otherwise).
+#[test]
+fn anthropic_thinking_survives_the_tool_round_trip() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    std::fs::create_dir_all(dir.path().join("workspace")).expect("workspace");
+    std::fs::write(dir.path().join("workspace/notes.txt"), format!("{NOTE}\n")).expect("note");
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let mut socket = connected_with_tool_events(&address).await;
+        let (answers, _) = request(
+            &mut socket,
+            "t",
+            "agent",
+            json!({"message": QUESTION, "idempotencyKey": "think-1",
+                   "model": "claude/tool-think", "thinking": "low"}),
+            2,
+        )
+        .await;
+        let last = &answers[1]["payload"];
+        assert_eq!(last["status"], "ok", "{last}");
+        assert_eq!(last["result"]["payloads"][0]["text"], tool_reply(NOTE));
+    });
+    stop(running);
+    let bodies: Vec<Value> = server
+        .requests()
+        .into_iter()
+        .filter(|body| body["model"] == "tool-think")
+        .collect();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[0]["thinking"]["type"], "enabled");
+    assert_eq!(
+        bodies[1]["messages"][1]["content"][0],
+        json!({"type": "thinking", "thinking": "I should read the note.", "signature": "mock-sig"})
+    );
+}
+
 #[test]
 fn bedrock_tool_round_trip() {
     let trip = round_trip("bedrock");

@@ -398,15 +398,6 @@ fn messages(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Respon
     let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     seen.lock().expect("requests").push(request.clone());
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let anthropic_error = |status: StatusCode, kind: &str, message: &str| {
-        Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(
-                json!({"type": "error", "error": {"type": kind, "message": message}}).to_string(),
-            ))
-            .expect("response")
-    };
     if header("x-api-key") != Some(API_KEY) {
         return anthropic_error(
             StatusCode::UNAUTHORIZED,
@@ -429,7 +420,7 @@ fn messages(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Respon
             "Number of request tokens has exceeded your per-minute rate limit",
         );
     }
-    if model == "tool-model" {
+    if model == "tool-model" || model == "tool-think" {
         return anthropic_tool_model(&model, &request);
     }
     let last_user = request["messages"]
@@ -777,6 +768,17 @@ fn openai_tool_model(model: &str, messages: &[Value]) -> Response {
 /// Anthropic Messages: a text block, then a `tool_use` block whose input
 /// streams as `input_json_delta`; the result comes back as a `tool_result`
 /// block in a user message.
+/// Anthropic's error body.
+fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"type": "error", "error": {"type": kind, "message": message}}).to_string(),
+        ))
+        .expect("response")
+}
+
 fn anthropic_tool_model(model: &str, request: &Value) -> Response {
     let result = request["messages"]
         .as_array()
@@ -784,6 +786,25 @@ fn anthropic_tool_model(model: &str, request: &Value) -> Response {
         .and_then(|last| last["content"].as_array())
         .and_then(|blocks| blocks.iter().find(|b| b["type"] == "tool_result"))
         .and_then(|block| block["content"].as_str());
+    // With thinking on, Anthropic wants the assistant turn that called the
+    // tool to start with its thinking block, signature intact.
+    let thinking = request["thinking"]["type"] == "enabled";
+    if thinking && result.is_some() {
+        let turn = request["messages"]
+            .as_array()
+            .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "assistant"))
+            .map(|message| message["content"][0].clone())
+            .unwrap_or(Value::Null);
+        if turn
+            != json!({"type": "thinking", "thinking": "I should read the note.", "signature": "mock-sig"})
+        {
+            return anthropic_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `text`. When `thinking` is enabled, a final `assistant` message must start with a thinking block",
+            );
+        }
+    }
     let start = json!({"type": "message_start", "message": {
         "id": "msg_tool1", "type": "message", "role": "assistant", "content": [],
         "model": model, "stop_reason": null, "stop_sequence": null,
@@ -813,19 +834,42 @@ fn anthropic_tool_model(model: &str, request: &Value) -> Response {
             "end_turn"
         }
         None => {
-            events.extend(text_block(0, "Let me look."));
-            events.push(("content_block_start", json!({"type": "content_block_start", "index": 1,
+            let mut index = 0;
+            if thinking {
+                events.push((
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "thinking", "thinking": ""}}),
+                ));
+                for delta in [
+                    json!({"type": "thinking_delta", "thinking": "I should "}),
+                    json!({"type": "thinking_delta", "thinking": "read the note."}),
+                    json!({"type": "signature_delta", "signature": "mock-sig"}),
+                ] {
+                    events.push((
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+                    ));
+                }
+                events.push((
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ));
+                index = 1;
+            }
+            events.extend(text_block(index, "Let me look."));
+            events.push(("content_block_start", json!({"type": "content_block_start", "index": index + 1,
                 "content_block": {"type": "tool_use", "id": "toolu_mock1", "name": "read", "input": {}}})));
             for piece in ["{\"path\": ", "\"notes.txt\"}"] {
                 events.push((
                     "content_block_delta",
                     json!({"type": "content_block_delta",
-                    "index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                    "index": index + 1, "delta": {"type": "input_json_delta", "partial_json": piece}}),
                 ));
             }
             events.push((
                 "content_block_stop",
-                json!({"type": "content_block_stop", "index": 1}),
+                json!({"type": "content_block_stop", "index": index + 1}),
             ));
             "tool_use"
         }
