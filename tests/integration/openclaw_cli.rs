@@ -362,3 +362,111 @@ fn the_openclaw_cli_calls_clawback_and_gets_openclaws_errors() {
         "nor the provider key"
     );
 }
+
+/// OpenClaw's TUI, in a pseudo-terminal (`script`), chats with clawback:
+/// it connects, subscribes, sends the `--message`, and shows the model's
+/// reply.
+#[test]
+fn the_openclaw_tui_chats_with_clawback() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let llm = crate::llm_server::LlmServer::start();
+    crate::agent::write_config(dir.path(), &llm);
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    let cli = cli();
+    let home = tempfile::tempdir().expect("home");
+    let command = format!(
+        "'{}' tui --url ws://{address} --token {TOKEN} --message 'hi from the tui'",
+        cli.openclaw.display()
+    );
+    let path = format!(
+        "{}:{}",
+        cli.node_bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("PATH", path)
+        .env("HOME", home.path())
+        .env("OPENCLAW_STATE_DIR", home.path().join(".openclaw"))
+        .env("TERM", "xterm-256color")
+        .env("COLUMNS", "120")
+        .env("LINES", "40")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs the TUI in a pseudo-terminal");
+    // Kept open: the TUI's terminal must not see end of input.
+    let _keyboard = child.stdin.take();
+    let screen = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let screen = screen.clone();
+        let mut output = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(read) = output.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .expect("screen")
+                    .extend_from_slice(&buffer[..read]);
+            }
+        })
+    };
+    let reply = "Hello from the mock. You said: hi from the tui";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let shown = loop {
+        let text = plain(&screen.lock().expect("screen"));
+        if text.contains(reply) || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    stop(running);
+    assert!(
+        shown.contains(reply),
+        "the TUI never showed the reply; its screen:\n{shown}"
+    );
+    assert!(shown.contains("hi from the tui"), "{shown}");
+}
+
+/// Terminal output without its escape sequences (CSI and OSC).
+fn plain(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            // CSI: parameters, then one final byte in @..~.
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // OSC: up to BEL or ST.
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' || (c == '\u{1b}' && chars.peek() == Some(&'\\')) {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
