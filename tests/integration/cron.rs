@@ -405,3 +405,80 @@ fn wake_and_system_events_tell_the_agent_now() {
     });
     stop(running);
 }
+
+/// A gateway killed (SIGKILL) while a cron run is in progress: after the
+/// restart that run shows as interrupted, is never run again, and the
+/// schedule goes on with its next slot.
+#[test]
+fn a_run_cut_off_by_a_crash_is_interrupted_not_repeated() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    let (running, address, _) =
+        crate::gateway::start_with(dir.path(), &["--token", crate::protocol::TOKEN]);
+    let (job_id, cut_off) = runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let mut job = isolated_job(
+            "slow",
+            json!({"kind": "every", "everyMs": 1500}),
+            "take your time",
+        );
+        job["payload"]["model"] = json!("mock/slow-model");
+        let added = call(&mut socket, "add", "cron.add", job).await;
+        let id = added["payload"]["id"].as_str().expect("id").to_owned();
+        let started = cron_event(&mut socket, |e| {
+            e["jobId"] == id && e["action"] == "started"
+        })
+        .await;
+        (id, started["runId"].as_str().expect("runId").to_owned())
+    });
+    // Mid-reply (the slow model streams for about a second): SIGKILL.
+    drop(running);
+
+    let (running, address, _) =
+        crate::gateway::start_with(dir.path(), &["--token", crate::protocol::TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let next = cron_event(&mut socket, |e| {
+            e["jobId"] == job_id.as_str() && e["action"] == "finished"
+        })
+        .await;
+        assert_ne!(next["runId"], cut_off.as_str(), "the cut-off run ran again");
+        call(
+            &mut socket,
+            "off",
+            "cron.update",
+            json!({"id": job_id, "patch": {"enabled": false}}),
+        )
+        .await;
+        let runs = call(
+            &mut socket,
+            "runs",
+            "cron.runs",
+            json!({"id": job_id, "sortDir": "asc", "limit": 200}),
+        )
+        .await;
+        let entries = runs["payload"]["entries"]
+            .as_array()
+            .expect("entries")
+            .clone();
+        let first = &entries[0];
+        assert_eq!(first["runId"], cut_off.as_str(), "{entries:?}");
+        assert_eq!(first["status"], "error");
+        assert!(
+            first["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("interrupted"),
+            "{first}"
+        );
+        let ids: Vec<&str> = entries.iter().filter_map(|e| e["runId"].as_str()).collect();
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "a run id twice: {ids:?}");
+    });
+    stop(running);
+    let audit = clawback(dir.path(), &["audit", "verify"]);
+    assert!(audit.status.success(), "{}", stdout(&audit));
+}
