@@ -12,6 +12,9 @@
 //! - `bedrock`: Amazon Bedrock ConverseStream (`bedrock-converse-stream`),
 //!   with `eventstream` (AWS's binary frames) and `sigv4` (request signing);
 //! - `run`: one run, from the user's message to the recorded reply;
+//! - `run_end`: how a run ends (completed, aborted, failed), recorded;
+//! - `tool_round`: what happens between two model calls when the reply
+//!   asked for tools;
 //! - `models`: the model chain a run may use, resolved from the config;
 //! - `context`: what the model is given (prompt, workspace files, summary,
 //!   transcript, thinking level);
@@ -50,8 +53,10 @@ pub mod openai_responses;
 pub mod provider;
 pub mod queue;
 pub mod run;
+pub mod run_end;
 pub mod sigv4;
 pub mod skills;
+pub mod tool_round;
 pub mod tools;
 pub mod workspace;
 

@@ -27,9 +27,8 @@ use std::time::{Duration, Instant};
 
 use clawback_events::Actor;
 use clawback_events::event::{
-    AgentRunFinished, AgentRunStarted, Event, LlmCallCompleted, LlmCallRequested, LlmOutcome,
-    MessageAppended, ModelCooldown, Role, RunStatus, SessionCreated, ToolCallFinished,
-    ToolCallRequested, ToolCallStarted, ToolOutcome, Usage,
+    AgentRunStarted, Event, LlmCallCompleted, LlmCallRequested, LlmOutcome, MessageAppended,
+    ModelCooldown, Role, SessionCreated, Usage,
 };
 use serde_json::{Value, json};
 
@@ -37,8 +36,9 @@ use super::Runtime;
 use super::client_events::Events;
 use super::context::{context, estimate_tokens, thinking_level};
 use super::models::{Resolved, cost_micro_usd, resolve};
-use super::provider::{Completion, Message, ToolResult, ToolSpec};
-use super::tools::outcome_text;
+use super::provider::{Completion, Message, ToolSpec};
+use super::run_end::{abort, aborted_between, complete, fail};
+use super::tool_round::{Stop, tool_round};
 use crate::gateway::Gateway;
 
 /// Model replies that may ask for tools in one run. OpenClaw sets no hard
@@ -131,6 +131,22 @@ pub async fn execute(
         ended_at_ms: started_at_ms,
     };
     let mut events = Events::new(gateway, &request);
+    // Every failure ends the run one way (`fail`: recorded, logged, told);
+    // this returns from `execute` with it.
+    macro_rules! return_failed {
+        ($kind:expr, $message:expr, $before:expr) => {
+            return fail(
+                gateway,
+                &request,
+                outcome,
+                &mut events,
+                $kind,
+                $message,
+                $before,
+            )
+            .await
+        };
+    }
     let mut messages = context(gateway, &request);
     messages.push(Message::User(request.message.clone()));
     let mut compacted_once = false;
@@ -197,31 +213,13 @@ pub async fn execute(
     let chain = match chain {
         Ok(chain) => chain,
         Err(message) => {
-            return fail(
-                gateway,
-                &request,
-                outcome,
-                &mut events,
-                "config",
-                message,
-                Vec::new(),
-            )
-            .await;
+            return_failed!("config", message, Vec::new());
         }
     };
     let client = match runtime.client() {
         Ok(client) => client,
         Err(message) => {
-            return fail(
-                gateway,
-                &request,
-                outcome,
-                &mut events,
-                "unknown",
-                message,
-                Vec::new(),
-            )
-            .await;
+            return_failed!("unknown", message, Vec::new());
         }
     };
 
@@ -298,19 +296,14 @@ pub async fn execute(
                         &completion,
                         latency_ms,
                     );
-                    return fail(
-                        gateway,
-                        &request,
-                        outcome,
-                        &mut events,
+                    return_failed!(
                         "tool_rounds",
                         format!(
                             "the model still asked for tools after {TOOL_ROUNDS_MAX} rounds; \
                              the run stops at that limit"
                         ),
-                        vec![recorded],
-                    )
-                    .await;
+                        vec![recorded]
+                    );
                 }
                 let round = tool_round(
                     gateway,
@@ -331,16 +324,7 @@ pub async fn execute(
                             .await;
                     }
                     Err(Stop::Failed(message)) => {
-                        return fail(
-                            gateway,
-                            &request,
-                            outcome,
-                            &mut events,
-                            "unknown",
-                            message,
-                            Vec::new(),
-                        )
-                        .await;
+                        return_failed!("unknown", message, Vec::new());
                     }
                 }
                 // A model-call boundary: messages steered into this run
@@ -364,16 +348,7 @@ pub async fn execute(
                 let prepared = Call::new(resolved, &messages, 1, thinking.as_deref(), &tools);
                 batch.push(prepared.requested(&request, resolved));
                 if let Err(message) = record(gateway, &request, batch).await {
-                    return fail(
-                        gateway,
-                        &request,
-                        outcome,
-                        &mut events,
-                        "unknown",
-                        message,
-                        Vec::new(),
-                    )
-                    .await;
+                    return_failed!("unknown", message, Vec::new());
                 }
                 events.restart_text();
                 call = Some(prepared);
@@ -414,16 +389,7 @@ pub async fn execute(
         if failure.class == "context_overflow" && !compacted_once {
             compacted_once = true;
             if let Err(message) = record(gateway, &request, std::mem::take(&mut records)).await {
-                return fail(
-                    gateway,
-                    &request,
-                    outcome,
-                    &mut events,
-                    "unknown",
-                    message,
-                    records,
-                )
-                .await;
+                return_failed!("unknown", message, records);
             }
             let compacted =
                 super::compact::compact(gateway, runtime, &request.session_key, &request.actor)
@@ -443,16 +409,7 @@ pub async fn execute(
                 )
                 .await
                 {
-                    return fail(
-                        gateway,
-                        &request,
-                        outcome,
-                        &mut events,
-                        "unknown",
-                        message,
-                        Vec::new(),
-                    )
-                    .await;
+                    return_failed!("unknown", message, Vec::new());
                 }
                 events.restart_text();
                 call = Some(prepared);
@@ -462,16 +419,11 @@ pub async fn execute(
                 Ok(result) => result.reason.unwrap_or_default(),
                 Err(message) => message,
             };
-            return fail(
-                gateway,
-                &request,
-                outcome,
-                &mut events,
+            return_failed!(
                 "context_overflow",
                 format!("{}; compaction did not help: {why}", failure.message),
-                Vec::new(),
-            )
-            .await;
+                Vec::new()
+            );
         }
         // Billing and a context overflow that compaction did not cure do
         // not improve on another model; the others move on to the next
@@ -484,16 +436,7 @@ pub async fn execute(
                 .map(|offset| index + 1 + offset),
         };
         let Some(next) = next else {
-            return fail(
-                gateway,
-                &request,
-                outcome,
-                &mut events,
-                failure.class,
-                failure.message,
-                records,
-            )
-            .await;
+            return_failed!(failure.class, failure.message, records);
         };
         attempt += 1;
         let prepared = Call::new(
@@ -505,16 +448,7 @@ pub async fn execute(
         );
         records.push(prepared.requested(&request, &chain[next]));
         if let Err(message) = record(gateway, &request, records).await {
-            return fail(
-                gateway,
-                &request,
-                outcome,
-                &mut events,
-                "unknown",
-                message,
-                Vec::new(),
-            )
-            .await;
+            return_failed!("unknown", message, Vec::new());
         }
         tracing::info!(
             subsystem = "agent",
@@ -573,57 +507,9 @@ impl Call {
     }
 }
 
-/// Records a successful call, the reply and the run's end, and tells
-/// clients.
-#[allow(clippy::too_many_arguments)]
-async fn complete(
-    gateway: &Gateway,
-    request: &RunRequest,
-    mut outcome: RunOutcome,
-    events: &mut Events<'_>,
-    call_id: String,
-    resolved: &Resolved,
-    completion: super::provider::Completion,
-    latency_ms: u64,
-) -> RunOutcome {
-    events.flush();
-    let cost = cost_micro_usd(resolved.cost.as_ref(), &completion.usage);
-    let finished = vec![
-        completed_call(request, call_id, resolved, &completion, latency_ms),
-        Event::MessageAppended(MessageAppended {
-            session_key: request.session_key.clone(),
-            message_id: uuid::Uuid::new_v4().to_string(),
-            role: Role::Assistant,
-            content: completion.text.clone(),
-            run_id: Some(request.run_id.clone()),
-            tool_call_id: None,
-            origin: None,
-        }),
-        Event::AgentRunFinished(AgentRunFinished {
-            run_id: request.run_id.clone(),
-            session_key: request.session_key.clone(),
-            status: RunStatus::Completed,
-        }),
-    ];
-    if let Err(message) = record(gateway, request, finished).await {
-        outcome.error = Some(("unknown".to_owned(), message));
-        outcome.ended_at_ms = now_ms();
-        events.failed(&outcome);
-        return outcome;
-    }
-    outcome.ok = true;
-    outcome.text = completion.text;
-    add_usage(&mut outcome.usage, &completion.usage);
-    outcome.cost_micro_usd += cost;
-    outcome.stop_reason = completion.finish_reason;
-    outcome.ended_at_ms = now_ms();
-    events.completed(&outcome);
-    outcome
-}
-
 /// The record of a successful call: the reply text, the tool calls it
 /// asked for, and every chunk as received.
-fn completed_call(
+pub(super) fn completed_call(
     request: &RunRequest,
     call_id: String,
     resolved: &Resolved,
@@ -660,174 +546,11 @@ fn completed_call(
     })
 }
 
-fn add_usage(total: &mut Usage, more: &Usage) {
+pub(super) fn add_usage(total: &mut Usage, more: &Usage) {
     total.input_tokens += more.input_tokens;
     total.output_tokens += more.output_tokens;
     total.cache_read_tokens += more.cache_read_tokens;
     total.cache_write_tokens += more.cache_write_tokens;
-}
-
-/// Why a tool round ended the run.
-enum Stop {
-    Aborted(String),
-    Failed(String),
-}
-
-/// One tool round: records the reply that asked for tools and its calls,
-/// runs each call through the registry (bounded, abortable), records and
-/// streams each result, and adds the round to `messages` for the next call.
-#[allow(clippy::too_many_arguments)]
-async fn tool_round(
-    gateway: &Arc<Gateway>,
-    runtime: &Runtime,
-    request: &RunRequest,
-    outcome: &mut RunOutcome,
-    events: &mut Events<'_>,
-    aborted: &mut tokio::sync::watch::Receiver<Option<String>>,
-    (call_id, resolved, latency_ms): (String, &Resolved, u64),
-    completion: Completion,
-    messages: &mut Vec<Message>,
-) -> Result<(), Stop> {
-    events.flush();
-    add_usage(&mut outcome.usage, &completion.usage);
-    outcome.cost_micro_usd += cost_micro_usd(resolved.cost.as_ref(), &completion.usage);
-    let mut calls = completion.tool_calls.clone();
-    // Ids must be unique within a reply for results to find their call.
-    let mut seen = std::collections::BTreeSet::new();
-    for call in &mut calls {
-        if !seen.insert(call.id.clone()) {
-            call.id = super::provider::call_id(None);
-            seen.insert(call.id.clone());
-        }
-    }
-    let mut batch = vec![completed_call(
-        request,
-        call_id,
-        resolved,
-        &completion,
-        latency_ms,
-    )];
-    if !completion.text.is_empty() {
-        batch.push(Event::MessageAppended(MessageAppended {
-            session_key: request.session_key.clone(),
-            message_id: uuid::Uuid::new_v4().to_string(),
-            role: Role::Assistant,
-            content: completion.text.clone(),
-            run_id: Some(request.run_id.clone()),
-            tool_call_id: None,
-            origin: None,
-        }));
-    }
-    batch.extend(calls.iter().map(|call| {
-        Event::ToolCallRequested(ToolCallRequested {
-            tool_call_id: call.id.clone(),
-            run_id: request.run_id.clone(),
-            session_key: request.session_key.clone(),
-            tool: call.name.clone(),
-            arguments: call.arguments.clone(),
-        })
-    }));
-    record(gateway, request, batch)
-        .await
-        .map_err(Stop::Failed)?;
-
-    let context = Arc::new(super::tools::Context {
-        workspace: super::workspace::dir(&gateway.config(), &gateway.state_root, &request.agent_id),
-        agent_id: request.agent_id.clone(),
-        session_key: request.session_key.clone(),
-        state: gateway.state.clone(),
-    });
-    let mut results = Vec::with_capacity(calls.len());
-    for call in &calls {
-        // An abort between calls leaves the rest unstarted: the run's end
-        // closes them, and the next turn's context leaves them out.
-        if let Some(reason) = aborted.borrow().clone() {
-            return Err(Stop::Aborted(reason));
-        }
-        record(
-            gateway,
-            request,
-            vec![Event::ToolCallStarted(ToolCallStarted {
-                tool_call_id: call.id.clone(),
-                session_key: request.session_key.clone(),
-            })],
-        )
-        .await
-        .map_err(Stop::Failed)?;
-        let args = serde_json::from_str::<Value>(&call.arguments)
-            .unwrap_or_else(|_| json!(call.arguments));
-        events.tool_start(&call.name, &call.id, args);
-        let started = Instant::now();
-        let work = runtime
-            .tools
-            .call(context.clone(), &call.name, &call.arguments);
-        let (tool_outcome, stopped) = tokio::select! {
-            tool_outcome = work => (tool_outcome, None),
-            changed = aborted.wait_for(Option::is_some) => {
-                let reason = changed
-                    .map(|value| value.clone().unwrap_or_default())
-                    .unwrap_or_default();
-                (ToolOutcome::Error { message: format!("aborted: {reason}") }, Some(reason))
-            }
-        };
-        let (text, is_error) = outcome_text(&tool_outcome);
-        record(
-            gateway,
-            request,
-            vec![Event::ToolCallFinished(ToolCallFinished {
-                tool_call_id: call.id.clone(),
-                session_key: request.session_key.clone(),
-                outcome: tool_outcome,
-                duration_ms: started.elapsed().as_millis() as u64,
-            })],
-        )
-        .await
-        .map_err(Stop::Failed)?;
-        events.tool_result(&call.name, &call.id, &text, is_error);
-        if let Some(reason) = stopped {
-            return Err(Stop::Aborted(reason));
-        }
-        results.push(Message::Tool(ToolResult {
-            call_id: call.id.clone(),
-            name: call.name.clone(),
-            output: text,
-            is_error,
-        }));
-    }
-    messages.push(Message::Assistant {
-        text: completion.text,
-        tool_calls: calls,
-    });
-    messages.extend(results);
-    Ok(())
-}
-
-/// Records a run aborted between model calls (during or between tool
-/// calls: the calls already have their records), and tells clients.
-async fn aborted_between(
-    gateway: &Gateway,
-    request: &RunRequest,
-    mut outcome: RunOutcome,
-    events: &mut Events<'_>,
-    reason: String,
-) -> RunOutcome {
-    let _ = record(
-        gateway,
-        request,
-        vec![Event::AgentRunFinished(AgentRunFinished {
-            run_id: request.run_id.clone(),
-            session_key: request.session_key.clone(),
-            status: RunStatus::Aborted {
-                reason: reason.clone(),
-            },
-        })],
-    )
-    .await;
-    outcome.error = Some(("aborted".to_owned(), reason));
-    outcome.stop_reason = "aborted".to_owned();
-    outcome.ended_at_ms = now_ms();
-    events.aborted(&outcome);
-    outcome
 }
 
 /// Appends a run's first batch, creating the session first if this is its
@@ -868,94 +591,11 @@ async fn open_session(
     record(gateway, request, events).await.map(|()| session_id)
 }
 
-/// Records an aborted call and run, keeping the reply as far as it came
-/// (what the user saw), and tells clients.
-#[allow(clippy::too_many_arguments)]
-async fn abort(
+pub(super) async fn record(
     gateway: &Gateway,
     request: &RunRequest,
-    mut outcome: RunOutcome,
-    events: &mut Events<'_>,
-    call_id: String,
-    resolved: &Resolved,
-    latency_ms: u64,
-    reason: String,
-) -> RunOutcome {
-    let partial = events.text().to_owned();
-    let mut batch = vec![Event::LlmCallCompleted(LlmCallCompleted {
-        call_id,
-        run_id: request.run_id.clone(),
-        session_key: request.session_key.clone(),
-        provider: resolved.provider.clone(),
-        model: resolved.model.clone(),
-        outcome: LlmOutcome::Failed {
-            class: "aborted".to_owned(),
-            message: reason.clone(),
-            http_status: None,
-        },
-        usage: Usage::default(),
-        cost_micro_usd: 0,
-        latency_ms,
-    })];
-    if !partial.is_empty() {
-        batch.push(Event::MessageAppended(MessageAppended {
-            session_key: request.session_key.clone(),
-            message_id: uuid::Uuid::new_v4().to_string(),
-            role: Role::Assistant,
-            content: partial.clone(),
-            run_id: Some(request.run_id.clone()),
-            tool_call_id: None,
-            origin: None,
-        }));
-    }
-    batch.push(Event::AgentRunFinished(AgentRunFinished {
-        run_id: request.run_id.clone(),
-        session_key: request.session_key.clone(),
-        status: RunStatus::Aborted {
-            reason: reason.clone(),
-        },
-    }));
-    let _ = record(gateway, request, batch).await;
-    outcome.text = partial;
-    outcome.error = Some(("aborted".to_owned(), reason));
-    outcome.stop_reason = "aborted".to_owned();
-    outcome.ended_at_ms = now_ms();
-    events.aborted(&outcome);
-    outcome
-}
-
-/// Records the failure (after `before`) and tells clients.
-async fn fail(
-    gateway: &Gateway,
-    request: &RunRequest,
-    mut outcome: RunOutcome,
-    events: &mut Events<'_>,
-    kind: &str,
-    message: String,
-    mut before: Vec<Event>,
-) -> RunOutcome {
-    before.push(Event::AgentRunFinished(AgentRunFinished {
-        run_id: request.run_id.clone(),
-        session_key: request.session_key.clone(),
-        status: RunStatus::Failed {
-            error_kind: kind.to_owned(),
-            message: message.clone(),
-        },
-    }));
-    let _ = record(gateway, request, before).await;
-    tracing::warn!(
-        subsystem = "agent",
-        run = request.run_id.as_str(),
-        session = request.session_key.as_str(),
-        "run failed ({kind}): {message}"
-    );
-    outcome.error = Some((kind.to_owned(), message));
-    outcome.ended_at_ms = now_ms();
-    events.failed(&outcome);
-    outcome
-}
-
-async fn record(gateway: &Gateway, request: &RunRequest, events: Vec<Event>) -> Result<(), String> {
+    events: Vec<Event>,
+) -> Result<(), String> {
     super::compact::append(
         gateway,
         &request.session_key,
@@ -966,6 +606,6 @@ async fn record(gateway: &Gateway, request: &RunRequest, events: Vec<Event>) -> 
     .await
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     crate::gateway::protocol::methods::now_ms()
 }
