@@ -232,7 +232,8 @@ pub fn start_run(gateway: Arc<Gateway>, job: CronJob, run_id: String) {
     });
 }
 
-fn definition(job: &CronJob) -> serde_json::Map<String, Value> {
+/// The job's definition (everything but the schedule and scheduler state).
+pub fn definition(job: &CronJob) -> serde_json::Map<String, Value> {
     match serde_json::from_str(&job.definition) {
         Ok(Value::Object(object)) => object,
         _ => serde_json::Map::new(),

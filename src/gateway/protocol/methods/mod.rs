@@ -23,6 +23,7 @@ mod agents;
 pub mod approvals;
 mod config;
 mod cron;
+mod cron_view;
 mod devices;
 mod exec_policy;
 mod inventory;
@@ -49,7 +50,7 @@ use crate::gateway::Gateway;
 
 pub use agents::DEFAULT_AGENT;
 pub use config::observe_file as observe_config_file;
-pub use cron::job_json as cron_job;
+pub use cron_view::job_json as cron_job;
 pub use params::Params;
 pub use session_row::row as session_row;
 pub use system::{health, presence};
