@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use clawback_events::NewEvent;
 use clawback_events::event::{Event, RpcAnswered, RpcOutcome, RpcReceived};
-use clawback_events::{Actor, NewEvent};
 
 use super::frames::{self, ErrorShape, codes};
 use super::methods;
@@ -25,14 +25,11 @@ pub(super) async fn answer(
 ) -> (String, Option<methods::FollowUp>) {
     let caller = methods::Caller {
         conn_id: conn_id.clone(),
-        device_id: device_id.clone(),
+        device_id,
         scopes,
         tool_events,
     };
-    let actor = Actor::Connection {
-        conn_id: conn_id.clone(),
-        device_id,
-    };
+    let actor = caller.actor();
     let reply = methods::call(gateway, &caller, &request.method, request.params.as_ref()).await;
     let result = reply.result;
     let after = reply.after;

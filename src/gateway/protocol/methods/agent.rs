@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clawback_events::Actor;
 use clawback_replay::session_state::{TranscriptItem, transcript_item};
 use serde_json::{Value, json};
 
@@ -145,12 +144,12 @@ pub fn agent(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) ->
             agent_id,
             message,
             trigger: "agent",
-            actor: actor(caller),
+            actor: caller.actor(),
             model_override,
             thinking: thinking(&params)?,
             extra_system_prompt: params.opt_str("extraSystemPrompt")?.map(str::to_owned),
             timeout,
-            tool_events_to: tool_events_to(caller),
+            tool_events_to: caller.tool_events_to(),
         })
     })();
     let request = match request {
@@ -203,12 +202,12 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
                 agent_id,
                 message,
                 trigger: "chat.send",
-                actor: actor(caller),
+                actor: caller.actor(),
                 model_override: None,
                 thinking: thinking(&params)?,
                 extra_system_prompt: None,
                 timeout,
-                tool_events_to: tool_events_to(caller),
+                tool_events_to: caller.tool_events_to(),
             },
         ))
     })();
@@ -482,17 +481,6 @@ fn target(params: &Params<'_>, session_key: Option<&str>) -> Result<(String, Str
 
 /// OpenClaw sends a run's tool events to the connection that started it
 /// when it declared the `tool-events` cap.
-fn tool_events_to(caller: &Caller) -> Option<String> {
-    caller.tool_events.then(|| caller.conn_id.clone())
-}
-
-fn actor(caller: &Caller) -> Actor {
-    Actor::Connection {
-        conn_id: caller.conn_id.clone(),
-        device_id: caller.device_id.clone(),
-    }
-}
-
 /// The second `agent` answer.
 fn final_payload(outcome: &RunOutcome) -> Value {
     let usage = &outcome.usage;

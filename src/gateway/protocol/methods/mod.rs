@@ -33,6 +33,7 @@ mod node_exec_policy;
 pub mod node_invoke;
 pub mod nodes;
 mod params;
+mod session_create;
 mod session_row;
 mod sessions;
 mod system;
@@ -171,6 +172,20 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Who the log records as having asked.
+    pub fn actor(&self) -> clawback_events::Actor {
+        clawback_events::Actor::Connection {
+            conn_id: self.conn_id.clone(),
+            device_id: self.device_id.clone(),
+        }
+    }
+
+    /// The connection a run started for this caller streams its tool
+    /// events to, if it declared `caps: ["tool-events"]`.
+    pub fn tool_events_to(&self) -> Option<String> {
+        self.tool_events.then(|| self.conn_id.clone())
+    }
+
     /// `conn:<id>` or `device:<id>` (a device outlives its connections).
     pub fn reviewer(&self) -> String {
         match &self.device_id {
@@ -303,7 +318,7 @@ pub async fn call(
         "sessions.list" => simple(sessions::list(gateway, params)),
         "sessions.subscribe" => simple(sessions::subscribe(gateway, params)),
         "sessions.describe" => simple(sessions::describe(gateway, params)),
-        "sessions.create" => sessions::create(gateway, caller, params).await,
+        "sessions.create" => session_create::create(gateway, caller, params).await,
         // No slash commands are interpreted by clawback's chat yet, so the
         // catalog a client offers for completion is empty.
         "commands.list" => simple(

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clawback_events::NewEvent;
 use clawback_events::event::{Event, NodeInvokeFinished, NodeInvokeRequested};
-use clawback_events::{Actor, NewEvent};
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
@@ -368,10 +368,7 @@ pub(super) async fn send_and_wait(
         idempotency_key: request.idempotency_key,
         session_key: request.session_key,
     });
-    let actor = Actor::Connection {
-        conn_id: caller.conn_id.clone(),
-        device_id: caller.device_id.clone(),
-    };
+    let actor = caller.actor();
     if let Err(error) = gateway
         .log
         .append(vec![NewEvent::new("gateway", actor, requested)])

@@ -371,168 +371,6 @@ pub async fn patch(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     })
 }
 
-/// `sessions.create` keys clawback acts on; settings among them are
-/// recorded as a patch of the new session.
-const CREATE_KEYS: &[&str] = &[
-    "key",
-    "idempotencyKey",
-    "agentId",
-    "label",
-    "category",
-    "model",
-    "contextWindow",
-    "thinkingLevel",
-    "fastMode",
-    "permissionMode",
-    "toolOverrides",
-    "message",
-    "timeoutMs",
-    "emitCommandHooks",
-];
-const CREATE_SETTINGS: &[&str] = &[
-    "label",
-    "category",
-    "model",
-    "contextWindow",
-    "thinkingLevel",
-    "fastMode",
-    "permissionMode",
-    "toolOverrides",
-];
-
-/// `sessions.create`: a new session (key given, or
-/// `agent:<agent>:dashboard:<uuid>` as OpenClaw makes them), its settings,
-/// and optionally its first turn (`message`). An existing key is adopted,
-/// not reset. Forks, worktrees, projects and the like are refused by name
-/// until clawback has them.
-pub async fn create(
-    gateway: &Arc<Gateway>,
-    caller: &super::Caller,
-    params: Option<&Value>,
-) -> Reply {
-    let checked = (|| {
-        if let Some(Value::Object(object)) = params
-            && let Some(key) = object
-                .keys()
-                .find(|key| !CREATE_KEYS.contains(&key.as_str()))
-        {
-            return Err(ErrorShape::invalid(format!(
-                "invalid sessions.create params: '{key}' is not supported by clawback yet"
-            )));
-        }
-        let params = Params::closed("sessions.create", params, CREATE_KEYS)?;
-        if params.opt_bool("emitCommandHooks")? == Some(true) {
-            return Err(params.invalid("emitCommandHooks is not supported by clawback yet"));
-        }
-        let agent = params
-            .opt_str("agentId")?
-            .map(str::to_ascii_lowercase)
-            .or_else(|| {
-                params
-                    .opt_str("key")
-                    .ok()
-                    .flatten()
-                    .and_then(clawback_projections::sessions::agent_in_key)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| super::agents::DEFAULT_AGENT.to_owned());
-        let key = match params.opt_str("key")?.map(str::trim) {
-            Some("") => {
-                return Err(params.invalid("at /key: must NOT have fewer than 1 characters"));
-            }
-            Some(key) => key.to_owned(),
-            None => format!("agent:{agent}:dashboard:{}", uuid::Uuid::new_v4()),
-        };
-        let mut set = Vec::new();
-        for name in CREATE_SETTINGS {
-            if let Some(value) = params.get(name) {
-                check_setting(&params, name, value)?;
-                set.push(((*name).to_owned(), value.to_string()));
-            }
-        }
-        let message = params.opt_str("message")?.map(str::to_owned);
-        let run_id = params
-            .opt_str("idempotencyKey")?
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-        let timeout = params.opt_u64("timeoutMs")?;
-        Ok((agent, key, set, message, run_id, timeout))
-    })();
-    let (agent, key, set, message, run_id, timeout) = match checked {
-        Ok(checked) => checked,
-        Err(error) => return Reply::answer(Err(error)),
-    };
-    let lock = gateway.writes.clone().lock_owned().await;
-    let mut events = Vec::new();
-    if !gateway
-        .state
-        .read()
-        .expect("state lock")
-        .sessions
-        .by_key
-        .contains_key(&key)
-    {
-        events.push(Event::SessionCreated(SessionCreated {
-            session_key: key.clone(),
-            session_id: uuid::Uuid::new_v4().to_string(),
-            agent_id: agent.clone(),
-            label: None,
-            origin: Some("sessions.create".to_owned()),
-        }));
-    }
-    if !set.is_empty() {
-        events.push(Event::SessionPatched(SessionPatched {
-            session_key: key.clone(),
-            set,
-            cleared: Vec::new(),
-        }));
-    }
-    let (gateway_for_run, caller) = (gateway.clone(), caller.clone());
-    finish(gateway, &key, events, lock, move |gateway, key| {
-        // The first turn starts once the session is durable.
-        let run_started = message.as_ref().map(|message| {
-            let request = crate::agent::RunRequest {
-                run_id: run_id.clone(),
-                session_key: key.to_owned(),
-                agent_id: agent.clone(),
-                message: message.clone(),
-                trigger: "sessions.create",
-                actor: clawback_events::Actor::Connection {
-                    conn_id: caller.conn_id.clone(),
-                    device_id: caller.device_id.clone(),
-                },
-                model_override: None,
-                thinking: None,
-                extra_system_prompt: None,
-                timeout: timeout.filter(|ms| *ms > 0).map_or(
-                    std::time::Duration::from_secs(600),
-                    std::time::Duration::from_millis,
-                ),
-                tool_events_to: caller.tool_events.then(|| caller.conn_id.clone()),
-            };
-            drop(
-                gateway_for_run
-                    .agent
-                    .clone()
-                    .start(gateway_for_run.clone(), request),
-            );
-            run_id.clone()
-        });
-        let state = gateway.state.read().expect("state lock");
-        let session = state.sessions.by_key.get(key);
-        let mut answer = json!({
-            "ok": true, "key": key,
-            "sessionId": session.map(|session| session.session_id.clone()),
-            "entry": session.map(|session| row(session, &gateway.config())),
-            "runStarted": run_started.is_some(),
-            "resolved": {"key": key, "agentId": agent},
-        });
-        if let Some(run_id) = run_started {
-            answer["runId"] = json!(run_id);
-        }
-        answer
-    })
-}
-
 pub async fn reset(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     let params = match Params::closed(
         "sessions.reset",
@@ -639,7 +477,7 @@ pub async fn delete(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
 
 /// Packs the events and the answer, which is computed once the events are
 /// applied, so it shows the session as they left it.
-fn finish(
+pub(super) fn finish(
     gateway: &Arc<Gateway>,
     key: &str,
     events: Vec<Event>,
@@ -658,7 +496,11 @@ fn finish(
     reply
 }
 
-fn check_setting(params: &Params<'_>, name: &str, value: &Value) -> Result<(), ErrorShape> {
+pub(super) fn check_setting(
+    params: &Params<'_>,
+    name: &str,
+    value: &Value,
+) -> Result<(), ErrorShape> {
     let fail = |what: &str| Err(params.invalid(format!("at /{name}: must be {what}")));
     match name {
         _ if BOOLEAN_SETTINGS.contains(&name) => {
@@ -787,10 +629,7 @@ pub async fn compact(
     }
     let lane = gateway.agent.lane(&key);
     let _turn = lane.lock().await;
-    let actor = clawback_events::Actor::Connection {
-        conn_id: caller.conn_id.clone(),
-        device_id: caller.device_id.clone(),
-    };
+    let actor = caller.actor();
     let result = crate::agent::compact::compact(gateway, &gateway.agent, &key, &actor).await;
     Reply::answer(Ok(match result {
         Ok(done) => {

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use clawback_events::Actor;
 use serde_json::{Value, json};
 
 use super::super::frames::{ErrorShape, codes};
@@ -79,15 +78,12 @@ pub fn start_system_turn(
         agent_id: agent_id.to_owned(),
         message: format!("System: {text}"),
         trigger: "wake",
-        actor: Actor::Connection {
-            conn_id: caller.conn_id.clone(),
-            device_id: caller.device_id.clone(),
-        },
+        actor: caller.actor(),
         model_override: None,
         thinking: None,
         extra_system_prompt: None,
         timeout: WAKE_TURN_TIMEOUT,
-        tool_events_to: caller.tool_events.then(|| caller.conn_id.clone()),
+        tool_events_to: caller.tool_events_to(),
     };
     // The run records itself; its outcome reaches clients as `agent` and
     // `chat` events like any run's.
