@@ -24,6 +24,21 @@ pub(crate) fn write_config(dir: &std::path::Path, server: &LlmServer) {
     std::fs::write(dir.join("config.json5"), text).expect("config");
 }
 
+/// A local model server, a state dir configured for it (`write_config`),
+/// and a gateway running on that dir with the test token.
+pub(crate) fn mock_gateway() -> (
+    LlmServer,
+    tempfile::TempDir,
+    crate::gateway::Running,
+    String,
+) {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    (server, dir, running, address)
+}
+
 /// Sends a request and collects frames until `finals` answers with its id
 /// have arrived; returns (answers, events in between).
 pub(crate) async fn request(
@@ -52,10 +67,7 @@ pub(crate) async fn request(
 
 #[test]
 fn agent_runs_stream_record_and_never_run_twice() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let (server, dir, running, address) = mock_gateway();
     let session = "agent:main:main";
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.write"]).await;
@@ -279,10 +291,7 @@ fn without_a_configured_model_a_run_fails_with_the_fix() {
 
 #[test]
 fn chat_abort_stops_a_run_mid_reply_and_keeps_what_was_said() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let (_server, dir, running, address) = mock_gateway();
     let session = "agent:main:slow";
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.write"]).await;
@@ -385,10 +394,7 @@ fn chat_abort_stops_a_run_mid_reply_and_keeps_what_was_said() {
 
 #[test]
 fn compaction_summarizes_old_turns_on_request_and_on_overflow() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let (server, dir, running, address) = mock_gateway();
     let session = "agent:main:long";
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.admin"]).await;
@@ -460,10 +466,7 @@ fn compaction_summarizes_old_turns_on_request_and_on_overflow() {
 
 #[test]
 fn workspace_files_are_edited_over_the_protocol_and_feed_the_prompt() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let (server, dir, running, address) = mock_gateway();
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.admin"]).await;
         let (set, _) = request(
@@ -632,10 +635,7 @@ fn a_restarted_gateway_serves_the_same_transcript_with_no_provider_running() {
 
 #[test]
 fn the_context_guard_compacts_before_a_turn_outgrows_the_window() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let (server, dir, running, address) = mock_gateway();
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.write"]).await;
         for n in 0..4 {

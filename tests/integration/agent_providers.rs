@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::agent::{request, write_config};
+use crate::agent::request;
 use crate::gateway::stop;
 use crate::llm_server::{API_KEY, LlmServer};
 use crate::protocol::{TOKEN, connected, runtime};
@@ -14,10 +14,7 @@ use crate::support::{clawback, stdout};
 
 #[test]
 fn anthropic_messages_stream_and_their_errors_are_classified() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let (server, _dir, running, address) = crate::agent::mock_gateway();
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.write"]).await;
         let (answers, events) = request(
@@ -174,10 +171,7 @@ fn a_rate_limited_model_falls_back_and_its_provider_cools_down() {
 
 #[test]
 fn ollama_gemini_and_responses_stream_in_their_own_formats() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    let (server, _dir, running, address) = crate::agent::mock_gateway();
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.write"]).await;
         let run = |id: &str, model: &str, message: &str| {

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::agent::{request, write_config};
+use crate::agent::request;
 use crate::gateway::stop;
-use crate::llm_server::LlmServer;
 use crate::protocol::{Socket, connected, next_json, runtime};
 use crate::support::{clawback, stdout};
 
@@ -43,11 +42,7 @@ fn isolated_job(name: &str, schedule: Value, message: &str) -> Value {
 
 #[test]
 fn cron_jobs_fire_run_by_hand_and_never_twice_across_restarts() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) =
-        crate::gateway::start_with(dir.path(), &["--token", crate::protocol::TOKEN]);
+    let (_server, dir, running, address) = crate::agent::mock_gateway();
     let job_id = runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.admin"]).await;
         let added = call(
@@ -209,11 +204,7 @@ fn cron_jobs_fire_run_by_hand_and_never_twice_across_restarts() {
 
 #[test]
 fn one_shot_jobs_delete_themselves_and_unrunnable_jobs_are_refused() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) =
-        crate::gateway::start_with(dir.path(), &["--token", crate::protocol::TOKEN]);
+    let (_server, _dir, running, address) = crate::agent::mock_gateway();
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.admin"]).await;
         let added = call(
@@ -325,11 +316,7 @@ fn one_shot_jobs_delete_themselves_and_unrunnable_jobs_are_refused() {
 
 #[test]
 fn wake_and_system_events_tell_the_agent_now() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) =
-        crate::gateway::start_with(dir.path(), &["--token", crate::protocol::TOKEN]);
+    let (_server, _dir, running, address) = crate::agent::mock_gateway();
     runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.admin"]).await;
         let woken = call(
@@ -411,11 +398,7 @@ fn wake_and_system_events_tell_the_agent_now() {
 /// schedule goes on with its next slot.
 #[test]
 fn a_run_cut_off_by_a_crash_is_interrupted_not_repeated() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    let (running, address, _) =
-        crate::gateway::start_with(dir.path(), &["--token", crate::protocol::TOKEN]);
+    let (_server, dir, running, address) = crate::agent::mock_gateway();
     let (job_id, cut_off) = runtime().block_on(async {
         let (mut socket, _) = connected(&address, &["operator.admin"]).await;
         let mut job = isolated_job(
