@@ -24,6 +24,7 @@ mod cron;
 mod deliveries;
 mod devices;
 mod gateway;
+mod http;
 mod runs;
 mod sessions;
 
@@ -32,6 +33,7 @@ pub use cron::*;
 pub use deliveries::*;
 pub use devices::*;
 pub use gateway::*;
+pub use http::*;
 pub use runs::*;
 pub use sessions::*;
 
@@ -99,6 +101,8 @@ pub enum Event {
     NodeRenamed(NodeRenamed),
     NodeInvokeRequested(NodeInvokeRequested),
     NodeInvokeFinished(NodeInvokeFinished),
+    HttpRequestAccepted(HttpRequestAccepted),
+    HttpRequestAnswered(HttpRequestAnswered),
 }
 
 impl Event {
@@ -157,6 +161,8 @@ impl Event {
             Event::NodeRenamed(_) => "node.renamed",
             Event::NodeInvokeRequested(_) => "node.invoke.requested",
             Event::NodeInvokeFinished(_) => "node.invoke.finished",
+            Event::HttpRequestAccepted(_) => "http.request.accepted",
+            Event::HttpRequestAnswered(_) => "http.request.answered",
         }
     }
 
@@ -179,6 +185,7 @@ impl Event {
             Event::ToolCallFinished(e) => Some(&e.session_key),
             Event::ApprovalRequested(e) => e.session_key.as_deref(),
             Event::DeliveryPrepared(e) => e.session_key.as_deref(),
+            Event::HttpRequestAccepted(e) => Some(&e.session_key),
             _ => None,
         }
     }

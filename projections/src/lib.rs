@@ -29,6 +29,7 @@ pub mod cron;
 pub mod deliveries;
 pub mod devices;
 pub mod gateway;
+pub mod idempotency;
 pub mod nodes;
 pub mod presence;
 pub mod sessions;
@@ -48,6 +49,7 @@ pub use cron::Cron;
 pub use deliveries::Deliveries;
 pub use devices::Devices;
 pub use gateway::Gateway;
+pub use idempotency::Idempotency;
 pub use nodes::Nodes;
 pub use presence::Presence;
 pub use sessions::Sessions;
@@ -56,7 +58,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 8;
+pub const STATE_FORMAT_VERSION: u8 = 9;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -82,6 +84,7 @@ pub struct State {
     pub nodes: Nodes,
     pub deliveries: Deliveries,
     pub usage: UsageBook,
+    pub idempotency: Idempotency,
     pub anomalies: Anomalies,
 }
 
@@ -223,9 +226,11 @@ impl State {
             Event::NodePairRequested(e) => self.nodes.pair_requested(at, e),
             Event::NodePairResolved(e) => self.nodes.pair_resolved(at, &e, anomalies),
             Event::NodeRenamed(e) => self.nodes.renamed(at, e, anomalies),
+            Event::HttpRequestAccepted(e) => self.idempotency.accepted(at, e, anomalies),
             ref event @ (Event::RpcReceived(_)
             | Event::NodeInvokeRequested(_)
             | Event::NodeInvokeFinished(_)
+            | Event::HttpRequestAnswered(_)
             | Event::RpcAnswered(_)
             | Event::LlmCallRequested(_)
             | Event::LlmCallCompleted(_)
@@ -247,6 +252,7 @@ impl State {
                 self.sessions.llm_call_completed(at, e, anomalies);
             }
             Event::ToolCallFinished(e) => self.sessions.tool_call_finished(at, e, anomalies),
+            Event::HttpRequestAnswered(e) => self.idempotency.answered(at, e, anomalies),
             // Invokes live as long as a request; the log is their record.
             _ => {}
         }
@@ -299,6 +305,7 @@ fn keeps_no_payload(event: &Event) -> bool {
             | Event::ToolCallFinished(_)
             | Event::NodeInvokeRequested(_)
             | Event::NodeInvokeFinished(_)
+            | Event::HttpRequestAnswered(_)
     )
 }
 

@@ -560,6 +560,36 @@ pub fn node_events() -> impl Strategy<Value = Event> {
     ]
 }
 
+fn http_events() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (id("key", 3), id("run", 4), id("body", 2), id("s", 3)).prop_map(
+            |(idempotency_key, run_id, body_hash, session_key)| {
+                Event::HttpRequestAccepted(HttpRequestAccepted {
+                    endpoint: "chat.completions".to_owned(),
+                    idempotency_key,
+                    body_hash,
+                    run_id,
+                    session_key,
+                })
+            }
+        ),
+        (
+            id("key", 3),
+            id("run", 4),
+            prop_oneof![Just(200u16), Just(500u16)]
+        )
+            .prop_map(|(idempotency_key, run_id, status)| {
+                Event::HttpRequestAnswered(HttpRequestAnswered {
+                    endpoint: "chat.completions".to_owned(),
+                    idempotency_key,
+                    run_id,
+                    status,
+                    answer: "{}".to_owned(),
+                })
+            }),
+    ]
+}
+
 /// Any event, with ids drawn from small pools so events interact.
 pub fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
@@ -568,6 +598,7 @@ pub fn event() -> impl Strategy<Value = Event> {
         3 => run_events(),
         3 => side_effect_events(),
         2 => node_events(),
+        1 => http_events(),
     ]
 }
 

@@ -377,10 +377,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // version 6 voice wake words; version 7 cron job definitions and run
         // results, and nodes moved out of `Devices` into `Nodes` (approved
         // and pending surfaces, connected sessions); version 8 tool calls and
-        // their results as transcript entries (the tool loop).
+        // their results as transcript entries (the tool loop); version 9
+        // the idempotency keys of HTTP requests.
         (
-            8,
-            "3459631bfa6f259c34d95a9761d3ede28e52e70c7c6f6101da5feadb775be5ba"
+            9,
+            "8ebd9fde70b9533c2cf45b124a4afffa707a1f35c1b4f2a46dd74a111bcb22bb"
         ),
     );
 }

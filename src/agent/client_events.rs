@@ -39,6 +39,14 @@ pub struct Events<'a> {
     last_push: Option<Instant>,
     /// The connection that receives tool events, if any.
     tool_events_to: Option<String>,
+    /// Whoever follows the text unthrottled (an HTTP stream), if anyone.
+    text_follower: Option<tokio::sync::watch::Sender<String>>,
+    /// The follower's text ends a reply that asked for tools: the next
+    /// reply's text goes after a blank line.
+    follower_between_replies: bool,
+    /// The length of the follower's text that earlier replies of the run
+    /// wrote: a retried model call takes back only what came after it.
+    follower_kept: usize,
 }
 
 impl<'a> Events<'a> {
@@ -53,6 +61,9 @@ impl<'a> Events<'a> {
             pending: String::new(),
             last_push: None,
             tool_events_to: request.tool_events_to.clone(),
+            text_follower: gateway.agent.take_text_follower(&request.run_id),
+            follower_between_replies: false,
+            follower_kept: 0,
         }
     }
 
@@ -138,15 +149,35 @@ impl<'a> Events<'a> {
         );
     }
 
-    /// A new attempt starts its reply from nothing.
     /// The reply as far as it has streamed.
     pub(super) fn text(&self) -> &str {
         &self.text
     }
 
+    /// The model answered tool results: its next reply is a new message.
+    /// Clients of `chat` see it from nothing (as OpenClaw streams it); a
+    /// text follower keeps what it has and gets the new reply after it,
+    /// since an HTTP stream cannot take back what it sent.
+    pub(super) fn next_reply(&mut self) {
+        self.text.clear();
+        self.pending.clear();
+        self.last_push = None;
+        if let Some(follower) = &self.text_follower {
+            self.follower_kept = follower.borrow().len();
+            self.follower_between_replies = true;
+        }
+    }
+
+    /// A new attempt (another model, or after compaction) starts its reply
+    /// from nothing; the follower loses this reply's text, not earlier ones.
     pub(super) fn restart_text(&mut self) {
         self.text.clear();
         self.pending.clear();
+        if let Some(follower) = &self.text_follower {
+            let kept = self.follower_kept;
+            follower.send_modify(|text| text.truncate(kept));
+            self.follower_between_replies = true;
+        }
         self.last_push = None;
     }
 
@@ -159,6 +190,15 @@ impl<'a> Events<'a> {
 
     pub(super) fn delta(&mut self, piece: &str) {
         self.text.push_str(piece);
+        if let Some(follower) = &self.text_follower {
+            let between = std::mem::take(&mut self.follower_between_replies);
+            follower.send_modify(|text| {
+                if between && !text.is_empty() {
+                    text.push_str("\n\n");
+                }
+                text.push_str(piece);
+            });
+        }
         self.pending.push_str(piece);
         let due = self
             .last_push

@@ -97,6 +97,11 @@ pub struct Runtime {
     /// Message ids (idempotency keys) taken into another run (steered into
     /// it, or collected into it), to that run's id; bounded like `finished`.
     aliases: Mutex<(VecDeque<String>, HashMap<String, String>)>,
+    /// Runs whose reply text someone follows as it streams (the
+    /// OpenAI-compatible HTTP streams), by run id: registered before the
+    /// run starts, taken by the run when it starts. Bounded by the HTTP
+    /// requests in flight.
+    texts: Mutex<HashMap<String, watch::Sender<String>>>,
 }
 
 /// How a `steer` or `collect` message was taken.
@@ -145,6 +150,7 @@ impl Runtime {
             copilot: copilot::Tokens::default(),
             queues: Mutex::new(HashMap::new()),
             aliases: Mutex::new((VecDeque::new(), HashMap::new())),
+            texts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -160,6 +166,28 @@ impl Runtime {
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
         Ok(self.client.get_or_init(|| client))
+    }
+
+    /// Follows the reply text of the run `run_id`, which must not have
+    /// started yet: the receiver holds the text so far (a fallback to
+    /// another model starts it again from empty) and closes when the run
+    /// ends. Call `unfollow_text` if the run is then not started.
+    pub fn follow_text(&self, run_id: &str) -> watch::Receiver<String> {
+        let (sender, receiver) = watch::channel(String::new());
+        self.texts
+            .lock()
+            .expect("texts lock")
+            .insert(run_id.to_owned(), sender);
+        receiver
+    }
+
+    pub fn unfollow_text(&self, run_id: &str) {
+        self.texts.lock().expect("texts lock").remove(run_id);
+    }
+
+    /// The follower of `run_id`'s text, taken by the run as it starts.
+    pub(crate) fn take_text_follower(&self, run_id: &str) -> Option<watch::Sender<String>> {
+        self.texts.lock().expect("texts lock").remove(run_id)
     }
 
     /// Starts `request` unless its run id already ran or runs.

@@ -350,7 +350,7 @@ pub async fn execute(
                 if let Err(message) = record(gateway, &request, batch).await {
                     return_failed!("unknown", message, Vec::new());
                 }
-                events.restart_text();
+                events.next_reply();
                 call = Some(prepared);
                 continue;
             }

@@ -136,9 +136,63 @@ pub struct GatewaySection {
     /// How clients authenticate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<GatewayAuth>,
+    /// The HTTP endpoints beside the WebSocket (`/v1/*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<GatewayHttp>,
     /// Other OpenClaw gateway keys, kept, not acted on.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// `gateway.http`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayHttp {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<HttpEndpoints>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `gateway.http.endpoints`: each OpenAI-compatible surface is off unless
+/// enabled, as in OpenClaw (a bearer token there is full operator access).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpEndpoints {
+    /// `/v1/chat/completions` and `/v1/models`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_completions: Option<HttpEndpoint>,
+    /// `/v1/responses`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses: Option<HttpEndpoint>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpEndpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// OpenClaw's image limits and the like: kept, not acted on (image
+    /// parts are refused).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+impl GatewaySection {
+    /// Whether `/v1/chat/completions` (`chat`) or `/v1/responses` is on.
+    pub fn http_enabled(&self, responses: bool) -> bool {
+        let endpoints = self.http.as_ref().and_then(|http| http.endpoints.as_ref());
+        let endpoint = endpoints.and_then(|endpoints| {
+            if responses {
+                endpoints.responses.as_ref()
+            } else {
+                endpoints.chat_completions.as_ref()
+            }
+        });
+        endpoint.and_then(|endpoint| endpoint.enabled) == Some(true)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -8,6 +8,7 @@
 mod fanout;
 mod health;
 pub mod logs;
+pub mod openai;
 mod periodic;
 pub mod protocol;
 
@@ -314,7 +315,9 @@ async fn serve_logged(
     // Pushes follow the log from here on: everything recorded after the
     // start is announced to the sockets that may see it.
     let fanout = tokio::spawn(fanout::run(gateway.clone(), gateway.log.next_seq()));
-    let app = health::router(gateway.clone()).merge(protocol_router(gateway.clone()));
+    let app = health::router(gateway.clone())
+        .merge(openai::router(gateway.clone()))
+        .merge(protocol_router(gateway.clone()));
     let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel();
     let stop = {
         let gateway = gateway.clone();

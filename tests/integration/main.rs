@@ -15,6 +15,7 @@ mod cron;
 mod gateway;
 mod llm_server;
 mod nodes;
+mod openai_http;
 mod openclaw_cli;
 mod pairing;
 mod protocol;

@@ -50,7 +50,7 @@ pub fn identity(gateway: &Gateway, params: Option<&Value>) -> Result<Value, Erro
 }
 
 /// Configured agents, or `main` alone.
-fn agent_ids(config: &ConfigFile) -> Vec<String> {
+pub fn agent_ids(config: &ConfigFile) -> Vec<String> {
     let configured: Vec<String> = config
         .agents
         .as_ref()
@@ -63,7 +63,7 @@ fn agent_ids(config: &ConfigFile) -> Vec<String> {
     }
 }
 
-fn default_agent(config: &ConfigFile) -> String {
+pub fn default_agent(config: &ConfigFile) -> String {
     let ids = agent_ids(config);
     if ids.iter().any(|id| id == DEFAULT_AGENT) {
         DEFAULT_AGENT.to_owned()

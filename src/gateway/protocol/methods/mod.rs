@@ -19,7 +19,7 @@
 //! checks request params the way OpenClaw's validator words its errors.
 
 mod agent;
-mod agents;
+pub mod agents;
 pub mod approvals;
 mod config;
 mod cron;
