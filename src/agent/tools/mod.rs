@@ -15,9 +15,12 @@
 //! a call never outlives `TOOL_TIMEOUT`; an output never exceeds
 //! `OUTPUT_BYTES_MAX` (cut at a character boundary, with a marker).
 
+pub mod edit;
 pub mod read;
 pub mod schema;
 pub mod sessions_list;
+pub mod write;
+pub mod writing;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -71,10 +74,13 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in tools: read-only, approval-free.
+    /// The built-in tools. Files are read and written only inside the
+    /// agent's workspace; none of these needs an approval.
     pub fn builtin() -> Registry {
         Registry::with(vec![
             Box::new(read::Read),
+            Box::new(write::Write),
+            Box::new(edit::Edit),
             Box::new(sessions_list::SessionsList),
         ])
     }
@@ -259,8 +265,8 @@ mod tests {
             other => panic!("expected an error, got {other:?}"),
         };
         assert_eq!(
-            error(call("exec", "{}")),
-            "there is no tool named \"exec\"; the tools are: read, sessions_list"
+            error(call("nope", "{}")),
+            "there is no tool named \"nope\"; the tools are: read, write, edit, sessions_list"
         );
         assert!(
             error(call("read", "{not json"))

@@ -3,7 +3,8 @@
 //! Why our own validator: the registry's schemas use a small, fixed subset
 //! of JSON Schema (`type`, `properties`, `required`,
 //! `additionalProperties: false`, `minimum`/`maximum`,
-//! `minLength`/`maxLength`, `enum`, `description`), and a full validator
+//! `minLength`/`maxLength`, `enum`, `items`, `minItems`/`maxItems`,
+//! `description`), and a full validator
 //! crate would be a large dependency for it. `supported` lets the
 //! registry's tests refuse a schema that uses anything else, so a keyword
 //! can never be silently ignored.
@@ -21,6 +22,9 @@ const KEYWORDS: &[&str] = &[
     "minLength",
     "maxLength",
     "enum",
+    "items",
+    "minItems",
+    "maxItems",
     "description",
 ];
 
@@ -38,6 +42,9 @@ pub fn supported(schema: &Value) -> Result<(), String> {
             for property in value.as_object().into_iter().flat_map(|map| map.values()) {
                 supported(property)?;
             }
+        }
+        if key == "items" {
+            supported(value)?;
         }
         if key == "additionalProperties" && value != &Value::Bool(false) {
             return Err("additionalProperties must be false".to_owned());
@@ -97,6 +104,24 @@ fn check(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
             && length > max
         {
             return Err(format!("at {at}: must have at most {max} characters"));
+        }
+    }
+    if let Some(items) = value.as_array() {
+        let count = items.len() as u64;
+        if let Some(min) = schema["minItems"].as_u64()
+            && count < min
+        {
+            return Err(format!("at {at}: must have at least {min} items"));
+        }
+        if let Some(max) = schema["maxItems"].as_u64()
+            && count > max
+        {
+            return Err(format!("at {at}: must have at most {max} items"));
+        }
+        if schema.get("items").is_some() {
+            for (index, item) in items.iter().enumerate() {
+                check(&schema["items"], item, &format!("{path}/{index}"))?;
+            }
         }
     }
     if let Some(object) = value.as_object() {
@@ -178,5 +203,36 @@ mod tests {
             supported(&json!({"type": "object", "properties": {"a": {"format": "uri"}}})).is_err()
         );
         assert!(supported(&json!({"additionalProperties": true})).is_err());
+    }
+
+    #[test]
+    fn array_items_are_checked_each_with_its_index() {
+        let schema = json!({"type": "object", "properties": {"edits": {
+            "type": "array", "minItems": 1, "maxItems": 2,
+            "items": {"type": "object", "required": ["oldText"], "additionalProperties": false,
+                      "properties": {"oldText": {"type": "string"}}}}}});
+        assert_eq!(supported(&schema), Ok(()));
+        assert_eq!(
+            validate(&schema, &json!({"edits": [{"oldText": "a"}]})),
+            Ok(())
+        );
+        let error = |value: Value| validate(&schema, &value).unwrap_err();
+        assert_eq!(
+            error(json!({"edits": []})),
+            "at /edits: must have at least 1 items"
+        );
+        assert_eq!(
+            error(json!({"edits": [{"oldText": "a"}, {"oldText": "b"}, {"oldText": "c"}]})),
+            "at /edits: must have at most 2 items"
+        );
+        assert_eq!(
+            error(json!({"edits": [{"oldText": "a"}, {"oldText": 1}]})),
+            "at /edits/1/oldText: must be a string"
+        );
+        let unsupported = json!({"type": "array", "items": {"type": "string", "pattern": "x"}});
+        assert_eq!(
+            supported(&unsupported),
+            Err("unsupported keyword pattern".to_owned())
+        );
     }
 }
