@@ -130,3 +130,105 @@ impl Idempotency {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted(key: &str, run: &str) -> HttpRequestAccepted {
+        HttpRequestAccepted {
+            endpoint: "chat.completions".to_owned(),
+            idempotency_key: key.to_owned(),
+            body_hash: "h".to_owned(),
+            run_id: run.to_owned(),
+            session_key: "agent:main:openai:x".to_owned(),
+        }
+    }
+
+    fn answered(key: &str, run: &str) -> HttpRequestAnswered {
+        HttpRequestAnswered {
+            endpoint: "chat.completions".to_owned(),
+            idempotency_key: key.to_owned(),
+            run_id: run.to_owned(),
+            status: 200,
+            answer: "{}".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_key_binds_its_run_and_answer_for_a_day() {
+        let (mut keys, mut anomalies) = (Idempotency::default(), Anomalies::default());
+        keys.accepted(At { seq: 1, ts_ms: 0 }, accepted("k", "r1"), &mut anomalies);
+        keys.answered(
+            At { seq: 2, ts_ms: 5 },
+            &answered("k", "r1"),
+            &mut anomalies,
+        );
+        let bound = keys.get("chat.completions", "k").unwrap();
+        assert_eq!(
+            (bound.run_id.as_str(), bound.answer_seq, bound.status),
+            ("r1", Some(2), Some(200))
+        );
+        assert!(
+            keys.get("responses", "k").is_none(),
+            "keys are per endpoint"
+        );
+        // A second binding of a live key, or an answer for another run,
+        // changes nothing and is counted.
+        keys.accepted(
+            At { seq: 3, ts_ms: 10 },
+            accepted("k", "r2"),
+            &mut anomalies,
+        );
+        keys.answered(
+            At { seq: 4, ts_ms: 11 },
+            &answered("k", "r2"),
+            &mut anomalies,
+        );
+        assert_eq!(keys.get("chat.completions", "k").unwrap().run_id, "r1");
+        assert_eq!(anomalies.count("http.key_rebound"), 1);
+        assert_eq!(anomalies.count("http.answer_unbound"), 1);
+        // A day later (by the envelope's clock) the key is forgotten.
+        keys.accepted(
+            At {
+                seq: 5,
+                ts_ms: WINDOW_MS,
+            },
+            accepted("other", "r3"),
+            &mut anomalies,
+        );
+        assert!(
+            keys.get("chat.completions", "k").is_some(),
+            "still inside the window"
+        );
+        keys.accepted(
+            At {
+                seq: 6,
+                ts_ms: WINDOW_MS + 1,
+            },
+            accepted("later", "r4"),
+            &mut anomalies,
+        );
+        assert!(keys.get("chat.completions", "k").is_none());
+        assert!(keys.get("chat.completions", "other").is_some());
+    }
+
+    #[test]
+    fn at_most_keys_max_are_kept_oldest_first_out() {
+        let (mut keys, mut anomalies) = (Idempotency::default(), Anomalies::default());
+        for n in 0..=KEYS_MAX as u64 {
+            keys.accepted(
+                At { seq: n, ts_ms: 0 },
+                accepted(&format!("k{n}"), "r"),
+                &mut anomalies,
+            );
+        }
+        assert_eq!(keys.keys.len(), KEYS_MAX);
+        assert!(keys.get("chat.completions", "k0").is_none());
+        assert!(
+            keys.get("chat.completions", &format!("k{KEYS_MAX}"))
+                .is_some()
+        );
+        assert_eq!(anomalies.total(), 0);
+    }
+}
