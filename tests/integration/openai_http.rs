@@ -569,3 +569,45 @@ fn openai_python_client_talks_to_the_gateway() {
     );
     assert_eq!(result["response"], REPLY);
 }
+
+#[test]
+fn a_client_that_leaves_an_unkeyed_stream_aborts_its_run() {
+    let (_server, dir) = configured(true);
+    let (running, address) = start(&dir);
+    runtime().block_on(async {
+        let mut response = client()
+            .post(format!("http://{address}/v1/chat/completions"))
+            .bearer_auth(TOKEN)
+            .header("x-openclaw-model", "mock/slow-model")
+            .json(&chat_body(true))
+            .send()
+            .await
+            .expect("send");
+        let first = response
+            .chunk()
+            .await
+            .expect("chunk")
+            .expect("a first chunk");
+        assert!(String::from_utf8_lossy(&first).contains("\"role\":\"assistant\""));
+        drop(response);
+        // The slow model needs about two seconds; the abort lands first.
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    });
+    stop(running);
+    let tail = stdout(&clawback(
+        dir.path(),
+        &["log", "tail", "-n", "100", "--json"],
+    ));
+    let finished: Vec<Value> = tail
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|record| record["kind"] == "agent.run.finished")
+        .collect();
+    assert_eq!(finished.len(), 1, "{tail}");
+    assert_eq!(
+        finished[0]["event"]["AgentRunFinished"]["status"]["Aborted"]["reason"],
+        "the HTTP client disconnected",
+        "{}",
+        finished[0]
+    );
+}
