@@ -611,3 +611,44 @@ fn a_client_that_leaves_an_unkeyed_stream_aborts_its_run() {
         finished[0]
     );
 }
+
+#[test]
+fn failed_runs_answer_with_the_failure_class() {
+    let (_server, dir) = configured(true);
+    let (running, address) = start(&dir);
+    runtime().block_on(async {
+        let limited = [("x-openclaw-model", "mock/fail-429")];
+        let (status, _, text) =
+            post(&address, "/v1/chat/completions", chat_body(false), &limited).await;
+        assert_eq!(status, 429, "{text}");
+        let error: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(error["error"]["type"], "rate_limit_error", "{text}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|message| !message.is_empty())
+        );
+
+        let (status, _, text) =
+            post(&address, "/v1/chat/completions", chat_body(true), &limited).await;
+        assert_eq!(status, 200, "a stream has started before the run fails");
+        let lines = data_lines(&text);
+        assert_eq!(lines.last().map(String::as_str), Some("[DONE]"));
+        let error: Value = serde_json::from_str(&lines[lines.len() - 2]).expect("error chunk");
+        assert_eq!(error["error"]["type"], "rate_limit_error", "{text}");
+
+        let (status, _, text) =
+            post(&address, "/v1/responses", json!({"input": "hi"}), &limited).await;
+        assert_eq!(status, 429, "{text}");
+        let failed: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(failed["status"], "failed");
+        assert_eq!(failed["error"]["code"], "rate_limit_error");
+
+        let unknown = [("x-openclaw-model", "nowhere/none")];
+        let (status, _, text) =
+            post(&address, "/v1/chat/completions", chat_body(false), &unknown).await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("x-openclaw-model"), "{text}");
+    });
+    stop(running);
+}
