@@ -220,6 +220,14 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
         assert_eq!(answer["choices"], json!([{"index": 0, "message": {"role": "assistant", "content": REPLY}, "finish_reason": "stop"}]));
         assert_eq!(answer["usage"], json!({"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}));
 
+        // The OpenAI `user` field keeps a conversation in one session.
+        for _ in 0..2 {
+            let mut body = chat_body(false);
+            body["user"] = json!("ada");
+            let (status, _, text) = post(&address, "/v1/chat/completions", body, &[]).await;
+            assert_eq!(status, 200, "{text}");
+        }
+
         let mut body = chat_body(true);
         body["stream_options"] = json!({"include_usage": true});
         body["temperature"] = json!(0.2);
@@ -280,8 +288,22 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
         .iter()
         .filter(|record| record["kind"] == "agent.run.started")
         .collect();
-    assert_eq!(started.len(), 3, "one run per request");
-    for run in &started {
+    assert_eq!(started.len(), 5, "one run per request");
+    let key_of = |run: &Value| {
+        run["event"]["AgentRunStarted"]["session_key"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        key_of(started[1]).as_deref(),
+        Some("agent:main:openai-user:ada")
+    );
+    assert_eq!(
+        key_of(started[2]),
+        key_of(started[1]),
+        "same user, same session"
+    );
+    for run in [started[0], started[3], started[4]] {
         assert_eq!(
             run["event"]["AgentRunStarted"]["trigger"], "openai-chat",
             "{run}"
