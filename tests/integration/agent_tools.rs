@@ -361,7 +361,10 @@ fn openai_responses_tool_round_trip() {
         json!({"type": "function", "name": "read", "description": READ_DESCRIPTION,
                "parameters": read_schema(), "strict": false})
     );
-    assert_eq!(tool_names(tools, |t| &t["name"]), ["read", "write", "edit", "sessions_list"]);
+    assert_eq!(
+        tool_names(tools, |t| &t["name"]),
+        ["read", "write", "edit", "sessions_list"]
+    );
     assert_eq!(
         trip.bodies[1]["input"],
         json!([
@@ -383,7 +386,10 @@ fn anthropic_messages_tool_round_trip() {
         tools[0],
         json!({"name": "read", "description": READ_DESCRIPTION, "input_schema": read_schema()})
     );
-    assert_eq!(tool_names(tools, |t| &t["name"]), ["read", "write", "edit", "sessions_list"]);
+    assert_eq!(
+        tool_names(tools, |t| &t["name"]),
+        ["read", "write", "edit", "sessions_list"]
+    );
     assert_eq!(
         trip.bodies[1]["messages"],
         json!([

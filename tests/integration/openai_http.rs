@@ -14,7 +14,7 @@ use crate::agent::write_config;
 use crate::gateway::{Running, start_with, stop};
 use crate::llm_server::LlmServer;
 use crate::protocol::{TOKEN, runtime};
-use crate::support::{clawback, stdout};
+use crate::support::{install, log_records, printed};
 
 const REPLY: &str = "Hello from the mock. You said: hi there";
 
@@ -276,14 +276,7 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
     assert!(system.contains("Be brief."), "{system}");
     stop(running);
 
-    let tail = stdout(&clawback(
-        dir.path(),
-        &["log", "tail", "-n", "300", "--json"],
-    ));
-    let records: Vec<Value> = tail
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
+    let records = log_records(dir.path(), 300);
     let started: Vec<&Value> = records
         .iter()
         .filter(|record| record["kind"] == "agent.run.started")
@@ -321,7 +314,10 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
             "{run}"
         );
     }
-    let check = stdout(&clawback(dir.path(), &["snapshot", "restore", "--check"]));
+    let check = crate::support::stdout(&crate::support::clawback(
+        dir.path(),
+        &["snapshot", "restore", "--check"],
+    ));
     assert!(
         check.contains("check: a full rebuild from seq 0 gives the same state hash"),
         "{check}"
@@ -402,13 +398,8 @@ fn idempotency_key_answers_once_even_across_a_restart() {
         "no model call for a retry"
     );
     stop(running);
-    let tail = stdout(&clawback(
-        dir.path(),
-        &["log", "tail", "-n", "400", "--json"],
-    ));
-    let kinds: Vec<String> = tail
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+    let kinds: Vec<String> = log_records(dir.path(), 400)
+        .iter()
         .filter_map(|record| record["kind"].as_str().map(str::to_owned))
         .filter(|kind| kind.starts_with("http."))
         .collect();
@@ -494,13 +485,8 @@ fn responses_answer_and_stream_named_events() {
     });
     stop(running);
     // previous_response_id kept the first response's session.
-    let tail = stdout(&clawback(
-        dir.path(),
-        &["log", "tail", "-n", "200", "--json"],
-    ));
-    let keys: Vec<String> = tail
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+    let keys: Vec<String> = log_records(dir.path(), 200)
+        .into_iter()
         .filter(|record| record["kind"] == "agent.run.started")
         .filter_map(|record| {
             record["event"]["AgentRunStarted"]["session_key"]
@@ -518,24 +504,12 @@ fn responses_answer_and_stream_named_events() {
 fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("openai-py");
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openai/install.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .arg(&cache)
-            .output()
-            .expect("bash runs the installer");
-        assert!(
-            output.status.success(),
-            "installing the openai client failed (it needs python3 and PyPI):\n{}",
-            String::from_utf8_lossy(&output.stderr)
+        let text = install(
+            "tests/openai/install.sh",
+            "openai-py",
+            "python3 with venv and PyPI",
         );
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        PathBuf::from(
-            text.lines()
-                .find_map(|line| line.strip_prefix("PYTHON="))
-                .expect("PYTHON= line"),
-        )
+        printed(&text, "PYTHON=")
     })
 }
 
@@ -616,16 +590,11 @@ fn a_client_that_leaves_an_unkeyed_stream_aborts_its_run() {
         tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
     });
     stop(running);
-    let tail = stdout(&clawback(
-        dir.path(),
-        &["log", "tail", "-n", "100", "--json"],
-    ));
-    let finished: Vec<Value> = tail
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+    let finished: Vec<Value> = log_records(dir.path(), 100)
+        .into_iter()
         .filter(|record| record["kind"] == "agent.run.finished")
         .collect();
-    assert_eq!(finished.len(), 1, "{tail}");
+    assert_eq!(finished.len(), 1, "{finished:?}");
     assert_eq!(
         finished[0]["event"]["AgentRunFinished"]["status"]["Aborted"]["reason"],
         "the HTTP client disconnected",

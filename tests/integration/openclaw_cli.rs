@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::gateway::{start_with, stop};
-use crate::support::{clawback, stdout};
+use crate::support::{clawback, install, printed, stdout};
 
 const TOKEN: &str = "cli-token-5d1e";
 
@@ -26,28 +26,14 @@ struct Cli {
 fn cli() -> &'static Cli {
     static CLI: OnceLock<Cli> = OnceLock::new();
     CLI.get_or_init(|| {
-        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("openclaw-cli");
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openclaw/install.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .arg(&cache)
-            .output()
-            .expect("bash runs the installer");
-        assert!(
-            output.status.success(),
-            "installing the OpenClaw CLI failed (it needs npm and the npm registry):\n{}",
-            String::from_utf8_lossy(&output.stderr)
+        let text = install(
+            "tests/openclaw/install.sh",
+            "openclaw-cli",
+            "npm and the npm registry",
         );
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let value = |key: &str| {
-            text.lines()
-                .find_map(|line| line.strip_prefix(key))
-                .map(PathBuf::from)
-                .unwrap_or_else(|| panic!("installer printed no {key}: {text}"))
-        };
         Cli {
-            node_bin_dir: value("NODE_BIN_DIR="),
-            openclaw: value("OPENCLAW="),
+            node_bin_dir: printed(&text, "NODE_BIN_DIR="),
+            openclaw: printed(&text, "OPENCLAW="),
         }
     })
 }

@@ -47,3 +47,44 @@ pub fn state_dir_with_fixture() -> tempfile::TempDir {
     );
     dir
 }
+
+/// Runs an installer script (`tests/<name>/install.sh CACHE`) that puts a
+/// real client from a package registry into the target dir, and returns
+/// the `KEY=value` lines it printed. `needs` says what the machine lacks
+/// when it fails.
+pub fn install(script: &str, cache: &str, needs: &str) -> String {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(cache);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg(&cache)
+        .output()
+        .expect("bash runs the installer");
+    assert!(
+        output.status.success(),
+        "{} failed (it needs {needs}):\n{}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The value of `KEY=` in an installer's output.
+pub fn printed(text: &str, key: &str) -> PathBuf {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("the installer printed no {key}: {text}"))
+}
+
+/// The last `n` records of a stopped gateway's log, as `log tail --json`
+/// prints them.
+pub fn log_records(state_dir: &Path, n: u64) -> Vec<serde_json::Value> {
+    let tail = stdout(&clawback(
+        state_dir,
+        &["log", "tail", "-n", &n.to_string(), "--json"],
+    ));
+    tail.lines()
+        .map(|line| serde_json::from_str(line).expect("log tail --json prints JSON lines"))
+        .collect()
+}

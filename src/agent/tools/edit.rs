@@ -104,7 +104,7 @@ fn edit(
             error
         }
     })?;
-    let root = std::fs::canonicalize(workspace).map_err(|error| error.to_string())?;
+    let root = super::read::workspace_root(workspace)?;
     let metadata = std::fs::metadata(&target).map_err(|error| format!("{path}: {error}"))?;
     if !metadata.is_file() {
         return Err(format!("{path} is not a regular file"));

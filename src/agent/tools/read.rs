@@ -64,17 +64,23 @@ impl Tool for Read {
     }
 }
 
+/// The workspace with every link resolved: what confined paths must lie
+/// under.
+pub fn workspace_root(workspace: &Path) -> Result<PathBuf, String> {
+    std::fs::canonicalize(workspace).map_err(|error| {
+        format!(
+            "the agent's workspace {} cannot be opened: {error}",
+            workspace.display()
+        )
+    })
+}
+
 /// `requested` resolved inside `workspace`, or why not.
 pub fn confine(workspace: &Path, requested: &str) -> Result<PathBuf, String> {
     if requested.contains('\0') {
         return Err("the path contains a NUL byte".to_owned());
     }
-    let root = std::fs::canonicalize(workspace).map_err(|error| {
-        format!(
-            "the agent's workspace {} cannot be opened: {error}",
-            workspace.display()
-        )
-    })?;
+    let root = workspace_root(workspace)?;
     let candidate = root.join(requested);
     let resolved = std::fs::canonicalize(&candidate).map_err(|error| match error.kind() {
         std::io::ErrorKind::NotFound => format!("{requested}: no such file in the workspace"),
@@ -105,7 +111,7 @@ fn read(workspace: &Path, requested: &str, offset: u64, limit: u64) -> Result<St
         use std::os::fd::AsRawFd;
         let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
             .map_err(|error| format!("{requested}: {error}"))?;
-        let root = std::fs::canonicalize(workspace).map_err(|error| error.to_string())?;
+        let root = workspace_root(workspace)?;
         if !opened.starts_with(&root) {
             return Err(format!("{requested} is outside the agent's workspace"));
         }

@@ -28,12 +28,7 @@ pub fn prepare(workspace: &Path, requested: &str) -> Result<(PathBuf, PathBuf), 
     if requested.contains('\0') {
         return Err("the path contains a NUL byte".to_owned());
     }
-    let root = std::fs::canonicalize(workspace).map_err(|error| {
-        format!(
-            "the agent's workspace {} cannot be opened: {error}",
-            workspace.display()
-        )
-    })?;
+    let root = super::read::workspace_root(workspace)?;
     let relative = relative_inside(&root, workspace, requested)?;
     let Some(file_name) = relative.file_name().map(ToOwned::to_owned) else {
         return Err(format!("{requested} names no file"));

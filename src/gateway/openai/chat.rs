@@ -16,7 +16,6 @@
 //! and then not applied (the agent's configured model settings are); the
 //! `x-clawback-ignored` response header names them.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -27,13 +26,12 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
+use super::answer::{self, Recorder};
 use super::turn::{self, Begun, Follow, Ids, Step, Turn};
-use super::{Surface, admit, header_text, invalid, json_response, read_object, sse_response};
+use super::{Surface, admit, header_text, invalid, read_object};
 use crate::agent::RunOutcome;
 use crate::gateway::Gateway;
 
-/// Chunks buffered for a slow client before the pump waits for it.
-const STREAM_BUFFER: usize = 64;
 /// What OpenClaw answers when a run ends with no text.
 pub const NO_RESPONSE: &str = "No response from OpenClaw.";
 /// OpenClaw's words when a reply was replaced after parts of it went out.
@@ -84,9 +82,9 @@ pub async fn handle(
         Err(refused) => return refused,
     };
     let mut response = if stream {
-        streamed(begun, include_usage)
+        answer::streamed(move |sender| pump(begun, include_usage, sender))
     } else {
-        answered(begun).await
+        answer::answered(begun, render, failed).await
     };
     if !ignored.is_empty()
         && let Ok(value) = HeaderValue::from_str(&ignored.join(", "))
@@ -270,6 +268,14 @@ pub fn render(ids: &Ids, outcome: &RunOutcome) -> (StatusCode, Value) {
     (StatusCode::OK, answer)
 }
 
+/// The answer when the run gave none.
+fn failed(_: &Ids, message: String) -> (StatusCode, Value) {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"error": {"message": message, "type": "api_error"}}),
+    )
+}
+
 fn finish_reason(outcome: &RunOutcome) -> &'static str {
     let reason = outcome.stop_reason.to_ascii_lowercase();
     if reason.contains("length") || reason.contains("max_tokens") {
@@ -283,68 +289,6 @@ fn usage(outcome: &RunOutcome) -> Value {
     let input = outcome.usage.input_tokens + outcome.usage.cache_read_tokens;
     let output = outcome.usage.output_tokens;
     json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output})
-}
-
-/// Waits for the answer and sends it as one object.
-async fn answered(begun: Begun) -> Response {
-    let (status, answer) = match begun {
-        Begun::Answered { status, answer, .. } => (status, answer),
-        Begun::Running {
-            ids,
-            outcome,
-            recorded,
-            mut abort_on_leave,
-            ..
-        } => {
-            let result = finish(&ids, outcome, recorded).await;
-            if let Some(guard) = &mut abort_on_leave {
-                guard.disarm();
-            }
-            result
-        }
-    };
-    json_response(status, &answer)
-}
-
-/// The run's answer: the recorded one for a keyed request (so the client
-/// hears back only once it is durable), else rendered from the outcome.
-async fn finish(
-    ids: &Ids,
-    outcome: watch::Receiver<Option<RunOutcome>>,
-    recorded: Option<tokio::task::JoinHandle<Result<(StatusCode, Value), String>>>,
-) -> (StatusCode, Value) {
-    let failed = |message: String| {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": {"message": message, "type": "api_error"}}),
-        )
-    };
-    match recorded {
-        Some(recorder) => match recorder.await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(why)) => failed(why),
-            Err(join) => failed(format!("the answer task failed: {join}")),
-        },
-        None => match crate::agent::wait(outcome).await {
-            Some(outcome) => render(ids, &outcome),
-            None => failed("the run ended without an outcome".to_owned()),
-        },
-    }
-}
-
-/// The SSE answer: a pump task writes chunks into a bounded channel the
-/// response body reads; when the client goes away the channel closes and
-/// the pump stops (aborting an unkeyed run).
-fn streamed(begun: Begun, include_usage: bool) -> Response {
-    let (sender, receiver) = mpsc::channel::<Bytes>(STREAM_BUFFER);
-    tokio::spawn(pump(begun, include_usage, sender));
-    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver
-            .recv()
-            .await
-            .map(|chunk| (Ok::<_, Infallible>(chunk), receiver))
-    });
-    sse_response(Body::from_stream(body))
 }
 
 /// Writes SSE chunks; `Err` means the client left.
@@ -443,7 +387,7 @@ async fn live(
     sse: &Sse,
     outcome: watch::Receiver<Option<RunOutcome>>,
     text: Option<watch::Receiver<String>>,
-    recorded: Option<tokio::task::JoinHandle<Result<(StatusCode, Value), String>>>,
+    recorded: Option<Recorder>,
     include_usage: bool,
 ) -> Result<(), ()> {
     sse.delta(json!({"role": "assistant"}), None).await?;
@@ -463,10 +407,12 @@ async fn live(
     };
     // The answer: the recorded one for a keyed request (durable before
     // [DONE]), else rendered from the outcome.
-    let (status, answer) = finish(
+    let (status, answer) = answer::finish(
         &sse.ids,
         watch::channel(Some((*finished).clone())).1,
         recorded,
+        render,
+        failed,
     )
     .await;
     if status != StatusCode::OK {

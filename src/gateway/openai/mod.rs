@@ -9,6 +9,7 @@
 //!
 //! - `prompt`: a request's messages folded into the run's message;
 //! - `turn`: starting (or finding again, by `Idempotency-Key`) the run;
+//! - `answer`: waiting for a run's answer, sending it whole or streamed;
 //! - `chat`: `/v1/chat/completions`, plain JSON or SSE;
 //! - `responses`: `/v1/responses`, plain JSON or named SSE events;
 //! - `models`: `/v1/models`, the agent targets.
@@ -20,6 +21,7 @@
 //! failed attempts count against the same per-address limiter as
 //! WebSocket connects; bodies are bounded (`BODY_BYTES_MAX`).
 
+pub mod answer;
 // Refusals are whole responses (status, headers, body) returned straight
 // to axum from the request path; boxing them would buy nothing.
 #[allow(clippy::result_large_err)]

@@ -10,7 +10,6 @@
 //! `store`, `truncation`, `max_tool_calls` are accepted and ignored, as
 //! OpenClaw documents.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,13 +20,12 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
+use super::answer::{self, Recorder};
 use super::chat::{NO_RESPONSE, UNAPPENDABLE, check_sampling};
 use super::turn::{self, Begun, Follow, Ids, Step, Turn};
-use super::{Surface, admit, header_text, invalid, json_response, read_object, sse_response};
+use super::{Surface, admit, header_text, invalid, read_object};
 use crate::agent::RunOutcome;
 use crate::gateway::Gateway;
-
-const STREAM_BUFFER: usize = 64;
 
 pub async fn handle(
     State(gateway): State<Arc<Gateway>>,
@@ -59,9 +57,9 @@ pub async fn handle(
         Err(refused) => return refused,
     };
     let mut response = if stream {
-        streamed(begun)
+        answer::streamed(move |sender| pump(begun, sender))
     } else {
-        answered(begun).await
+        answer::answered(begun, render, failed).await
     };
     if !ignored.is_empty()
         && let Ok(value) = HeaderValue::from_str(&ignored.join(", "))
@@ -205,6 +203,15 @@ fn truncated(outcome: &RunOutcome) -> bool {
     reason.contains("length") || reason.contains("max_tokens")
 }
 
+/// The answer when the run gave none.
+fn failed(ids: &Ids, message: String) -> (StatusCode, Value) {
+    let error = json!({"code": "api_error", "message": message});
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        resource(ids, "failed", json!([]), usage(None), Some(error)),
+    )
+}
+
 /// A finished run as the non-streaming answer.
 pub fn render(ids: &Ids, outcome: &RunOutcome) -> (StatusCode, Value) {
     if let Some((kind, message)) = &outcome.error {
@@ -230,63 +237,6 @@ pub fn render(ids: &Ids, outcome: &RunOutcome) -> (StatusCode, Value) {
         StatusCode::OK,
         resource(ids, status, json!([item]), usage(Some(outcome)), None),
     )
-}
-
-async fn answered(begun: Begun) -> Response {
-    let (status, answer) = match begun {
-        Begun::Answered { status, answer, .. } => (status, answer),
-        Begun::Running {
-            ids,
-            outcome,
-            recorded,
-            mut abort_on_leave,
-            ..
-        } => {
-            let result = finish(&ids, outcome, recorded).await;
-            if let Some(guard) = &mut abort_on_leave {
-                guard.disarm();
-            }
-            result
-        }
-    };
-    json_response(status, &answer)
-}
-
-async fn finish(
-    ids: &Ids,
-    outcome: watch::Receiver<Option<RunOutcome>>,
-    recorded: Option<tokio::task::JoinHandle<Result<(StatusCode, Value), String>>>,
-) -> (StatusCode, Value) {
-    let failed = |message: String| {
-        let error = json!({"code": "api_error", "message": message});
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            resource(ids, "failed", json!([]), usage(None), Some(error)),
-        )
-    };
-    match recorded {
-        Some(recorder) => match recorder.await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(why)) => failed(why),
-            Err(join) => failed(format!("the answer task failed: {join}")),
-        },
-        None => match crate::agent::wait(outcome).await {
-            Some(outcome) => render(ids, &outcome),
-            None => failed("the run ended without an outcome".to_owned()),
-        },
-    }
-}
-
-fn streamed(begun: Begun) -> Response {
-    let (sender, receiver) = mpsc::channel::<Bytes>(STREAM_BUFFER);
-    tokio::spawn(pump(begun, sender));
-    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver
-            .recv()
-            .await
-            .map(|chunk| (Ok::<_, Infallible>(chunk), receiver))
-    });
-    sse_response(Body::from_stream(body))
 }
 
 /// Writes named SSE events; `Err` means the client left.
@@ -423,7 +373,7 @@ async fn live(
     events: &Events,
     outcome: watch::Receiver<Option<RunOutcome>>,
     text: Option<watch::Receiver<String>>,
-    recorded: Option<tokio::task::JoinHandle<Result<(StatusCode, Value), String>>>,
+    recorded: Option<Recorder>,
 ) -> Result<(), ()> {
     events.opening().await?;
     let mut follow = Follow::new(outcome, text);
@@ -441,10 +391,12 @@ async fn live(
             () = events.sender.closed() => return Err(()),
         }
     };
-    let (_, answer) = finish(
+    let (_, answer) = answer::finish(
         &events.ids,
         watch::channel(Some((*finished).clone())).1,
         recorded,
+        render,
+        failed,
     )
     .await;
     if answer["status"] == "failed" {

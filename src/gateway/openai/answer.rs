@@ -1,0 +1,92 @@
+//! Waiting for a run's answer and sending it, shared by the endpoints:
+//! one JSON body, or an SSE body a pump task writes into.
+//!
+//! Why here: both endpoints answer the same way (the recorded answer of a
+//! keyed request, so the client hears back only once it is durable; else
+//! the run's outcome rendered) and stream the same way (a bounded channel
+//! the response body reads; the pump sees the client leave when the
+//! channel closes); only their shapes differ, and those come in as
+//! `Render` and `Failed`.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use super::turn::{Begun, Ids, Render};
+use super::{json_response, sse_response};
+use crate::agent::RunOutcome;
+
+/// Chunks buffered for a slow client before the pump waits for it.
+const STREAM_BUFFER: usize = 64;
+
+/// An endpoint's answer when the run gave none (or its answer could not
+/// be recorded).
+pub type Failed = fn(&Ids, String) -> (StatusCode, Value);
+
+/// The task recording a keyed request's answer (see `turn`).
+pub type Recorder = tokio::task::JoinHandle<Result<(StatusCode, Value), String>>;
+
+/// The run's answer: the recorded one for a keyed request, else rendered
+/// from the outcome.
+pub async fn finish(
+    ids: &Ids,
+    outcome: watch::Receiver<Option<RunOutcome>>,
+    recorded: Option<Recorder>,
+    render: Render,
+    failed: Failed,
+) -> (StatusCode, Value) {
+    match recorded {
+        Some(recorder) => match recorder.await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(why)) => failed(ids, why),
+            Err(join) => failed(ids, format!("the answer task failed: {join}")),
+        },
+        None => match crate::agent::wait(outcome).await {
+            Some(outcome) => render(ids, &outcome),
+            None => failed(ids, "the run ended without an outcome".to_owned()),
+        },
+    }
+}
+
+/// Waits for the answer and sends it as one JSON body.
+pub async fn answered(begun: Begun, render: Render, failed: Failed) -> Response {
+    let (status, answer) = match begun {
+        Begun::Answered { status, answer, .. } => (status, answer),
+        Begun::Running {
+            ids,
+            outcome,
+            recorded,
+            mut abort_on_leave,
+            ..
+        } => {
+            let result = finish(&ids, outcome, recorded, render, failed).await;
+            if let Some(guard) = &mut abort_on_leave {
+                guard.disarm();
+            }
+            result
+        }
+    };
+    json_response(status, &answer)
+}
+
+/// An SSE response whose body `pump` writes, chunk by chunk.
+pub fn streamed<F, P>(pump: P) -> Response
+where
+    P: FnOnce(mpsc::Sender<Bytes>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = mpsc::channel::<Bytes>(STREAM_BUFFER);
+    tokio::spawn(pump(sender));
+    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), receiver))
+    });
+    sse_response(Body::from_stream(body))
+}
