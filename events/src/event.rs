@@ -99,6 +99,8 @@ pub enum Event {
     NodeRenamed(NodeRenamed),
     NodeInvokeRequested(NodeInvokeRequested),
     NodeInvokeFinished(NodeInvokeFinished),
+    // Exec approvals answered by an allow-always grant, without asking.
+    ApprovalGrantApplied(ApprovalGrantApplied),
 }
 
 impl Event {
@@ -157,6 +159,7 @@ impl Event {
             Event::NodeRenamed(_) => "node.renamed",
             Event::NodeInvokeRequested(_) => "node.invoke.requested",
             Event::NodeInvokeFinished(_) => "node.invoke.finished",
+            Event::ApprovalGrantApplied(_) => "approval.grant.applied",
         }
     }
 

@@ -223,6 +223,7 @@ impl State {
             Event::NodePairRequested(e) => self.nodes.pair_requested(at, e),
             Event::NodePairResolved(e) => self.nodes.pair_resolved(at, &e, anomalies),
             Event::NodeRenamed(e) => self.nodes.renamed(at, e, anomalies),
+            Event::ApprovalGrantApplied(e) => self.approvals.grant_applied(at, &e, anomalies),
             ref event @ (Event::RpcReceived(_)
             | Event::NodeInvokeRequested(_)
             | Event::NodeInvokeFinished(_)
