@@ -256,7 +256,7 @@ fn openai_completions_tool_round_trip_and_the_next_turn_carries_it() {
     );
     assert_eq!(
         tool_names(tools, |t| &t["function"]["name"]),
-        ["read", "sessions_list"]
+        ["read", "sessions_list", "exec"]
     );
     let sent = &trip.bodies[1]["messages"];
     assert_eq!(
@@ -361,7 +361,10 @@ fn openai_responses_tool_round_trip() {
         json!({"type": "function", "name": "read", "description": READ_DESCRIPTION,
                "parameters": read_schema(), "strict": false})
     );
-    assert_eq!(tool_names(tools, |t| &t["name"]), ["read", "sessions_list"]);
+    assert_eq!(
+        tool_names(tools, |t| &t["name"]),
+        ["read", "sessions_list", "exec"]
+    );
     assert_eq!(
         trip.bodies[1]["input"],
         json!([
@@ -383,7 +386,10 @@ fn anthropic_messages_tool_round_trip() {
         tools[0],
         json!({"name": "read", "description": READ_DESCRIPTION, "input_schema": read_schema()})
     );
-    assert_eq!(tool_names(tools, |t| &t["name"]), ["read", "sessions_list"]);
+    assert_eq!(
+        tool_names(tools, |t| &t["name"]),
+        ["read", "sessions_list", "exec"]
+    );
     assert_eq!(
         trip.bodies[1]["messages"],
         json!([
@@ -453,7 +459,7 @@ fn bedrock_tool_round_trip() {
     );
     assert_eq!(
         tool_names(tools, |t| &t["toolSpec"]["name"]),
-        ["read", "sessions_list"]
+        ["read", "sessions_list", "exec"]
     );
     assert_eq!(
         trip.bodies[1]["messages"],
