@@ -12,6 +12,10 @@
 //! unless `askFallback` says otherwise. Those events land between the
 //! call's `tool.call.started` and `tool.call.finished`.
 //!
+//! The command inherits only a small safe set of the gateway's
+//! environment (`INHERITED_ENV`: no provider keys or tokens); the call's
+//! `env` overrides are part of what is approved (`Call::approved_text`).
+//!
 //! Bounds: the command runs at most `timeoutSeconds` (default 30 s, at
 //! most 600 s), in its own process group, which is killed (SIGKILL) on
 //! timeout, when the run is aborted (the call's future is dropped), and
@@ -110,6 +114,36 @@ struct Call {
     env: Vec<(String, String)>,
 }
 
+/// What the command inherits from the gateway's environment: enough to
+/// behave like a shell, none of the provider keys or tokens the gateway
+/// itself may hold.
+const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ",
+    "TMPDIR",
+];
+
+impl Call {
+    /// The command as it really runs, for approval: with `env` overrides,
+    /// `env NAME=value ... sh -c 'command'`, so the overrides are part of
+    /// what the reviewer reads and of the canonical hash (a grant for
+    /// `git fetch` must not cover it with `GIT_SSH_COMMAND` set).
+    fn approved_text(&self) -> String {
+        if self.env.is_empty() {
+            return self.command.clone();
+        }
+        let assignments: Vec<String> = self
+            .env
+            .iter()
+            .map(|(name, value)| format!("{name}={}", canonical::quote(value)))
+            .collect();
+        format!(
+            "env {} sh -c {}",
+            assignments.join(" "),
+            canonical::quote(&self.command)
+        )
+    }
+}
+
 impl Call {
     fn from_arguments(context: &Context, arguments: &Value) -> Result<Call, String> {
         let command = arguments["command"].as_str().unwrap_or_default().to_owned();
@@ -142,7 +176,10 @@ impl Call {
                         "env.{name} is refused: PATH and loader overrides could swap the binary that runs"
                     ));
                 }
-                if name.is_empty() || name.contains(['=', '\0']) || value.contains('\0') {
+                let valid_name = !name.is_empty()
+                    && !name.starts_with(|c: char| c.is_ascii_digit())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid_name || value.contains('\0') {
                     return Err(format!("env.{name} is not a valid variable"));
                 }
                 env.push((name.clone(), value.to_owned()));
@@ -159,7 +196,8 @@ impl Call {
 /// The policy's decision for this call, asking a person when it says so.
 async fn authorize(context: &Context, arguments: &Value) -> Result<(), String> {
     let call = Call::from_arguments(context, arguments)?;
-    let parsed = canonical::parse(&call.command);
+    let command = call.approved_text();
+    let parsed = canonical::parse(&command);
     let cwd = call.workdir.to_string_lossy().into_owned();
     let hash = argv_hash(&parsed, &cwd);
     let path_env = std::env::var("PATH").unwrap_or_default();
@@ -190,7 +228,7 @@ async fn authorize(context: &Context, arguments: &Value) -> Result<(), String> {
                     .record(Event::ApprovalGrantApplied(ApprovalGrantApplied {
                         request_id: uuid::Uuid::new_v4().to_string(),
                         grant_approval_id,
-                        command: call.command,
+                        command,
                         argv_hash: hash,
                         session_key: Some(context.session_key.clone()),
                         agent_id: Some(context.agent_id.clone()),
@@ -204,7 +242,7 @@ async fn authorize(context: &Context, arguments: &Value) -> Result<(), String> {
             let request = ApprovalRequested {
                 approval_id: uuid::Uuid::new_v4().to_string(),
                 kind: "exec".to_owned(),
-                command: call.command,
+                command,
                 argv_hash: hash,
                 session_key: Some(context.session_key.clone()),
                 agent_id: Some(context.agent_id.clone()),
@@ -259,6 +297,12 @@ async fn run(call: Call, limit: Duration) -> Result<String, String> {
         .arg("-c")
         .arg(&call.command)
         .current_dir(&call.workdir)
+        .env_clear()
+        .envs(
+            INHERITED_ENV
+                .iter()
+                .filter_map(|name| std::env::var_os(name).map(|value| (*name, value))),
+        )
         .envs(call.env)
         .env("OPENCLAW_SHELL", "exec")
         .stdin(Stdio::null())
@@ -435,6 +479,37 @@ mod tests {
             json!({"command": "ls", "workdir": "../.."}),
         );
         assert!(matches!(outcome, ToolOutcome::Denied { .. }), "{outcome:?}");
+    }
+
+    #[test]
+    fn env_overrides_are_part_of_what_is_approved_and_secrets_are_not_inherited() {
+        // cargo sets CARGO_PKG_NAME for this process; the child must not
+        // see it (nor any other variable outside the safe set).
+        assert_eq!(std::env::var("CARGO_PKG_NAME").as_deref(), Ok("clawback"));
+        let (outcome, approver) = call(
+            Some("allow-once"),
+            json!({"command": "echo \"[$GREETING] [$CARGO_PKG_NAME]\"",
+                   "env": {"GREETING": "it's me"}}),
+        );
+        assert_eq!(
+            outcome,
+            ToolOutcome::Ok {
+                output: "[it's me] []\n".to_owned()
+            }
+        );
+        let asked = approver.asked.lock().expect("asked");
+        assert_eq!(
+            asked[0].command,
+            r#"env GREETING='it'\''s me' sh -c 'echo "[$GREETING] [$CARGO_PKG_NAME]"'"#
+        );
+        assert_eq!(
+            canonical::parse("env X=1 sh -c 'ls -la'").hash("/w"),
+            canonical::parse("X=1 ls -la").hash("/w"),
+        );
+        assert_ne!(
+            canonical::parse("env X=1 sh -c 'ls -la'").hash("/w"),
+            canonical::parse("ls -la").hash("/w"),
+        );
     }
 
     #[test]
