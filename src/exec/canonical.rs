@@ -249,10 +249,33 @@ impl Word {
         self.chars.iter().all(|(_, quoted)| !quoted) && self.text() == text
     }
 
+    /// Whether the shell would expand it: an unquoted `*` or `?`, a `[`
+    /// with a later `]`, or a `{` with a later `}` and a `,` or `..`
+    /// between (bash's brace expansion). A lone `[` (the test command) or
+    /// `{}` (find's placeholder) stays literal, as in the shell.
     fn has_pattern(&self) -> bool {
-        self.chars
+        let unquoted: Vec<(usize, char)> = self
+            .chars
             .iter()
-            .any(|(c, quoted)| !quoted && matches!(c, '*' | '?' | '[' | '{'))
+            .enumerate()
+            .filter(|(_, (_, quoted))| !quoted)
+            .map(|(at, (c, _))| (at, *c))
+            .collect();
+        let later = |from: usize, wanted: char| {
+            unquoted
+                .iter()
+                .find(|(at, c)| *at > from && *c == wanted)
+                .map(|(at, _)| *at)
+        };
+        unquoted.iter().any(|&(at, c)| match c {
+            '*' | '?' => true,
+            '[' => later(at, ']').is_some(),
+            '{' => later(at, '}').is_some_and(|close| {
+                let inside: String = self.chars[at + 1..close].iter().map(|(c, _)| *c).collect();
+                inside.contains(',') || inside.contains("..")
+            }),
+            _ => false,
+        })
     }
 
     /// `NAME=value` with an unquoted name: a shell assignment.
@@ -317,7 +340,7 @@ fn lex(script: &str) -> Result<Vec<Token>, String> {
         let next = chars.get(i + 1).copied();
         match c {
             '\0' => return Err("the command contains a NUL byte".to_owned()),
-            ' ' | '\t' | '\r' => finish(&mut word, &mut tokens),
+            ' ' | '\t' => finish(&mut word, &mut tokens),
             '\n' => {
                 finish(&mut word, &mut tokens);
                 tokens.push(Token::Op("\n"));
@@ -363,7 +386,11 @@ fn lex(script: &str) -> Result<Vec<Token>, String> {
                             _ => word.chars.push(('\\', true)),
                         },
                         Some('$') => {
-                            dollar(chars.get(i + 1).copied())?;
+                            // `$"` inside double quotes is a `$` and the end.
+                            match chars.get(i + 1).copied() {
+                                Some('"') => {}
+                                next => dollar(next)?,
+                            }
                             word.chars.push(('$', true));
                         }
                         Some('`') => {

@@ -78,6 +78,11 @@ fn wrappers_and_chains_never_ride_on_a_grant_for_another_command() {
         ("sh -c \"sh -c 'rm x'\"", &["rm x"]),
         ("command -v rm", &["command -v rm"]),
         ("exec -c rm x", &["[env -i] rm x"]),
+        ("[ -f x ] && rm x", &["'[' -f x ']'", "rm x"]),
+        ("find . -exec rm {} +", &["find . -exec rm '{}' +"]),
+        ("rm {a,b}", &["rm {a,b}"]),
+        ("ls -la\r", &["ls '-la\r'"]),
+        ("echo \"cost: $\"", &["echo 'cost: $'"]),
     ];
     let opaque: &[&str] = &[
         "$(rm -rf /)",
@@ -181,6 +186,10 @@ fn the_same_command_spelled_differently_hashes_alike() {
         argv(&["sh", "-c", "ls -la; rm x"]).hash(CWD),
         Some(grant.clone())
     );
+    // A pattern is not the literal text it is spelled with.
+    assert_ne!(hash_of("rm *"), hash_of("rm '*'"));
+    assert_ne!(hash_of("rm {a,b}"), hash_of("rm '{a,b}'"));
+    assert_eq!(hash_of("rm *"), hash_of("rm *"));
     // Bound to the working directory too.
     assert_ne!(parse("ls -la").hash("/elsewhere"), Some(grant));
 }
