@@ -279,7 +279,21 @@ fn exec_calls_wait_for_a_person_and_grants_cover_exactly_their_command() {
     );
     // Approval events sit between their call's start and finish, on the
     // session's stream.
-    assert_eq!(records[0]["stream"], SESSION, "{}", records[0]);
+    assert!(
+        records.iter().all(|r| r["stream"] == SESSION),
+        "requests, decisions, grant uses and expiries are on the session's stream: {records:#?}"
+    );
+    // So the session's replay shows who decided what.
+    let replay = stdout(&clawback(dir.path(), &["replay", SESSION]));
+    for line in [
+        "deny by conn:",
+        "allow-once by conn:",
+        "allow-always by conn:",
+        "`echo three` allowed by the allow-always grant of approval",
+        "expired (deny)",
+    ] {
+        assert!(replay.contains(line), "{line:?} not in:\n{replay}");
+    }
     let audit = clawback(dir.path(), &["audit", "verify"]);
     assert!(audit.status.success(), "{}", stdout(&audit));
 

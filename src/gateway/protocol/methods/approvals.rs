@@ -302,6 +302,21 @@ pub fn warning(request: &ApprovalRequested) -> Option<String> {
     }
 }
 
+/// The stream the request recorded at `requested_seq` is on (a session's,
+/// for the exec tool's): its decision and expiry are recorded there too,
+/// so the session's timeline (`clawback replay <session>`) shows who
+/// decided what about its commands. `gateway` if it cannot be read.
+pub fn request_stream(gateway: &Gateway, requested_seq: u64) -> String {
+    gateway
+        .log
+        .store()
+        .get(requested_seq)
+        .ok()
+        .flatten()
+        .and_then(|bytes| clawback_events::record::decode(requested_seq, &bytes).ok())
+        .map_or_else(|| "gateway".to_owned(), |envelope| envelope.body.stream)
+}
+
 pub async fn resolve(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) -> Reply {
     let parsed = (|| {
         let params = Params::closed(
@@ -334,9 +349,9 @@ pub async fn resolve(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Va
         Err(error) => return Reply::answer(Err(error)),
     };
     let lock = gateway.writes.clone().lock_owned().await;
-    {
+    let requested_seq = {
         let state = gateway.state.read().expect("state lock");
-        if !state.approvals.pending.contains_key(&id) {
+        let Some(pending) = state.approvals.pending.get(&id) else {
             let settled = state
                 .approvals
                 .settled
@@ -348,15 +363,16 @@ pub async fn resolve(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Va
             } else {
                 ErrorShape::invalid(format!("unknown approval id: {id}"))
             }));
-        }
-    }
+        };
+        pending.requested_seq
+    };
     let grant_expires_at_ms =
         (decision == Decision::AllowAlways).then(|| now_ms() + days as i64 * 86_400_000);
     let mut reply = Reply::answer(Ok(
         json!({"ok": true, "id": id, "decision": decision.as_str()}),
     ));
     reply.events.push((
-        "gateway".to_owned(),
+        request_stream(gateway, requested_seq),
         Event::ApprovalResolved(ApprovalResolved {
             approval_id: id,
             decision,
