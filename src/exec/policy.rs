@@ -122,6 +122,25 @@ pub fn effective(policy_json: Option<&str>, agent_id: &str) -> Effective {
     }
 }
 
+impl Effective {
+    /// The policy with a call's own `ask` (the exec tool's argument), which
+    /// can only make it stricter, as in OpenClaw: `always` over `on-miss`
+    /// over `off`.
+    pub fn hardened(mut self, ask: Option<Ask>) -> Effective {
+        let rank = |ask: Ask| match ask {
+            Ask::Off => 0,
+            Ask::OnMiss => 1,
+            Ask::Always => 2,
+        };
+        if let Some(ask) = ask
+            && rank(ask) > rank(self.ask)
+        {
+            self.ask = ask;
+        }
+        self
+    }
+}
+
 /// What the policy says before anyone is asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -313,6 +332,32 @@ mod tests {
         assert!(matches!(decide(&strict, false, false), Verdict::Deny(_)));
         assert!(fallback_runs(&strict, true) && !fallback_runs(&strict, false));
         assert_eq!(effective(Some("not json"), "main").security, Security::Deny);
+    }
+
+    #[test]
+    fn a_calls_own_ask_only_hardens_the_policy() {
+        let full = Effective {
+            security: Security::Full,
+            ask: Ask::Off,
+            ..Effective::default()
+        };
+        assert_eq!(
+            decide(&full.clone().hardened(None), false, false),
+            Verdict::Run
+        );
+        assert_eq!(
+            decide(&full.clone().hardened(Some(Ask::Always)), true, true),
+            Verdict::Ask
+        );
+        assert_eq!(
+            decide(&full.clone().hardened(Some(Ask::OnMiss)), false, false),
+            Verdict::Ask
+        );
+        let always = Effective {
+            ask: Ask::Always,
+            ..Effective::default()
+        };
+        assert_eq!(always.hardened(Some(Ask::Off)).ask, Ask::Always);
     }
 
     #[test]

@@ -91,7 +91,8 @@ async fn asked_turn(
 ) -> (Value, String) {
     start_turn(agent, id, command).await;
     let approval = next_request(operator).await;
-    assert_eq!(approval["request"]["command"], command, "{approval}");
+    let shown = command.strip_prefix("ask-always: ").unwrap_or(command);
+    assert_eq!(approval["request"]["command"], shown, "{approval}");
     assert_eq!(approval["request"]["sessionKey"], SESSION);
     assert_eq!(approval["request"]["agentId"], "main");
     decide(operator, &format!("{id}-decide"), &approval, decision).await;
@@ -434,10 +435,27 @@ fn the_agents_policy_refuses_allowlists_or_runs_without_asking() {
         set_policy(&mut admin, "p3", json!({"security": "full", "ask": "off"})).await;
         let text = unasked_turn(&mut agent, &mut admin, "full", "echo $((6 * 7))").await;
         assert_eq!(text, tool_reply("42\n"));
+        // A call's own `ask` can make the policy stricter.
+        let (_, text) = asked_turn(
+            &mut agent,
+            &mut admin,
+            "harder",
+            "ask-always: echo seven",
+            "allow-once",
+        )
+        .await;
+        assert_eq!(text, tool_reply("seven\n"));
     });
     stop(running);
-    let records = approval_records(dir.path());
-    assert!(records.is_empty(), "nothing asked: {records:#?}");
+    let kinds: Vec<String> = approval_records(dir.path())
+        .iter()
+        .filter_map(|r| r["kind"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["approval.requested", "approval.resolved"],
+        "only the hardened call asked"
+    );
     let audit = clawback(dir.path(), &["audit", "verify"]);
     assert!(audit.status.success(), "{}", stdout(&audit));
 }

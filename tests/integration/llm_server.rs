@@ -769,8 +769,9 @@ fn openai_tool_model(model: &str, messages: &[Value]) -> Response {
 }
 
 /// `exec-model` (Chat Completions): asks the `exec` tool to run the last
-/// user message as a shell command; once the last message is the tool's
-/// result, answers `tool_reply(result)`.
+/// user message as a shell command (`ask-always: ` in front adds
+/// `ask: "always"`); once the last message is the tool's result, answers
+/// `tool_reply(result)`.
 fn openai_exec_model(model: &str, messages: &[Value]) -> Response {
     let chunk = |delta: Value, finish: Value| {
         json!({"id": "chatcmpl-exec1", "object": "chat.completion.chunk", "created": 1_764_000_000,
@@ -785,8 +786,13 @@ fn openai_exec_model(model: &str, messages: &[Value]) -> Response {
             chunk(json!({}), json!("stop")),
         ]
     } else {
-        let command = last["content"].as_str().unwrap_or("");
-        let arguments = json!({"command": command}).to_string();
+        // "ask-always: <command>" also passes the call's own `ask`.
+        let content = last["content"].as_str().unwrap_or("");
+        let arguments = match content.strip_prefix("ask-always: ") {
+            Some(command) => json!({"command": command, "ask": "always"}),
+            None => json!({"command": content}),
+        }
+        .to_string();
         vec![
             chunk(
                 json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0,

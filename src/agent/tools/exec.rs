@@ -77,6 +77,8 @@ impl Tool for Exec {
                         "description": "Environment overrides (string values; PATH and loader variables are refused)."},
                 "timeoutSeconds": {"type": "integer", "minimum": 1, "maximum": TIMEOUT_SECONDS_MAX,
                                    "description": "Process lifetime in seconds; default 30."},
+                "ask": {"type": "string", "enum": ["off", "on-miss", "always"],
+                        "description": "Ask a person more often than the policy does (never less)."},
             },
         })
     }
@@ -204,6 +206,7 @@ async fn authorize(context: &Context, arguments: &Value) -> Result<(), String> {
     let now = crate::gateway::protocol::methods::now_ms();
     let (effective, grant) = {
         let state = context.state.read().expect("state lock");
+        let asked_for = serde_json::from_value::<policy::Ask>(arguments["ask"].clone()).ok();
         let effective = policy::effective(
             state
                 .approvals
@@ -211,7 +214,8 @@ async fn authorize(context: &Context, arguments: &Value) -> Result<(), String> {
                 .as_ref()
                 .map(|policy| policy.policy.as_str()),
             &context.agent_id,
-        );
+        )
+        .hardened(asked_for);
         let grant = (!hash.starts_with(OPAQUE_HASH_PREFIX))
             .then(|| state.approvals.grant_for(&hash, now))
             .flatten()
