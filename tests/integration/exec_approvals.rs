@@ -320,6 +320,13 @@ fn exec_calls_wait_for_a_person_and_grants_cover_exactly_their_command() {
         .filter(|r| r["kind"] == "approval.grant.applied")
         .count();
     assert_eq!(applied, 3);
+    // The state the gateway had at stop (its snapshot) is what the log
+    // alone rebuilds.
+    let check = stdout(&clawback(dir.path(), &["snapshot", "restore", "--check"]));
+    assert!(
+        check.contains("check: a full rebuild from seq 0 gives the same state hash"),
+        "{check}"
+    );
     let audit = clawback(dir.path(), &["audit", "verify"]);
     assert!(audit.status.success(), "{}", stdout(&audit));
 }
