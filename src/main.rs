@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod credentials;
 mod cron;
+mod exec;
 mod gateway;
 mod redact;
 mod state_dir;

@@ -103,6 +103,8 @@ pub enum Event {
     NodeInvokeFinished(NodeInvokeFinished),
     HttpRequestAccepted(HttpRequestAccepted),
     HttpRequestAnswered(HttpRequestAnswered),
+    // Exec approvals answered by an allow-always grant, without asking.
+    ApprovalGrantApplied(ApprovalGrantApplied),
 }
 
 impl Event {
@@ -163,6 +165,7 @@ impl Event {
             Event::NodeInvokeFinished(_) => "node.invoke.finished",
             Event::HttpRequestAccepted(_) => "http.request.accepted",
             Event::HttpRequestAnswered(_) => "http.request.answered",
+            Event::ApprovalGrantApplied(_) => "approval.grant.applied",
         }
     }
 

@@ -9,7 +9,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use clawback_events::event::{ApprovalExpired, ApprovalRequested, ApprovalResolved, Decision};
+use clawback_events::event::{
+    ApprovalExpired, ApprovalGrantApplied, ApprovalRequested, ApprovalResolved, Decision,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{Anomalies, At, push_bounded};
@@ -208,6 +210,30 @@ impl Approvals {
         self.grants
             .get(argv_hash)
             .filter(|grant| grant.expires_at_ms.is_none_or(|expiry| now_ms <= expiry))
+    }
+
+    /// A command allowed by a grant: changes nothing, but a grant that was
+    /// not live at that time is an anomaly (the executor and the log
+    /// disagree about what allowed it).
+    pub(crate) fn grant_applied(
+        &mut self,
+        at: At,
+        event: &ApprovalGrantApplied,
+        anomalies: &mut Anomalies,
+    ) {
+        let live = self
+            .grant_for(&event.argv_hash, at.ts_ms)
+            .is_some_and(|grant| grant.approval_id == event.grant_approval_id);
+        if !live {
+            anomalies.record(
+                at,
+                "approval.grant_not_live",
+                format!(
+                    "request {} was allowed by grant {} that is not live for its argv hash",
+                    event.request_id, event.grant_approval_id
+                ),
+            );
+        }
     }
 
     pub(crate) fn policy_changed(

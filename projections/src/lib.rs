@@ -227,6 +227,7 @@ impl State {
             Event::NodePairResolved(e) => self.nodes.pair_resolved(at, &e, anomalies),
             Event::NodeRenamed(e) => self.nodes.renamed(at, e, anomalies),
             Event::HttpRequestAccepted(e) => self.idempotency.accepted(at, e, anomalies),
+            Event::ApprovalGrantApplied(e) => self.approvals.grant_applied(at, &e, anomalies),
             ref event @ (Event::RpcReceived(_)
             | Event::NodeInvokeRequested(_)
             | Event::NodeInvokeFinished(_)

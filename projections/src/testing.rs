@@ -364,6 +364,18 @@ fn side_effect_events() -> impl Strategy<Value = Event> {
             )
         ),
         id("ap", 4).prop_map(|approval_id| Event::ApprovalExpired(ApprovalExpired { approval_id })),
+        (id("req", 3), id("ap", 4), id("argv", 3)).prop_map(
+            |(request_id, grant_approval_id, argv_hash)| {
+                Event::ApprovalGrantApplied(ApprovalGrantApplied {
+                    request_id,
+                    grant_approval_id,
+                    command: "ls".to_owned(),
+                    argv_hash,
+                    session_key: None,
+                    agent_id: None,
+                })
+            }
+        ),
         (id("dl", 4), id("idem", 4), text()).prop_map(|(delivery_id, idempotency_key, text)| {
             Event::DeliveryPrepared(DeliveryPrepared {
                 delivery_id,

@@ -311,6 +311,14 @@ pub fn summarize(event: &Event) -> (Category, String) {
             Category::Approval,
             format!("approval {} expired (deny)", e.approval_id),
         ),
+        Event::ApprovalGrantApplied(e) => (
+            Category::Approval,
+            format!(
+                "`{}` allowed by the allow-always grant of approval {}",
+                clip(&e.command, CLIP_CHARS),
+                e.grant_approval_id
+            ),
+        ),
         Event::DeliveryPrepared(e) => (
             Category::Delivery,
             format!(

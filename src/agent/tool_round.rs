@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clawback_events::event::{
-    Event, MessageAppended, Role, ToolCallFinished, ToolCallRequested, ToolCallStarted, ToolOutcome,
+    ApprovalRequested, Event, MessageAppended, Role, ToolCallFinished, ToolCallRequested,
+    ToolCallStarted, ToolOutcome,
 };
 use serde_json::{Value, json};
 
@@ -20,8 +21,50 @@ use super::client_events::Events;
 use super::models::{Resolved, cost_micro_usd};
 use super::provider::{Completion, Message, ToolResult};
 use super::run::{RunOutcome, RunRequest, add_usage, completed_call, record};
-use super::tools::outcome_text;
+use super::tools::{Approver, ApproverFuture, outcome_text};
 use crate::gateway::Gateway;
+use crate::gateway::protocol::methods::approvals;
+
+/// A run's way to ask a person: approval requests and grant uses are
+/// recorded on the session's stream, by the run's actor, correlated to the
+/// run, so the session's timeline shows them between the call's
+/// `tool.call.started` and `tool.call.finished`.
+struct RunApprover {
+    gateway: Arc<Gateway>,
+    session_key: String,
+    actor: clawback_events::Actor,
+    run_id: String,
+}
+
+impl Approver for RunApprover {
+    fn ask(
+        &self,
+        request: ApprovalRequested,
+        timeout: std::time::Duration,
+    ) -> ApproverFuture<Result<Option<String>, String>> {
+        let gateway = self.gateway.clone();
+        let (stream, actor, run_id) = (
+            self.session_key.clone(),
+            self.actor.clone(),
+            self.run_id.clone(),
+        );
+        Box::pin(async move {
+            approvals::ask(&gateway, (&stream, &actor, &run_id), request, timeout).await
+        })
+    }
+
+    fn record(&self, event: Event) -> ApproverFuture<Result<(), String>> {
+        let gateway = self.gateway.clone();
+        let (stream, actor, run_id) = (
+            self.session_key.clone(),
+            self.actor.clone(),
+            self.run_id.clone(),
+        );
+        Box::pin(async move {
+            super::compact::append(&gateway, &stream, &actor, &run_id, vec![event]).await
+        })
+    }
+}
 
 /// Why a tool round ended the run.
 pub(super) enum Stop {
@@ -87,11 +130,19 @@ pub(super) async fn tool_round(
         .await
         .map_err(Stop::Failed)?;
 
+    let config = gateway.config();
     let context = Arc::new(super::tools::Context {
-        workspace: super::workspace::dir(&gateway.config(), &gateway.state_root, &request.agent_id),
+        workspace: super::workspace::dir(&config, &gateway.state_root, &request.agent_id),
         agent_id: request.agent_id.clone(),
         session_key: request.session_key.clone(),
         state: gateway.state.clone(),
+        tools_config: config.tools.clone(),
+        approver: Arc::new(RunApprover {
+            gateway: gateway.clone(),
+            session_key: request.session_key.clone(),
+            actor: request.actor.clone(),
+            run_id: request.run_id.clone(),
+        }),
     });
     let mut results = Vec::with_capacity(calls.len());
     for call in &calls {

@@ -1,7 +1,8 @@
 //! Server-push events derived from the log: one task follows the log and
 //! turns each recorded change into the protocol event clients expect
 //! (`presence`, `config.changed`, `sessions.changed`, `device.pair.*`,
-//! `node.pair.*`, and `node.invoke.request` to the one node asked).
+//! `node.pair.*`, `exec.approval.*` (with what the command really runs),
+//! and `node.invoke.request` to the one node asked).
 //!
 //! Why from the log and not from the handlers: every path that records a
 //! change (a request, a connect, a pairing, later an executor) produces its
@@ -226,13 +227,16 @@ fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
         Event::VoiceWakeChanged(changed) => {
             event("voicewake.changed", json!({"triggers": changed.triggers}))
         }
-        Event::ApprovalRequested(request) => event(
-            "exec.approval.requested",
-            json!({"approvalKind": request.kind, "id": request.approval_id,
+        Event::ApprovalRequested(request) => {
+            let mut payload = json!({"approvalKind": request.kind, "id": request.approval_id,
                    "request": {"command": request.command, "sessionKey": request.session_key,
                                "agentId": request.agent_id, "nodeId": request.node_id},
-                   "createdAtMs": ts, "expiresAtMs": request.expires_at_ms}),
-        ),
+                   "createdAtMs": ts, "expiresAtMs": request.expires_at_ms});
+            if let Some(warning) = methods::approvals::warning(request) {
+                payload["request"]["warningText"] = json!(warning);
+            }
+            event("exec.approval.requested", payload)
+        }
         Event::ApprovalResolved(resolved) => {
             gateway
                 .approvals

@@ -70,21 +70,26 @@ pub(super) async fn expire_approvals(gateway: Arc<Gateway>) {
         }
         // Under the write lock: a decision and an expiry never both land.
         let _write = gateway.writes.lock().await;
-        let still_due: Vec<NewEvent> = {
+        let still_due: Vec<(String, u64)> = {
             let state = gateway.state.read().expect("state lock");
             due.into_iter()
-                .filter(|id| state.approvals.pending.contains_key(id))
-                .map(|approval_id| {
-                    NewEvent::new(
-                        "gateway",
-                        Actor::System,
-                        Event::ApprovalExpired(clawback_events::event::ApprovalExpired {
-                            approval_id,
-                        }),
-                    )
+                .filter_map(|id| {
+                    let requested_seq = state.approvals.pending.get(&id)?.requested_seq;
+                    Some((id, requested_seq))
                 })
                 .collect()
         };
+        // On the request's own stream, as decisions are.
+        let still_due: Vec<NewEvent> = still_due
+            .into_iter()
+            .map(|(approval_id, requested_seq)| {
+                NewEvent::new(
+                    protocol::methods::approvals::request_stream(&gateway, requested_seq),
+                    Actor::System,
+                    Event::ApprovalExpired(clawback_events::event::ApprovalExpired { approval_id }),
+                )
+            })
+            .collect();
         if !still_due.is_empty()
             && let Err(error) = gateway.log.append(still_due).await
         {

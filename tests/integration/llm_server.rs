@@ -345,6 +345,9 @@ fn answer(seen: &Mutex<Vec<Value>>, authorized: bool, body: &str) -> Response {
     if model == "tool-model" || model == "tool-loop" || model == "slow-tool" {
         return openai_tool_model(model, &messages);
     }
+    if model == "exec-model" {
+        return openai_exec_model(model, &messages);
+    }
     let reply = if summarizing {
         format!("SUMMARY of {} characters", last_user.len())
     } else {
@@ -762,6 +765,53 @@ fn openai_tool_model(model: &str, messages: &[Value]) -> Response {
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .body(body)
+        .expect("response")
+}
+
+/// `exec-model` (Chat Completions): asks the `exec` tool to run the last
+/// user message as a shell command (`ask-always: ` in front adds
+/// `ask: "always"`); once the last message is the tool's result, answers
+/// `tool_reply(result)`.
+fn openai_exec_model(model: &str, messages: &[Value]) -> Response {
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-exec1", "object": "chat.completion.chunk", "created": 1_764_000_000,
+               "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let last = messages.last().cloned().unwrap_or(Value::Null);
+    let events = if last["role"] == "tool" {
+        let result = last["content"].as_str().unwrap_or("");
+        vec![
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            chunk(json!({"content": tool_reply(result)}), Value::Null),
+            chunk(json!({}), json!("stop")),
+        ]
+    } else {
+        // "ask-always: <command>" also passes the call's own `ask`.
+        let content = last["content"].as_str().unwrap_or("");
+        let arguments = match content.strip_prefix("ask-always: ") {
+            Some(command) => json!({"command": command, "ask": "always"}),
+            None => json!({"command": content}),
+        }
+        .to_string();
+        vec![
+            chunk(
+                json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0,
+                    "id": format!("call_exec_{}", messages.len()), "type": "function",
+                    "function": {"name": "exec", "arguments": arguments}}]}),
+                Value::Null,
+            ),
+            chunk(json!({}), json!("tool_calls")),
+        ]
+    };
+    let mut text: String = events
+        .into_iter()
+        .map(|event| format!("data: {event}\n\n"))
+        .collect();
+    text.push_str("data: [DONE]\n\n");
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from(text))
         .expect("response")
 }
 

@@ -12,6 +12,7 @@ mod config;
 mod copilot;
 mod crash;
 mod cron;
+mod exec_approvals;
 mod gateway;
 mod llm_server;
 mod nodes;

@@ -52,6 +52,24 @@ pub struct ApprovalExpired {
     pub approval_id: String,
 }
 
+/// A command was allowed without asking because a live allow-always grant
+/// covers its canonical argv hash: replay shows which grant (the approval
+/// that created it, and so who decided) let it run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalGrantApplied {
+    /// The id this request would have had as an approval (the RPC answers
+    /// it; the exec tool uses its tool call id).
+    pub request_id: String,
+    /// The approval whose allow-always decision created the grant.
+    pub grant_approval_id: String,
+    /// The command as asked for.
+    pub command: String,
+    /// The canonical argv hash, the grant's key.
+    pub argv_hash: String,
+    pub session_key: Option<String>,
+    pub agent_id: Option<String>,
+}
+
 /// The exec approval policy (OpenClaw's `exec-approvals` file: security
 /// and ask modes per agent, allowlists) was replaced. It holds no secrets.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

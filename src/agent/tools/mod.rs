@@ -5,17 +5,22 @@
 //! Why a registry and not a match in the run loop: the model is offered
 //! exactly what is registered (`specs`), and every call goes through the
 //! same gate (`call`): unknown tool, arguments that are not JSON or do not
-//! fit the schema, a tool that needs a person's approval, a tool that
-//! overruns its time, an output too large for the context. Each of these
-//! becomes a tool error the model reads and can correct, never a panic and
-//! never a failed run.
+//! fit the schema, a call its tool does not authorize (the exec policy
+//! refuses it, or a person denies it), a tool that overruns its time, an
+//! output too large for the context. Each of these becomes a tool error
+//! (or a denial) the model reads and can correct, never a panic and never
+//! a failed run.
 //!
-//! Invariants: nothing registered here needs approval yet (exec, write,
-//! edit and web fetch come with approvals, and declare `needs_approval`);
-//! a call never outlives `TOOL_TIMEOUT`; an output never exceeds
-//! `OUTPUT_BYTES_MAX` (cut at a character boundary, with a marker).
+//! Invariants: a tool that can change the machine (`exec`) decides in
+//! `authorize`, before it runs, and may ask a person there through the
+//! context's `Approver` (which records the request and waits for the
+//! decision); the wait is bounded by the approval's expiry, the run that
+//! follows by the tool's `timeout` (`TOOL_TIMEOUT` unless the tool bounds
+//! itself); an output never exceeds `OUTPUT_BYTES_MAX` (cut at a character
+//! boundary, with a marker).
 
 pub mod edit;
+pub mod exec;
 pub mod read;
 pub mod schema;
 pub mod sessions_list;
@@ -28,7 +33,7 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use clawback_events::event::ToolOutcome;
+use clawback_events::event::{ApprovalRequested, Event, ToolOutcome};
 use clawback_projections::State;
 use serde_json::Value;
 
@@ -40,17 +45,40 @@ pub const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// at 50 KB too): a bound on the context one call can fill.
 pub const OUTPUT_BYTES_MAX: usize = 50 * 1024;
 
-/// What a tool may look at: the agent's workspace and the projected state,
-/// read-only.
+/// What a tool may look at: the agent's workspace, the projected state
+/// (read-only), the config's `tools` section, and the way to ask a person.
 pub struct Context {
     pub workspace: PathBuf,
     pub agent_id: String,
     pub session_key: String,
     pub state: Arc<RwLock<State>>,
+    /// The config's `tools` section as it was when the round started.
+    pub tools_config: Option<Value>,
+    pub approver: Arc<dyn Approver>,
 }
 
 /// A tool's work: its output text, or an error message for the model.
 pub type ToolFuture = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
+/// A tool's decision before it runs: `Err` is the reason it may not.
+pub type AuthorizeFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub type ApproverFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// How a tool asks a person, and records what allowed it. Why a trait and
+/// not the gateway: a tool needs exactly these two things from it (the
+/// state is already in the context), and tests can script the answers.
+pub trait Approver: Send + Sync {
+    /// Records `request` and waits (at most its `timeout` and a little)
+    /// for the outcome: `allow-once`, `allow-always`, `deny`, `expired`,
+    /// or `None` when nothing was recorded in time. `Err` when it cannot
+    /// be recorded.
+    fn ask(
+        &self,
+        request: ApprovalRequested,
+        timeout: Duration,
+    ) -> ApproverFuture<Result<Option<String>, String>>;
+    /// Records an event of the call's authorization (a grant's use).
+    fn record(&self, event: Event) -> ApproverFuture<Result<(), String>>;
+}
 
 pub trait Tool: Send + Sync {
     fn name(&self) -> &'static str;
@@ -59,11 +87,15 @@ pub trait Tool: Send + Sync {
     /// The JSON Schema of the arguments object (the subset `schema`
     /// enforces).
     fn parameters(&self) -> Value;
-    /// Whether a call must wait for a person's approval. The run loop
-    /// cannot ask yet, so such a tool's calls are denied; none is
-    /// registered.
-    fn needs_approval(&self) -> bool {
-        false
+    /// Whether this call may run (arguments already validated), decided
+    /// before its time starts; may wait for a person. `Err` is a denial
+    /// with its reason.
+    fn authorize(&self, _context: Arc<Context>, _arguments: &Value) -> AuthorizeFuture {
+        Box::pin(async { Ok(()) })
+    }
+    /// How long this call may run once authorized.
+    fn timeout(&self, _arguments: &Value) -> Duration {
+        TOOL_TIMEOUT
     }
     /// Runs with arguments already validated against `parameters`.
     fn run(&self, context: Arc<Context>, arguments: Value) -> ToolFuture;
@@ -74,14 +106,16 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in tools. Files are read and written only inside the
-    /// agent's workspace; none of these needs an approval.
+    /// The built-in tools: `read`, `write`, `edit` (files inside the
+    /// agent's workspace only), `sessions_list` (read-only), and `exec`
+    /// (decided by the agent's exec policy and approvals).
     pub fn builtin() -> Registry {
         Registry::with(vec![
             Box::new(read::Read),
             Box::new(write::Write),
             Box::new(edit::Edit),
             Box::new(sessions_list::SessionsList),
+            Box::new(exec::Exec),
         ])
     }
 
@@ -125,24 +159,30 @@ impl Registry {
             .map(|tool| &**tool)
     }
 
-    /// Checks and runs one call, within `TOOL_TIMEOUT`.
+    /// Checks, authorizes and runs one call, within the tool's timeout.
     pub async fn call(&self, context: Arc<Context>, name: &str, arguments: &str) -> ToolOutcome {
-        self.call_within(context, name, arguments, TOOL_TIMEOUT)
-            .await
+        self.call_within(context, name, arguments, None).await
     }
 
+    /// As `call`, with the run bounded by `timeout` instead of the tool's.
     pub async fn call_within(
         &self,
         context: Arc<Context>,
         name: &str,
         arguments: &str,
-        timeout: Duration,
+        timeout: Option<Duration>,
     ) -> ToolOutcome {
         let tool = match self.check(name, arguments) {
             Ok(checked) => checked,
             Err(outcome) => return outcome,
         };
         let (tool, arguments) = tool;
+        if let Err(reason) = tool.authorize(context.clone(), &arguments).await {
+            return ToolOutcome::Denied {
+                reason: cap_output(reason),
+            };
+        }
+        let timeout = timeout.unwrap_or_else(|| tool.timeout(&arguments));
         match tokio::time::timeout(timeout, tool.run(context, arguments)).await {
             Ok(Ok(output)) => ToolOutcome::Ok {
                 output: cap_output(output),
@@ -154,8 +194,8 @@ impl Registry {
         }
     }
 
-    /// Everything decided before a tool runs: it exists, needs no
-    /// approval, and its arguments are a JSON object that fits its schema.
+    /// Everything checked before a tool is authorized: it exists, and its
+    /// arguments are a JSON object that fits its schema.
     fn check(&self, name: &str, arguments: &str) -> Result<(&dyn Tool, Value), ToolOutcome> {
         let Some(tool) = self.get(name) else {
             let names: Vec<&str> = self.tools.iter().map(|tool| tool.name()).collect();
@@ -166,11 +206,6 @@ impl Registry {
                 ),
             });
         };
-        if tool.needs_approval() {
-            return Err(ToolOutcome::Denied {
-                reason: format!("{name} needs an approval, which this gateway cannot ask for yet"),
-            });
-        }
         let value: Value = serde_json::from_str(arguments).map_err(|error| ToolOutcome::Error {
             message: format!("the arguments of {name} are not valid JSON: {error}"),
         })?;
@@ -217,16 +252,38 @@ pub fn outcome_text(outcome: &ToolOutcome) -> (String, bool) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Asks nobody: every request is unanswered, so it is denied.
+    pub(crate) struct NoApprover;
+
+    impl Approver for NoApprover {
+        fn ask(
+            &self,
+            _: ApprovalRequested,
+            _: Duration,
+        ) -> ApproverFuture<Result<Option<String>, String>> {
+            Box::pin(async { Err("there is no one to ask for an approval here".to_owned()) })
+        }
+        fn record(&self, _: Event) -> ApproverFuture<Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
     pub(crate) fn context(workspace: PathBuf) -> Arc<Context> {
+        context_with(workspace, Arc::new(NoApprover))
+    }
+
+    pub(crate) fn context_with(workspace: PathBuf, approver: Arc<dyn Approver>) -> Arc<Context> {
         Arc::new(Context {
             workspace,
             agent_id: "main".to_owned(),
             session_key: "agent:main:main".to_owned(),
             state: Arc::new(RwLock::new(State::default())),
+            tools_config: None,
+            approver,
         })
     }
 
@@ -244,13 +301,6 @@ mod tests {
             assert_eq!(spec.parameters["type"], "object", "{}", spec.name);
             assert!(!spec.description.is_empty());
         }
-        assert!(
-            Registry::builtin()
-                .tools
-                .iter()
-                .all(|tool| !tool.needs_approval()),
-            "nothing needing approval is registered before approvals are wired"
-        );
     }
 
     #[test]
@@ -266,7 +316,7 @@ mod tests {
         };
         assert_eq!(
             error(call("nope", "{}")),
-            "there is no tool named \"nope\"; the tools are: read, write, edit, sessions_list"
+            "there is no tool named \"nope\"; the tools are: read, write, edit, sessions_list, exec"
         );
         assert!(
             error(call("read", "{not json"))
@@ -316,8 +366,8 @@ mod tests {
         fn parameters(&self) -> Value {
             json!({"type": "object"})
         }
-        fn needs_approval(&self) -> bool {
-            true
+        fn authorize(&self, _: Arc<Context>, _: &Value) -> AuthorizeFuture {
+            Box::pin(async { Err("nobody approved it".to_owned()) })
         }
         fn run(&self, _: Arc<Context>, _: Value) -> ToolFuture {
             Box::pin(async { Ok("ran".to_owned()) })
@@ -325,19 +375,24 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_tool_times_out_and_an_approval_tool_is_denied() {
+    fn a_slow_tool_times_out_and_an_unauthorized_call_is_denied() {
         let dir = tempfile::tempdir().expect("tempdir");
         let registry = Registry::with(vec![Box::new(Sleepy), Box::new(NeedsApproval)]);
         let outcome = runtime().block_on(registry.call_within(
             context(dir.path().to_owned()),
             "sleepy",
             "{}",
-            Duration::from_millis(20),
+            Some(Duration::from_millis(20)),
         ));
         assert_eq!(outcome, ToolOutcome::TimedOut);
         let outcome =
             runtime().block_on(registry.call(context(dir.path().to_owned()), "exec", "{}"));
-        assert!(matches!(outcome, ToolOutcome::Denied { .. }), "{outcome:?}");
+        assert_eq!(
+            outcome,
+            ToolOutcome::Denied {
+                reason: "nobody approved it".to_owned()
+            }
+        );
     }
 
     #[test]

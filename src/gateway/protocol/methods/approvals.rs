@@ -7,22 +7,29 @@
 //! by the log fanout when a decision or an expiry is recorded, never by the
 //! handler that recorded it, so a decision made anywhere wakes everyone.
 //!
-//! What this does not do yet (issue 5): reduce a command to its canonical
-//! argv before hashing (so `sh -c`, `env`, `sudo` and chains cannot slip an
-//! allow-always grant onto another command), and consult grants before
-//! asking. Here the hash is of the command exactly as given.
+//! A request is bound to its canonical argv (`exec::canonical`: wrappers
+//! unwrapped, chains split, quotes resolved) and working directory; an
+//! allow-always grant is recorded against that hash, and a later request
+//! with the same hash while the grant lives is answered `allow-always`
+//! without asking, recording `approval.grant.applied` (which grant, so
+//! replay shows who allowed it). A command the parser cannot decide
+//! (`$(...)`, `eval`, variables, ...) is opaque: its hash is unique to the
+//! request, so no grant ever covers it and it always asks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clawback_events::event::{ApprovalRequested, ApprovalResolved, Decision, Event};
+use clawback_events::event::{
+    ApprovalGrantApplied, ApprovalRequested, ApprovalResolved, Decision, Event,
+};
 use clawback_projections::approvals::Settlement;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::super::frames::ErrorShape;
 use super::{Caller, Params, Reply, now_ms};
+use crate::exec::canonical::{self, Canonical};
 use crate::gateway::Gateway;
 
 const TIMEOUT_DEFAULT_MS: u64 = 5 * 60 * 1000;
@@ -122,17 +129,18 @@ pub async fn request(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
             .opt_u64("timeoutMs")?
             .unwrap_or(TIMEOUT_DEFAULT_MS)
             .clamp(1_000, TIMEOUT_MAX_MS);
-        let hashed = match &argv {
-            Some(argv) => serde_json::to_string(argv).unwrap_or_default(),
-            None => command.clone(),
+        let canonical = match &argv {
+            Some(argv) if !argv.is_empty() => canonical::from_argv(argv),
+            _ => canonical::parse(&command),
         };
+        let cwd = params.opt_str("cwd")?.unwrap_or_default();
         let request = ApprovalRequested {
             approval_id: params
                 .opt_str("id")?
                 .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned),
             kind: "exec".to_owned(),
             command,
-            argv_hash: blake3::hash(hashed.as_bytes()).to_hex().to_string(),
+            argv_hash: argv_hash(&canonical, cwd),
             session_key: params.opt_str("sessionKey")?.map(str::to_owned),
             agent_id: params.opt_str("agentId")?.map(str::to_owned),
             node_id: params.opt_str("nodeId")?.map(str::to_owned),
@@ -163,6 +171,15 @@ pub async fn request(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
             "approval id {id} is already in use"
         ))));
     }
+    if let Some(applied) = covering_grant(gateway, &request, &id) {
+        let answer = json!({"id": id, "decision": "allow-always",
+                            "grantId": applied.grant_approval_id});
+        let mut reply = Reply::answer(Ok(answer));
+        reply
+            .events
+            .push(("gateway".to_owned(), Event::ApprovalGrantApplied(applied)));
+        return reply;
+    }
     let answer = json!({"id": id, "decision": Value::Null, "createdAtMs": now_ms(),
                         "expiresAtMs": request.expires_at_ms});
     if two_phase {
@@ -190,6 +207,114 @@ pub async fn request(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     }
     let decision = wait(waiter, Duration::from_millis(timeout + 2_000)).await;
     Reply::answer(Ok(decided(&id, decision.as_deref())))
+}
+
+/// The hash a request is bound to: its canonical argv and working
+/// directory, or, for an opaque command, a value unique to this request so
+/// that no grant can ever be recorded against, or found for, it.
+pub fn argv_hash(canonical: &Canonical, cwd: &str) -> String {
+    canonical
+        .hash(cwd)
+        .unwrap_or_else(|| format!("{OPAQUE_HASH_PREFIX}{}", uuid::Uuid::new_v4()))
+}
+
+/// What marks the hash of an opaque command.
+pub const OPAQUE_HASH_PREFIX: &str = "opaque:";
+
+/// The grant that answers `request` without asking, as the event that
+/// records its use; `None` for an opaque command or when no grant is live.
+pub fn covering_grant(
+    gateway: &Gateway,
+    request: &ApprovalRequested,
+    request_id: &str,
+) -> Option<ApprovalGrantApplied> {
+    if request.argv_hash.starts_with(OPAQUE_HASH_PREFIX) {
+        return None;
+    }
+    let state = gateway.state.read().expect("state lock");
+    let grant = state.approvals.grant_for(&request.argv_hash, now_ms())?;
+    Some(ApprovalGrantApplied {
+        request_id: request_id.to_owned(),
+        grant_approval_id: grant.approval_id.clone(),
+        command: request.command.clone(),
+        argv_hash: request.argv_hash.clone(),
+        session_key: request.session_key.clone(),
+        agent_id: request.agent_id.clone(),
+    })
+}
+
+/// Records `request` (on `stream`, by `actor`, correlated to
+/// `correlation`) and waits for its outcome, as `Waiters::settle` gives it
+/// (`allow-once`, `allow-always`, `deny`, `expired`), at most `timeout`
+/// and 2 s more; `None` if nothing was recorded by then. The exec tool's
+/// way of asking.
+pub async fn ask(
+    gateway: &Gateway,
+    (stream, actor, correlation): (&str, &clawback_events::Actor, &str),
+    request: ApprovalRequested,
+    timeout: Duration,
+) -> Result<Option<String>, String> {
+    // Subscribed before the request is recorded, so no decision is missed.
+    let waiter = gateway.approvals.subscribe(&request.approval_id);
+    gateway
+        .log
+        .append(vec![
+            clawback_events::NewEvent::new(
+                stream.to_owned(),
+                actor.clone(),
+                Event::ApprovalRequested(request),
+            )
+            .correlated(correlation.to_owned()),
+        ])
+        .await
+        .map_err(|error| format!("the gateway cannot record this approval request: {error}"))?;
+    Ok(wait(waiter, timeout + Duration::from_secs(2)).await)
+}
+
+/// What a reviewer should know beyond the command text (OpenClaw's
+/// `warningText`): why an opaque command can never be covered by a grant,
+/// or the simple commands a wrapped or chained command runs.
+pub fn warning(request: &ApprovalRequested) -> Option<String> {
+    if request.kind != "exec" {
+        return None;
+    }
+    let parsed = canonical::parse(&request.command);
+    if request.argv_hash.starts_with(OPAQUE_HASH_PREFIX) {
+        let reason = match &parsed {
+            Canonical::Opaque { reason } => reason.as_str(),
+            Canonical::Commands(_) => "its argv cannot be analysed",
+        };
+        return Some(format!(
+            "This command cannot be analysed ({reason}); an allow-always decision will not cover it again."
+        ));
+    }
+    match &parsed {
+        Canonical::Commands(commands)
+            if commands.len() > 1 || commands.iter().any(|c| !c.context.is_empty()) =>
+        {
+            Some(format!(
+                "This runs {} command(s), each approved as written here:\n{}",
+                commands.len(),
+                parsed.describe()
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The stream the request recorded at `requested_seq` is on (a session's,
+/// for the exec tool's): its decision and expiry are recorded there too,
+/// so the session's timeline (`clawback replay <session>`) shows who
+/// decided what about its commands. `gateway` if it cannot be read.
+pub fn request_stream(gateway: &Gateway, requested_seq: u64) -> String {
+    gateway
+        .log
+        .store()
+        .get(requested_seq)
+        .ok()
+        .flatten()
+        .and_then(|bytes| clawback_events::record::decode(requested_seq, &bytes).ok())
+        .map_or_else(|| "gateway".to_owned(), |envelope| envelope.body.stream)
 }
 
 pub async fn resolve(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) -> Reply {
@@ -224,9 +349,9 @@ pub async fn resolve(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Va
         Err(error) => return Reply::answer(Err(error)),
     };
     let lock = gateway.writes.clone().lock_owned().await;
-    {
+    let requested_seq = {
         let state = gateway.state.read().expect("state lock");
-        if !state.approvals.pending.contains_key(&id) {
+        let Some(pending) = state.approvals.pending.get(&id) else {
             let settled = state
                 .approvals
                 .settled
@@ -238,15 +363,16 @@ pub async fn resolve(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Va
             } else {
                 ErrorShape::invalid(format!("unknown approval id: {id}"))
             }));
-        }
-    }
+        };
+        pending.requested_seq
+    };
     let grant_expires_at_ms =
         (decision == Decision::AllowAlways).then(|| now_ms() + days as i64 * 86_400_000);
     let mut reply = Reply::answer(Ok(
         json!({"ok": true, "id": id, "decision": decision.as_str()}),
     ));
     reply.events.push((
-        "gateway".to_owned(),
+        request_stream(gateway, requested_seq),
         Event::ApprovalResolved(ApprovalResolved {
             approval_id: id,
             decision,

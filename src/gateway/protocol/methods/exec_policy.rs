@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::super::frames::ErrorShape;
 use super::{Params, Reply};
+use crate::exec::policy::{Ask, Security};
 use crate::gateway::Gateway;
 
 /// Where clawback keeps the policy, as the `path` clients display.
@@ -79,23 +80,6 @@ struct AllowEntry {
     last_used_command: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_resolved_path: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum Security {
-    Deny,
-    Allowlist,
-    Ask,
-    Full,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum Ask {
-    Off,
-    OnMiss,
-    Always,
 }
 
 pub fn get(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
