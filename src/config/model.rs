@@ -666,10 +666,25 @@ fn check_hooks(hooks: &HooksSection, issues: &mut Vec<Issue>) {
             "hooks.enabled needs a non-empty hooks.token (a long random secret, not the gateway token)",
         );
     }
-    if let Some(path) = &hooks.path
-        && path.trim().trim_end_matches('/').is_empty()
-    {
-        issue("hooks.path".to_owned(), "must not be \"/\" or empty");
+    if let Some(path) = &hooks.path {
+        let path = path.trim().trim_matches('/');
+        let first = path.split('/').next().unwrap_or_default();
+        let plain = path
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte));
+        if path.is_empty() {
+            issue("hooks.path".to_owned(), "must not be \"/\" or empty");
+        } else if !plain || path.contains("//") {
+            issue(
+                "hooks.path".to_owned(),
+                "may hold only letters, digits, '-', '.', '_', '~' and single '/'",
+            );
+        } else if ["healthz", "tools", "v1"].contains(&first) {
+            issue(
+                "hooks.path".to_owned(),
+                "must not overlap the gateway's own endpoints (/healthz, /tools, /v1)",
+            );
+        }
     }
     if hooks.max_body_bytes == Some(0) {
         issue("hooks.maxBodyBytes".to_owned(), "must be at least 1");
@@ -773,6 +788,15 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(issues[0].path, "gateway.auth.mode", "{issues:?}");
+        for path in ["/", "/tools", "v1/x", "/a{b}", "/a//b"] {
+            let issues = check(&json!({"hooks": {"path": path}})).err().unwrap();
+            assert_eq!(issues[0].path, "hooks.path", "{path}: {issues:?}");
+        }
+        assert!(check(&json!({"hooks": {"path": "/in/bound/"}})).is_ok());
+        let issues = check(&json!({"hooks": {"mappings": [{"transform": {"module": "x.js"}}]}}))
+            .err()
+            .unwrap();
+        assert_eq!(issues[0].path, "hooks.mappings[0].transform");
         let issues = check(&json!({"agents": {"entries": {"Bad Id": {}}}}))
             .err()
             .unwrap();

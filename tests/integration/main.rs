@@ -13,6 +13,7 @@ mod copilot;
 mod crash;
 mod cron;
 mod gateway;
+mod http_hooks;
 mod llm_server;
 mod nodes;
 mod openclaw_cli;
