@@ -351,11 +351,41 @@ async fn handle(
 }
 
 fn query_has_token(query: Option<&str>) -> bool {
-    query.is_some_and(|query| {
-        query
-            .split('&')
-            .any(|pair| pair.split('=').next() == Some("token"))
-    })
+    query_pairs(query).any(|(key, _)| key == "token")
+}
+
+/// A query string's `key=value` pairs, percent- and `+`-decoded (as a
+/// browser's `URLSearchParams` reads them).
+fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|byte| (*byte as char).to_digit(16));
+        match bytes[index] {
+            b'+' => decoded.push(b' '),
+            b'%' if hex(index + 1).is_some() && hex(index + 2).is_some() => {
+                let high = hex(index + 1).unwrap_or_default();
+                let low = hex(index + 2).unwrap_or_default();
+                decoded.push((high * 16 + low) as u8);
+                index += 2;
+            }
+            byte => decoded.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// The request's headers (secrets left out) and query, for templates and
@@ -374,15 +404,7 @@ impl RequestContext {
                 Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
             })
             .collect();
-        let query = query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (key.to_owned(), value.to_owned())
-            })
-            .collect();
+        let query = query_pairs(query).collect();
         RequestContext { headers, query }
     }
 
@@ -638,6 +660,9 @@ mod tests {
         assert!(query_has_token(Some("token")));
         assert!(!query_has_token(Some("tokens=1")));
         assert!(!query_has_token(None));
+        assert!(query_has_token(Some("tok%65n=x")));
+        assert_eq!(percent_decode("a+b%20c%2"), "a b c%2");
+        assert_eq!(percent_decode("%C3%A9"), "é");
         assert_eq!(base_path(&config(json!({"hooks": {"path": "in/"}}))), "/in");
         assert_eq!(base_path(&config(json!({}))), "/hooks");
     }
