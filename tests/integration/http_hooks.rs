@@ -159,6 +159,19 @@ fn tools_invoke_runs_allowed_tools_denies_the_rest_replays_keys_and_is_audited()
         assert_eq!((status, json_of(&again)), (200, json_of(&first)));
         let other_tool = json!({"tool": "sessions_list", "idempotencyKey": "k-1"});
         assert_eq!(invoke(other_tool).await.0, 409, "a key names one call");
+
+        // Wrong secrets share the WebSocket connect limit (10 a minute per
+        // address; two were spent above); the right one still passes.
+        for attempt in 2..10 {
+            let (status, _, _) = post(&client, &url, &wrong, "{}".to_owned()).await;
+            assert_eq!(status, 401, "attempt {attempt}");
+        }
+        let (status, headers, body) = post(&client, &url, &wrong, "{}".to_owned()).await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(json_of(&body)["error"]["type"], "rate_limited");
+        assert!(headers.contains_key("retry-after"));
+        let listed = json!({"tool": "sessions_list"});
+        assert_eq!(invoke(listed).await.0, 200);
     });
     stop(running);
 
@@ -603,4 +616,110 @@ fn a_hook_token_equal_to_the_gateway_token_is_refused_at_start_and_in_config_cha
         assert_eq!(status, 401);
     });
     stop(running);
+}
+
+#[test]
+fn hook_session_and_agent_policy_is_enforced_and_persistent_sessions_continue() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &server,
+        &format!(
+            "hooks: {{ enabled: true, token: '{HOOK_TOKEN}', allowRequestSessionKey: true, \
+             allowedSessionKeyPrefixes: ['hook:'], allowedAgentIds: ['main'] }}"
+        ),
+    );
+    // An agent that exists but hooks may not target.
+    let config = std::fs::read_to_string(dir.path().join("config.json5")).expect("config");
+    let config = config.replacen("agents: {", "agents: { entries: { ops: {} },", 1);
+    std::fs::write(dir.path().join("config.json5"), config).expect("config");
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let client = client();
+        let url = format!("http://{address}/hooks/agent");
+        let bearer = format!("Bearer {HOOK_TOKEN}");
+        let send = |body: Value| {
+            let client = client.clone();
+            let url = url.clone();
+            let bearer = bearer.clone();
+            async move {
+                let (status, _, text) = post(
+                    &client,
+                    &url,
+                    &[("authorization", bearer.as_str())],
+                    body.to_string(),
+                )
+                .await;
+                (status, text)
+            }
+        };
+        let refused = |text: &str| {
+            json_of(text)["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+
+        let (status, text) = send(json!({"message": "m", "sessionKey": "other:x"})).await;
+        assert_eq!(
+            (status, refused(&text)),
+            (400, "sessionKey must start with one of: hook:".to_owned())
+        );
+        let (status, text) = send(json!({"message": "m", "agentId": "ops"})).await;
+        assert_eq!(
+            (status, refused(&text)),
+            (
+                400,
+                "agentId is not allowed by hooks.allowedAgentIds".to_owned()
+            )
+        );
+        let (status, text) = send(json!({"message": "m", "agentId": "ghost"})).await;
+        assert_eq!(
+            (status, refused(&text)),
+            (400, "unknown agentId \"ghost\"".to_owned())
+        );
+        let (status, text) = send(json!({"message": "m", "sessionMode": "persistent"})).await;
+        assert_eq!(status, 400, "{text}");
+        assert_eq!(server.requests().len(), 0);
+
+        // Persistent: both runs are turns of one session, so the second
+        // request to the model carries the first exchange.
+        for (index, message) in ["first event", "second event"].iter().enumerate() {
+            let (status, text) = send(json!({"message": message, "sessionKey": "hook:inbox",
+                                            "sessionMode": "persistent",
+                                            "waitForCompletion": true}))
+            .await;
+            assert_eq!(status, 200, "{text}");
+            assert_eq!(
+                json_of(&text)["completion"]["status"],
+                "ok",
+                "run {index}: {text}"
+            );
+        }
+        let requests = server.requests();
+        let second = requests[1]["messages"].as_array().expect("messages");
+        let said: Vec<&str> = second
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .collect();
+        assert!(
+            said.iter().any(|text| text.contains("first event")),
+            "{said:?}"
+        );
+        assert!(
+            said.iter()
+                .any(|text| text.starts_with("Hello from the mock")),
+            "{said:?}"
+        );
+    });
+    stop(running);
+    let records = exported(dir.path());
+    let sessions: Vec<&str> = records
+        .iter()
+        .filter(|record| record["kind"] == "agent.run.started")
+        .filter_map(|record| record["event"]["AgentRunStarted"]["session_key"].as_str())
+        .collect();
+    assert_eq!(sessions, ["agent:main:hook:inbox", "agent:main:hook:inbox"]);
+    verify(dir.path());
 }
