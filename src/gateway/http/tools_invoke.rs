@@ -513,13 +513,22 @@ fn recorded(gateway: &Gateway, input: &Input, run_id: &str, call_id: &str) -> Op
         started_seq,
         call_id,
     );
-    let tool = tool?;
+    // The run is known, so the call ran: if its record cannot be read back
+    // (a damaged log), say so rather than run it a second time.
+    let (Some(tool), Some(outcome)) = (tool, outcome) else {
+        return Some(json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"ok": false, "error": {"type": "tool_error", "message": format!(
+                "the invocation with idempotencyKey {key:?} ran, but its recorded result cannot be read back; retry with a new key"
+            )}}),
+        ));
+    };
     if tool != input.tool {
         return Some(conflict(format!(
             "idempotencyKey {key:?} was already used for tool {tool}"
         )));
     }
-    Some(answer(&tool, &outcome?))
+    Some(answer(&tool, &outcome))
 }
 
 /// The tool and outcome of call `call_id`, read from the session's stream
