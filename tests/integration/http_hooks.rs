@@ -253,6 +253,24 @@ fn tools_invoke_runs_allowed_tools_denies_the_rest_replays_keys_and_is_audited()
         assert_eq!(post(&client(), &url, &auth, body).await.0, 404);
         let body = json!({"tool": "sessions_list"}).to_string();
         assert_eq!(post(&client(), &url, &auth, body).await.0, 200);
+        // A change of gateway.tools applies at once, and says so.
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let got = call(&mut socket, "g", "config.get", Some(json!({}))).await;
+        let hash = got["payload"]["hash"].as_str().expect("hash").to_owned();
+        let patch = json!({"gateway": {"tools": {"deny": []}}}).to_string();
+        let patched = call(
+            &mut socket,
+            "p",
+            "config.patch",
+            Some(json!({"raw": patch, "baseHash": hash})),
+        )
+        .await;
+        assert_eq!(
+            patched["payload"]["restart"]["required"], false,
+            "{patched}"
+        );
+        let body = json!({"tool": "read", "args": {"path": "notes.txt"}}).to_string();
+        assert_eq!(post(&client(), &url, &auth, body).await.0, 200);
     });
     stop(running);
 }

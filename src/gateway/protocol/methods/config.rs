@@ -24,6 +24,8 @@ use crate::gateway::Gateway;
 /// answer says so instead of pretending they took effect.
 /// Settings read once at start: changing them answers `restart.required`.
 const RESTART_PREFIXES: &[&str] = &["gateway", "cron.enabled", "hooks.path"];
+/// Settings inside a restart prefix that are read per request anyway.
+const LIVE_PREFIXES: &[&str] = &["gateway.tools"];
 
 pub async fn get(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     if let Err(error) = Params::closed("config.get", params, &[]) {
@@ -237,6 +239,11 @@ fn write(
     gateway.apply_config(checked.typed);
     let restart: Vec<&String> = changed
         .iter()
+        .filter(|path| {
+            !LIVE_PREFIXES
+                .iter()
+                .any(|live| path.as_str() == *live || path.starts_with(&format!("{live}.")))
+        })
         .filter(|path| {
             RESTART_PREFIXES
                 .iter()
