@@ -730,6 +730,26 @@ fn hook_session_and_agent_policy_is_enforced_and_persistent_sessions_continue() 
                 .any(|text| text.starts_with("Hello from the mock")),
             "{said:?}"
         );
+
+        // Prefixes that do not admit generated hook:<id> keys refuse an
+        // isolated run (applied live, as every hook setting but the path).
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let got = call(&mut socket, "g", "config.get", Some(json!({}))).await;
+        let hash = got["payload"]["hash"].as_str().expect("hash").to_owned();
+        let patch = json!({"hooks": {"allowedSessionKeyPrefixes": ["inbox:"]}}).to_string();
+        let patched = call(
+            &mut socket,
+            "p",
+            "config.patch",
+            Some(json!({"raw": patch, "baseHash": hash})),
+        )
+        .await;
+        assert_eq!(patched["ok"], true, "{patched}");
+        let (status, text) = send(json!({"message": "m"})).await;
+        assert_eq!(
+            (status, refused(&text)),
+            (400, "sessionKey must start with one of: inbox:".to_owned())
+        );
     });
     stop(running);
     let records = exported(dir.path());

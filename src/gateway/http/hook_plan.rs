@@ -308,14 +308,20 @@ impl Hook {
                     }
                     let name = name.as_deref().unwrap_or("Hook");
                     let persistent = mapping.session_mode.as_deref() == Some("persistent");
-                    let logical_key = session_key.or_else(|| {
-                        self.hooks
-                            .default_session_key
-                            .as_deref()
-                            .map(str::trim)
-                            .filter(|key| !key.is_empty())
-                            .map(|key| scoped_key(key, &agent_id))
-                    });
+                    let default_key = self
+                        .hooks
+                        .default_session_key
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|key| !key.is_empty());
+                    let logical_key = match (session_key, default_key) {
+                        (Some(key), _) => Some(key),
+                        (None, Some(key)) => {
+                            self.check_prefix(key)?;
+                            Some(scoped_key(key, &agent_id))
+                        }
+                        (None, None) => None,
+                    };
                     let options = RunOptions {
                         model: render(mapping.model.as_deref()).filter(|m| !m.trim().is_empty()),
                         thinking: thinking(render(mapping.thinking.as_deref()).as_deref())?,
@@ -384,6 +390,10 @@ impl Hook {
                 format!("hook:{}", &digest[..32])
             }
         };
+        if target.logical_key.is_none() {
+            // The key OpenClaw would generate for this run.
+            self.check_prefix(&run_id)?;
+        }
         let session_key = match (&target.logical_key, target.persistent) {
             (Some(key), true) => key.clone(),
             _ => format!("agent:{}:{run_id}", target.agent_id),
@@ -511,6 +521,13 @@ impl Hook {
                 "sessionKey is disabled for externally supplied hook payload values; set hooks.allowRequestSessionKey=true to enable",
             ));
         }
+        self.check_prefix(key)?;
+        Ok(scoped_key(key, agent_id))
+    }
+
+    /// `hooks.allowedSessionKeyPrefixes` applies to every logical key: a
+    /// caller's, a mapping's, the default, and a generated `hook:<id>`.
+    fn check_prefix(&self, key: &str) -> Result<(), Refused> {
         let prefixes = self.prefixes();
         let lower = key.to_ascii_lowercase();
         if !prefixes.is_empty() && !prefixes.iter().any(|prefix| lower.starts_with(prefix)) {
@@ -519,7 +536,7 @@ impl Hook {
                 format!("sessionKey must start with one of: {}", prefixes.join(", ")),
             ));
         }
-        Ok(scoped_key(key, agent_id))
+        Ok(())
     }
 }
 
