@@ -17,17 +17,21 @@
 //! (`untrusted`), unless a mapping says `allowUnsafeExternalContent`
 //! (openclaw #1827).
 //!
-//! What is recorded: each authenticated request as `rpc.received` (method
+//! What is recorded: each authenticated request that reaches `/wake`,
+//! `/agent` or a mapping (refused or not) as `rpc.received` (method
 //! `hooks.wake` / `hooks.agent` / `hooks.mapping`, connection `http`, the
 //! path, the body with secrets redacted, and the run ids it starts) before
 //! any run starts, and `rpc.answered` with its outcome; the runs record
 //! themselves (trigger `hook`, actor `http:<path>`). Tokens and headers are
 //! never recorded. Unauthenticated requests are not recorded (they would let
-//! anyone fill the log); they go to the diagnostic log.
+//! anyone fill the log); they go to the diagnostic log. Nor are requests
+//! refused before a hook is chosen (unreadable body, no mapping).
 //!
 //! Differences from OpenClaw, on purpose: channel delivery does not exist
 //! yet, so `deliver` with a destination is refused (400) and nothing is
 //! delivered otherwise; `next-heartbeat` wakes are refused (no heartbeats);
+//! wake text is wrapped as untrusted too (OpenClaw trusts it as a system
+//! event; here it becomes a "System:" turn, exactly what #1827 warns of);
 //! JavaScript transforms are refused at config time; a repeated
 //! `idempotencyKey` is recognised across restarts (the run id derives from
 //! it, and the log remembers the run), where OpenClaw forgets on restart.
