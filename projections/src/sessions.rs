@@ -30,6 +30,11 @@ use crate::{Anomalies, At, push_bounded};
 
 /// Finished runs kept per session for display; active runs are always kept.
 pub const RECENT_RUNS_MAX: usize = 32;
+/// The trigger of a run that is one tool call made directly over HTTP
+/// (`POST /tools/invoke`), not by the model. Its calls are recorded like a
+/// model's, but they are not transcript entries: the model never asked for
+/// them, and a turn's context must not hold calls it did not make.
+pub const DIRECT_TOOL_TRIGGER: &str = "tools.invoke";
 /// Inbound platform message ids remembered for dedupe, across all channels.
 /// Redeliveries arrive within minutes; this covers days of a busy gateway.
 pub const INBOUND_SEEN_MAX: usize = 50_000;
@@ -486,11 +491,13 @@ impl Sessions {
             return;
         }
         run.tool_calls = run.tool_calls.saturating_add(1);
-        session.transcript.push(TranscriptEntry {
-            seq: at.seq,
-            ts_ms: at.ts_ms,
-            role: Role::Assistant,
-        });
+        if run.trigger != DIRECT_TOOL_TRIGGER {
+            session.transcript.push(TranscriptEntry {
+                seq: at.seq,
+                ts_ms: at.ts_ms,
+                role: Role::Assistant,
+            });
+        }
         let key = event.tool_call_id.clone();
         let call = OpenToolCall {
             tool_call_id: event.tool_call_id,
@@ -547,11 +554,17 @@ impl Sessions {
             );
             return;
         };
-        session.transcript.push(TranscriptEntry {
-            seq: at.seq,
-            ts_ms: at.ts_ms,
-            role: Role::Tool,
-        });
+        let direct = session
+            .active_runs
+            .get(&call.run_id)
+            .is_some_and(|run| run.trigger == DIRECT_TOOL_TRIGGER);
+        if !direct {
+            session.transcript.push(TranscriptEntry {
+                seq: at.seq,
+                ts_ms: at.ts_ms,
+                role: Role::Tool,
+            });
+        }
         // Denied and timed-out calls never started; anything else must have.
         let may_skip_start = matches!(
             event.outcome,

@@ -231,6 +231,59 @@ fn a_restart_interrupts_runs_and_clears_connections_and_presence() {
 }
 
 #[test]
+fn a_direct_tool_call_is_recorded_but_stays_out_of_the_transcript() {
+    let key = "agent:main:main";
+    let call = |run: &str, id: &str| {
+        vec![
+            at(
+                1,
+                Event::ToolCallRequested(ToolCallRequested {
+                    tool_call_id: s(id),
+                    run_id: s(run),
+                    session_key: s(key),
+                    tool: s("read"),
+                    arguments: s("{}"),
+                }),
+            ),
+            at(
+                1,
+                Event::ToolCallStarted(ToolCallStarted {
+                    tool_call_id: s(id),
+                    session_key: s(key),
+                }),
+            ),
+            at(
+                1,
+                Event::ToolCallFinished(ToolCallFinished {
+                    tool_call_id: s(id),
+                    session_key: s(key),
+                    outcome: ToolOutcome::Ok { output: s("text") },
+                    duration_ms: 1,
+                }),
+            ),
+        ]
+    };
+    let mut direct = run_started("tools.invoke:k", key);
+    if let Event::AgentRunStarted(run) = &mut direct {
+        run.trigger = s(crate::sessions::DIRECT_TOOL_TRIGGER);
+    }
+    let mut events = vec![at(0, session(key)), at(1, direct)];
+    events.extend(call("tools.invoke:k", "http-k"));
+    events.push(at(1, run_started("run-1", key)));
+    events.extend(call("run-1", "call-1"));
+    let state = fold(events);
+    let session = &state.sessions.by_key[key];
+    assert_eq!(
+        session.transcript.len(),
+        2,
+        "only the model's call and its result are transcript entries"
+    );
+    assert_eq!(session.active_runs["tools.invoke:k"].tool_calls, 1);
+    assert!(session.open_tool_calls.is_empty());
+    assert_eq!(state.anomalies.total(), 0, "{:?}", state.anomalies);
+}
+
+#[test]
 fn a_start_without_a_stop_is_an_unclean_restart() {
     let stopped = Event::GatewayStopped(GatewayStopped {
         reason: s("SIGTERM"),

@@ -29,11 +29,11 @@ use crate::gateway::protocol::methods::approvals;
 /// recorded on the session's stream, by the run's actor, correlated to the
 /// run, so the session's timeline shows them between the call's
 /// `tool.call.started` and `tool.call.finished`.
-struct RunApprover {
-    gateway: Arc<Gateway>,
-    session_key: String,
-    actor: clawback_events::Actor,
-    run_id: String,
+pub(crate) struct RunApprover {
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) session_key: String,
+    pub(crate) actor: clawback_events::Actor,
+    pub(crate) run_id: String,
 }
 
 impl Approver for RunApprover {

@@ -91,8 +91,9 @@ pub struct ConfigFile {
     pub cron: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcripts: Option<Value>,
+    /// Inbound HTTP hooks (`/hooks/*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hooks: Option<Value>,
+    pub hooks: Option<HooksSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +140,9 @@ pub struct GatewaySection {
     /// The HTTP endpoints beside the WebSocket (`/v1/*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<GatewayHttp>,
+    /// What `POST /tools/invoke` may run, beyond the default deny list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<GatewayTools>,
     /// Other OpenClaw gateway keys, kept, not acted on.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
@@ -180,6 +184,51 @@ pub struct HttpEndpoint {
     pub other: BTreeMap<String, Value>,
 }
 
+/// `gateway.tools`: changes to the HTTP tool deny list.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayTools {
+    /// Tools taken off the default deny list of `/tools/invoke`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Tools denied over `/tools/invoke` besides the default list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+/// `hooks`: OpenClaw's inbound webhook endpoints (off by default).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HooksSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The hook secret (`${ENV_VAR}` allowed); must differ from the
+    /// gateway's token and password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The base path (default `/hooks`); read at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The body limit in bytes (default 256 KiB). A clawback setting:
+    /// OpenClaw 2026.9.6 has the limit fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_session_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_request_session_key: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_session_key_prefixes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_agent_ids: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mappings: Vec<HookMapping>,
+    /// Other OpenClaw hook keys (`gmail`, `internal`, `presets`,
+    /// `transformsDir`), kept, not acted on.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
 impl GatewaySection {
     /// Whether `/v1/chat/completions` (`chat`) or `/v1/responses` is on.
     pub fn http_enabled(&self, responses: bool) -> bool {
@@ -193,6 +242,71 @@ impl GatewaySection {
         });
         endpoint.and_then(|endpoint| endpoint.enabled) == Some(true)
     }
+}
+
+/// One entry of `hooks.mappings`: first match wins.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HookMapping {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#match: Option<HookMatch>,
+    /// `agent` (default) or `wake`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<HookAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+    /// `isolated` (default) or `persistent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_template: Option<String>,
+    /// A top-level payload array: one action per item (at most 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_unsafe_external_content: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// OpenClaw's JavaScript transforms: refused by `check` (clawback runs
+    /// no JavaScript).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Value>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HookMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookAction {
+    Agent,
+    Wake,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -527,6 +641,9 @@ pub fn check(value: &Value) -> Result<Checked, Vec<Issue>> {
             }
         }
     }
+    if let Some(hooks) = &typed.hooks {
+        check_hooks(hooks, &mut issues);
+    }
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -541,7 +658,21 @@ fn ignored_keys(value: &Value) -> Vec<Issue> {
         ("$schema", &[]),
         (
             "gateway",
-            &["port", "mode", "bind", "customBindHost", "auth"],
+            &["port", "mode", "bind", "customBindHost", "auth", "tools"],
+        ),
+        (
+            "hooks",
+            &[
+                "enabled",
+                "token",
+                "path",
+                "maxBodyBytes",
+                "defaultSessionKey",
+                "allowRequestSessionKey",
+                "allowedSessionKeyPrefixes",
+                "allowedAgentIds",
+                "mappings",
+            ],
         ),
         ("agents", &["defaults", "entries"]),
         ("models", &["mode", "providers"]),
@@ -571,6 +702,94 @@ fn ignored_keys(value: &Value) -> Vec<Issue> {
         }
     }
     warnings
+}
+
+/// The hook rules serde cannot express. (That the hook token differs from
+/// the gateway's secret is checked where that secret is known:
+/// `gateway::http::hooks::check_token`.)
+fn check_hooks(hooks: &HooksSection, issues: &mut Vec<Issue>) {
+    let mut issue = |path: String, message: &str| {
+        issues.push(Issue {
+            path,
+            message: message.to_owned(),
+        })
+    };
+    if hooks.enabled == Some(true) && hooks.token.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        issue(
+            "hooks.token".to_owned(),
+            "hooks.enabled needs a non-empty hooks.token (a long random secret, not the gateway token)",
+        );
+    }
+    if let Some(path) = &hooks.path {
+        let path = path.trim().trim_matches('/');
+        let first = path.split('/').next().unwrap_or_default();
+        let plain = path
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte));
+        if path.is_empty() {
+            issue("hooks.path".to_owned(), "must not be \"/\" or empty");
+        } else if !plain || path.contains("//") {
+            issue(
+                "hooks.path".to_owned(),
+                "may hold only letters, digits, '-', '.', '_', '~' and single '/'",
+            );
+        } else if ["healthz", "tools", "v1"].contains(&first) {
+            issue(
+                "hooks.path".to_owned(),
+                "must not overlap the gateway's own endpoints (/healthz, /tools, /v1)",
+            );
+        }
+    }
+    if hooks.max_body_bytes == Some(0) {
+        issue("hooks.maxBodyBytes".to_owned(), "must be at least 1");
+    }
+    for (index, mapping) in hooks.mappings.iter().enumerate() {
+        let at = |key: &str| format!("hooks.mappings[{index}].{key}");
+        if mapping.transform.is_some() {
+            issue(
+                at("transform"),
+                "hook transforms (JavaScript modules) are not supported by clawback; use messageTemplate",
+            );
+        }
+        if let Some(mode) = &mapping.session_mode
+            && mode != "isolated"
+            && mode != "persistent"
+        {
+            issue(at("sessionMode"), "must be \"isolated\" or \"persistent\"");
+        }
+        if let Some(mode) = &mapping.wake_mode
+            && mode != "now"
+            && mode != "next-heartbeat"
+        {
+            issue(at("wakeMode"), "must be \"now\" or \"next-heartbeat\"");
+        }
+        if let Some(key) = &mapping.for_each
+            && (key.is_empty() || key.contains(['.', '[', ']']))
+        {
+            issue(at("forEach"), "forEach must be a top-level payload key");
+        }
+        if mapping.timeout_seconds == Some(0) {
+            issue(at("timeoutSeconds"), "must be a positive integer");
+        }
+        let persistent = mapping.session_mode.as_deref() == Some("persistent");
+        let agent = mapping.action.unwrap_or(HookAction::Agent) == HookAction::Agent;
+        if agent
+            && persistent
+            && mapping
+                .session_key
+                .as_deref()
+                .is_none_or(|k| k.trim().is_empty())
+            && hooks
+                .default_session_key
+                .as_deref()
+                .is_none_or(|k| k.trim().is_empty())
+        {
+            issue(
+                at("sessionKey"),
+                "persistent hook mappings require sessionKey, hooks.defaultSessionKey, or a transform",
+            );
+        }
+    }
 }
 
 fn valid_agent_id(id: &str) -> bool {
@@ -604,11 +823,11 @@ mod tests {
                 "baseUrl": "http://127.0.0.1:18900/v1", "apiKey": "sk-local", "api": "openai-completions",
                 "models": [{"id": "mock-model", "name": "Mock", "contextWindow": 120000,
                             "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0}}]}}},
-            "hooks": {"enabled": true},
+            "hooks": {"enabled": true, "token": "hook-secret", "presets": ["gmail"]},
         });
         let checked = check(&value).unwrap();
         let paths: Vec<&str> = checked.warnings.iter().map(|w| w.path.as_str()).collect();
-        assert_eq!(paths, ["gateway.controlUi", "hooks"]);
+        assert_eq!(paths, ["gateway.controlUi", "hooks.presets"]);
         let provider = &checked.typed.models.unwrap().providers["mock"];
         assert_eq!(provider.models[0].context_window, Some(120000));
     }
@@ -623,6 +842,15 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(issues[0].path, "gateway.auth.mode", "{issues:?}");
+        for path in ["/", "/tools", "v1/x", "/a{b}", "/a//b"] {
+            let issues = check(&json!({"hooks": {"path": path}})).err().unwrap();
+            assert_eq!(issues[0].path, "hooks.path", "{path}: {issues:?}");
+        }
+        assert!(check(&json!({"hooks": {"path": "/in/bound/"}})).is_ok());
+        let issues = check(&json!({"hooks": {"mappings": [{"transform": {"module": "x.js"}}]}}))
+            .err()
+            .unwrap();
+        assert_eq!(issues[0].path, "hooks.mappings[0].transform");
         let issues = check(&json!({"agents": {"entries": {"Bad Id": {}}}}))
             .err()
             .unwrap();

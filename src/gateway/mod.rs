@@ -7,6 +7,7 @@
 
 mod fanout;
 mod health;
+pub mod http;
 pub mod logs;
 pub mod openai;
 mod periodic;
@@ -100,6 +101,8 @@ pub struct Gateway {
     pub cron: crate::cron::Scheduler,
     /// `node.invoke` requests waiting for their node.
     pub node_invokes: protocol::methods::node_invoke::Invokes,
+    /// What the HTTP endpoints keep between requests (`http/`).
+    pub http: http::HttpState,
 }
 
 impl Gateway {
@@ -183,6 +186,8 @@ async fn serve_logged(
     }
     let bind = args.bind.map_or_else(|| bind_from_config(&typed), Ok)?;
     let auth = resolve_auth(&args, &typed, bind)?;
+    http::hooks::check_token(&typed, &auth)
+        .map_err(|problem| anyhow::anyhow!("refusing to start: {problem}"))?;
     let store = state_dir.open_store()?;
     let snapshots = state_dir.snapshots();
     // Recovery need only verify the chain from the newest snapshot on; the
@@ -280,6 +285,7 @@ async fn serve_logged(
         cron: crate::cron::Scheduler::new(cron_enabled),
         wizards: protocol::methods::wizard::Wizards::default(),
         node_invokes: protocol::methods::node_invoke::Invokes::default(),
+        http: http::HttpState::default(),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.
@@ -317,6 +323,7 @@ async fn serve_logged(
     let fanout = tokio::spawn(fanout::run(gateway.clone(), gateway.log.next_seq()));
     let app = health::router(gateway.clone())
         .merge(openai::router(gateway.clone()))
+        .merge(http::router(gateway.clone()))
         .merge(protocol_router(gateway.clone()));
     let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel();
     let stop = {

@@ -14,7 +14,7 @@ const PROVIDER_KEY: &str = "sk-provider-secret-77";
 fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("config.json5");
     let text = format!(
-        "// clawback test config\n{{\n  gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{TOKEN}' }} }},\n  agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }}, maxConcurrent: 8 }} }},\n  models: {{ mode: 'merge', providers: {{ mock: {{\n    baseUrl: 'http://127.0.0.1:18900/v1', apiKey: '{PROVIDER_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', name: 'Mock', contextWindow: 120000, maxTokens: 8192 }}],\n  }} }} }},\n  hooks: {{ enabled: false }}, // kept, not acted on\n}}\n"
+        "// clawback test config\n{{\n  gateway: {{ mode: 'local', auth: {{ mode: 'token', token: '{TOKEN}' }} }},\n  agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }}, maxConcurrent: 8 }} }},\n  models: {{ mode: 'merge', providers: {{ mock: {{\n    baseUrl: 'http://127.0.0.1:18900/v1', apiKey: '{PROVIDER_KEY}', api: 'openai-completions',\n    models: [{{ id: 'mock-model', name: 'Mock', contextWindow: 120000, maxTokens: 8192 }}],\n  }} }} }},\n  channels: {{ telegram: {{ enabled: false }} }}, // kept, not acted on\n}}\n"
     );
     std::fs::write(&path, text).expect("config written");
     path
@@ -44,7 +44,7 @@ fn config_is_read_redacted_patched_with_base_hash_and_recorded_without_secrets()
             "__OPENCLAW_REDACTED__"
         );
         assert_eq!(config["config"]["gateway"]["auth"]["mode"], "token");
-        assert_eq!(config["warnings"][0]["path"], "hooks");
+        assert_eq!(config["warnings"][0]["path"], "channels");
         let hash = config["hash"].as_str().expect("hash").to_owned();
         assert_eq!(config["appliedConfigHash"], hash.as_str(), "recorded at start");
 

@@ -14,6 +14,7 @@ mod crash;
 mod cron;
 mod exec_approvals;
 mod gateway;
+mod http_hooks;
 mod llm_server;
 mod nodes;
 mod openai_http;

@@ -23,7 +23,9 @@ use crate::gateway::Gateway;
 /// Settings read only at start: changing them needs a restart, and the
 /// answer says so instead of pretending they took effect.
 /// Settings read once at start: changing them answers `restart.required`.
-const RESTART_PREFIXES: &[&str] = &["gateway", "cron.enabled"];
+const RESTART_PREFIXES: &[&str] = &["gateway", "cron.enabled", "hooks.path"];
+/// Settings inside a restart prefix that are read per request anyway.
+const LIVE_PREFIXES: &[&str] = &["gateway.tools"];
 
 pub async fn get(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     if let Err(error) = Params::closed("config.get", params, &[]) {
@@ -189,6 +191,9 @@ fn write(
         Ok(checked) => checked,
         Err(issues) => return Reply::answer(Err(invalid_config(&issues))),
     };
+    if let Err(message) = crate::gateway::http::hooks::check_token(&checked.typed, &gateway.auth) {
+        return Reply::answer(Err(ErrorShape::invalid(message)));
+    }
     let changed = edit::changed_paths(base, &new);
     let path = gateway.config_file.path().display().to_string();
     let mut reply = Reply::answer(Ok(Value::Null));
@@ -234,6 +239,11 @@ fn write(
     gateway.apply_config(checked.typed);
     let restart: Vec<&String> = changed
         .iter()
+        .filter(|path| {
+            !LIVE_PREFIXES
+                .iter()
+                .any(|live| path.as_str() == *live || path.starts_with(&format!("{live}.")))
+        })
         .filter(|path| {
             RESTART_PREFIXES
                 .iter()
