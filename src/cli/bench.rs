@@ -31,6 +31,9 @@ pub enum BenchCommand {
     /// Agent turns against an instant local provider: what the gateway
     /// adds to a turn.
     Agent(super::bench_agent::AgentBenchArgs),
+    /// `/v1/chat/completions` against an instant local provider, side by
+    /// side with calling the provider directly.
+    Http(super::bench_http::HttpBenchArgs),
 }
 
 #[derive(Args)]
@@ -54,6 +57,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Log(args) => bench_log(args),
         BenchCommand::Protocol(args) => super::bench_protocol::run(args),
         BenchCommand::Agent(args) => super::bench_agent::run(args),
+        BenchCommand::Http(args) => super::bench_http::run(args),
     }
 }
 

@@ -42,7 +42,7 @@ pub struct AgentBenchArgs {
 use super::bench_protocol::{Socket, micros, next_json};
 
 /// Provider time per request, by the user message that identifies the turn.
-type ProviderTimes = Arc<Mutex<HashMap<String, Duration>>>;
+pub(super) type ProviderTimes = Arc<Mutex<HashMap<String, Duration>>>;
 
 pub fn run(args: AgentBenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -138,7 +138,7 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 }
 
 /// An OpenAI-format server that streams a five-chunk reply at once.
-async fn start_provider(times: ProviderTimes) -> anyhow::Result<String> {
+pub(super) async fn start_provider(times: ProviderTimes) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?.to_string();
     let app = axum::Router::new().route(

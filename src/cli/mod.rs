@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod bench;
 mod bench_agent;
+mod bench_http;
 mod bench_protocol;
 mod debug;
 mod log;
