@@ -9,7 +9,6 @@ mod fanout;
 mod health;
 pub mod http;
 pub mod logs;
-pub mod openai;
 mod periodic;
 pub mod protocol;
 
@@ -322,7 +321,6 @@ async fn serve_logged(
     // start is announced to the sockets that may see it.
     let fanout = tokio::spawn(fanout::run(gateway.clone(), gateway.log.next_seq()));
     let app = health::router(gateway.clone())
-        .merge(openai::router(gateway.clone()))
         .merge(http::router(gateway.clone()))
         .merge(protocol_router(gateway.clone()));
     let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel();

@@ -1,7 +1,7 @@
 //! OpenClaw's HTTP endpoints beside the WebSocket, on the same port:
-//! `POST /tools/invoke` (`tools_invoke`) and the inbound hooks under
-//! `hooks.path` (`hooks`, with `untrusted` for how hook text reaches a
-//! model).
+//! `POST /tools/invoke` (`tools_invoke`), the inbound hooks under
+//! `hooks.path` (`hooks`), and the OpenAI-compatible `/v1/*` surface
+//! (`openai`).
 //!
 //! This file holds only what every endpoint family shares: the router that
 //! merges theirs, the bearer check (constant-time), JSON answers, and body
@@ -13,6 +13,7 @@
 pub mod hook_mappings;
 mod hook_plan;
 pub mod hooks;
+pub mod openai;
 pub mod tools_invoke;
 pub mod untrusted;
 
@@ -41,7 +42,9 @@ pub struct HttpState {
 
 /// Every HTTP endpoint of this module, to merge into the gateway's app.
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    tools_invoke::router(gateway.clone()).merge(hooks::router(gateway))
+    tools_invoke::router(gateway.clone())
+        .merge(hooks::router(gateway.clone()))
+        .merge(openai::router(gateway))
 }
 
 /// `Authorization: Bearer <secret>`, trimmed; `None` when absent or empty.

@@ -71,7 +71,7 @@ pub async fn answered(begun: Begun, render: Render, failed: Failed) -> Response 
             result
         }
     };
-    json_response(status, &answer)
+    json_response(status, answer)
 }
 
 /// An SSE response whose body `pump` writes, chunk by chunk.

@@ -38,11 +38,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::response::Response;
+use serde_json::Value;
 
-use super::Gateway;
-use super::protocol::connect::Auth;
+use super::{BodyError, bearer, read_body, text_response};
+pub use super::{error_response, json_response};
+use crate::gateway::Gateway;
 
 /// OpenClaw's limit for these bodies (20 MB).
 pub const BODY_BYTES_MAX: usize = 20 * 1024 * 1024;
@@ -88,97 +89,42 @@ pub fn admit(
             Surface::Models => section.http_enabled(false) || section.http_enabled(true),
         });
     if !enabled {
-        return Err((StatusCode::NOT_FOUND, "Not Found").into_response());
+        return Err(text_response(StatusCode::NOT_FOUND, "Not Found"));
     }
     if *method != allowed {
-        let mut response = (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed").into_response();
+        let mut response = text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
         if let Ok(value) = HeaderValue::from_str(allowed.as_str()) {
             response.headers_mut().insert(header::ALLOW, value);
         }
         return Err(response);
     }
-    authenticate(gateway, headers, remote)
-}
-
-#[allow(clippy::result_large_err)]
-/// The bearer token against the gateway's token or password. Without a
-/// secret (loopback only, `auth.mode: none`) anyone who reaches the port
-/// is admitted, as on the WebSocket.
-fn authenticate(
-    gateway: &Gateway,
-    headers: &HeaderMap,
-    remote: SocketAddr,
-) -> Result<(), Response> {
-    let expected = match &gateway.auth {
-        Auth::None => return Ok(()),
-        Auth::Token(hash) | Auth::Password(hash) => *hash,
-    };
-    if let Err(limited) = gateway.auth_limiter.check(remote.ip()) {
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed authentication attempts. Please try again later.",
-            "rate_limited",
-        );
-        let seconds = limited.retry_after_ms.unwrap_or(60_000).div_ceil(1000);
-        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return Err(response);
-    }
-    let offered = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, token) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .filter(|token| !token.is_empty());
-    // blake3 digests compare in constant time.
-    if offered.is_some_and(|token| blake3::hash(token.as_bytes()) == expected) {
-        return Ok(());
-    }
-    gateway.auth_limiter.failed(remote.ip());
-    Err(error(
-        StatusCode::UNAUTHORIZED,
-        "Unauthorized",
-        "unauthorized",
-    ))
-}
-
-/// OpenAI's error envelope: `{error: {message, type}}`.
-pub fn error(status: StatusCode, message: &str, kind: &str) -> Response {
-    json_response(
-        status,
-        &json!({"error": {"message": message, "type": kind}}),
-    )
+    bearer(gateway, headers, remote.ip(), &gateway.auth)
 }
 
 pub fn invalid(message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, message, "invalid_request_error")
-}
-
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    response
+    error_response(StatusCode::BAD_REQUEST, "invalid_request_error", message)
 }
 
 #[allow(clippy::result_large_err)]
 /// Reads a JSON object body of at most `BODY_BYTES_MAX` bytes.
 pub async fn read_object(
+    headers: &HeaderMap,
     body: axum::body::Body,
 ) -> Result<serde_json::Map<String, Value>, Response> {
-    let bytes = axum::body::to_bytes(body, BODY_BYTES_MAX)
+    let bytes = read_body(headers, body, BODY_BYTES_MAX)
         .await
-        .map_err(|_| {
-            error(
+        .map_err(|why| match why {
+            BodyError::TooLarge => error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "Payload too large",
                 "invalid_request_error",
-            )
+                "Payload too large",
+            ),
+            BodyError::Timeout => error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "Request body timeout",
+            ),
+            BodyError::Broken(why) => invalid(&format!("the request body broke off: {why}")),
         })?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(object)) => Ok(object),

@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::prompt::Prompt;
-use super::{error, header_text, invalid};
+use super::{error_response, header_text, invalid};
 use crate::agent::{RunOutcome, RunRequest, Started};
 use crate::gateway::Gateway;
 
@@ -249,11 +249,11 @@ pub async fn begin(
             created: bound.accepted_ts_ms / 1000,
         };
         if bound.body_hash != hash {
-            return Err(error(
+            return Err(error_response(
                 StatusCode::CONFLICT,
+                "idempotency_error",
                 "Idempotency-Key was already used with a different request body; \
                  use a new key for a new request",
-                "idempotency_error",
             ));
         }
         if let Some(seq) = bound.answer_seq {
@@ -280,12 +280,12 @@ pub async fn begin(
                 recorded: None,
                 abort_on_leave: None,
             }),
-            None if run_known(gateway, &bound.session_key, &bound.run_id) => Err(error(
+            None if run_known(gateway, &bound.session_key, &bound.run_id) => Err(error_response(
                 StatusCode::CONFLICT,
+                "idempotency_error",
                 "the request with this Idempotency-Key was cut short by a gateway restart \
                  before it was answered; its run is in the log (it is not run again); \
                  send a new key to ask again",
-                "idempotency_error",
             )),
             // Bound, but the run never started (the gateway stopped in
             // between): nothing ran, so it may start now.
@@ -311,10 +311,10 @@ pub async fn begin(
         )])
         .await
         .map_err(|why| {
-            error(
+            error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("the gateway cannot record this request: {why}"),
                 "api_error",
+                &format!("the gateway cannot record this request: {why}"),
             )
         })?;
     let accepted_ts_ms = gateway
@@ -445,10 +445,10 @@ fn run_known(gateway: &Gateway, session_key: &str, run_id: &str) -> bool {
 /// The answer recorded at `seq`.
 fn recorded_answer(gateway: &Gateway, seq: u64) -> Result<(StatusCode, Value), Response> {
     let unreadable = |why: String| {
-        error(
+        error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("the recorded answer for this Idempotency-Key cannot be read: {why}"),
             "api_error",
+            &format!("the recorded answer for this Idempotency-Key cannot be read: {why}"),
         )
     };
     let bytes = gateway

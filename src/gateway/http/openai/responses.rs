@@ -44,7 +44,7 @@ pub async fn handle(
     ) {
         return refused;
     }
-    let body = match read_object(body).await {
+    let body = match read_object(&headers, body).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Surface, admit, error, invalid, json_response};
+use super::{Surface, admit, error_response, invalid, json_response};
 use crate::gateway::Gateway;
 
 fn model(id: &str) -> Value {
@@ -48,7 +48,7 @@ pub async fn list(
         return refused;
     }
     let data: Vec<Value> = ids(&gateway).iter().map(|id| model(id)).collect();
-    json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+    json_response(StatusCode::OK, json!({"object": "list", "data": data}))
 }
 
 pub async fn one(
@@ -82,13 +82,13 @@ pub async fn one(
         return invalid("Invalid model id.");
     }
     if !ids(&gateway).iter().any(|known| known == id) {
-        return error(
+        return error_response(
             StatusCode::NOT_FOUND,
-            &format!("Model '{id}' not found."),
             "invalid_request_error",
+            &format!("Model '{id}' not found."),
         );
     }
-    json_response(StatusCode::OK, &model(id))
+    json_response(StatusCode::OK, model(id))
 }
 
 pub async fn embeddings(
@@ -107,9 +107,9 @@ pub async fn embeddings(
     ) {
         return refused;
     }
-    error(
+    error_response(
         StatusCode::NOT_IMPLEMENTED,
-        "embeddings are not available in clawback yet (they come with memory search)",
         "api_error",
+        "embeddings are not available in clawback yet (they come with memory search)",
     )
 }
