@@ -14,6 +14,7 @@ mod gateway;
 mod redact;
 mod state_dir;
 mod timefmt;
+mod untrusted;
 
 use std::process::ExitCode;
 

@@ -256,7 +256,14 @@ fn openai_completions_tool_round_trip_and_the_next_turn_carries_it() {
     );
     assert_eq!(
         tool_names(tools, |t| &t["function"]["name"]),
-        ["read", "write", "edit", "sessions_list", "exec"]
+        [
+            "read",
+            "write",
+            "edit",
+            "sessions_list",
+            "web_fetch",
+            "exec"
+        ]
     );
     let sent = &trip.bodies[1]["messages"];
     assert_eq!(
@@ -363,7 +370,14 @@ fn openai_responses_tool_round_trip() {
     );
     assert_eq!(
         tool_names(tools, |t| &t["name"]),
-        ["read", "write", "edit", "sessions_list", "exec"]
+        [
+            "read",
+            "write",
+            "edit",
+            "sessions_list",
+            "web_fetch",
+            "exec"
+        ]
     );
     assert_eq!(
         trip.bodies[1]["input"],
@@ -388,7 +402,14 @@ fn anthropic_messages_tool_round_trip() {
     );
     assert_eq!(
         tool_names(tools, |t| &t["name"]),
-        ["read", "write", "edit", "sessions_list", "exec"]
+        [
+            "read",
+            "write",
+            "edit",
+            "sessions_list",
+            "web_fetch",
+            "exec"
+        ]
     );
     assert_eq!(
         trip.bodies[1]["messages"],
@@ -459,7 +480,14 @@ fn bedrock_tool_round_trip() {
     );
     assert_eq!(
         tool_names(tools, |t| &t["toolSpec"]["name"]),
-        ["read", "write", "edit", "sessions_list", "exec"]
+        [
+            "read",
+            "write",
+            "edit",
+            "sessions_list",
+            "web_fetch",
+            "exec"
+        ]
     );
     assert_eq!(
         trip.bodies[1]["messages"],

@@ -24,6 +24,7 @@ pub mod exec;
 pub mod read;
 pub mod schema;
 pub mod sessions_list;
+pub mod web_fetch;
 pub mod write;
 pub mod writing;
 
@@ -107,14 +108,16 @@ pub struct Registry {
 
 impl Registry {
     /// The built-in tools: `read`, `write`, `edit` (files inside the
-    /// agent's workspace only), `sessions_list` (read-only), and `exec`
-    /// (decided by the agent's exec policy and approvals).
+    /// agent's workspace only), `sessions_list` (read-only), `web_fetch`
+    /// (public addresses only), and `exec` (decided by the agent's exec
+    /// policy and approvals).
     pub fn builtin() -> Registry {
         Registry::with(vec![
             Box::new(read::Read),
             Box::new(write::Write),
             Box::new(edit::Edit),
             Box::new(sessions_list::SessionsList),
+            Box::new(web_fetch::WebFetch),
             Box::new(exec::Exec),
         ])
     }
@@ -316,7 +319,7 @@ pub(crate) mod tests {
         };
         assert_eq!(
             error(call("nope", "{}")),
-            "there is no tool named \"nope\"; the tools are: read, write, edit, sessions_list, exec"
+            "there is no tool named \"nope\"; the tools are: read, write, edit, sessions_list, web_fetch, exec"
         );
         assert!(
             error(call("read", "{not json"))

@@ -115,7 +115,7 @@ impl Hook {
         let content = if unsafe_content {
             text.to_owned()
         } else {
-            super::untrusted::wrap(text, "Webhook", name)
+            crate::untrusted::wrap(text, "Webhook", name)
         };
         let message = format!("System: a hook woke you with this event:\n\n{content}");
         check_message_size(&message)?;
@@ -211,7 +211,7 @@ impl Hook {
             name,
             options,
             context.idempotency_key(payload),
-            super::untrusted::wrap(message, "Webhook", Some(name)),
+            crate::untrusted::wrap(message, "Webhook", Some(name)),
         )?;
         Ok(Plan {
             wakes: Vec::new(),
@@ -333,7 +333,7 @@ impl Hook {
                     let content = if unsafe_content {
                         message.clone()
                     } else {
-                        super::untrusted::wrap(&message, "Webhook", Some(name))
+                        crate::untrusted::wrap(&message, "Webhook", Some(name))
                     };
                     agents.push(self.agent_run(
                         AgentTarget {

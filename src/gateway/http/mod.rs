@@ -15,7 +15,6 @@ mod hook_plan;
 pub mod hooks;
 pub mod openai;
 pub mod tools_invoke;
-pub mod untrusted;
 
 use std::net::IpAddr;
 use std::sync::Arc;

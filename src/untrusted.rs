@@ -1,5 +1,6 @@
-//! Text from outside (a hook body: an email, a webhook) as a model must
-//! read it: data between markers, after a warning, never as instructions.
+//! Text from outside (a hook body: an email, a webhook; a fetched web
+//! page) as a model must read it: data between markers, after a warning,
+//! never as instructions.
 //!
 //! Why: OpenClaw once handed Gmail hook bodies to the model as if the owner
 //! had typed them (openclaw #1827), so a mail saying "ignore previous
