@@ -193,6 +193,15 @@ impl Session {
 }
 
 impl Sessions {
+    /// Whether `session_key` has run `run_id` (running, ended, or cut
+    /// short by a restart) among the runs the projection keeps.
+    pub fn knows_run(&self, session_key: &str, run_id: &str) -> bool {
+        self.by_key.get(session_key).is_some_and(|session| {
+            session.active_runs.contains_key(run_id)
+                || session.recent_runs.iter().any(|run| run.run_id == run_id)
+        })
+    }
+
     fn session_mut(
         &mut self,
         at: At,

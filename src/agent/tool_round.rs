@@ -66,6 +66,48 @@ impl Approver for RunApprover {
     }
 }
 
+impl super::tools::Host for RunApprover {
+    fn call(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+        wait: Option<std::time::Duration>,
+    ) -> ApproverFuture<Result<serde_json::Value, String>> {
+        let gateway = self.gateway.clone();
+        let actor = self.actor.clone();
+        // A caller of its own, named after the run, so the log shows which
+        // run's tool made the request.
+        let caller = crate::gateway::protocol::methods::Caller {
+            conn_id: format!("tool:{}", self.run_id),
+            device_id: None,
+            scopes: Vec::new(),
+            tool_events: false,
+        };
+        Box::pin(async move {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let (result, follow_up) = crate::gateway::protocol::request::recorded(
+                &gateway,
+                &caller,
+                actor,
+                &request_id,
+                method,
+                Some(&params),
+            )
+            .await;
+            let first = result.map_err(|error| error.message)?;
+            match (wait, follow_up) {
+                (Some(limit), Some(follow_up)) => {
+                    match tokio::time::timeout(limit, follow_up).await {
+                        Ok(last) => Ok(last),
+                        Err(_) => Ok(first),
+                    }
+                }
+                _ => Ok(first),
+            }
+        })
+    }
+}
+
 /// Why a tool round ended the run.
 pub(super) enum Stop {
     Aborted(String),
@@ -131,18 +173,20 @@ pub(super) async fn tool_round(
         .map_err(Stop::Failed)?;
 
     let config = gateway.config();
+    let host = Arc::new(RunApprover {
+        gateway: gateway.clone(),
+        session_key: request.session_key.clone(),
+        actor: request.actor.clone(),
+        run_id: request.run_id.clone(),
+    });
     let context = Arc::new(super::tools::Context {
         workspace: super::workspace::dir(&config, &gateway.state_root, &request.agent_id),
         agent_id: request.agent_id.clone(),
         session_key: request.session_key.clone(),
         state: gateway.state.clone(),
         tools_config: config.tools.clone(),
-        approver: Arc::new(RunApprover {
-            gateway: gateway.clone(),
-            session_key: request.session_key.clone(),
-            actor: request.actor.clone(),
-            run_id: request.run_id.clone(),
-        }),
+        approver: host.clone(),
+        host,
     });
     let mut results = Vec::with_capacity(calls.len());
     for call in &calls {

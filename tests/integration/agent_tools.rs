@@ -15,6 +15,18 @@ use crate::llm_server::{AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, LlmServer, aws
 use crate::protocol::{Socket, TOKEN, connect_frame, next_json, open, runtime, send};
 use crate::support::{clawback, stdout};
 
+/// The registry's tools, in the order every provider is offered them.
+const TOOL_NAMES: [&str; 8] = [
+    "read",
+    "write",
+    "edit",
+    "sessions_list",
+    "sessions_send",
+    "cron",
+    "web_fetch",
+    "exec",
+];
+
 const NOTE: &str = "the tide comes in at noon";
 const QUESTION: &str = "what does notes.txt say?";
 const READ_DESCRIPTION: &str = "Read a text file in the agent's workspace. `path` is relative to the workspace (absolute paths must lie inside it). Returns up to `limit` lines from line `offset` (1-based); long outputs are truncated.";
@@ -254,17 +266,7 @@ fn openai_completions_tool_round_trip_and_the_next_turn_carries_it() {
         json!({"type": "function", "function": {"name": "read",
                "description": READ_DESCRIPTION, "parameters": read_schema()}})
     );
-    assert_eq!(
-        tool_names(tools, |t| &t["function"]["name"]),
-        [
-            "read",
-            "write",
-            "edit",
-            "sessions_list",
-            "web_fetch",
-            "exec"
-        ]
-    );
+    assert_eq!(tool_names(tools, |t| &t["function"]["name"]), TOOL_NAMES);
     let sent = &trip.bodies[1]["messages"];
     assert_eq!(
         sent.as_array().map(|m| m[1..].to_vec()),
@@ -368,17 +370,7 @@ fn openai_responses_tool_round_trip() {
         json!({"type": "function", "name": "read", "description": READ_DESCRIPTION,
                "parameters": read_schema(), "strict": false})
     );
-    assert_eq!(
-        tool_names(tools, |t| &t["name"]),
-        [
-            "read",
-            "write",
-            "edit",
-            "sessions_list",
-            "web_fetch",
-            "exec"
-        ]
-    );
+    assert_eq!(tool_names(tools, |t| &t["name"]), TOOL_NAMES);
     assert_eq!(
         trip.bodies[1]["input"],
         json!([
@@ -400,17 +392,7 @@ fn anthropic_messages_tool_round_trip() {
         tools[0],
         json!({"name": "read", "description": READ_DESCRIPTION, "input_schema": read_schema()})
     );
-    assert_eq!(
-        tool_names(tools, |t| &t["name"]),
-        [
-            "read",
-            "write",
-            "edit",
-            "sessions_list",
-            "web_fetch",
-            "exec"
-        ]
-    );
+    assert_eq!(tool_names(tools, |t| &t["name"]), TOOL_NAMES);
     assert_eq!(
         trip.bodies[1]["messages"],
         json!([
@@ -478,17 +460,7 @@ fn bedrock_tool_round_trip() {
         json!({"toolSpec": {"name": "read", "description": READ_DESCRIPTION,
                             "inputSchema": {"json": read_schema()}}})
     );
-    assert_eq!(
-        tool_names(tools, |t| &t["toolSpec"]["name"]),
-        [
-            "read",
-            "write",
-            "edit",
-            "sessions_list",
-            "web_fetch",
-            "exec"
-        ]
-    );
+    assert_eq!(tool_names(tools, |t| &t["toolSpec"]["name"]), TOOL_NAMES);
     assert_eq!(
         trip.bodies[1]["messages"],
         json!([

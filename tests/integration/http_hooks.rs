@@ -761,3 +761,79 @@ fn hook_session_and_agent_policy_is_enforced_and_persistent_sessions_continue() 
     assert_eq!(sessions, ["agent:main:hook:inbox", "agent:main:hook:inbox"]);
     verify(dir.path());
 }
+
+/// `sessions_send` and `cron` act through the gateway's methods: taken off
+/// the deny list, they run a turn in another session and manage jobs, and
+/// the log records each method call as made by the tool's run.
+#[test]
+fn sessions_send_and_cron_tools_act_through_the_gateway_methods() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &server,
+        "gateway: { tools: { allow: ['sessions_send', 'cron'] } }",
+    );
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    let url = format!("http://{address}/tools/invoke");
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("authorization", bearer.as_str())];
+    runtime().block_on(async {
+        let client = client();
+        let invoke = |body: Value| post(&client, &url, &auth, body.to_string());
+        let (status, _, body) = invoke(json!({"tool": "sessions_send", "sessionKey": "agent:main:main",
+            "args": {"sessionKey": "research", "message": "hello there"}}))
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let sent = &json_of(&body)["result"]["details"];
+        assert_eq!(sent["status"], "ok", "{body}");
+        assert_eq!(sent["sessionKey"], "agent:main:research");
+        assert_eq!(sent["reply"], "Hello from the mock. You said: hello there");
+        // Not to itself, not to another agent's session.
+        for (target, expected) in [("main", "answer here instead"), ("agent:other:main", "this agent's sessions only")] {
+            let (status, _, body) = invoke(json!({"tool": "sessions_send", "sessionKey": "agent:main:main",
+                "args": {"sessionKey": target, "message": "x"}}))
+            .await;
+            assert_eq!(status, 400, "{body}");
+            assert!(body.contains(expected), "{body}");
+        }
+
+        let job = json!({"name": "daily-check", "schedule": {"kind": "every", "everyMs": 3_600_000},
+            "sessionTarget": "isolated", "wakeMode": "now", "payload": {"kind": "agentTurn", "message": "check"},
+            "delivery": {"mode": "none"}});
+        let (status, _, body) = invoke(json!({"tool": "cron", "args": {"action": "add", "job": job}})).await;
+        assert_eq!(status, 200, "{body}");
+        let added = &json_of(&body)["result"]["details"];
+        assert_eq!(added["agentId"], "main", "the calling agent owns the job: {added}");
+        let id = added["id"].as_str().expect("job id").to_owned();
+        let (_, _, body) = invoke(json!({"tool": "cron", "args": {"action": "list"}})).await;
+        assert!(body.contains("daily-check"), "{body}");
+        let (status, _, body) = invoke(json!({"tool": "cron", "args": {"action": "remove", "id": id}})).await;
+        assert_eq!(status, 200, "{body}");
+        // A job the gateway cannot run is refused by the method, with why.
+        let (status, _, body) = invoke(json!({"tool": "cron", "args": {"action": "add",
+            "job": {"name": "bad", "schedule": {"kind": "every", "everyMs": 1000}}}}))
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("invalid cron.add params"), "{body}");
+    });
+    stop(running);
+    let records = exported(dir.path());
+    let tool_calls: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|record| record["kind"] == "rpc.received")
+        .filter_map(|record| {
+            let received = &record["event"]["RpcReceived"];
+            let conn = received["conn_id"].as_str()?;
+            conn.starts_with("tool:")
+                .then(|| (conn, received["method"].as_str().unwrap_or("")))
+        })
+        .collect();
+    let methods: Vec<&str> = tool_calls.iter().map(|(_, method)| *method).collect();
+    assert_eq!(
+        methods,
+        ["agent", "cron.add", "cron.list", "cron.remove", "cron.add"],
+        "{tool_calls:?}"
+    );
+    verify(dir.path());
+}

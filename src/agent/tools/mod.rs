@@ -19,11 +19,13 @@
 //! itself); an output never exceeds `OUTPUT_BYTES_MAX` (cut at a character
 //! boundary, with a marker).
 
+pub mod cron;
 pub mod edit;
 pub mod exec;
 pub mod read;
 pub mod schema;
 pub mod sessions_list;
+pub mod sessions_send;
 pub mod web_fetch;
 pub mod write;
 pub mod writing;
@@ -56,6 +58,9 @@ pub struct Context {
     /// The config's `tools` section as it was when the round started.
     pub tools_config: Option<Value>,
     pub approver: Arc<dyn Approver>,
+    /// The gateway's methods, for tools that act through them (`cron`,
+    /// `sessions_send`).
+    pub host: Arc<dyn Host>,
 }
 
 /// A tool's work: its output text, or an error message for the model.
@@ -79,6 +84,25 @@ pub trait Approver: Send + Sync {
     ) -> ApproverFuture<Result<Option<String>, String>>;
     /// Records an event of the call's authorization (a grant's use).
     fn record(&self, event: Event) -> ApproverFuture<Result<(), String>>;
+}
+
+/// How a tool acts through the gateway's own methods (`cron.add`,
+/// `agent`, ...) on its run's behalf. Why methods and not direct access:
+/// a method checks its parameters and records what it did (`rpc.received`,
+/// its events, `rpc.answered`, by the run's actor) exactly as for a
+/// client, so what a model did through a tool is audited like what a
+/// person did through a client.
+pub trait Host: Send + Sync {
+    /// Calls `method` with `params`; with `wait`, also waits (that long at
+    /// most) for the method's second answer (the final one of `agent`)
+    /// and returns it instead of the first. The error is the method's
+    /// message.
+    fn call(
+        &self,
+        method: &'static str,
+        params: Value,
+        wait: Option<Duration>,
+    ) -> ApproverFuture<Result<Value, String>>;
 }
 
 pub trait Tool: Send + Sync {
@@ -108,15 +132,18 @@ pub struct Registry {
 
 impl Registry {
     /// The built-in tools: `read`, `write`, `edit` (files inside the
-    /// agent's workspace only), `sessions_list` (read-only), `web_fetch`
-    /// (public addresses only), and `exec` (decided by the agent's exec
-    /// policy and approvals).
+    /// agent's workspace only), `sessions_list` (read-only),
+    /// `sessions_send` and `cron` (through the gateway's methods),
+    /// `web_fetch` (public addresses only), and `exec` (decided by the
+    /// agent's exec policy and approvals).
     pub fn builtin() -> Registry {
         Registry::with(vec![
             Box::new(read::Read),
             Box::new(write::Write),
             Box::new(edit::Edit),
             Box::new(sessions_list::SessionsList),
+            Box::new(sessions_send::SessionsSend),
+            Box::new(cron::Cron),
             Box::new(web_fetch::WebFetch),
             Box::new(exec::Exec),
         ])
@@ -275,6 +302,19 @@ pub(crate) mod tests {
         }
     }
 
+    struct NoHost;
+
+    impl Host for NoHost {
+        fn call(
+            &self,
+            method: &'static str,
+            _: Value,
+            _: Option<Duration>,
+        ) -> ApproverFuture<Result<Value, String>> {
+            Box::pin(async move { Err(format!("no gateway here to call {method}")) })
+        }
+    }
+
     pub(crate) fn context(workspace: PathBuf) -> Arc<Context> {
         context_with(workspace, Arc::new(NoApprover))
     }
@@ -287,6 +327,7 @@ pub(crate) mod tests {
             state: Arc::new(RwLock::new(State::default())),
             tools_config: None,
             approver,
+            host: Arc::new(NoHost),
         })
     }
 
@@ -319,7 +360,7 @@ pub(crate) mod tests {
         };
         assert_eq!(
             error(call("nope", "{}")),
-            "there is no tool named \"nope\"; the tools are: read, write, edit, sessions_list, web_fetch, exec"
+            "there is no tool named \"nope\"; the tools are: read, write, edit, sessions_list, sessions_send, cron, web_fetch, exec"
         );
         assert!(
             error(call("read", "{not json"))

@@ -429,14 +429,7 @@ impl Hook {
             return true;
         }
         let state = self.gateway.state.read().expect("state lock");
-        state
-            .sessions
-            .by_key
-            .get(session_key)
-            .is_some_and(|session| {
-                session.active_runs.contains_key(run_id)
-                    || session.recent_runs.iter().any(|run| run.run_id == run_id)
-            })
+        state.sessions.knows_run(session_key, run_id)
     }
 
     /// A request's `agentId`: a configured agent (or the default), allowed

@@ -38,8 +38,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
@@ -55,15 +54,13 @@ use super::{BodyError, json_response, read_body, text_response};
 use crate::agent::{RunOutcome, Started};
 use crate::config::model::{ConfigFile, HooksSection, SecretInput};
 use crate::gateway::Gateway;
+use crate::gateway::protocol::AuthLimiter;
 use crate::gateway::protocol::connect::Auth;
 
 /// OpenClaw's default body limit.
 pub const BODY_BYTES_DEFAULT: u64 = 256 * 1024;
 pub const DEFAULT_PATH: &str = "/hooks";
 const AUTH_FAILURES_MAX: u32 = 20;
-const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Client addresses tracked at once; the oldest window is forgotten beyond.
-const AUTH_TRACKED_ADDRESSES_MAX: usize = 4_096;
 const IDEMPOTENCY_KEY_CHARS_MAX: usize = 256;
 /// Headers a template never sees (they carry secrets).
 const SECRET_HEADERS: &[&str] = &[
@@ -73,45 +70,32 @@ const SECRET_HEADERS: &[&str] = &[
     "cookie",
 ];
 
-/// Failed hook authentications per client address.
-#[derive(Default)]
+/// Failed hook authentications per client address (OpenClaw allows 20
+/// a minute on hooks, apart from the gateway's own limit).
 pub struct HooksState {
-    failures: Mutex<BTreeMap<IpAddr, (Instant, u32)>>,
+    limiter: AuthLimiter,
+}
+
+impl Default for HooksState {
+    fn default() -> HooksState {
+        HooksState {
+            limiter: AuthLimiter::with_max(AUTH_FAILURES_MAX),
+        }
+    }
 }
 
 impl HooksState {
     /// `Some(retry after, ms)` when `address` is over the limit.
     fn throttled(&self, address: IpAddr) -> Option<u64> {
-        let failures = self.failures.lock().expect("hook limiter lock");
-        let (since, count) = failures.get(&address)?;
-        let elapsed = since.elapsed();
-        (*count >= AUTH_FAILURES_MAX && elapsed < AUTH_FAILURE_WINDOW)
-            .then(|| AUTH_FAILURE_WINDOW.saturating_sub(elapsed).as_millis() as u64)
+        self.limiter.retry_after_ms(address)
     }
 
     fn failed(&self, address: IpAddr) {
-        let mut failures = self.failures.lock().expect("hook limiter lock");
-        let entry = failures.entry(address).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= AUTH_FAILURE_WINDOW {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-        if failures.len() > AUTH_TRACKED_ADDRESSES_MAX {
-            let oldest = failures
-                .iter()
-                .min_by_key(|(_, (since, _))| *since)
-                .map(|(address, _)| *address);
-            if let Some(oldest) = oldest {
-                failures.remove(&oldest);
-            }
-        }
+        self.limiter.failed(address);
     }
 
     fn succeeded(&self, address: IpAddr) {
-        self.failures
-            .lock()
-            .expect("hook limiter lock")
-            .remove(&address);
+        self.limiter.succeeded(address);
     }
 }
 
@@ -652,10 +636,11 @@ mod tests {
         assert!(retry > 0 && retry <= 60_000);
         state.succeeded(address);
         assert_eq!(state.throttled(address), None);
-        for index in 0..(AUTH_TRACKED_ADDRESSES_MAX as u32 + 10) {
+        let tracked_max = crate::gateway::protocol::AUTH_TRACKED_ADDRESSES_MAX;
+        for index in 0..(tracked_max as u32 + 10) {
             state.failed(IpAddr::from(index.to_be_bytes()));
         }
-        assert!(state.failures.lock().unwrap().len() <= AUTH_TRACKED_ADDRESSES_MAX);
+        assert!(state.limiter.tracked() <= tracked_max);
     }
 
     #[test]

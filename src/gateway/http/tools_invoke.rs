@@ -344,20 +344,23 @@ async fn run(gateway: Arc<Gateway>, input: Input) -> Response {
     }
     let started = Instant::now();
     let outcome = if available {
+        // A tool allowed over HTTP that asks (exec, once taken off the
+        // deny list) asks an operator, recorded on this call's run; one
+        // that acts through the gateway's methods does so as this run.
+        let host = Arc::new(crate::agent::tool_round::RunApprover {
+            gateway: gateway.clone(),
+            session_key: input.session_key.clone(),
+            actor: actor.clone(),
+            run_id: run_id.clone(),
+        });
         let context = Arc::new(Context {
             workspace: crate::agent::workspace::dir(&config, &gateway.state_root, &input.agent_id),
             agent_id: input.agent_id.clone(),
             session_key: input.session_key.clone(),
             state: gateway.state.clone(),
             tools_config: config.tools.clone(),
-            // A tool allowed over HTTP that asks (exec, once taken off the
-            // deny list) asks an operator, recorded on this call's run.
-            approver: Arc::new(crate::agent::tool_round::RunApprover {
-                gateway: gateway.clone(),
-                session_key: input.session_key.clone(),
-                actor: actor.clone(),
-                run_id: run_id.clone(),
-            }),
+            approver: host.clone(),
+            host,
         });
         gateway
             .agent

@@ -18,7 +18,7 @@ pub mod device;
 pub mod frames;
 pub mod methods;
 pub mod pairing;
-mod request;
+pub(crate) mod request;
 pub mod scopes;
 
 use std::collections::BTreeMap;
@@ -108,35 +108,58 @@ pub const PUSH_BUFFER: usize = 256;
 const AUTH_FAILURES_MAX: u32 = 10;
 const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked at once; the oldest window is forgotten beyond it.
-const AUTH_TRACKED_ADDRESSES_MAX: usize = 4_096;
+pub(crate) const AUTH_TRACKED_ADDRESSES_MAX: usize = 4_096;
 
-/// Rate limit on failed authentication, per client address.
-#[derive(Default)]
+/// Rate limit on failed authentication, per client address: at most
+/// `max` failures per minute, then refused until the minute is over.
 pub struct AuthLimiter {
     failures: Mutex<BTreeMap<IpAddr, (Instant, u32)>>,
+    max: u32,
+}
+
+impl Default for AuthLimiter {
+    /// The WebSocket connect's limit (and the HTTP endpoints', which
+    /// share it): 10 failures a minute.
+    fn default() -> AuthLimiter {
+        AuthLimiter::with_max(AUTH_FAILURES_MAX)
+    }
 }
 
 impl AuthLimiter {
-    pub fn check(&self, address: IpAddr) -> Result<(), ErrorShape> {
+    pub fn with_max(max: u32) -> AuthLimiter {
+        assert!(
+            max > 0,
+            "a limiter that allows no failure locks everyone out"
+        );
+        AuthLimiter {
+            failures: Mutex::new(BTreeMap::new()),
+            max,
+        }
+    }
+
+    /// How long `address` must wait (ms) if it is over the limit.
+    pub fn retry_after_ms(&self, address: IpAddr) -> Option<u64> {
         let failures = self.failures.lock().expect("auth limiter lock");
-        match failures.get(&address) {
-            Some((since, count))
-                if *count >= AUTH_FAILURES_MAX && since.elapsed() < AUTH_FAILURE_WINDOW =>
-            {
-                let retry_after = AUTH_FAILURE_WINDOW.saturating_sub(since.elapsed());
-                Err(ErrorShape {
-                    code: frames::codes::INVALID_REQUEST,
-                    message: "unauthorized: too many failed authentication attempts; retry later"
-                        .to_owned(),
-                    details: Some(serde_json::json!({
-                        "code": "AUTH_RATE_LIMITED",
-                        "recommendedNextStep": "wait_then_retry",
-                    })),
-                    retryable: Some(true),
-                    retry_after_ms: Some(retry_after.as_millis() as u64),
-                })
-            }
-            _ => Ok(()),
+        let (since, count) = failures.get(&address)?;
+        let elapsed = since.elapsed();
+        (*count >= self.max && elapsed < AUTH_FAILURE_WINDOW)
+            .then(|| AUTH_FAILURE_WINDOW.saturating_sub(elapsed).as_millis() as u64)
+    }
+
+    pub fn check(&self, address: IpAddr) -> Result<(), ErrorShape> {
+        match self.retry_after_ms(address) {
+            Some(retry_after_ms) => Err(ErrorShape {
+                code: frames::codes::INVALID_REQUEST,
+                message: "unauthorized: too many failed authentication attempts; retry later"
+                    .to_owned(),
+                details: Some(serde_json::json!({
+                    "code": "AUTH_RATE_LIMITED",
+                    "recommendedNextStep": "wait_then_retry",
+                })),
+                retryable: Some(true),
+                retry_after_ms: Some(retry_after_ms),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -156,5 +179,20 @@ impl AuthLimiter {
                 failures.remove(&oldest);
             }
         }
+    }
+
+    /// Addresses with failures on record (at most
+    /// `AUTH_TRACKED_ADDRESSES_MAX`).
+    #[cfg(test)]
+    pub fn tracked(&self) -> usize {
+        self.failures.lock().expect("auth limiter lock").len()
+    }
+
+    /// A success forgets the address's failures.
+    pub fn succeeded(&self, address: IpAddr) {
+        self.failures
+            .lock()
+            .expect("auth limiter lock")
+            .remove(&address);
     }
 }

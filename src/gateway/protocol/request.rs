@@ -24,13 +24,44 @@ pub(super) async fn answer(
     request: frames::RequestFrame,
 ) -> (String, Option<methods::FollowUp>) {
     let caller = methods::Caller {
-        conn_id: conn_id.clone(),
+        conn_id,
         device_id,
         scopes,
         tool_events,
     };
     let actor = caller.actor();
-    let reply = methods::call(gateway, &caller, &request.method, request.params.as_ref()).await;
+    let (result, follow_up) = recorded(
+        gateway,
+        &caller,
+        actor,
+        &request.id,
+        &request.method,
+        request.params.as_ref(),
+    )
+    .await;
+    match result {
+        Ok(payload) => (frames::response_ok(&request.id, payload), follow_up),
+        Err(error) => (frames::response_error(&request.id, &error), None),
+    }
+}
+
+/// Runs one method for `caller` and records `rpc.received`, the events it
+/// caused and `rpc.answered` (by `actor`) as one durable batch before the
+/// result is returned. Used by sockets (`answer`) and by tools that act
+/// through the gateway's methods on a run's behalf.
+pub(crate) async fn recorded(
+    gateway: &Arc<Gateway>,
+    caller: &methods::Caller,
+    actor: clawback_events::Actor,
+    request_id: &str,
+    method: &str,
+    params: Option<&serde_json::Value>,
+) -> (
+    Result<serde_json::Value, ErrorShape>,
+    Option<methods::FollowUp>,
+) {
+    let conn_id = caller.conn_id.clone();
+    let reply = methods::call(gateway, caller, method, params).await;
     let result = reply.result;
     let after = reply.after;
     let follow_up = reply.follow_up;
@@ -39,11 +70,11 @@ pub(super) async fn answer(
         Err(error) => {
             tracing::warn!(
                 subsystem = "rpc",
-                method = request.method.as_str(),
+                method = method,
                 code = error.code,
                 conn = conn_id.as_str(),
                 "{} failed: {}",
-                request.method,
+                method,
                 error.message
             );
             RpcOutcome::Error {
@@ -54,22 +85,22 @@ pub(super) async fn answer(
     };
     let received = Event::RpcReceived(RpcReceived {
         conn_id: conn_id.clone(),
-        request_id: request.id.clone(),
-        method: request.method.clone(),
-        params_redacted: redact_rpc_params(&request.method, request.params.as_ref()),
+        request_id: request_id.to_owned(),
+        method: method.to_owned(),
+        params_redacted: redact_rpc_params(method, params),
     });
     let answered = Event::RpcAnswered(RpcAnswered {
         conn_id,
-        request_id: request.id.clone(),
-        method: request.method.clone(),
+        request_id: request_id.to_owned(),
+        method: method.to_owned(),
         outcome,
     });
     let mut batch = Vec::with_capacity(reply.events.len() + 2);
-    batch.push(NewEvent::new("gateway", actor.clone(), received).correlated(request.id.clone()));
+    batch.push(NewEvent::new("gateway", actor.clone(), received).correlated(request_id.to_owned()));
     for (stream, event) in reply.events {
-        batch.push(NewEvent::new(stream, actor.clone(), event).correlated(request.id.clone()));
+        batch.push(NewEvent::new(stream, actor.clone(), event).correlated(request_id.to_owned()));
     }
-    batch.push(NewEvent::new("gateway", actor, answered).correlated(request.id.clone()));
+    batch.push(NewEvent::new("gateway", actor, answered).correlated(request_id.to_owned()));
     let recorded = gateway.log.append(batch).await;
     // Durable (or failed): the next checked write may decide now.
     drop(reply.write_lock);
@@ -82,14 +113,14 @@ pub(super) async fn answer(
             retryable: Some(true),
             retry_after_ms: Some(1_000),
         };
-        return (frames::response_error(&request.id, &error), None);
+        return (Err(error), None);
     }
     let result = match (result, after) {
         (Ok(_), Some(after)) => Ok(after(gateway)),
         (result, _) => result,
     };
     match result {
-        Ok(payload) => (frames::response_ok(&request.id, payload), follow_up),
-        Err(error) => (frames::response_error(&request.id, &error), None),
+        Ok(payload) => (Ok(payload), follow_up),
+        Err(error) => (Err(error), None),
     }
 }

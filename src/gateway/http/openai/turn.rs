@@ -280,13 +280,21 @@ pub async fn begin(
                 recorded: None,
                 abort_on_leave: None,
             }),
-            None if run_known(gateway, &bound.session_key, &bound.run_id) => Err(error_response(
-                StatusCode::CONFLICT,
-                "idempotency_error",
-                "the request with this Idempotency-Key was cut short by a gateway restart \
+            None if gateway
+                .state
+                .read()
+                .expect("state lock")
+                .sessions
+                .knows_run(&bound.session_key, &bound.run_id) =>
+            {
+                Err(error_response(
+                    StatusCode::CONFLICT,
+                    "idempotency_error",
+                    "the request with this Idempotency-Key was cut short by a gateway restart \
                  before it was answered; its run is in the log (it is not run again); \
                  send a new key to ask again",
-            )),
+                ))
+            }
             // Bound, but the run never started (the gateway stopped in
             // between): nothing ran, so it may start now.
             None => Ok(started_keyed(gateway, &turn, ids, key, follow, render)),
@@ -427,19 +435,6 @@ fn start(
             (watch::channel(Some(*finished)).1, None)
         }
     }
-}
-
-/// Whether the projection knows the run (started, finished or cut short).
-fn run_known(gateway: &Gateway, session_key: &str, run_id: &str) -> bool {
-    let state = gateway.state.read().expect("state lock");
-    state
-        .sessions
-        .by_key
-        .get(session_key)
-        .is_some_and(|session| {
-            session.active_runs.contains_key(run_id)
-                || session.recent_runs.iter().any(|run| run.run_id == run_id)
-        })
 }
 
 /// The answer recorded at `seq`.
