@@ -169,6 +169,14 @@ impl InboundSeen {
 }
 
 impl Session {
+    /// The run `run_id` if the session knows it (running, ended, or cut
+    /// short), from the runs the projection keeps.
+    pub fn run(&self, run_id: &str) -> Option<&Run> {
+        self.active_runs
+            .get(run_id)
+            .or_else(|| self.recent_runs.iter().find(|run| run.run_id == run_id))
+    }
+
     /// What the model sees: the compaction summary (if any), then the
     /// transcript from where the summary ends.
     pub fn model_context(&self) -> (Option<&str>, &[TranscriptEntry]) {
@@ -196,10 +204,9 @@ impl Sessions {
     /// Whether `session_key` has run `run_id` (running, ended, or cut
     /// short by a restart) among the runs the projection keeps.
     pub fn knows_run(&self, session_key: &str, run_id: &str) -> bool {
-        self.by_key.get(session_key).is_some_and(|session| {
-            session.active_runs.contains_key(run_id)
-                || session.recent_runs.iter().any(|run| run.run_id == run_id)
-        })
+        self.by_key
+            .get(session_key)
+            .is_some_and(|session| session.run(run_id).is_some())
     }
 
     fn session_mut(

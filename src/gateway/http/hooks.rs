@@ -563,12 +563,11 @@ impl Hook {
     fn recorded_completion(&self, session_key: &str, run_id: &str) -> Value {
         use clawback_projections::sessions::RunState;
         let state = self.gateway.state.read().expect("state lock");
-        let run = state.sessions.by_key.get(session_key).and_then(|session| {
-            session
-                .active_runs
-                .get(run_id)
-                .or_else(|| session.recent_runs.iter().find(|run| run.run_id == run_id))
-        });
+        let run = state
+            .sessions
+            .by_key
+            .get(session_key)
+            .and_then(|session| session.run(run_id));
         let status = match run.map(|run| &run.state) {
             Some(RunState::Finished {
                 status: clawback_events::event::RunStatus::Completed,

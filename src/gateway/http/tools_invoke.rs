@@ -496,10 +496,7 @@ fn recorded(gateway: &Gateway, input: &Input, run_id: &str, call_id: &str) -> Op
     let (started_seq, state) = {
         let state = gateway.state.read().expect("state lock");
         let session = state.sessions.by_key.get(&input.session_key)?;
-        let run = session
-            .active_runs
-            .get(run_id)
-            .or_else(|| session.recent_runs.iter().find(|run| run.run_id == run_id))?;
+        let run = session.run(run_id)?;
         (run.started_seq, run.state.clone())
     };
     let key = input.idempotency_key.as_deref().unwrap_or_default();

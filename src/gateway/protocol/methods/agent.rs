@@ -528,12 +528,11 @@ fn wait_payload(outcome: &RunOutcome) -> Value {
 fn recorded_run(gateway: &Gateway, run_id: &str) -> Result<Value, ErrorShape> {
     use clawback_projections::sessions::RunState;
     let state = gateway.state.read().expect("state lock");
-    let run = state.sessions.by_key.values().find_map(|session| {
-        session
-            .active_runs
-            .get(run_id)
-            .or_else(|| session.recent_runs.iter().find(|run| run.run_id == run_id))
-    });
+    let run = state
+        .sessions
+        .by_key
+        .values()
+        .find_map(|session| session.run(run_id));
     let Some(run) = run else {
         return Err(ErrorShape::invalid(format!("unknown runId: {run_id}")));
     };
