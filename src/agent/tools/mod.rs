@@ -17,7 +17,10 @@
 //! decision); the wait is bounded by the approval's expiry, the run that
 //! follows by the tool's `timeout` (`TOOL_TIMEOUT` unless the tool bounds
 //! itself); an output never exceeds `OUTPUT_BYTES_MAX` (cut at a character
-//! boundary, with a marker).
+//! boundary, with a marker); files are written only inside the workspace
+//! (`writing`); a tool that acts on the gateway (cron jobs, other
+//! sessions) does so through the gateway's methods (`Host`), checked and
+//! recorded as a request of the run, never by changing state itself.
 
 pub mod cron;
 pub mod edit;
