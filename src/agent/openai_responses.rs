@@ -13,6 +13,13 @@
 //! arguments stream as `response.function_call_arguments.delta` and end in
 //! `.done`. Calls go back as `function_call` input items, results as
 //! `function_call_output` items with the same `call_id`.
+//!
+//! A reasoning model's `reasoning` output items (asked for with
+//! `include: ["reasoning.encrypted_content"]` when thinking is on) must go
+//! back before the calls they led to, since requests are stateless
+//! (`store: false`): OpenAI refuses a `function_call` item without its
+//! reasoning item. They ride on the reply's first call, in memory only, as
+//! Anthropic's thinking blocks do ([`REASONING_PREFIX`]).
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
@@ -22,6 +29,10 @@ use super::provider::{
     Completion, Endpoint, Failure, KeyHeader, Message, PendingCalls, ToolSpec, send,
 };
 
+/// Marks a first call's `signature` as the reply's reasoning items (a
+/// JSON array), to be sent back before the calls.
+pub const REASONING_PREFIX: &str = "openai-reasoning:";
+
 pub fn request_body(model: &str, messages: &[Message], max_tokens: Option<u64>) -> Value {
     let mut instructions: Vec<&str> = Vec::new();
     let mut input: Vec<Value> = Vec::new();
@@ -30,6 +41,12 @@ pub fn request_body(model: &str, messages: &[Message], max_tokens: Option<u64>) 
             Message::System(text) => instructions.push(text),
             Message::User(text) => input.push(json!({"role": "user", "content": text})),
             Message::Assistant { text, tool_calls } => {
+                let reasoning = tool_calls
+                    .first()
+                    .and_then(|call| call.signature.as_deref())
+                    .and_then(|signature| signature.strip_prefix(REASONING_PREFIX))
+                    .and_then(|items| serde_json::from_str::<Vec<Value>>(items).ok());
+                input.extend(reasoning.into_iter().flatten());
                 if !text.is_empty() || tool_calls.is_empty() {
                     input.push(json!({"role": "assistant", "content": text}));
                 }
@@ -86,6 +103,8 @@ pub async fn stream(
     let mut events = response.bytes_stream().eventsource();
     let mut completion = Completion::default();
     let mut calls = PendingCalls::default();
+    // The reply's reasoning items, whole, in order (bounded by the reply).
+    let mut reasoning: Vec<Value> = Vec::new();
     while let Some(event) = events.next().await {
         let event = event.map_err(|error| Failure::broken(&url, &error.to_string()))?;
         completion.keep(format!("{}: {}", event.event, event.data));
@@ -96,6 +115,9 @@ pub async fn stream(
                 if let Some(piece) = data["delta"].as_str() {
                     completion.push_text(piece, &mut on_delta)?;
                 }
+            }
+            "response.output_item.done" if data["item"]["type"] == "reasoning" => {
+                reasoning.push(data["item"].clone());
             }
             "response.output_item.added" | "response.output_item.done"
                 if data["item"]["type"] == "function_call" =>
@@ -139,6 +161,14 @@ pub async fn stream(
                     _ => "stop".to_owned(),
                 };
                 completion.tool_calls = calls.finish();
+                if let Some(first) = completion.tool_calls.first_mut()
+                    && !reasoning.is_empty()
+                {
+                    first.signature = Some(format!(
+                        "{REASONING_PREFIX}{}",
+                        Value::Array(std::mem::take(&mut reasoning))
+                    ));
+                }
                 return Ok(completion);
             }
             "response.failed" => {

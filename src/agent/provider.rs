@@ -96,6 +96,10 @@ impl Api {
             }
             Api::OpenAiResponses if effort != "off" => {
                 body["reasoning"] = json!({"effort": effort});
+                // Stateless (`store: false`) tool loops must send the
+                // reasoning items back with the calls; OpenAI hands them
+                // out encrypted only when asked.
+                body["include"] = json!(["reasoning.encrypted_content"]);
             }
             Api::AnthropicMessages if budget > 0 => {
                 body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});

@@ -618,3 +618,51 @@ fn a_model_that_never_stops_calling_tools_is_stopped_at_the_round_limit() {
     let audit = clawback(dir.path(), &["audit", "verify"]);
     assert!(audit.status.success(), "{}", stdout(&audit));
 }
+
+/// A reasoning model on the Responses API in a stateless tool loop: its
+/// encrypted reasoning item goes back before the call it led to (OpenAI
+/// refuses the call without it), and only when thinking asked for it.
+#[test]
+fn openai_responses_reasoning_items_go_back_with_their_calls() {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    std::fs::create_dir_all(dir.path().join("workspace")).expect("workspace");
+    std::fs::write(dir.path().join("workspace/notes.txt"), format!("{NOTE}\n")).expect("note");
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let mut socket = connected_with_tool_events(&address).await;
+        let (answers, _) = request(
+            &mut socket,
+            "t",
+            "agent",
+            json!({"message": QUESTION, "idempotencyKey": "reason-1",
+                   "model": "resp/tool-reason", "thinking": "low"}),
+            2,
+        )
+        .await;
+        let last = &answers[1]["payload"];
+        assert_eq!(last["status"], "ok", "{last}");
+        assert_eq!(last["result"]["payloads"][0]["text"], tool_reply(NOTE));
+    });
+    stop(running);
+    let bodies: Vec<Value> = server
+        .requests()
+        .into_iter()
+        .filter(|body| body["model"] == "tool-reason")
+        .collect();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[0]["reasoning"], json!({"effort": "low"}));
+    assert_eq!(bodies[0]["include"], json!(["reasoning.encrypted_content"]));
+    assert_eq!(
+        bodies[1]["input"],
+        json!([
+            {"role": "user", "content": QUESTION},
+            {"id": "rs_1", "type": "reasoning", "summary": [],
+             "encrypted_content": "gAAAA-mock-reasoning"},
+            {"type": "function_call", "call_id": "call_resp1", "name": "read",
+             "arguments": "{\"path\":\"notes.txt\"}"},
+            {"type": "function_call_output", "call_id": "call_resp1", "output": NOTE},
+        ])
+    );
+}

@@ -606,7 +606,7 @@ fn gemini_stream(
 fn responses(seen: &Mutex<Vec<Value>>, body: &str) -> Response {
     let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     seen.lock().expect("requests").push(request.clone());
-    if request["model"] == "tool-model" {
+    if request["model"] == "tool-model" || request["model"] == "tool-reason" {
         return responses_tool_model(&request);
     }
     let input = request["input"].as_array().cloned().unwrap_or_default();
@@ -1011,6 +1011,17 @@ fn responses_tool_model(request: &Value) -> Response {
                 "item_id": "msg_2", "output_index": 0, "content_index": 0, "delta": tool_reply(result)})));
         }
         None => {
+            // Asked for (a reasoning model, stateless): the encrypted
+            // reasoning that led to the call, which must come back with it.
+            let include = request["include"].as_array().cloned().unwrap_or_default();
+            if include.contains(&json!("reasoning.encrypted_content")) {
+                events.push((
+                    "response.output_item.done",
+                    json!({"type": "response.output_item.done",
+                    "output_index": 0, "item": {"id": "rs_1", "type": "reasoning", "summary": [],
+                    "encrypted_content": "gAAAA-mock-reasoning"}}),
+                ));
+            }
             let item = json!({"id": "fc_1", "type": "function_call", "status": "in_progress",
                               "call_id": "call_resp1", "name": "read", "arguments": ""});
             events.push((
