@@ -412,33 +412,7 @@ fn anthropic_messages_tool_round_trip() {
 /// otherwise).
 #[test]
 fn anthropic_thinking_survives_the_tool_round_trip() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    std::fs::create_dir_all(dir.path().join("workspace")).expect("workspace");
-    std::fs::write(dir.path().join("workspace/notes.txt"), format!("{NOTE}\n")).expect("note");
-    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
-    runtime().block_on(async {
-        let mut socket = connected_with_tool_events(&address).await;
-        let (answers, _) = request(
-            &mut socket,
-            "t",
-            "agent",
-            json!({"message": QUESTION, "idempotencyKey": "think-1",
-                   "model": "claude/tool-think", "thinking": "low"}),
-            2,
-        )
-        .await;
-        let last = &answers[1]["payload"];
-        assert_eq!(last["status"], "ok", "{last}");
-        assert_eq!(last["result"]["payloads"][0]["text"], tool_reply(NOTE));
-    });
-    stop(running);
-    let bodies: Vec<Value> = server
-        .requests()
-        .into_iter()
-        .filter(|body| body["model"] == "tool-think")
-        .collect();
+    let bodies = thinking_round_trip("claude", "tool-think");
     assert_eq!(bodies.len(), 2, "{bodies:?}");
     assert_eq!(bodies[0]["thinking"]["type"], "enabled");
     assert_eq!(
@@ -624,33 +598,7 @@ fn a_model_that_never_stops_calling_tools_is_stopped_at_the_round_limit() {
 /// refuses the call without it), and only when thinking asked for it.
 #[test]
 fn openai_responses_reasoning_items_go_back_with_their_calls() {
-    let server = LlmServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_config(dir.path(), &server);
-    std::fs::create_dir_all(dir.path().join("workspace")).expect("workspace");
-    std::fs::write(dir.path().join("workspace/notes.txt"), format!("{NOTE}\n")).expect("note");
-    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
-    runtime().block_on(async {
-        let mut socket = connected_with_tool_events(&address).await;
-        let (answers, _) = request(
-            &mut socket,
-            "t",
-            "agent",
-            json!({"message": QUESTION, "idempotencyKey": "reason-1",
-                   "model": "resp/tool-reason", "thinking": "low"}),
-            2,
-        )
-        .await;
-        let last = &answers[1]["payload"];
-        assert_eq!(last["status"], "ok", "{last}");
-        assert_eq!(last["result"]["payloads"][0]["text"], tool_reply(NOTE));
-    });
-    stop(running);
-    let bodies: Vec<Value> = server
-        .requests()
-        .into_iter()
-        .filter(|body| body["model"] == "tool-reason")
-        .collect();
+    let bodies = thinking_round_trip("resp", "tool-reason");
     assert_eq!(bodies.len(), 2, "{bodies:?}");
     assert_eq!(bodies[0]["reasoning"], json!({"effort": "low"}));
     assert_eq!(bodies[0]["include"], json!(["reasoning.encrypted_content"]));
@@ -665,4 +613,36 @@ fn openai_responses_reasoning_items_go_back_with_their_calls() {
             {"type": "function_call_output", "call_id": "call_resp1", "output": NOTE},
         ])
     );
+}
+
+/// One tool round trip with thinking `low` on `provider/model`; the two
+/// request bodies that model received.
+fn thinking_round_trip(provider: &str, model: &str) -> Vec<Value> {
+    let server = LlmServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(dir.path(), &server);
+    std::fs::create_dir_all(dir.path().join("workspace")).expect("workspace");
+    std::fs::write(dir.path().join("workspace/notes.txt"), format!("{NOTE}\n")).expect("note");
+    let (running, address, _) = crate::gateway::start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let mut socket = connected_with_tool_events(&address).await;
+        let (answers, _) = request(
+            &mut socket,
+            "t",
+            "agent",
+            json!({"message": QUESTION, "idempotencyKey": format!("think-{model}"),
+                   "model": format!("{provider}/{model}"), "thinking": "low"}),
+            2,
+        )
+        .await;
+        let last = &answers[1]["payload"];
+        assert_eq!(last["status"], "ok", "{last}");
+        assert_eq!(last["result"]["payloads"][0]["text"], tool_reply(NOTE));
+    });
+    stop(running);
+    server
+        .requests()
+        .into_iter()
+        .filter(|body| body["model"] == model)
+        .collect()
 }
