@@ -24,6 +24,8 @@
 //! - `workspace`: the agent's files (AGENTS.md, SOUL.md, ...) that feed the
 //!   system prompt;
 //! - `tools`: the registry of tools a model may call, with their schemas;
+//! - `sampling`: a client's temperature, token cap, stop sequences... in
+//!   each provider's words;
 //! - `queue`: `chat.send`'s `steer` and `collect` messages waiting for a
 //!   session's active run.
 //!
@@ -54,6 +56,7 @@ pub mod provider;
 pub mod queue;
 pub mod run;
 pub mod run_end;
+pub mod sampling;
 pub mod sigv4;
 pub mod skills;
 pub mod tool_round;

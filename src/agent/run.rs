@@ -63,6 +63,9 @@ pub struct RunRequest {
     /// The connection that receives the run's tool events: the one that
     /// started it, if it declared `caps: ["tool-events"]`.
     pub tool_events_to: Option<String>,
+    /// A client's sampling settings (the OpenAI-compatible endpoints'),
+    /// applied to every model call of the run.
+    pub sampling: super::sampling::Sampling,
 }
 
 #[derive(Clone, Debug)]
@@ -177,8 +180,15 @@ pub async fn execute(
     let mut attempt = 1u32;
     let first = chain.as_ref().ok().and_then(|chain| chain.first());
     let thinking = thinking_level(gateway, &config, &request);
-    let mut call =
-        first.map(|resolved| Call::new(resolved, &messages, attempt, thinking.as_deref(), &tools));
+    let mut call = first.map(|resolved| {
+        Call::new(
+            resolved,
+            &messages,
+            attempt,
+            (thinking.as_deref(), &request.sampling),
+            &tools,
+        )
+    });
     let mut batch = vec![
         Event::MessageAppended(MessageAppended {
             session_key: request.session_key.clone(),
@@ -345,7 +355,13 @@ pub async fn execute(
                 }
                 // The results go back to the model that asked for them; a
                 // failure from here falls back down the chain as usual.
-                let prepared = Call::new(resolved, &messages, 1, thinking.as_deref(), &tools);
+                let prepared = Call::new(
+                    resolved,
+                    &messages,
+                    1,
+                    (thinking.as_deref(), &request.sampling),
+                    &tools,
+                );
                 batch.push(prepared.requested(&request, resolved));
                 if let Err(message) = record(gateway, &request, batch).await {
                     return_failed!("unknown", message, Vec::new());
@@ -401,7 +417,13 @@ pub async fn execute(
                 // is rebuilt from it, summary first.
                 messages = context(gateway, &request);
                 attempt += 1;
-                let prepared = Call::new(resolved, &messages, attempt, thinking.as_deref(), &tools);
+                let prepared = Call::new(
+                    resolved,
+                    &messages,
+                    attempt,
+                    (thinking.as_deref(), &request.sampling),
+                    &tools,
+                );
                 if let Err(message) = record(
                     gateway,
                     &request,
@@ -443,7 +465,7 @@ pub async fn execute(
             &chain[next],
             &messages,
             attempt,
-            thinking.as_deref(),
+            (thinking.as_deref(), &request.sampling),
             &tools,
         );
         records.push(prepared.requested(&request, &chain[next]));
@@ -477,20 +499,23 @@ impl Call {
         resolved: &Resolved,
         messages: &[Message],
         attempt: u32,
-        thinking: Option<&str>,
+        (thinking, sampling): (Option<&str>, &super::sampling::Sampling),
         tools: &[ToolSpec],
     ) -> Call {
         let thinking = thinking.filter(|_| resolved.reasoning);
+        let mut body = resolved.api.request_body(
+            &resolved.model,
+            messages,
+            resolved.max_tokens,
+            thinking,
+            tools,
+        );
+        // What the format cannot carry was named to the client already.
+        let _unapplied = sampling.apply(resolved.api, &mut body, thinking.is_some());
         Call {
             call_id: uuid::Uuid::new_v4().to_string(),
             attempt,
-            body: resolved.api.request_body(
-                &resolved.model,
-                messages,
-                resolved.max_tokens,
-                thinking,
-                tools,
-            ),
+            body,
         }
     }
 

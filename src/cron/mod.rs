@@ -316,6 +316,7 @@ async fn execute(gateway: &Arc<Gateway>, job: &CronJob, run_id: &str) -> CronRun
         extra_system_prompt: None,
         timeout,
         tool_events_to: None,
+        sampling: Default::default(),
     };
     let outcome = match gateway.agent.clone().start(gateway.clone(), request) {
         Started::Finished(outcome) => Some(*outcome),

@@ -231,13 +231,31 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
         let mut body = chat_body(true);
         body["stream_options"] = json!({"include_usage": true});
         body["temperature"] = json!(0.2);
+        body["max_tokens"] = json!(64);
+        body["stop"] = json!("END");
+        body["seed"] = json!(7);
         let slow = [("x-openclaw-model", "mock/slow-model")];
         let (status, headers, text) = post(&address, "/v1/chat/completions", body, &slow).await;
         assert_eq!(status, 200);
         assert_eq!(headers["content-type"], "text/event-stream; charset=utf-8");
         assert_eq!(headers["cache-control"], "no-cache");
-        assert_eq!(headers["x-clawback-ignored"], "temperature");
+        assert!(headers.get("x-clawback-ignored").is_none(), "Chat Completions carries them all");
         assert_eq!(check_chat_stream(&text, true, true), REPLY);
+        // The sampling settings reached the model in its format's words.
+        let sent = server.requests();
+        let slow_call = sent.iter().rev().find(|body| body["model"] == "slow-model").expect("a call");
+        assert_eq!(
+            (&slow_call["temperature"], &slow_call["max_completion_tokens"], &slow_call["stop"], &slow_call["seed"]),
+            (&json!(0.2), &json!(64), &json!(["END"]), &json!(7))
+        );
+        // A model whose format has no place for some: named back.
+        let mut body = chat_body(false);
+        body["seed"] = json!(7);
+        body["temperature"] = json!(0.5);
+        let responses_model = [("x-openclaw-model", "resp/resp-mock")];
+        let (status, headers, text) = post(&address, "/v1/chat/completions", body, &responses_model).await;
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(headers["x-clawback-ignored"], "seed");
     });
 
     // curl -N, as the issue and OpenClaw's docs show it.
@@ -269,7 +287,11 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
 
     // The system message reached the model as part of the system prompt.
     let sent = server.requests();
-    let last = sent.last().expect("a model request");
+    let last = sent
+        .iter()
+        .rev()
+        .find(|body| body["messages"].is_array())
+        .expect("a model request");
     let system = last["messages"][0]["content"]
         .as_str()
         .expect("system prompt");
@@ -281,7 +303,7 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
         .iter()
         .filter(|record| record["kind"] == "agent.run.started")
         .collect();
-    assert_eq!(started.len(), 5, "one run per request");
+    assert_eq!(started.len(), 6, "one run per request");
     let key_of = |run: &Value| {
         run["event"]["AgentRunStarted"]["session_key"]
             .as_str()
@@ -296,7 +318,7 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
         key_of(started[1]),
         "same user, same session"
     );
-    for run in [started[0], started[3], started[4]] {
+    for run in [started[0], started[3], started[4], started[5]] {
         assert_eq!(
             run["event"]["AgentRunStarted"]["trigger"], "openai-chat",
             "{run}"

@@ -132,6 +132,7 @@ impl Hook {
                 extra_system_prompt: None,
                 timeout: RUN_TIMEOUT_DEFAULT,
                 tool_events_to: None,
+                sampling: Default::default(),
             },
         })
     }
@@ -417,6 +418,7 @@ impl Hook {
                 extra_system_prompt: None,
                 timeout,
                 tool_events_to: None,
+                sampling: Default::default(),
             },
             known,
         })

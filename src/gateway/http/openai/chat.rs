@@ -12,9 +12,10 @@
 //! Not supported, and refused with a 400 that says so: client function
 //! tools (`tools`, `tool_choice` other than `auto`/`none`), image parts,
 //! `n` > 1, `response_format` other than text. Sampling fields
-//! (`temperature`, `max_tokens`, ...) are checked as OpenClaw checks them
-//! and then not applied (the agent's configured model settings are); the
-//! `x-clawback-ignored` response header names them.
+//! (`temperature`, `top_p`, `max_tokens`, `stop`, `seed`, penalties) are
+//! checked as OpenClaw checks them and sent to the model in its provider's
+//! words (`agent::sampling`); those the agent's model format has no place
+//! for are named in the `x-clawback-ignored` response header.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use super::answer::{self, Recorder};
 use super::turn::{self, Begun, Follow, Ids, Step, Turn};
 use super::{Surface, admit, header_text, invalid, read_object};
 use crate::agent::RunOutcome;
+use crate::agent::sampling::Sampling;
 use crate::gateway::Gateway;
 
 /// What OpenClaw answers when a run ends with no text.
@@ -115,7 +117,7 @@ fn parse(
             .and_then(Value::as_bool)
             == Some(true);
     refuse_unsupported(body)?;
-    let ignored = check_sampling(body)?;
+    let sampling = sampling(body)?;
     let user = body.get("user").and_then(Value::as_str);
     let (agent_id, session_key) = turn::target(gateway, headers, model, user, "openai")?;
     let prompt = super::prompt::from_messages(messages).map_err(|refused| invalid(&refused.0))?;
@@ -123,6 +125,8 @@ fn parse(
         return Err(invalid("Missing user message in `messages`."));
     }
     let key = turn::idempotency_key(headers)?.map(|key| (key, turn::body_hash(body)));
+    let model_override = header_text(headers, "x-openclaw-model").map(str::to_owned);
+    let ignored = turn::unapplied(gateway, &agent_id, model_override.as_deref(), &sampling);
     Ok(Request {
         turn: Turn {
             endpoint: "chat.completions",
@@ -130,9 +134,10 @@ fn parse(
             agent_id,
             session_key,
             prompt,
-            model_override: header_text(headers, "x-openclaw-model").map(str::to_owned),
+            model_override,
             key,
             fresh_run_id: format!("chatcmpl_{}", uuid::Uuid::new_v4()),
+            sampling,
         },
         stream,
         include_usage,
@@ -186,55 +191,57 @@ fn refuse_unsupported(body: &Map<String, Value>) -> Result<(), Response> {
     Ok(())
 }
 
-/// OpenClaw's checks of the sampling fields; valid ones are named back as
-/// not applied.
-pub fn check_sampling(body: &Map<String, Value>) -> Result<Vec<&'static str>, Response> {
-    let mut ignored = Vec::new();
-    let number =
-        |key: &'static str, low: f64, high: f64, ignored: &mut Vec<&'static str>| match body
-            .get(key)
-        {
-            None | Some(Value::Null) => Ok(()),
-            Some(value) => match value.as_f64().filter(|value| value.is_finite()) {
-                Some(value) if (low..=high).contains(&value) => {
-                    ignored.push(key);
-                    Ok(())
-                }
-                Some(_) => Err(invalid(&format!(
-                    "`{key}` must be between {low} and {high}."
-                ))),
-                None => Err(invalid(&format!("`{key}` must be a finite number."))),
-            },
-        };
-    number("temperature", 0.0, 2.0, &mut ignored)?;
-    number("top_p", 0.0, 1.0, &mut ignored)?;
-    number("frequency_penalty", -2.0, 2.0, &mut ignored)?;
-    number("presence_penalty", -2.0, 2.0, &mut ignored)?;
-    for key in ["max_completion_tokens", "max_tokens", "max_output_tokens"] {
+/// The sampling fields, checked as OpenClaw checks them (its messages).
+/// `max_completion_tokens` wins over `max_tokens` (OpenClaw's order), and
+/// `/v1/responses` names the cap `max_output_tokens`.
+pub fn sampling(body: &Map<String, Value>) -> Result<Sampling, Response> {
+    let number = |key: &'static str, low: f64, high: f64| match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => match value.as_f64().filter(|value| value.is_finite()) {
+            Some(value) if (low..=high).contains(&value) => Ok(Some(value)),
+            Some(_) => Err(invalid(&format!(
+                "`{key}` must be between {low} and {high}."
+            ))),
+            None => Err(invalid(&format!("`{key}` must be a finite number."))),
+        },
+    };
+    let mut sampling = Sampling {
+        temperature: number("temperature", 0.0, 2.0)?,
+        top_p: number("top_p", 0.0, 1.0)?,
+        frequency_penalty: number("frequency_penalty", -2.0, 2.0)?,
+        presence_penalty: number("presence_penalty", -2.0, 2.0)?,
+        ..Sampling::default()
+    };
+    for key in ["max_output_tokens", "max_tokens", "max_completion_tokens"] {
         match body.get(key) {
             None | Some(Value::Null) => {}
-            Some(value) if value.as_u64().is_some_and(|n| n > 0) => ignored.push(key),
+            Some(value) if value.as_u64().is_some_and(|n| n > 0) => {
+                sampling.max_tokens = value.as_u64();
+            }
             Some(_) => return Err(invalid(&format!("{key} must be a positive safe integer"))),
         }
     }
     match body.get("seed") {
         None | Some(Value::Null) => {}
-        Some(value) if value.is_i64() || value.is_u64() => ignored.push("seed"),
+        Some(value) if value.is_i64() => sampling.seed = value.as_i64(),
         Some(_) => return Err(invalid("`seed` must be an integer.")),
     }
     match body.get("stop") {
         None | Some(Value::Null) => {}
-        Some(Value::String(stop)) if !stop.is_empty() => ignored.push("stop"),
-        Some(Value::Array(stops))
-            if stops.len() <= 4
-                && stops
-                    .iter()
-                    .all(|stop| stop.as_str().is_some_and(|stop| !stop.is_empty())) =>
-        {
-            ignored.push("stop");
-        }
+        Some(Value::String(stop)) if !stop.is_empty() => sampling.stop = vec![stop.clone()],
         Some(Value::Array(stops)) if stops.len() > 4 => {
             return Err(invalid("Invalid stop: stop supports at most 4 sequences"));
+        }
+        Some(Value::Array(stops))
+            if stops
+                .iter()
+                .all(|stop| stop.as_str().is_some_and(|stop| !stop.is_empty())) =>
+        {
+            sampling.stop = stops
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
         }
         Some(_) => {
             return Err(invalid(
@@ -242,7 +249,7 @@ pub fn check_sampling(body: &Map<String, Value>) -> Result<Vec<&'static str>, Re
             ));
         }
     }
-    Ok(ignored)
+    Ok(sampling)
 }
 
 /// A finished run as the non-streaming answer.

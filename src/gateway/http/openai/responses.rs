@@ -6,7 +6,8 @@
 //! `previous_response_id` continues the session of that earlier response.
 //! Refused with a 400 that says so: client function tools, image and file
 //! inputs. `max_output_tokens`, `temperature` and `top_p` are checked and
-//! not applied (named in `x-clawback-ignored`); `reasoning`, `metadata`,
+//! sent to the model (`agent::sampling`; what its format cannot carry is
+//! named in `x-clawback-ignored`); `reasoning`, `metadata`,
 //! `store`, `truncation`, `max_tool_calls` are accepted and ignored, as
 //! OpenClaw documents.
 
@@ -21,7 +22,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
 use super::answer::{self, Recorder};
-use super::chat::{NO_RESPONSE, UNAPPENDABLE, check_sampling};
+use super::chat::{NO_RESPONSE, UNAPPENDABLE, sampling};
 use super::turn::{self, Begun, Follow, Ids, Step, Turn};
 use super::{Surface, admit, header_text, invalid, read_object};
 use crate::agent::RunOutcome;
@@ -101,7 +102,7 @@ fn parse(
             ));
         }
     }
-    let ignored = check_sampling(body)?;
+    let sampling = sampling(body)?;
     let instructions = body.get("instructions").and_then(Value::as_str);
     let prompt =
         super::prompt::from_input(input, instructions).map_err(|refused| invalid(&refused.0))?;
@@ -114,15 +115,18 @@ fn parse(
         session_key = previous_session(gateway, previous, &agent_id)?;
     }
     let key = turn::idempotency_key(headers)?.map(|key| (key, turn::body_hash(body)));
+    let model_override = header_text(headers, "x-openclaw-model").map(str::to_owned);
+    let ignored = turn::unapplied(gateway, &agent_id, model_override.as_deref(), &sampling);
     let turn = Turn {
         endpoint: "responses",
         ids_model: model.unwrap_or("openclaw").to_owned(),
         agent_id,
         session_key,
         prompt,
-        model_override: header_text(headers, "x-openclaw-model").map(str::to_owned),
+        model_override,
         key,
         fresh_run_id: format!("resp_{}", uuid::Uuid::new_v4()),
+        sampling,
     };
     Ok((
         turn,

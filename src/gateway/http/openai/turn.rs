@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use super::prompt::Prompt;
 use super::{error_response, header_text, invalid};
+use crate::agent::sampling::Sampling;
 use crate::agent::{RunOutcome, RunRequest, Started};
 use crate::gateway::Gateway;
 
@@ -85,6 +86,7 @@ pub struct Turn {
     pub key: Option<(String, String)>,
     /// The run id for a new run (`chatcmpl_<uuid>`, `resp_<uuid>`).
     pub fresh_run_id: String,
+    pub sampling: Sampling,
 }
 
 /// The agent and session of a request: headers first, then `model`, then
@@ -171,6 +173,28 @@ fn valid_agent_id(id: &str) -> bool {
         && bytes
             .iter()
             .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'_' || *byte == b'-')
+}
+
+/// The sampling settings the agent's model (its first in the chain) has
+/// no place for, by their OpenAI names: what the client is told was not
+/// applied. A fallback model of another format may drop more; none is
+/// reported when no model is configured (the run fails and says so).
+pub fn unapplied(
+    gateway: &Gateway,
+    agent_id: &str,
+    model_override: Option<&str>,
+    sampling: &Sampling,
+) -> Vec<&'static str> {
+    if sampling.is_empty() {
+        return Vec::new();
+    }
+    let config = gateway.config();
+    match crate::agent::models::resolve(&config, agent_id, model_override, gateway) {
+        Ok(chain) => chain.first().map_or_else(Vec::new, |first| {
+            sampling.apply(first.api, &mut Value::Object(Default::default()), false)
+        }),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The `Idempotency-Key` header, checked.
@@ -421,6 +445,7 @@ fn start(
         extra_system_prompt: turn.prompt.extra_system_prompt.clone(),
         timeout: RUN_TIMEOUT,
         tool_events_to: None,
+        sampling: turn.sampling.clone(),
     };
     match gateway.agent.clone().start(gateway.clone(), request) {
         Started::New(outcome) => (outcome, text),

@@ -150,6 +150,7 @@ pub fn agent(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) ->
             extra_system_prompt: params.opt_str("extraSystemPrompt")?.map(str::to_owned),
             timeout,
             tool_events_to: caller.tool_events_to(),
+            sampling: Default::default(),
         })
     })();
     let request = match request {
@@ -208,6 +209,7 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
                 extra_system_prompt: None,
                 timeout,
                 tool_events_to: caller.tool_events_to(),
+                sampling: Default::default(),
             },
         ))
     })();

@@ -146,6 +146,7 @@ pub async fn create(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Val
                     std::time::Duration::from_millis,
                 ),
                 tool_events_to: caller.tool_events_to(),
+                sampling: Default::default(),
             };
             drop(
                 gateway_for_run

@@ -84,6 +84,7 @@ pub fn start_system_turn(
         extra_system_prompt: None,
         timeout: WAKE_TURN_TIMEOUT,
         tool_events_to: caller.tool_events_to(),
+        sampling: Default::default(),
     };
     // The run records itself; its outcome reaches clients as `agent` and
     // `chat` events like any run's.
