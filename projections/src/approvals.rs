@@ -221,10 +221,29 @@ impl Approvals {
         event: &ApprovalGrantApplied,
         anomalies: &mut Anomalies,
     ) {
-        let live = self
+        let reviewer = self
             .grant_for(&event.argv_hash, at.ts_ms)
-            .is_some_and(|grant| grant.approval_id == event.grant_approval_id);
-        if !live {
+            .filter(|grant| grant.approval_id == event.grant_approval_id)
+            .map(|grant| format!("grant {} ({})", grant.approval_id, grant.reviewer));
+        if let Some(reviewer) = reviewer {
+            // Answered without asking: settled at once, so the request's id
+            // reads back (`exec.approval.get`, `.waitDecision`) as allowed,
+            // and by which grant.
+            let settled = SettledApproval {
+                approval_id: event.request_id.clone(),
+                command: event.command.clone(),
+                argv_hash: event.argv_hash.clone(),
+                session_key: event.session_key.clone(),
+                outcome: Settlement::Decided {
+                    decision: clawback_events::event::Decision::AllowAlways,
+                    reviewer,
+                },
+                requested_seq: at.seq,
+                settled_seq: at.seq,
+                settled_ts_ms: at.ts_ms,
+            };
+            push_bounded(&mut self.settled, settled, SETTLED_APPROVALS_MAX);
+        } else {
             anomalies.record(
                 at,
                 "approval.grant_not_live",

@@ -365,6 +365,39 @@ fn the_approval_rpc_binds_grants_to_the_canonical_argv() {
             assert_eq!(answer["payload"]["decision"], "allow-always", "{answer}");
             assert_eq!(answer["payload"]["grantId"], grant.as_str());
         }
+        // A two-phase request answered by the grant reads back as decided,
+        // and by which grant.
+        let answer = call(
+            &mut requester,
+            "3b",
+            "exec.approval.request",
+            Some(json!({"id": "auto-1", "command": "ls -la", "cwd": "/srv", "twoPhase": true})),
+        )
+        .await;
+        assert_eq!(answer["payload"]["decision"], "allow-always", "{answer}");
+        let got = call(
+            &mut requester,
+            "3c",
+            "exec.approval.get",
+            Some(json!({"id": "auto-1"})),
+        )
+        .await;
+        assert_eq!(got["payload"]["status"], "resolved", "{got}");
+        assert_eq!(got["payload"]["decision"], "allow-always");
+        assert!(
+            got["payload"]["resolvedBy"]
+                .as_str()
+                .is_some_and(|by| by.starts_with(&format!("grant {grant}"))),
+            "{got}"
+        );
+        let waited = call(
+            &mut requester,
+            "3d",
+            "exec.approval.waitDecision",
+            Some(json!({"id": "auto-1"})),
+        )
+        .await;
+        assert_eq!(waited["payload"]["decision"], "allow-always", "{waited}");
         // A chain, another directory, a wrapper that changes the user:
         // each asks (two-phase: no decision yet).
         for (id, params) in [
@@ -389,7 +422,7 @@ fn the_approval_rpc_binds_grants_to_the_canonical_argv() {
             .iter()
             .filter(|k| *k == "approval.grant.applied")
             .count(),
-        2
+        3
     );
     assert_eq!(
         kinds.iter().filter(|k| *k == "approval.requested").count(),
