@@ -197,7 +197,12 @@ fn off_by_default_then_token_gated_and_validated() {
             let message = error["error"]["message"].as_str().expect("message");
             assert!(message.contains(expected), "{body}: {message}");
         }
-        let response = client().post(&url).bearer_auth(TOKEN).header("content-type", "application/json").body("{not json").send().await.expect("send");
+let other_agent = [("x-openclaw-session-key", "agent:ghost:main")];
+        let body = json!({"model": "openclaw/main", "messages": [{"role": "user", "content": "x"}]});
+        let (status, _, text) = post(&address, "/v1/chat/completions", body, &other_agent).await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("belongs to agent 'ghost'"), "{text}");
+                let response = client().post(&url).bearer_auth(TOKEN).header("content-type", "application/json").body("{not json").send().await.expect("send");
         assert_eq!(response.status(), 400);
         let (status, _, text) = post(&address, "/v1/chat/completions", chat_body(false), &[("idempotency-key", "")]).await;
         assert_eq!(status, 400, "{text}");
@@ -227,6 +232,11 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
             let (status, _, text) = post(&address, "/v1/chat/completions", body, &[]).await;
             assert_eq!(status, 200, "{text}");
         }
+
+        // A bare session name is the agent's.
+        let named = [("x-openclaw-session-key", "research")];
+        let (status, _, text) = post(&address, "/v1/chat/completions", chat_body(false), &named).await;
+        assert_eq!(status, 200, "{text}");
 
         let mut body = chat_body(true);
         body["stream_options"] = json!({"include_usage": true});
@@ -303,7 +313,7 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
         .iter()
         .filter(|record| record["kind"] == "agent.run.started")
         .collect();
-    assert_eq!(started.len(), 6, "one run per request");
+    assert_eq!(started.len(), 7, "one run per request");
     let key_of = |run: &Value| {
         run["event"]["AgentRunStarted"]["session_key"]
             .as_str()
@@ -318,7 +328,8 @@ fn chat_completions_answer_and_stream_and_are_runs_in_the_log() {
         key_of(started[1]),
         "same user, same session"
     );
-    for run in [started[0], started[3], started[4], started[5]] {
+    assert_eq!(key_of(started[3]).as_deref(), Some("agent:main:research"));
+    for run in [started[0], started[4], started[5], started[6]] {
         assert_eq!(
             run["event"]["AgentRunStarted"]["trigger"], "openai-chat",
             "{run}"

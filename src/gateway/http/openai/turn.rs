@@ -124,6 +124,7 @@ pub fn target(
         }
         None => from_model,
     };
+    let named = agent_id.is_some();
     let agent_id = match agent_id {
         Some(agent) if !known.contains(&agent) => {
             return Err(invalid(&format!("Unknown agent '{agent}'.")));
@@ -141,7 +142,18 @@ pub fn target(
                 "`x-openclaw-session-key` cannot use reserved internal session namespaces.",
             ));
         }
-        return Ok((agent_id, explicit.to_owned()));
+        // A full key names its agent: it must be the one asked for (or,
+        // when none was, it is the one); a bare name is the agent's.
+        return match clawback_projections::sessions::agent_in_key(explicit) {
+            Some(owner) if owner == agent_id => Ok((agent_id, explicit.to_owned())),
+            Some(owner) if !named && known.iter().any(|known| known == owner) => {
+                Ok((owner.to_owned(), explicit.to_owned()))
+            }
+            Some(owner) => Err(invalid(&format!(
+                "`x-openclaw-session-key` {explicit} belongs to agent '{owner}', not '{agent_id}'."
+            ))),
+            None => Ok((agent_id.clone(), format!("agent:{agent_id}:{explicit}"))),
+        };
     }
     let main_key = match user.map(str::trim).filter(|user| !user.is_empty()) {
         Some(user) => format!("{prefix}-user:{user}"),
