@@ -10,16 +10,19 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
-use super::turn::{Begun, Ids, Render};
-use super::{json_response, sse_response};
+use super::turn::{self, Begun, Ids, Render, Turn};
+use super::{Surface, admit, json_response, read_object, sse_response};
 use crate::agent::RunOutcome;
+use crate::gateway::Gateway;
 
 /// Chunks buffered for a slow client before the pump waits for it.
 const STREAM_BUFFER: usize = 64;
@@ -89,4 +92,65 @@ where
             .map(|chunk| (Ok::<_, Infallible>(chunk), receiver))
     });
     sse_response(Body::from_stream(body))
+}
+
+/// What every endpoint does before its own parsing: the endpoint is on,
+/// the method is POST, the caller holds the secret, the body is a JSON
+/// object within the limit.
+#[allow(clippy::result_large_err)]
+pub async fn intake(
+    gateway: &Gateway,
+    surface: Surface,
+    method: &Method,
+    headers: &HeaderMap,
+    remote: SocketAddr,
+    body: Body,
+) -> Result<serde_json::Map<String, Value>, Response> {
+    admit(gateway, surface, method, Method::POST, headers, remote)?;
+    read_object(headers, body).await
+}
+
+/// An endpoint's checked request: the turn, whether it streams, the
+/// sampling settings its model cannot carry, and how its stream is
+/// written.
+pub struct Checked<P> {
+    pub turn: Turn,
+    pub stream: bool,
+    pub ignored: Vec<&'static str>,
+    pub pump: P,
+}
+
+/// Starts (or finds) the turn and answers it whole or streamed, naming
+/// what was not applied in `x-clawback-ignored`.
+pub async fn serve<P, F>(
+    gateway: &Arc<Gateway>,
+    checked: Checked<P>,
+    render: Render,
+    failed: Failed,
+) -> Response
+where
+    P: FnOnce(Begun, mpsc::Sender<Bytes>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let Checked {
+        turn,
+        stream,
+        ignored,
+        pump,
+    } = checked;
+    let begun = match turn::begin(gateway, turn, stream, render).await {
+        Ok(begun) => begun,
+        Err(refused) => return refused,
+    };
+    let mut response = if stream {
+        streamed(move |sender| pump(begun, sender))
+    } else {
+        answered(begun, render, failed).await
+    };
+    if !ignored.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&ignored.join(", "))
+    {
+        response.headers_mut().insert("x-clawback-ignored", value);
+    }
+    response
 }

@@ -16,15 +16,15 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
-use super::answer::{self, Recorder};
+use super::answer::{self, Checked, Recorder};
 use super::chat::{NO_RESPONSE, UNAPPENDABLE, sampling};
 use super::turn::{self, Begun, Follow, Ids, Step, Turn};
-use super::{Surface, admit, header_text, invalid, read_object};
+use super::{Surface, header_text, invalid};
 use crate::agent::RunOutcome;
 use crate::gateway::Gateway;
 
@@ -35,17 +35,16 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(refused) = admit(
+    let body = match answer::intake(
         &gateway,
         Surface::Responses,
         &method,
-        Method::POST,
         &headers,
         remote,
-    ) {
-        return refused;
-    }
-    let body = match read_object(&headers, body).await {
+        body,
+    )
+    .await
+    {
         Ok(body) => body,
         Err(refused) => return refused,
     };
@@ -53,21 +52,13 @@ pub async fn handle(
         Ok(parsed) => parsed,
         Err(refused) => return refused,
     };
-    let begun = match turn::begin(&gateway, turn, stream, render).await {
-        Ok(begun) => begun,
-        Err(refused) => return refused,
+    let checked = Checked {
+        turn,
+        stream,
+        ignored,
+        pump,
     };
-    let mut response = if stream {
-        answer::streamed(move |sender| pump(begun, sender))
-    } else {
-        answer::answered(begun, render, failed).await
-    };
-    if !ignored.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&ignored.join(", "))
-    {
-        response.headers_mut().insert("x-clawback-ignored", value);
-    }
-    response
+    answer::serve(&gateway, checked, render, failed).await
 }
 
 fn parse(
