@@ -14,9 +14,8 @@ use serde_json::{Value, json};
 
 use super::provider::Api;
 
-/// One setting: its OpenAI name, its value if set, and where the format
-/// puts it (a path of object keys), if anywhere.
-type Field = (&'static str, Option<Value>, Option<&'static [&'static str]>);
+/// Where a format puts one setting: a path of object keys, if anywhere.
+type Place = Option<&'static [&'static str]>;
 
 /// What a client asked for; `None` and empty mean "the model's default".
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40,203 +39,107 @@ impl Sampling {
     /// request has reasoning on (Anthropic then refuses a temperature or
     /// top_p other than its own).
     pub fn apply(&self, api: Api, body: &mut Value, thinking: bool) -> Vec<&'static str> {
+        let values: [(&'static str, Option<Value>); 7] = [
+            ("temperature", self.temperature.map(|v| json!(v))),
+            ("top_p", self.top_p.map(|v| json!(v))),
+            ("max_tokens", self.max_tokens.map(|v| json!(v))),
+            ("stop", (!self.stop.is_empty()).then(|| json!(self.stop))),
+            ("seed", self.seed.map(|v| json!(v))),
+            (
+                "frequency_penalty",
+                self.frequency_penalty.map(|v| json!(v)),
+            ),
+            ("presence_penalty", self.presence_penalty.map(|v| json!(v))),
+        ];
         let mut unapplied = Vec::new();
-        let set = |body: &mut Value, path: &[&str], value: Value| {
-            let mut target = body;
-            for key in &path[..path.len() - 1] {
-                if !target[*key].is_object() {
-                    target[*key] = json!({});
-                }
-                target = &mut target[*key];
-            }
-            target[path[path.len() - 1]] = value;
-        };
-        let stop = (!self.stop.is_empty()).then(|| json!(self.stop));
-        let fields: [Field; 7] = match api {
-            Api::OpenAiCompletions => [
-                (
-                    "temperature",
-                    self.temperature.map(|v| json!(v)),
-                    Some(&["temperature"]),
-                ),
-                ("top_p", self.top_p.map(|v| json!(v)), Some(&["top_p"])),
-                (
-                    "max_tokens",
-                    self.max_tokens.map(|v| json!(v)),
-                    Some(&["max_completion_tokens"]),
-                ),
-                ("stop", stop, Some(&["stop"])),
-                ("seed", self.seed.map(|v| json!(v)), Some(&["seed"])),
-                (
-                    "frequency_penalty",
-                    self.frequency_penalty.map(|v| json!(v)),
-                    Some(&["frequency_penalty"]),
-                ),
-                (
-                    "presence_penalty",
-                    self.presence_penalty.map(|v| json!(v)),
-                    Some(&["presence_penalty"]),
-                ),
-            ],
-            Api::OpenAiResponses => [
-                (
-                    "temperature",
-                    self.temperature.map(|v| json!(v)),
-                    Some(&["temperature"]),
-                ),
-                ("top_p", self.top_p.map(|v| json!(v)), Some(&["top_p"])),
-                (
-                    "max_tokens",
-                    self.max_tokens.map(|v| json!(v)),
-                    Some(&["max_output_tokens"]),
-                ),
-                ("stop", stop, None),
-                ("seed", self.seed.map(|v| json!(v)), None),
-                (
-                    "frequency_penalty",
-                    self.frequency_penalty.map(|v| json!(v)),
-                    None,
-                ),
-                (
-                    "presence_penalty",
-                    self.presence_penalty.map(|v| json!(v)),
-                    None,
-                ),
-            ],
-            Api::AnthropicMessages => [
-                (
-                    "temperature",
-                    self.temperature.map(|v| json!(v)),
-                    (!thinking).then_some(&["temperature"][..]),
-                ),
-                (
-                    "top_p",
-                    self.top_p.map(|v| json!(v)),
-                    (!thinking).then_some(&["top_p"][..]),
-                ),
-                (
-                    "max_tokens",
-                    self.max_tokens.map(|v| json!(v)),
-                    (!thinking).then_some(&["max_tokens"][..]),
-                ),
-                ("stop", stop, Some(&["stop_sequences"])),
-                ("seed", self.seed.map(|v| json!(v)), None),
-                (
-                    "frequency_penalty",
-                    self.frequency_penalty.map(|v| json!(v)),
-                    None,
-                ),
-                (
-                    "presence_penalty",
-                    self.presence_penalty.map(|v| json!(v)),
-                    None,
-                ),
-            ],
-            Api::Gemini => [
-                (
-                    "temperature",
-                    self.temperature.map(|v| json!(v)),
-                    Some(&["generationConfig", "temperature"]),
-                ),
-                (
-                    "top_p",
-                    self.top_p.map(|v| json!(v)),
-                    Some(&["generationConfig", "topP"]),
-                ),
-                (
-                    "max_tokens",
-                    self.max_tokens.map(|v| json!(v)),
-                    Some(&["generationConfig", "maxOutputTokens"]),
-                ),
-                ("stop", stop, Some(&["generationConfig", "stopSequences"])),
-                (
-                    "seed",
-                    self.seed.map(|v| json!(v)),
-                    Some(&["generationConfig", "seed"]),
-                ),
-                (
-                    "frequency_penalty",
-                    self.frequency_penalty.map(|v| json!(v)),
-                    Some(&["generationConfig", "frequencyPenalty"]),
-                ),
-                (
-                    "presence_penalty",
-                    self.presence_penalty.map(|v| json!(v)),
-                    Some(&["generationConfig", "presencePenalty"]),
-                ),
-            ],
-            Api::Ollama => [
-                (
-                    "temperature",
-                    self.temperature.map(|v| json!(v)),
-                    Some(&["options", "temperature"]),
-                ),
-                (
-                    "top_p",
-                    self.top_p.map(|v| json!(v)),
-                    Some(&["options", "top_p"]),
-                ),
-                (
-                    "max_tokens",
-                    self.max_tokens.map(|v| json!(v)),
-                    Some(&["options", "num_predict"]),
-                ),
-                ("stop", stop, Some(&["options", "stop"])),
-                (
-                    "seed",
-                    self.seed.map(|v| json!(v)),
-                    Some(&["options", "seed"]),
-                ),
-                (
-                    "frequency_penalty",
-                    self.frequency_penalty.map(|v| json!(v)),
-                    Some(&["options", "frequency_penalty"]),
-                ),
-                (
-                    "presence_penalty",
-                    self.presence_penalty.map(|v| json!(v)),
-                    Some(&["options", "presence_penalty"]),
-                ),
-            ],
-            Api::Bedrock => [
-                (
-                    "temperature",
-                    self.temperature.map(|v| json!(v)),
-                    (!thinking).then_some(&["inferenceConfig", "temperature"][..]),
-                ),
-                (
-                    "top_p",
-                    self.top_p.map(|v| json!(v)),
-                    (!thinking).then_some(&["inferenceConfig", "topP"][..]),
-                ),
-                (
-                    "max_tokens",
-                    self.max_tokens.map(|v| json!(v)),
-                    (!thinking).then_some(&["inferenceConfig", "maxTokens"][..]),
-                ),
-                ("stop", stop, Some(&["inferenceConfig", "stopSequences"])),
-                ("seed", self.seed.map(|v| json!(v)), None),
-                (
-                    "frequency_penalty",
-                    self.frequency_penalty.map(|v| json!(v)),
-                    None,
-                ),
-                (
-                    "presence_penalty",
-                    self.presence_penalty.map(|v| json!(v)),
-                    None,
-                ),
-            ],
-        };
-        for (name, value, path) in fields {
+        for ((name, value), path) in values.into_iter().zip(places(api, thinking)) {
             match (value, path) {
                 (None, _) => {}
-                (Some(value), Some(path)) => set(body, path, value),
+                (Some(value), Some(path)) => put(body, path, value),
                 (Some(_), None) => unapplied.push(name),
             }
         }
         unapplied
     }
+}
+
+/// Where `api` puts each setting, in `Sampling::apply`'s order
+/// (temperature, top_p, max_tokens, stop, seed, frequency and presence
+/// penalties); `None` where the format has no place for it.
+fn places(api: Api, thinking: bool) -> [Place; 7] {
+    // Claude thinking: its temperature, top_p and budget are fixed.
+    let unless_thinking = |path: Place| if thinking { None } else { path };
+    match api {
+        Api::OpenAiCompletions => [
+            Some(&["temperature"]),
+            Some(&["top_p"]),
+            Some(&["max_completion_tokens"]),
+            Some(&["stop"]),
+            Some(&["seed"]),
+            Some(&["frequency_penalty"]),
+            Some(&["presence_penalty"]),
+        ],
+        Api::OpenAiResponses => [
+            Some(&["temperature"]),
+            Some(&["top_p"]),
+            Some(&["max_output_tokens"]),
+            None,
+            None,
+            None,
+            None,
+        ],
+        Api::AnthropicMessages => [
+            unless_thinking(Some(&["temperature"])),
+            unless_thinking(Some(&["top_p"])),
+            unless_thinking(Some(&["max_tokens"])),
+            Some(&["stop_sequences"]),
+            None,
+            None,
+            None,
+        ],
+        Api::Gemini => [
+            Some(&["generationConfig", "temperature"]),
+            Some(&["generationConfig", "topP"]),
+            Some(&["generationConfig", "maxOutputTokens"]),
+            Some(&["generationConfig", "stopSequences"]),
+            Some(&["generationConfig", "seed"]),
+            Some(&["generationConfig", "frequencyPenalty"]),
+            Some(&["generationConfig", "presencePenalty"]),
+        ],
+        Api::Ollama => [
+            Some(&["options", "temperature"]),
+            Some(&["options", "top_p"]),
+            Some(&["options", "num_predict"]),
+            Some(&["options", "stop"]),
+            Some(&["options", "seed"]),
+            Some(&["options", "frequency_penalty"]),
+            Some(&["options", "presence_penalty"]),
+        ],
+        Api::Bedrock => [
+            unless_thinking(Some(&["inferenceConfig", "temperature"])),
+            unless_thinking(Some(&["inferenceConfig", "topP"])),
+            unless_thinking(Some(&["inferenceConfig", "maxTokens"])),
+            Some(&["inferenceConfig", "stopSequences"]),
+            None,
+            None,
+            None,
+        ],
+    }
+}
+
+/// Sets `value` at `path` in `body`, making objects on the way.
+fn put(body: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut target = body;
+    for key in parents {
+        if !target[*key].is_object() {
+            target[*key] = json!({});
+        }
+        target = &mut target[*key];
+    }
+    target[*last] = value;
 }
 
 #[cfg(test)]
