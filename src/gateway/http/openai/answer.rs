@@ -154,3 +154,47 @@ where
     }
     response
 }
+
+/// How an endpoint's stream writes what a followed run does; `Err` means
+/// the client left.
+pub trait StreamWriter {
+    /// New reply text.
+    fn text(&self, piece: &str) -> impl Future<Output = Result<(), ()>> + Send;
+    /// The run ended without an outcome: the endpoint's failure, then the end.
+    fn lost(&self) -> impl Future<Output = Result<(), ()>> + Send;
+    /// Resolves when the client has gone.
+    fn gone(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Streams `follow`'s text through `writer` until the run ends; its
+/// outcome, or `None` once a lost run was reported.
+pub async fn follow_to_end<W: StreamWriter>(
+    writer: &W,
+    follow: &mut turn::Follow,
+) -> Result<Option<Box<RunOutcome>>, ()> {
+    loop {
+        tokio::select! {
+            step = follow.next() => match step {
+                turn::Step::Text(piece) => writer.text(&piece).await?,
+                turn::Step::Finished(finished) => return Ok(Some(finished)),
+                turn::Step::Lost => {
+                    writer.lost().await?;
+                    return Ok(None);
+                }
+            },
+            () = writer.gone() => return Err(()),
+        }
+    }
+}
+
+/// What is left to send of the whole reply after what streamed: OpenClaw's
+/// "No response" when nothing came at all; `None` when the reply does not
+/// extend what was sent (it cannot be appended to a stream).
+pub fn remainder(follow: &turn::Follow, finished: &RunOutcome) -> Option<String> {
+    match follow.rest_of(finished)? {
+        rest if rest.is_empty() && follow.sent().is_empty() => {
+            Some(super::chat::NO_RESPONSE.to_owned())
+        }
+        rest => Some(rest),
+    }
+}

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
 use super::answer::{self, Checked, Recorder};
-use super::turn::{self, Begun, Follow, Ids, Step, Turn};
+use super::turn::{self, Begun, Follow, Ids, Turn};
 use super::{Surface, header_text, invalid};
 use crate::agent::RunOutcome;
 use crate::agent::sampling::Sampling;
@@ -375,6 +375,21 @@ async fn replay(sse: &Sse, answer: &Value, include_usage: bool) -> Result<(), ()
     sse.done().await
 }
 
+impl answer::StreamWriter for Sse {
+    async fn text(&self, piece: &str) -> Result<(), ()> {
+        self.delta(json!({"content": piece}), None).await
+    }
+
+    async fn lost(&self) -> Result<(), ()> {
+        self.error(&json!({"message": "the run ended without an outcome", "type": "api_error"}))
+            .await
+    }
+
+    async fn gone(&self) {
+        self.sender.closed().await;
+    }
+}
+
 /// Streams a run as it goes.
 async fn live(
     sse: &Sse,
@@ -385,18 +400,8 @@ async fn live(
 ) -> Result<(), ()> {
     sse.delta(json!({"role": "assistant"}), None).await?;
     let mut follow = Follow::new(outcome, text);
-    let finished = loop {
-        tokio::select! {
-            step = follow.next() => match step {
-                Step::Text(piece) => sse.delta(json!({"content": piece}), None).await?,
-                Step::Finished(finished) => break finished,
-                Step::Lost => {
-                    return sse.error(&json!({"message": "the run ended without an outcome",
-                                             "type": "api_error"})).await;
-                }
-            },
-            () = sse.sender.closed() => return Err(()),
-        }
+    let Some(finished) = answer::follow_to_end(sse, &mut follow).await? else {
+        return Ok(());
     };
     // The answer: the recorded one for a keyed request (durable before
     // [DONE]), else rendered from the outcome.
@@ -415,14 +420,10 @@ async fn live(
             .unwrap_or_else(|| json!({"message": "internal error", "type": "api_error"}));
         return sse.error(&error).await;
     }
-    let rest = match follow.rest_of(&finished) {
-        Some(rest) if rest.is_empty() && follow.sent().is_empty() => NO_RESPONSE.to_owned(),
-        Some(rest) => rest,
-        None => {
-            return sse
-                .error(&json!({"message": UNAPPENDABLE, "type": "api_error"}))
-                .await;
-        }
+    let Some(rest) = answer::remainder(&follow, &finished) else {
+        return sse
+            .error(&json!({"message": UNAPPENDABLE, "type": "api_error"}))
+            .await;
     };
     if !rest.is_empty() {
         sse.delta(json!({"content": rest}), None).await?;

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::answer::{self, Checked, Recorder};
 use super::chat::{NO_RESPONSE, UNAPPENDABLE, sampling};
-use super::turn::{self, Begun, Follow, Ids, Step, Turn};
+use super::turn::{self, Begun, Follow, Ids, Turn};
 use super::{Surface, header_text, invalid};
 use crate::agent::RunOutcome;
 use crate::gateway::Gateway;
@@ -318,6 +318,22 @@ impl Events {
     }
 }
 
+impl answer::StreamWriter for Events {
+    async fn text(&self, piece: &str) -> Result<(), ()> {
+        self.delta(piece).await
+    }
+
+    async fn lost(&self) -> Result<(), ()> {
+        let error = json!({"code": "api_error", "message": "the run ended without an outcome"});
+        let failed = resource(&self.ids, "failed", json!([]), usage(None), Some(error));
+        self.failed(&failed).await
+    }
+
+    async fn gone(&self) {
+        self.sender.closed().await;
+    }
+}
+
 async fn pump(begun: Begun, sender: mpsc::Sender<Bytes>) {
     match begun {
         Begun::Answered { ids, answer, .. } => {
@@ -372,19 +388,8 @@ async fn live(
 ) -> Result<(), ()> {
     events.opening().await?;
     let mut follow = Follow::new(outcome, text);
-    let finished = loop {
-        tokio::select! {
-            step = follow.next() => match step {
-                Step::Text(piece) => events.delta(&piece).await?,
-                Step::Finished(finished) => break finished,
-                Step::Lost => {
-                    let error = json!({"code": "api_error", "message": "the run ended without an outcome"});
-                    let failed = resource(&events.ids, "failed", json!([]), usage(None), Some(error));
-                    return events.failed(&failed).await;
-                }
-            },
-            () = events.sender.closed() => return Err(()),
-        }
+    let Some(finished) = answer::follow_to_end(events, &mut follow).await? else {
+        return Ok(());
     };
     let (_, answer) = answer::finish(
         &events.ids,
@@ -397,8 +402,7 @@ async fn live(
     if answer["status"] == "failed" {
         return events.failed(&answer).await;
     }
-    let rest = match follow.rest_of(&finished) {
-        Some(rest) if rest.is_empty() && follow.sent().is_empty() => NO_RESPONSE.to_owned(),
+    let rest = match answer::remainder(&follow, &finished) {
         Some(rest) => rest,
         None => {
             let error = json!({"code": "server_error", "message": UNAPPENDABLE});
