@@ -135,26 +135,28 @@ pub fn stop(mut running: Running) {
 }
 
 fn health(address: &str) -> serde_json::Value {
+    get_json(address, "/healthz").1
+}
+
+/// `GET address path`: status and JSON body.
+fn get_json(address: &str, path: &str) -> (u16, serde_json::Value) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    // reqwest is built without a default TLS provider (the gateway picks
-    // ring); plain HTTP needs none, but the builder asks for one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     runtime.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
             .expect("client");
-        client
-            .get(format!("http://{address}/healthz"))
+        let response = client
+            .get(format!("http://{address}{path}"))
             .send()
             .await
-            .expect("health answers")
-            .json()
-            .await
-            .expect("health is JSON")
+            .expect("answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON"))
     })
 }
 
@@ -168,6 +170,12 @@ fn gateway_starts_on_an_empty_dir_serves_health_and_restores_after_restart() {
     );
     let first = health(&address);
     assert_eq!(first["ok"], true);
+    assert_eq!(first["status"], "live", "OpenClaw's shape: {first}");
+    let ready = get_json(&address, "/readyz");
+    assert_eq!(
+        (ready.0, &ready.1["ready"], &ready.1["failing"]),
+        (200, &serde_json::json!(true), &serde_json::json!([]))
+    );
     assert_eq!(
         first["log"]["nextSeq"], 2,
         "gateway.started and the gateway's presence are recorded: {first}"
