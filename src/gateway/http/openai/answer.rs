@@ -27,6 +27,13 @@ use crate::gateway::Gateway;
 /// Chunks buffered for a slow client before the pump waits for it.
 const STREAM_BUFFER: usize = 64;
 
+/// Whether the reply stopped at its token cap (providers say `length`,
+/// `max_tokens`, ...): `finish_reason: "length"`, `status: "incomplete"`.
+pub fn truncated(outcome: &RunOutcome) -> bool {
+    let reason = outcome.stop_reason.to_ascii_lowercase();
+    reason.contains("length") || reason.contains("max_tokens")
+}
+
 /// An endpoint's answer when the run gave none (or its answer could not
 /// be recorded).
 pub type Failed = fn(&Ids, String) -> (StatusCode, Value);

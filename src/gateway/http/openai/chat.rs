@@ -270,8 +270,7 @@ fn failed(_: &Ids, message: String) -> (StatusCode, Value) {
 }
 
 fn finish_reason(outcome: &RunOutcome) -> &'static str {
-    let reason = outcome.stop_reason.to_ascii_lowercase();
-    if reason.contains("length") || reason.contains("max_tokens") {
+    if answer::truncated(outcome) {
         "length"
     } else {
         "stop"

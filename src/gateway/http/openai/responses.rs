@@ -193,11 +193,6 @@ fn message_item(id: &str, text: &str, status: &str, phase: Option<&str>) -> Valu
     item
 }
 
-fn truncated(outcome: &RunOutcome) -> bool {
-    let reason = outcome.stop_reason.to_ascii_lowercase();
-    reason.contains("length") || reason.contains("max_tokens")
-}
-
 /// The answer when the run gave none.
 fn failed(ids: &Ids, message: String) -> (StatusCode, Value) {
     let error = json!({"code": "api_error", "message": message});
@@ -217,7 +212,7 @@ pub fn render(ids: &Ids, outcome: &RunOutcome) -> (StatusCode, Value) {
             resource(ids, "failed", json!([]), usage(Some(outcome)), Some(error)),
         );
     }
-    let status = if truncated(outcome) {
+    let status = if answer::truncated(outcome) {
         "incomplete"
     } else {
         "completed"
