@@ -210,7 +210,14 @@ pub async fn execute(
     if let (Some(resolved), Some(call)) = (first, &call) {
         batch.push(call.requested(&request, resolved));
     }
-    outcome.session_id = match open_session(gateway, &request, batch).await {
+    let opening = Opening {
+        session_key: &request.session_key,
+        agent_id: &request.agent_id,
+        actor: &request.actor,
+        run_id: &request.run_id,
+        origin: request.trigger,
+    };
+    outcome.session_id = match open_session(gateway, opening, batch).await {
         Ok(session_id) => session_id,
         Err(message) => {
             outcome.error = Some(("unknown".to_owned(), message));
@@ -578,15 +585,35 @@ pub(super) fn add_usage(total: &mut Usage, more: &Usage) {
     total.cache_write_tokens += more.cache_write_tokens;
 }
 
+/// Whose first batch `open_session` appends: the run, its session and
+/// agent, who started it, and the origin a new session records.
+pub(crate) struct Opening<'a> {
+    pub session_key: &'a str,
+    pub agent_id: &'a str,
+    pub actor: &'a Actor,
+    pub run_id: &'a str,
+    pub origin: &'a str,
+}
+
 /// Appends a run's first batch, creating the session first if this is its
-/// first turn. Only creation takes the gateway's write lock (so a
-/// concurrent `sessions.patch` cannot create the same session too); turns
-/// of existing sessions, already ordered by their lane, do not wait for it.
-async fn open_session(
+/// first turn; the session's id. Only creation takes the gateway's write
+/// lock (so a concurrent `sessions.patch` cannot create the same session
+/// too); turns of existing sessions, already ordered by their lane, do not
+/// wait for it. Agent runs and `/tools/invoke`'s one-call runs open here.
+pub(crate) async fn open_session(
     gateway: &Gateway,
-    request: &RunRequest,
+    opening: Opening<'_>,
     batch: Vec<Event>,
 ) -> Result<String, String> {
+    let append = |events| {
+        super::compact::append(
+            gateway,
+            opening.session_key,
+            opening.actor,
+            opening.run_id,
+            events,
+        )
+    };
     let existing = || {
         gateway
             .state
@@ -594,26 +621,26 @@ async fn open_session(
             .expect("state lock")
             .sessions
             .by_key
-            .get(&request.session_key)
+            .get(opening.session_key)
             .map(|session| session.session_id.clone())
     };
     if let Some(session_id) = existing() {
-        return record(gateway, request, batch).await.map(|()| session_id);
+        return append(batch).await.map(|()| session_id);
     }
     let _write = gateway.writes.lock().await;
     if let Some(session_id) = existing() {
-        return record(gateway, request, batch).await.map(|()| session_id);
+        return append(batch).await.map(|()| session_id);
     }
     let session_id = uuid::Uuid::new_v4().to_string();
     let mut events = vec![Event::SessionCreated(SessionCreated {
-        session_key: request.session_key.clone(),
+        session_key: opening.session_key.to_owned(),
         session_id: session_id.clone(),
-        agent_id: request.agent_id.clone(),
+        agent_id: opening.agent_id.to_owned(),
         label: None,
-        origin: Some(request.trigger.to_owned()),
+        origin: Some(opening.origin.to_owned()),
     })];
     events.extend(batch);
-    record(gateway, request, events).await.map(|()| session_id)
+    append(events).await.map(|()| session_id)
 }
 
 pub(super) async fn record(

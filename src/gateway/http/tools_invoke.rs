@@ -31,14 +31,15 @@ use axum::response::Response;
 use axum::routing::post;
 use clawback_events::Actor;
 use clawback_events::event::{
-    AgentRunFinished, AgentRunStarted, Event, RunStatus, SessionCreated, ToolCallFinished,
-    ToolCallRequested, ToolCallStarted, ToolOutcome,
+    AgentRunFinished, AgentRunStarted, Event, RunStatus, ToolCallFinished, ToolCallRequested,
+    ToolCallStarted, ToolOutcome,
 };
 use clawback_events::store::LogStore;
 use clawback_projections::sessions::{DIRECT_TOOL_TRIGGER, RunState};
 use serde_json::{Map, Value, json};
 
 use super::{BodyError, error_response, json_response, parse_json, read_body};
+use crate::agent::run::{Opening, open_session};
 use crate::agent::tools::{Context, outcome_text};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::DEFAULT_AGENT;
@@ -339,7 +340,14 @@ async fn run(gateway: Arc<Gateway>, input: Input) -> Response {
             session_key: input.session_key.clone(),
         }));
     }
-    if let Err(error) = open(&gateway, &input, &actor, &run_id, opening).await {
+    let session = Opening {
+        session_key: &input.session_key,
+        agent_id: &input.agent_id,
+        actor: &actor,
+        run_id: &run_id,
+        origin: DIRECT_TOOL_TRIGGER,
+    };
+    if let Err(error) = open_session(&gateway, session, opening).await {
         return unavailable(&error);
     }
     let started = Instant::now();
@@ -398,44 +406,6 @@ async fn run(gateway: Arc<Gateway>, input: Input) -> Response {
         return unavailable(&error);
     }
     answer(&input.tool, &outcome)
-}
-
-/// Records the opening events, creating the session first if it does not
-/// exist (under the write lock, as a run's first turn does).
-async fn open(
-    gateway: &Gateway,
-    input: &Input,
-    actor: &Actor,
-    run_id: &str,
-    events: Vec<Event>,
-) -> Result<(), String> {
-    let exists = || {
-        gateway
-            .state
-            .read()
-            .expect("state lock")
-            .sessions
-            .by_key
-            .contains_key(&input.session_key)
-    };
-    let append =
-        |events| crate::agent::compact::append(gateway, &input.session_key, actor, run_id, events);
-    if exists() {
-        return append(events).await;
-    }
-    let _write = gateway.writes.lock().await;
-    if exists() {
-        return append(events).await;
-    }
-    let mut batch = vec![Event::SessionCreated(SessionCreated {
-        session_key: input.session_key.clone(),
-        session_id: uuid::Uuid::new_v4().to_string(),
-        agent_id: input.agent_id.clone(),
-        label: None,
-        origin: Some(DIRECT_TOOL_TRIGGER.to_owned()),
-    })];
-    batch.extend(events);
-    append(batch).await
 }
 
 /// The answer for a call's outcome, in OpenClaw's shapes.
