@@ -144,13 +144,8 @@ fn get_json(address: &str, path: &str) -> (u16, serde_json::Value) {
         .enable_all()
         .build()
         .expect("runtime");
-    let _ = rustls::crypto::ring::default_provider().install_default();
     runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("client");
-        let response = client
+        let response = crate::support::http_client(Duration::from_secs(5))
             .get(format!("http://{address}{path}"))
             .send()
             .await

@@ -33,11 +33,7 @@ fn write_config(dir: &std::path::Path, server: &LlmServer, extra: &str) {
 }
 
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
+    crate::support::http_client(Duration::from_secs(30))
 }
 
 /// POSTs `body` (JSON text) with `headers`; returns status, headers, body.

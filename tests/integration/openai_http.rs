@@ -43,10 +43,7 @@ fn start(dir: &tempfile::TempDir) -> (Running, String) {
 }
 
 fn client() -> reqwest::Client {
-    // reqwest is built without a default TLS provider (the gateway picks
-    // ring); plain HTTP still needs one installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+    crate::support::http_client(std::time::Duration::from_secs(30))
 }
 
 async fn post(

@@ -88,3 +88,15 @@ pub fn log_records(state_dir: &Path, n: u64) -> Vec<serde_json::Value> {
         .map(|line| serde_json::from_str(line).expect("log tail --json prints JSON lines"))
         .collect()
 }
+
+/// An HTTP client for tests that talk to the gateway over plain HTTP.
+/// reqwest is built without a default TLS provider (the gateway picks
+/// ring), and even plain HTTP needs one installed; every request is
+/// bounded so a hung answer fails the test instead of stalling CI.
+pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("HTTP client")
+}
