@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 mod approvals;
+mod channels;
 mod cron;
 mod deliveries;
 mod devices;
@@ -29,6 +30,7 @@ mod runs;
 mod sessions;
 
 pub use approvals::*;
+pub use channels::*;
 pub use cron::*;
 pub use deliveries::*;
 pub use devices::*;
@@ -105,6 +107,9 @@ pub enum Event {
     HttpRequestAnswered(HttpRequestAnswered),
     // Exec approvals answered by an allow-always grant, without asking.
     ApprovalGrantApplied(ApprovalGrantApplied),
+    // Chat channels: inbound messages and the settling of their replies.
+    ChannelMessageReceived(ChannelMessageReceived),
+    ChannelReplyCompleted(ChannelReplyCompleted),
 }
 
 impl Event {
@@ -166,6 +171,8 @@ impl Event {
             Event::HttpRequestAccepted(_) => "http.request.accepted",
             Event::HttpRequestAnswered(_) => "http.request.answered",
             Event::ApprovalGrantApplied(_) => "approval.grant.applied",
+            Event::ChannelMessageReceived(_) => "channel.message.received",
+            Event::ChannelReplyCompleted(_) => "channel.reply.completed",
         }
     }
 
@@ -189,6 +196,10 @@ impl Event {
             Event::ApprovalRequested(e) => e.session_key.as_deref(),
             Event::DeliveryPrepared(e) => e.session_key.as_deref(),
             Event::HttpRequestAccepted(e) => Some(&e.session_key),
+            Event::ChannelMessageReceived(e) => match &e.admission {
+                Admission::Admitted { session_key, .. } => Some(session_key),
+                Admission::Refused { .. } => None,
+            },
             _ => None,
         }
     }

@@ -378,10 +378,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // results, and nodes moved out of `Devices` into `Nodes` (approved
         // and pending surfaces, connected sessions); version 8 tool calls and
         // their results as transcript entries (the tool loop); version 9
-        // the idempotency keys of HTTP requests.
+        // the idempotency keys of HTTP requests; version 10 channels (seen
+        // platform messages, cursors, unsettled replies).
         (
-            9,
-            "8ebd9fde70b9533c2cf45b124a4afffa707a1f35c1b4f2a46dd74a111bcb22bb"
+            10,
+            "a93528b40e101ccd37d82429d6da014ce274cc98ee525fb86e8f2d08337330a9"
         ),
     );
 }
