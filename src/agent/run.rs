@@ -66,6 +66,9 @@ pub struct RunRequest {
     /// A client's sampling settings (the OpenAI-compatible endpoints'),
     /// applied to every model call of the run.
     pub sampling: super::sampling::Sampling,
+    /// The chat message this turn answers (channel, sender, platform id),
+    /// recorded on the user's message.
+    pub origin: Option<clawback_events::event::MessageOrigin>,
 }
 
 #[derive(Clone, Debug)]
@@ -197,7 +200,7 @@ pub async fn execute(
             content: request.message.clone(),
             run_id: Some(request.run_id.clone()),
             tool_call_id: None,
-            origin: None,
+            origin: request.origin.clone(),
         }),
         Event::AgentRunStarted(AgentRunStarted {
             run_id: request.run_id.clone(),
