@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 mod approvals;
+mod auth;
 mod cron;
 mod deliveries;
 mod devices;
@@ -29,6 +30,7 @@ mod runs;
 mod sessions;
 
 pub use approvals::*;
+pub use auth::*;
 pub use cron::*;
 pub use deliveries::*;
 pub use devices::*;
@@ -105,6 +107,8 @@ pub enum Event {
     HttpRequestAnswered(HttpRequestAnswered),
     // Exec approvals answered by an allow-always grant, without asking.
     ApprovalGrantApplied(ApprovalGrantApplied),
+    // An OAuth profile's token refreshed (or refused) before a model call.
+    AuthProfileRefreshed(AuthProfileRefreshed),
 }
 
 impl Event {
@@ -166,6 +170,7 @@ impl Event {
             Event::HttpRequestAccepted(_) => "http.request.accepted",
             Event::HttpRequestAnswered(_) => "http.request.answered",
             Event::ApprovalGrantApplied(_) => "approval.grant.applied",
+            Event::AuthProfileRefreshed(_) => "auth.profile.refreshed",
         }
     }
 

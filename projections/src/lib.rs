@@ -219,6 +219,9 @@ impl State {
             // A cooldown lasts a minute and lives in the runtime; the record
             // is for the audit trail ("why did this run use the fallback").
             Event::ModelCooldown(_) => {}
+            // Tokens live in the encrypted profile store, not in the state;
+            // the record is the audit trail ("why did this run fall over").
+            Event::AuthProfileRefreshed(_) => {}
             Event::ExecPolicyChanged(e) => self.approvals.policy_changed(at, e),
             // Wake words are gateway settings; the newest set wins.
             Event::VoiceWakeChanged(e) => self.gateway.voice_wake = Some(e.triggers),

@@ -171,6 +171,9 @@ pub struct Endpoint<'a> {
     pub aws: Option<&'a crate::credentials::aws::Signing>,
     pub headers: &'a std::collections::BTreeMap<String, String>,
     pub timeout: Duration,
+    /// `api_key` is a Claude Pro/Max sign-in's access token: Anthropic
+    /// takes it as a bearer with the OAuth beta (`anthropic`).
+    pub oauth: bool,
 }
 
 /// One message of a conversation, provider-neutral.

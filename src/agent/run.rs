@@ -253,10 +253,17 @@ pub async fn execute(
         let result = {
             let events = &mut events;
             let stream = async {
-                // Where the call goes (for Copilot: after the token exchange).
-                let target =
-                    super::copilot::target(&runtime.copilot, client, resolved, &current.body)
-                        .await?;
+                // Where the call goes (for Copilot: after the token exchange;
+                // for an OAuth profile: with its access token, refreshed).
+                let target = super::oauth::call_target(
+                    gateway,
+                    runtime,
+                    client,
+                    (&request.actor, &request.run_id),
+                    resolved,
+                    &current.body,
+                )
+                .await?;
                 resolved
                     .api
                     .stream(
@@ -519,6 +526,11 @@ impl Call {
         );
         // What the format cannot carry was named to the client already.
         let _unapplied = sampling.apply(resolved.api, &mut body, thinking.is_some());
+        // A Claude Pro/Max sign-in is refused without Claude Code's
+        // identity; it is part of the body, so it is on record too.
+        if resolved.claude_oauth() {
+            super::anthropic::claude_oauth_identity(&mut body);
+        }
         Call {
             call_id: uuid::Uuid::new_v4().to_string(),
             attempt,

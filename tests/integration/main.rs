@@ -5,6 +5,7 @@ mod agent;
 mod agent_bedrock;
 mod agent_providers;
 mod agent_tools;
+mod anthropic_oauth;
 mod approvals;
 mod auth_profiles;
 mod cli;

@@ -11,16 +11,46 @@ use serde_json::{Value, json};
 use super::{API_KEY, sse, tool_reply};
 
 /// Anthropic's Messages API, streaming, as documented.
-pub(super) fn messages(seen: &Mutex<Vec<Value>>, headers: &HeaderMap, body: &str) -> Response {
+/// An API key in `x-api-key`, or an OAuth access token the token
+/// endpoint issued as a bearer, with the OAuth beta and Claude Code's
+/// identity opening the system prompt (else refused as Anthropic does).
+pub(super) fn messages(
+    seen: &Mutex<Vec<Value>>,
+    oauth: &Mutex<super::oauth::OAuthState>,
+    headers: &HeaderMap,
+    body: &str,
+) -> Response {
     let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     seen.lock().expect("requests").push(request.clone());
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    if header("x-api-key") != Some(API_KEY) {
-        return anthropic_error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            "invalid x-api-key",
-        );
+    match (header("x-api-key"), super::bearer(headers)) {
+        (Some(key), None) if key == API_KEY => {}
+        (None, Some(token)) if oauth.lock().expect("oauth").accepts(token) => {
+            let beta = header("anthropic-beta").unwrap_or("");
+            if !beta.split(',').any(|b| b.trim() == "oauth-2025-04-20") {
+                return anthropic_error(
+                    StatusCode::UNAUTHORIZED,
+                    "authentication_error",
+                    "OAuth authentication is currently not supported.",
+                );
+            }
+            if request["system"][0]["text"]
+                != "You are Claude Code, Anthropic's official CLI for Claude."
+            {
+                return anthropic_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "This credential is only authorized for use with Claude Code and cannot be used for other API requests.",
+                );
+            }
+        }
+        _ => {
+            return anthropic_error(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid x-api-key",
+            );
+        }
     }
     if header("anthropic-version") != Some("2023-06-01") {
         return anthropic_error(

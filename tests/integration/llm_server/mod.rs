@@ -36,6 +36,7 @@ mod anthropic;
 mod bedrock;
 mod copilot;
 mod gemini;
+mod oauth;
 mod ollama;
 mod openai;
 mod responses;
@@ -59,6 +60,7 @@ pub const COPILOT_TOKEN_PREFIX: &str = "tid=mockcopilot";
 pub use bedrock::{
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, BEDROCK_API_KEY, aws_env,
 };
+pub use oauth::REFRESH_TOKEN as OAUTH_REFRESH_TOKEN;
 
 pub struct LlmServer {
     pub address: String,
@@ -67,6 +69,8 @@ pub struct LlmServer {
     pub exchanges: Arc<Mutex<Vec<String>>>,
     /// Copilot tokens issued.
     issued: Arc<Mutex<Vec<String>>>,
+    /// Anthropic's OAuth token endpoint and the bearers Messages accepted.
+    oauth: Arc<Mutex<oauth::OAuthState>>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -86,6 +90,7 @@ impl LlmServer {
         let seen_anthropic = requests.clone();
         let exchanges = Arc::new(Mutex::new(Vec::new()));
         let issued = Arc::new(Mutex::new(Vec::new()));
+        let oauth = Arc::new(Mutex::new(oauth::OAuthState::new()));
         let app = axum::Router::new()
             .route(
                 "/copilot_internal/v2/token",
@@ -165,9 +170,23 @@ impl LlmServer {
             )
             .route(
                 "/v1/messages",
-                axum::routing::post(move |headers: HeaderMap, body: String| {
-                    let seen = seen_anthropic.clone();
-                    async move { anthropic::messages(&seen, &headers, &body) }
+                axum::routing::post({
+                    let oauth = oauth.clone();
+                    move |headers: HeaderMap, body: String| {
+                        let seen = seen_anthropic.clone();
+                        let oauth = oauth.clone();
+                        async move { anthropic::messages(&seen, &oauth, &headers, &body) }
+                    }
+                }),
+            )
+            .route(
+                "/v1/oauth/token",
+                axum::routing::post({
+                    let oauth = oauth.clone();
+                    move |body: String| {
+                        let oauth = oauth.clone();
+                        async move { oauth::token(&oauth, &body).await }
+                    }
                 }),
             );
         runtime.spawn(async move {
@@ -185,6 +204,7 @@ impl LlmServer {
             requests,
             exchanges,
             issued,
+            oauth,
             _runtime: runtime,
         }
     }
@@ -196,6 +216,26 @@ impl LlmServer {
 
     pub fn exchanges(&self) -> Vec<String> {
         self.exchanges.lock().expect("exchanges").clone()
+    }
+
+    /// Anthropic's OAuth token endpoint on this server.
+    pub fn oauth_token_url(&self) -> String {
+        format!("http://{}/v1/oauth/token", self.address)
+    }
+
+    /// The refresh tokens presented to the token endpoint, in order.
+    pub fn oauth_refreshes(&self) -> Vec<String> {
+        self.oauth.lock().expect("oauth").refreshes.clone()
+    }
+
+    /// The OAuth access tokens issued, in order.
+    pub fn oauth_issued(&self) -> Vec<String> {
+        self.oauth.lock().expect("oauth").issued.clone()
+    }
+
+    /// The bearer tokens Messages accepted, in order.
+    pub fn oauth_bearers(&self) -> Vec<String> {
+        self.oauth.lock().expect("oauth").bearers.clone()
     }
 
     pub fn base_url(&self) -> String {
