@@ -378,10 +378,12 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // results, and nodes moved out of `Devices` into `Nodes` (approved
         // and pending surfaces, connected sessions); version 8 tool calls and
         // their results as transcript entries (the tool loop); version 9
-        // the idempotency keys of HTTP requests.
+        // the idempotency keys of HTTP requests; version 10 the reply a
+        // transcript's tool call came from (`reply_seq`, for Gemini's
+        // thought signatures on later turns).
         (
-            9,
-            "8ebd9fde70b9533c2cf45b124a4afffa707a1f35c1b4f2a46dd74a111bcb22bb"
+            10,
+            "142daa6f9823660b32b826a03fee8eaeb3dc118d4b15ca1ea62c58736ca85aac"
         ),
     );
 }

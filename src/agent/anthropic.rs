@@ -413,6 +413,7 @@ mod tests {
             name: "read".to_owned(),
             arguments: r#"{"path":"a"}"#.to_owned(),
             signature: Some(format!("{THINKING_PREFIX}{blocks}")),
+            signed_by: None,
         };
         let body = request_body(
             "claude",
@@ -439,6 +440,7 @@ mod tests {
             name: "read".to_owned(),
             arguments: "{}".to_owned(),
             signature: Some(format!("{}[]", super::super::bedrock::REASONING_PREFIX)),
+            signed_by: None,
         };
         let body = request_body(
             "claude",

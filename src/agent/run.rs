@@ -563,7 +563,15 @@ pub(super) fn completed_call(
     let tool_calls: Vec<Value> = completion
         .tool_calls
         .iter()
-        .map(|call| json!({"id": call.id, "name": call.name, "arguments": call.arguments}))
+        .map(|call| {
+            let mut recorded =
+                json!({"id": call.id, "name": call.name, "arguments": call.arguments});
+            // A signature later turns send back is part of the history.
+            if let (Some(signature), Some(_)) = (&call.signature, &call.signed_by) {
+                recorded["signature"] = json!(signature);
+            }
+            recorded
+        })
         .collect();
     let mut response = json!({
         "text": completion.text,

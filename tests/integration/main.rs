@@ -15,6 +15,7 @@ mod crash;
 mod cron;
 mod exec_approvals;
 mod gateway;
+mod gemini_signatures;
 mod http_hooks;
 mod llm_server;
 mod nodes;

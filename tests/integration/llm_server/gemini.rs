@@ -75,9 +75,32 @@ pub(super) fn gemini_stream(
         .expect("response")
 }
 
+/// The signature `tool-model` puts on its `functionCall` parts.
+const SIGNATURE: &str = "c2lnLW1vY2s=";
+
 /// Gemini: a `functionCall` part (with a `thoughtSignature`); the result
-/// comes back as a `functionResponse` part.
+/// comes back as a `functionResponse` part. Every `functionCall` part sent
+/// back, of this turn or an earlier one, must carry the signature it was
+/// given (Gemini 3 insists for the current turn; the mock for all, so a
+/// history that lost one is caught).
 pub(super) fn gemini_tool_model(model: &str, request: &Value) -> Response {
+    let contents = request["contents"].as_array().cloned().unwrap_or_default();
+    let unsigned = contents
+        .iter()
+        .filter(|content| content["role"] == "model")
+        .flat_map(|content| content["parts"].as_array().cloned().unwrap_or_default())
+        .position(|part| part["functionCall"].is_object() && part["thoughtSignature"] != SIGNATURE);
+    if let Some(position) = unsigned {
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                       "message": format!("Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:read` , position {position}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.")}})
+                .to_string(),
+            ))
+            .expect("response");
+    }
     let result = request["contents"]
         .as_array()
         .and_then(|contents| contents.last())
@@ -87,7 +110,7 @@ pub(super) fn gemini_tool_model(model: &str, request: &Value) -> Response {
     let parts = match result {
         Some(result) => json!([{"text": tool_reply(result)}]),
         None => json!([{"functionCall": {"name": "read", "args": {"path": "notes.txt"}},
-                        "thoughtSignature": "c2lnLW1vY2s="}]),
+                        "thoughtSignature": SIGNATURE}]),
     };
     let chunk = json!({"candidates": [{"content": {"parts": parts, "role": "model"},
         "finishReason": "STOP", "index": 0}],
