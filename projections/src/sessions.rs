@@ -86,11 +86,12 @@ pub struct TranscriptEntry {
     pub seq: u64,
     pub ts_ms: i64,
     pub role: Role,
-    /// For a tool call: the seq of the `llm.call.completed` whose reply
-    /// asked for it. Some providers want what that reply carried with the
-    /// call (Gemini's `thoughtSignature`) back on every later turn; the
-    /// context reads it from there, so later runs send what a replay
-    /// computes from the log alone.
+    /// For a model's text or tool call: the seq of the `llm.call.completed`
+    /// whose reply it is. Some providers want what that reply carried with
+    /// a call (Gemini's `thoughtSignature`) back on every later turn, and
+    /// its reported usage sizes the context for the window guard; readers
+    /// find both there, so later runs compute what a replay computes from
+    /// the log alone.
     pub reply_seq: Option<u64>,
 }
 
@@ -384,11 +385,18 @@ impl Sessions {
         let Some(session) = self.session_mut(at, &event.session_key, "message", anomalies) else {
             return;
         };
+        let reply_seq = match (&event.role, &event.run_id) {
+            (Role::Assistant, Some(run_id)) => session
+                .active_runs
+                .get(run_id)
+                .and_then(|run| run.reply_seq),
+            _ => None,
+        };
         session.transcript.push(TranscriptEntry {
             seq: at.seq,
             ts_ms: at.ts_ms,
             role: event.role,
-            reply_seq: None,
+            reply_seq,
         });
         if let Some(key) = inbound_key {
             self.inbound.insert(key, at.seq);

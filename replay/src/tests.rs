@@ -380,10 +380,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // their results as transcript entries (the tool loop); version 9
         // the idempotency keys of HTTP requests; version 10 the reply a
         // transcript's tool call came from (`reply_seq`, for Gemini's
-        // thought signatures on later turns).
+        // thought signatures on later turns); version 11 the same for the
+        // model's text (the context guard reads that reply's usage).
         (
-            10,
-            "142daa6f9823660b32b826a03fee8eaeb3dc118d4b15ca1ea62c58736ca85aac"
+            11,
+            "b18db93a5fececacc06cd2d8b47ae407916563c669fa1a9e410f4030316764e7"
         ),
     );
 }

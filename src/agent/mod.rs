@@ -20,6 +20,8 @@
 //! - `models`: the model chain a run may use, resolved from the config;
 //! - `context`: what the model is given (prompt, workspace files, summary,
 //!   transcript, thinking level);
+//! - `context_size`: its size in tokens for the window guard (the last
+//!   reply's reported usage plus an estimate of what followed);
 //! - `client_events`: the `agent` and `chat` events a run streams;
 //! - `compact`: the old part of a transcript summarized through the model;
 //! - `skills`: the workspace's SKILL.md catalog (prompt section, status);
@@ -47,6 +49,7 @@ pub mod bedrock;
 pub mod client_events;
 pub mod compact;
 pub mod context;
+pub mod context_size;
 pub mod copilot;
 pub mod eventstream;
 pub mod gemini;

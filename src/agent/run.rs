@@ -34,7 +34,8 @@ use serde_json::{Value, json};
 
 use super::Runtime;
 use super::client_events::Events;
-use super::context::{context, estimate_tokens, thinking_level};
+use super::context::{context, thinking_level};
+use super::context_size::context_tokens;
 use super::models::{Resolved, cost_micro_usd, resolve};
 use super::provider::{Completion, Message, ToolSpec};
 use super::run_end::{abort, aborted_between, complete, fail};
@@ -155,15 +156,16 @@ pub async fn execute(
     let mut compacted_once = false;
     let tools = runtime.tools.specs();
     // The context guard: a context that would not fit the first model's
-    // window (by a conservative estimate) is compacted before the call
-    // instead of after the provider refuses it.
+    // window (the last reply's reported usage plus an estimate of what
+    // came after, as OpenClaw counts) is compacted before the call instead
+    // of after the provider refuses it.
     let window = chain
         .as_ref()
         .ok()
         .and_then(|chain| chain.first())
         .and_then(|resolved| resolved.context_window);
     if let Some(window) = window
-        && estimate_tokens(&messages) > window.saturating_mul(9) / 10
+        && context_tokens(gateway, &request, &messages) > window.saturating_mul(9) / 10
     {
         compacted_once = true;
         if let Ok(result) =

@@ -10,6 +10,7 @@ mod approvals;
 mod auth_profiles;
 mod cli;
 mod config;
+mod context_guard;
 mod copilot;
 mod crash;
 mod cron;

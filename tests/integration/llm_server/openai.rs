@@ -91,10 +91,32 @@ pub(super) fn answer(seen: &Mutex<Vec<Value>>, authorized: bool, body: &str) -> 
         events.push(chunk(json!({"content": piece}), Value::Null));
     }
     events.push(chunk(json!({}), json!("stop")));
+    // The window models count what they were sent, as a tokenizer would:
+    // `small-window` a token per four characters, `dense-window` a token
+    // per character (as for Chinese text); the others report fixed usage.
+    let chars_per_token = match model {
+        "small-window" => 4,
+        "dense-window" => 1,
+        _ => 0,
+    };
+    let (prompt, completion) = if chars_per_token > 0 {
+        let sent: usize = messages
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .map(|text| text.chars().count())
+            .sum();
+        (
+            sent.div_ceil(chars_per_token),
+            reply.chars().count().div_ceil(chars_per_token),
+        )
+    } else {
+        (12, 9)
+    };
     events.push(
         json!({"id": id, "object": "chat.completion.chunk", "created": 1_764_000_000,
-                       "model": model, "choices": [],
-                       "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}}),
+               "model": model, "choices": [],
+               "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                         "total_tokens": prompt + completion}}),
     );
     let mut frames: Vec<String> = events
         .into_iter()
