@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 mod approvals;
+mod auth;
 mod channels;
 mod cron;
 mod deliveries;
@@ -30,6 +31,7 @@ mod runs;
 mod sessions;
 
 pub use approvals::*;
+pub use auth::*;
 pub use channels::*;
 pub use cron::*;
 pub use deliveries::*;
@@ -107,6 +109,8 @@ pub enum Event {
     HttpRequestAnswered(HttpRequestAnswered),
     // Exec approvals answered by an allow-always grant, without asking.
     ApprovalGrantApplied(ApprovalGrantApplied),
+    // An OAuth profile's token refreshed (or refused) before a model call.
+    AuthProfileRefreshed(AuthProfileRefreshed),
     // Chat channels: inbound messages and the settling of their replies.
     ChannelMessageReceived(ChannelMessageReceived),
     ChannelReplyCompleted(ChannelReplyCompleted),
@@ -171,6 +175,7 @@ impl Event {
             Event::HttpRequestAccepted(_) => "http.request.accepted",
             Event::HttpRequestAnswered(_) => "http.request.answered",
             Event::ApprovalGrantApplied(_) => "approval.grant.applied",
+            Event::AuthProfileRefreshed(_) => "auth.profile.refreshed",
             Event::ChannelMessageReceived(_) => "channel.message.received",
             Event::ChannelReplyCompleted(_) => "channel.reply.completed",
         }

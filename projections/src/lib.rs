@@ -60,7 +60,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 10;
+pub const STATE_FORMAT_VERSION: u8 = 12;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -225,6 +225,9 @@ impl State {
             // A cooldown lasts a minute and lives in the runtime; the record
             // is for the audit trail ("why did this run use the fallback").
             Event::ModelCooldown(_) => {}
+            // Tokens live in the encrypted profile store, not in the state;
+            // the record is the audit trail ("why did this run fall over").
+            Event::AuthProfileRefreshed(_) => {}
             Event::ExecPolicyChanged(e) => self.approvals.policy_changed(at, e),
             // Wake words are gateway settings; the newest set wins.
             Event::VoiceWakeChanged(e) => self.gateway.voice_wake = Some(e.triggers),

@@ -490,6 +490,20 @@ fn side_effect_events() -> impl Strategy<Value = Event> {
             role: "operator".to_owned(),
             reason: "rotated out".to_owned(),
         })),
+        (id("profile", 2), any::<bool>()).prop_map(|(profile_id, refreshed)| {
+            Event::AuthProfileRefreshed(AuthProfileRefreshed {
+                profile_id,
+                provider: "anthropic".to_owned(),
+                outcome: if refreshed {
+                    RefreshOutcome::Refreshed { expires_ms: 60_000 }
+                } else {
+                    RefreshOutcome::Failed {
+                        reason: "invalid_grant".to_owned(),
+                        http_status: Some(400),
+                    }
+                },
+            })
+        }),
     ]
 }
 

@@ -284,6 +284,84 @@ fn a_direct_tool_call_is_recorded_but_stays_out_of_the_transcript() {
 }
 
 #[test]
+fn a_models_text_and_calls_point_at_the_reply_they_came_from() {
+    let requested = |call_id: &str| {
+        Event::LlmCallRequested(LlmCallRequested {
+            call_id: s(call_id),
+            run_id: s("r1"),
+            session_key: s("k"),
+            provider: s("gem"),
+            model: s("gemini-3-pro"),
+            attempt: 1,
+            request: s("{}"),
+        })
+    };
+    let completed = |call_id: &str, outcome: LlmOutcome| {
+        Event::LlmCallCompleted(LlmCallCompleted {
+            call_id: s(call_id),
+            run_id: s("r1"),
+            session_key: s("k"),
+            provider: s("gem"),
+            model: s("gemini-3-pro"),
+            outcome,
+            usage: Usage::default(),
+            cost_micro_usd: 0,
+            latency_ms: 1,
+        })
+    };
+    let tool = |id: &str| {
+        Event::ToolCallRequested(ToolCallRequested {
+            tool_call_id: s(id),
+            run_id: s("r1"),
+            session_key: s("k"),
+            tool: s("read"),
+            arguments: s("{}"),
+        })
+    };
+    let said = |role: Role| {
+        Event::MessageAppended(MessageAppended {
+            session_key: s("k"),
+            message_id: s("m"),
+            role,
+            content: s("text"),
+            run_id: Some(s("r1")),
+            tool_call_id: None,
+            origin: None,
+        })
+    };
+    let failed = LlmOutcome::Failed {
+        class: s("rate_limit"),
+        message: s("slow down"),
+        http_status: Some(429),
+    };
+    let ok = LlmOutcome::Ok {
+        response: s("{}"),
+        stop_reason: s("tool_calls"),
+    };
+    let state = fold(vec![
+        at(0, session("k")),                // seq 0
+        at(1, run_started("r1", "k")),      // 1
+        at(1, requested("c1")),             // 2
+        at(1, completed("c1", ok.clone())), // 3
+        at(1, said(Role::Assistant)),       // 4
+        at(1, tool("t1")),                  // 5
+        at(1, requested("c2")),             // 6
+        at(1, completed("c2", failed)),     // 7
+        // Nothing after a failed reply points at a reply; nor does a user.
+        at(1, tool("t2")),            // 8
+        at(1, said(Role::Assistant)), // 9
+        at(1, said(Role::User)),      // 10
+    ]);
+    let transcript = &state.sessions.by_key["k"].transcript;
+    let replies: Vec<(u64, Option<u64>)> =
+        transcript.iter().map(|e| (e.seq, e.reply_seq)).collect();
+    assert_eq!(
+        replies,
+        [(4, Some(3)), (5, Some(3)), (8, None), (9, None), (10, None)]
+    );
+}
+
+#[test]
 fn a_start_without_a_stop_is_an_unclean_restart() {
     let stopped = Event::GatewayStopped(GatewayStopped {
         reason: s("SIGTERM"),
