@@ -15,7 +15,8 @@
 //!   `delivery.failed` after, retries on rate limits, and what a restart
 //!   does with a send it cannot confirm;
 //! - `chunk`: where a reply is cut;
-//! - `platform`: the adapter trait; `telegram` and `webhook` implement it;
+//! - `platform`: the adapter trait; `telegram`, `discord` and `webhook`
+//!   implement it;
 //! - `manager`: accounts started from config, restarted with backoff, and
 //!   their status for `channels.status`.
 //!
@@ -27,6 +28,7 @@
 //! the part's key, and otherwise reported, never silently repeated.
 
 pub mod chunk;
+pub mod discord;
 pub mod inbound;
 pub mod manager;
 pub mod outbox;

@@ -190,15 +190,17 @@ async fn record(
 
 /// Resolves what the previous process prepared and never confirmed.
 pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
-    let unconfirmed: Vec<DeliveryPrepared> = gateway
+    let unconfirmed: Vec<(DeliveryPrepared, i64)> = gateway
         .state
         .read()
         .expect("state lock")
         .deliveries
         .unconfirmed()
-        .map(|delivery| delivery.prepared.clone())
+        .map(|delivery| (delivery.prepared.clone(), delivery.prepared_ts_ms))
         .collect();
-    for prepared in unconfirmed {
+    let now_ms = crate::gateway::protocol::methods::now_ms();
+    for (prepared, prepared_ms) in unconfirmed {
+        let age = Duration::from_millis(now_ms.saturating_sub(prepared_ms).max(0) as u64);
         let target = Target::decode(&prepared.target);
         let account = target
             .as_ref()
@@ -210,7 +212,7 @@ pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
                 "channel {} account {} is not configured any more; not sent",
                 prepared.channel, target.account
             )),
-            (Ok(_), Some(account)) => match account.platform.after_restart() {
+            (Ok(_), Some(account)) => match account.platform.after_restart(age) {
                 AfterRestart::Resend => Ok(()),
                 AfterRestart::Report(why) => Err(format!(
                     "unconfirmed when the gateway restarted: {why}; not resent, to avoid a duplicate"

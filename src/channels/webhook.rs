@@ -221,7 +221,7 @@ impl Platform for Webhook {
         Box::pin(async {})
     }
 
-    fn after_restart(&self) -> AfterRestart {
+    fn after_restart(&self, _prepared_age: Duration) -> AfterRestart {
         AfterRestart::Resend
     }
 
@@ -331,6 +331,7 @@ async fn receive(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: 
         text: message.text,
         mentioned: message.mentioned,
         unsupported: None,
+        group_verdict: None,
     };
     let inbox = Inbox {
         gateway: gateway.clone(),

@@ -260,7 +260,7 @@ impl Platform for Telegram {
         })
     }
 
-    fn after_restart(&self) -> AfterRestart {
+    fn after_restart(&self, _prepared_age: Duration) -> AfterRestart {
         AfterRestart::Report("the Telegram Bot API cannot tell whether a message was sent")
     }
 

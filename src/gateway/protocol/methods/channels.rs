@@ -13,7 +13,11 @@ use crate::channels::{Target, manager};
 use crate::gateway::Gateway;
 
 /// The channels clawback can run, in `channelOrder`.
-const CHANNELS: &[(&str, &str)] = &[("telegram", "Telegram"), ("webhook", "Webhook")];
+const CHANNELS: &[(&str, &str)] = &[
+    ("telegram", "Telegram"),
+    ("discord", "Discord"),
+    ("webhook", "Webhook"),
+];
 
 pub fn status(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
     let params = Params::closed(
@@ -249,6 +253,7 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
 fn strip_prefix(channel: &str, to: &str) -> String {
     let prefixes: &[&str] = match channel {
         "telegram" => &["telegram:", "tg:"],
+        "discord" => &["discord:", "channel:"],
         other => &[other],
     };
     for prefix in prefixes {
