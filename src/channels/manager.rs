@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::outbox::{self, Job};
 use super::platform::Platform;
 use super::settings::{Access, BlockChunk};
-use super::{Inbox, discord, reply, telegram, webhook};
+use super::{Inbox, discord, reply, slack, telegram, webhook};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::now_ms;
 
@@ -139,6 +139,7 @@ pub fn register_all(gateway: &Arc<Gateway>) {
     for (channel, built) in [
         ("telegram", telegram::build(&config)),
         ("discord", discord::build(&config)),
+        ("slack", slack::build(&config)),
         ("webhook", webhook::build(&config)),
     ] {
         match built {
@@ -177,6 +178,7 @@ pub async fn restart(gateway: &Arc<Gateway>, channel: &str) -> Result<(), String
     let built = match channel {
         "telegram" => telegram::build(&config),
         "discord" => discord::build(&config),
+        "slack" => slack::build(&config),
         "webhook" => webhook::build(&config),
         other => return Err(format!("unsupported channel: {other}")),
     };

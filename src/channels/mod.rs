@@ -15,8 +15,8 @@
 //!   `delivery.failed` after, retries on rate limits, and what a restart
 //!   does with a send it cannot confirm;
 //! - `chunk`: where a reply is cut;
-//! - `platform`: the adapter trait; `telegram`, `discord` and `webhook`
-//!   implement it;
+//! - `platform`: the adapter trait; `telegram`, `discord`, `slack` and
+//!   `webhook` implement it;
 //! - `manager`: accounts started from config, restarted with backoff, and
 //!   their status for `channels.status`.
 //!
@@ -37,6 +37,7 @@ pub mod policy;
 pub mod reply;
 pub mod routing;
 pub mod settings;
+pub mod slack;
 pub mod telegram;
 pub mod webhook;
 

@@ -16,6 +16,7 @@ use crate::gateway::Gateway;
 const CHANNELS: &[(&str, &str)] = &[
     ("telegram", "Telegram"),
     ("discord", "Discord"),
+    ("slack", "Slack"),
     ("webhook", "Webhook"),
 ];
 
@@ -254,6 +255,7 @@ fn strip_prefix(channel: &str, to: &str) -> String {
     let prefixes: &[&str] = match channel {
         "telegram" => &["telegram:", "tg:"],
         "discord" => &["discord:", "channel:"],
+        "slack" => &["slack:", "channel:"],
         other => &[other],
     };
     for prefix in prefixes {
