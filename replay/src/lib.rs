@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod export;
+pub mod merkle;
 pub mod rebuild;
 pub mod session_state;
 pub mod snapshot;
