@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 mod approvals;
+mod checkpoints;
 mod cron;
 mod deliveries;
 mod devices;
@@ -29,6 +30,7 @@ mod runs;
 mod sessions;
 
 pub use approvals::*;
+pub use checkpoints::*;
 pub use cron::*;
 pub use deliveries::*;
 pub use devices::*;
@@ -105,6 +107,8 @@ pub enum Event {
     HttpRequestAnswered(HttpRequestAnswered),
     // Exec approvals answered by an allow-always grant, without asking.
     ApprovalGrantApplied(ApprovalGrantApplied),
+    // A signed tree head of the log's Merkle tree.
+    MerkleCheckpoint(MerkleCheckpoint),
 }
 
 impl Event {
@@ -166,6 +170,7 @@ impl Event {
             Event::HttpRequestAccepted(_) => "http.request.accepted",
             Event::HttpRequestAnswered(_) => "http.request.answered",
             Event::ApprovalGrantApplied(_) => "approval.grant.applied",
+            Event::MerkleCheckpoint(_) => "merkle.checkpoint",
         }
     }
 

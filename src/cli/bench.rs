@@ -153,7 +153,7 @@ fn bench_log(args: LogBenchArgs) -> anyhow::Result<ExitCode> {
 
     let snapshots = SnapshotStore::new(root.join("snapshots"));
     let started = Instant::now();
-    let report = clawback_replay::audit::verify(&store, &snapshots, &mut |_, _| {})?;
+    let report = clawback_replay::audit::verify(&store, &snapshots, None, &mut |_, _| {})?;
     let verify = started.elapsed();
     anyhow::ensure!(
         report.is_ok(),
@@ -175,7 +175,7 @@ fn bench_log(args: LogBenchArgs) -> anyhow::Result<ExitCode> {
         info.file_bytes as f64 / 1e6
     );
     let started = Instant::now();
-    let report = clawback_replay::audit::verify(&store, &snapshots, &mut |_, _| {})?;
+    let report = clawback_replay::audit::verify(&store, &snapshots, None, &mut |_, _| {})?;
     let verify_fold = started.elapsed();
     anyhow::ensure!(report.is_ok(), "snapshot failed verification: {report}");
     println!(

@@ -6,6 +6,7 @@
 //! how to fix it.
 
 mod audit;
+mod audit_proofs;
 mod auth;
 mod bench;
 mod bench_agent;
@@ -50,7 +51,7 @@ enum Command {
         #[command(subcommand)]
         command: auth::AuthCommand,
     },
-    /// Verify or export the audit log.
+    /// Verify, export, checkpoint and prove the audit log.
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,

@@ -173,6 +173,13 @@ impl NoteSigner {
     }
 }
 
+/// Shows the key's name and ID, never the secret.
+impl std::fmt::Debug for NoteSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NoteSigner({})", self.verifier().label())
+    }
+}
+
 /// A public key a note is checked against: what an outside verifier is
 /// given, out of band, and pins.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,6 +224,16 @@ impl NoteVerifier {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The raw 32-byte Ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    /// `<name>+<key ID>`: enough to tell keys apart in messages.
+    pub fn label(&self) -> String {
+        format!("{}+{:08x}", self.name, self.key_id)
     }
 
     /// Go's verifier key encoding: `<name>+<key ID>+<base64(0x01 || key)>`.
@@ -264,16 +281,11 @@ impl NoteVerifier {
             if name != self.name || id != self.key_id {
                 continue;
             }
-            let signature = ed25519_dalek::Signature::from_slice(&blob[4..]).map_err(|_| {
-                NoteError::BadSignature {
-                    key: self.to_verifier_key(),
-                }
-            })?;
+            let signature = ed25519_dalek::Signature::from_slice(&blob[4..])
+                .map_err(|_| NoteError::BadSignature { key: self.label() })?;
             self.key
                 .verify_strict(text.as_bytes(), &signature)
-                .map_err(|_| NoteError::BadSignature {
-                    key: format!("{}+{:08x}", self.name, self.key_id),
-                })?;
+                .map_err(|_| NoteError::BadSignature { key: self.label() })?;
             verified = true;
         }
         if signers.is_empty() {
@@ -281,7 +293,7 @@ impl NoteVerifier {
         }
         if !verified {
             return Err(NoteError::NoKnownSignature {
-                key: format!("{}+{:08x}", self.name, self.key_id),
+                key: self.label(),
                 signers: signers.join(", "),
             });
         }
