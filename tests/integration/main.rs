@@ -16,6 +16,7 @@ mod exec_approvals;
 mod gateway;
 mod http_hooks;
 mod llm_server;
+mod merkle;
 mod nodes;
 mod openai_http;
 mod openclaw_cli;
