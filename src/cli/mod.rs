@@ -11,6 +11,7 @@ mod auth;
 mod bench;
 mod bench_agent;
 mod bench_http;
+mod bench_merkle;
 mod bench_protocol;
 mod debug;
 mod log;
