@@ -159,6 +159,7 @@ pub(super) async fn checkpoint_periodically(
         Err(error) => tracing::error!(subsystem = "checkpoints", "resume task failed: {error}"),
     }
     let mut last_made = Instant::now();
+    let mut retry_at: Option<Instant> = None;
     loop {
         tokio::time::sleep(POLL.min(policy.interval)).await;
         // Records recorded after the newest checkpoint (which covers all
@@ -167,12 +168,16 @@ pub(super) async fn checkpoint_periodically(
         let fresh = gateway.log.next_seq().saturating_sub(since);
         let due =
             fresh >= policy.every_records || (fresh > 0 && last_made.elapsed() >= policy.interval);
-        if !due {
+        if !due || retry_at.is_some_and(|at| Instant::now() < at) {
             continue;
         }
         last_made = Instant::now();
+        retry_at = None;
         if let Err(error) = checkpoint_now(&gateway, &checkpointer).await {
-            // The log is unaffected; the next round tries again.
+            // The log is unaffected. A failure (a record that fails its
+            // hash, a full disk) is retried after one interval, not every
+            // poll, so it is reported, not flooded.
+            retry_at = Some(Instant::now() + policy.interval);
             tracing::error!(subsystem = "checkpoints", "checkpoint failed: {error:#}");
             eprintln!("checkpoint failed (the log is unaffected): {error:#}");
         }

@@ -16,7 +16,19 @@ use serde_json::{Value, json};
 
 use crate::gateway::{start_with, stop};
 use crate::protocol::{TOKEN, call, connected, runtime};
-use crate::support::{clawback, log_records, stderr, stdout};
+use crate::support::{clawback, install, log_records, printed, stderr, stdout};
+
+/// Runs the outside verifier (`tests/outside_verifier/verify.py`, Python
+/// written from the specs, sharing no code with clawback) on a bundle.
+fn outside_verifier(python: &Path, key: &str, bundle: &Path) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/outside_verifier/verify.py");
+    std::process::Command::new(python)
+        .arg(script)
+        .args(["--key", key])
+        .arg(bundle)
+        .output()
+        .expect("python runs")
+}
 
 /// Replaces the log's records from `from` on with `rewrite(seq, bytes)`,
 /// straight in the store: what someone with write access to the disk can do.
@@ -107,9 +119,13 @@ fn checkpoints_prove_records_offline_and_expose_tampering_and_forgery() {
     std::fs::write(&old_checkpoint, &first_note).expect("write");
 
     // The latest checkpoint, printed in the C2SP format, and the key.
-    let printed = clawback(dir.path(), &["audit", "checkpoint"]);
-    assert!(printed.status.success(), "{}", stderr(&printed));
-    let note = stdout(&printed);
+    let printed_checkpoint = clawback(dir.path(), &["audit", "checkpoint"]);
+    assert!(
+        printed_checkpoint.status.success(),
+        "{}",
+        stderr(&printed_checkpoint)
+    );
+    let note = stdout(&printed_checkpoint);
     let key = stdout(&clawback(
         dir.path(),
         &["audit", "checkpoint", "--verifier-key"],
@@ -217,6 +233,25 @@ fn checkpoints_prove_records_offline_and_expose_tampering_and_forgery() {
     );
     assert!(checked.status.success(), "{}", stdout(&checked));
 
+    // A verifier outside clawback agrees, from the bundles and the key.
+    let python = printed(
+        &install(
+            "tests/outside_verifier/install.sh",
+            "outside-verifier",
+            "python3 with venv, and PyPI for blake3 and cryptography",
+        ),
+        "PYTHON=",
+    );
+    for bundle in [&proof, &growth] {
+        let outside = outside_verifier(&python, &key, bundle);
+        assert!(
+            outside.status.success() && stdout(&outside).starts_with("OK: "),
+            "{}{}",
+            stdout(&outside),
+            stderr(&outside)
+        );
+    }
+
     // Forgery: a checkpoint re-signed by another key under the log's name,
     // and one whose text was changed after signing.
     let forger = NoteSigner::from_seed(verifier.name(), &[0x42; 32]).expect("key");
@@ -242,6 +277,8 @@ fn checkpoints_prove_records_offline_and_expose_tampering_and_forgery() {
         "{}",
         stdout(&refused)
     );
+    let outside = outside_verifier(&python, &key, &forged);
+    assert_eq!(outside.status.code(), Some(1), "{}", stdout(&outside));
     let altered_old = dir.path().join("altered.checkpoint");
     let mut lines: Vec<String> = first_note.lines().map(str::to_owned).collect();
     lines[1] = (genuine.size + 1).to_string();
