@@ -5,6 +5,7 @@
 //! lives in its own module under `cli/`, the server under `gateway/`.
 
 mod agent;
+mod channels;
 mod checkpoint_key;
 mod cli;
 mod config;

@@ -20,6 +20,8 @@
 use serde::{Deserialize, Serialize};
 
 mod approvals;
+mod auth;
+mod channels;
 mod checkpoints;
 mod cron;
 mod deliveries;
@@ -30,6 +32,8 @@ mod runs;
 mod sessions;
 
 pub use approvals::*;
+pub use auth::*;
+pub use channels::*;
 pub use checkpoints::*;
 pub use cron::*;
 pub use deliveries::*;
@@ -107,6 +111,11 @@ pub enum Event {
     HttpRequestAnswered(HttpRequestAnswered),
     // Exec approvals answered by an allow-always grant, without asking.
     ApprovalGrantApplied(ApprovalGrantApplied),
+    // An OAuth profile's token refreshed (or refused) before a model call.
+    AuthProfileRefreshed(AuthProfileRefreshed),
+    // Chat channels: inbound messages and the settling of their replies.
+    ChannelMessageReceived(ChannelMessageReceived),
+    ChannelReplyCompleted(ChannelReplyCompleted),
     // A signed tree head of the log's Merkle tree.
     MerkleCheckpoint(MerkleCheckpoint),
 }
@@ -170,6 +179,9 @@ impl Event {
             Event::HttpRequestAccepted(_) => "http.request.accepted",
             Event::HttpRequestAnswered(_) => "http.request.answered",
             Event::ApprovalGrantApplied(_) => "approval.grant.applied",
+            Event::AuthProfileRefreshed(_) => "auth.profile.refreshed",
+            Event::ChannelMessageReceived(_) => "channel.message.received",
+            Event::ChannelReplyCompleted(_) => "channel.reply.completed",
             Event::MerkleCheckpoint(_) => "merkle.checkpoint",
         }
     }
@@ -194,6 +206,10 @@ impl Event {
             Event::ApprovalRequested(e) => e.session_key.as_deref(),
             Event::DeliveryPrepared(e) => e.session_key.as_deref(),
             Event::HttpRequestAccepted(e) => Some(&e.session_key),
+            Event::ChannelMessageReceived(e) => match &e.admission {
+                Admission::Admitted { session_key, .. } => Some(session_key),
+                Admission::Refused { .. } => None,
+            },
             _ => None,
         }
     }

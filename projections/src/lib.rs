@@ -24,6 +24,7 @@
 
 pub mod anomalies;
 pub mod approvals;
+pub mod channels;
 pub mod config;
 pub mod cron;
 pub mod deliveries;
@@ -44,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use anomalies::Anomalies;
 pub use approvals::Approvals;
+pub use channels::Channels;
 pub use config::Config;
 pub use cron::Cron;
 pub use deliveries::Deliveries;
@@ -58,7 +60,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 9;
+pub const STATE_FORMAT_VERSION: u8 = 12;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -85,6 +87,7 @@ pub struct State {
     pub deliveries: Deliveries,
     pub usage: UsageBook,
     pub idempotency: Idempotency,
+    pub channels: Channels,
     pub anomalies: Anomalies,
 }
 
@@ -195,7 +198,10 @@ impl State {
             Event::ApprovalRequested(e) => self.approvals.requested(at, e, anomalies),
             Event::ApprovalResolved(e) => self.approvals.resolved(at, e, anomalies),
             Event::ApprovalExpired(e) => self.approvals.expired(at, &e, anomalies),
-            Event::DeliveryPrepared(e) => self.deliveries.prepared(at, e, anomalies),
+            Event::DeliveryPrepared(e) => {
+                self.channels.delivery_prepared(&e);
+                self.deliveries.prepared(at, e, anomalies);
+            }
             Event::DeliverySent(e) => self.deliveries.sent(at, e, anomalies),
             Event::DeliveryFailed(e) => self.deliveries.failed(at, e, anomalies),
             Event::CronJobAdded(e) => self.cron.job_added(at, e),
@@ -219,6 +225,9 @@ impl State {
             // A cooldown lasts a minute and lives in the runtime; the record
             // is for the audit trail ("why did this run use the fallback").
             Event::ModelCooldown(_) => {}
+            // Tokens live in the encrypted profile store, not in the state;
+            // the record is the audit trail ("why did this run fall over").
+            Event::AuthProfileRefreshed(_) => {}
             Event::ExecPolicyChanged(e) => self.approvals.policy_changed(at, e),
             // Wake words are gateway settings; the newest set wins.
             Event::VoiceWakeChanged(e) => self.gateway.voice_wake = Some(e.triggers),
@@ -228,6 +237,8 @@ impl State {
             Event::NodeRenamed(e) => self.nodes.renamed(at, e, anomalies),
             Event::HttpRequestAccepted(e) => self.idempotency.accepted(at, e, anomalies),
             Event::ApprovalGrantApplied(e) => self.approvals.grant_applied(at, &e, anomalies),
+            Event::ChannelMessageReceived(e) => self.channels.message_received(at, e, anomalies),
+            Event::ChannelReplyCompleted(e) => self.channels.reply_completed(at, &e, anomalies),
             // A checkpoint vouches for the log and changes no projection:
             // the tree is derived from the log by `clawback-replay::merkle`
             // when someone asks, never kept in the state.

@@ -86,6 +86,13 @@ pub struct TranscriptEntry {
     pub seq: u64,
     pub ts_ms: i64,
     pub role: Role,
+    /// For a model's text or tool call: the seq of the `llm.call.completed`
+    /// whose reply it is. Some providers want what that reply carried with
+    /// a call (Gemini's `thoughtSignature`) back on every later turn, and
+    /// its reported usage sizes the context for the window guard; readers
+    /// find both there, so later runs compute what a replay computes from
+    /// the log alone.
+    pub reply_seq: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +117,9 @@ pub struct Run {
     pub llm_calls: u32,
     pub tool_calls: u32,
     pub state: RunState,
+    /// The seq of the run's latest successful `llm.call.completed`, until
+    /// the next `llm.call.requested`: the reply its tool calls came from.
+    pub reply_seq: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -375,10 +385,18 @@ impl Sessions {
         let Some(session) = self.session_mut(at, &event.session_key, "message", anomalies) else {
             return;
         };
+        let reply_seq = match (&event.role, &event.run_id) {
+            (Role::Assistant, Some(run_id)) => session
+                .active_runs
+                .get(run_id)
+                .and_then(|run| run.reply_seq),
+            _ => None,
+        };
         session.transcript.push(TranscriptEntry {
             seq: at.seq,
             ts_ms: at.ts_ms,
             role: event.role,
+            reply_seq,
         });
         if let Some(key) = inbound_key {
             self.inbound.insert(key, at.seq);
@@ -413,6 +431,7 @@ impl Sessions {
             llm_calls: 0,
             tool_calls: 0,
             state: RunState::Running,
+            reply_seq: None,
         };
         session.active_runs.insert(key, run);
     }
@@ -451,7 +470,10 @@ impl Sessions {
             return;
         };
         match session.active_runs.get_mut(&event.run_id) {
-            Some(run) => run.llm_calls = run.llm_calls.saturating_add(1),
+            Some(run) => {
+                run.llm_calls = run.llm_calls.saturating_add(1);
+                run.reply_seq = None;
+            }
             None => anomalies.record(
                 at,
                 "run.not_active",
@@ -475,6 +497,9 @@ impl Sessions {
             session
                 .usage
                 .add(&event.usage, event.cost_micro_usd, event.latency_ms, failed);
+            if let Some(run) = session.active_runs.get_mut(&event.run_id) {
+                run.reply_seq = (!failed).then_some(at.seq);
+            }
         }
     }
 
@@ -512,6 +537,7 @@ impl Sessions {
                 seq: at.seq,
                 ts_ms: at.ts_ms,
                 role: Role::Assistant,
+                reply_seq: run.reply_seq,
             });
         }
         let key = event.tool_call_id.clone();
@@ -579,6 +605,7 @@ impl Sessions {
                 seq: at.seq,
                 ts_ms: at.ts_ms,
                 role: Role::Tool,
+                reply_seq: None,
             });
         }
         // Denied and timed-out calls never started; anything else must have.

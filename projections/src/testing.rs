@@ -490,6 +490,20 @@ fn side_effect_events() -> impl Strategy<Value = Event> {
             role: "operator".to_owned(),
             reason: "rotated out".to_owned(),
         })),
+        (id("profile", 2), any::<bool>()).prop_map(|(profile_id, refreshed)| {
+            Event::AuthProfileRefreshed(AuthProfileRefreshed {
+                profile_id,
+                provider: "anthropic".to_owned(),
+                outcome: if refreshed {
+                    RefreshOutcome::Refreshed { expires_ms: 60_000 }
+                } else {
+                    RefreshOutcome::Failed {
+                        reason: "invalid_grant".to_owned(),
+                        http_status: Some(400),
+                    }
+                },
+            })
+        }),
     ]
 }
 
@@ -602,6 +616,65 @@ fn http_events() -> impl Strategy<Value = Event> {
     ]
 }
 
+/// Channel messages (some redelivered, some refused), reply parts entering
+/// the outbox under the run's part keys, and settled replies.
+fn channel_events() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (
+            id("msg", 4),
+            id("acct", 2),
+            id("run", 4),
+            id("s", 3),
+            any::<bool>(),
+            proptest::option::of(id("cur", 5)),
+        )
+            .prop_map(
+                |(platform_message_id, account_id, run_id, session_key, ok, cursor)| {
+                    let admission = if ok {
+                        Admission::Admitted {
+                            agent_id: "main".to_owned(),
+                            session_key,
+                            run_id,
+                        }
+                    } else {
+                        Admission::Refused {
+                            reason: "not in allowFrom".to_owned(),
+                        }
+                    };
+                    Event::ChannelMessageReceived(ChannelMessageReceived {
+                        channel: "telegram".to_owned(),
+                        account_id,
+                        platform_message_id,
+                        cursor,
+                        chat_kind: "direct".to_owned(),
+                        chat_id: "42".to_owned(),
+                        thread_id: None,
+                        sender_id: "42".to_owned(),
+                        sender_name: None,
+                        text: "hi".to_owned(),
+                        admission,
+                    })
+                }
+            ),
+        (id("d", 4), id("run", 4), 0u32..3).prop_map(|(delivery_id, run_id, part)| {
+            Event::DeliveryPrepared(DeliveryPrepared {
+                delivery_id,
+                idempotency_key: format!("{run_id}#{part}"),
+                channel: "telegram".to_owned(),
+                target: "{}".to_owned(),
+                session_key: None,
+                text: "part".to_owned(),
+            })
+        }),
+        id("run", 4).prop_map(|run_id| {
+            Event::ChannelReplyCompleted(ChannelReplyCompleted {
+                run_id,
+                outcome: "replied".to_owned(),
+            })
+        }),
+    ]
+}
+
 /// Any event, with ids drawn from small pools so events interact.
 pub fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
@@ -611,6 +684,7 @@ pub fn event() -> impl Strategy<Value = Event> {
         3 => side_effect_events(),
         2 => node_events(),
         1 => http_events(),
+        1 => channel_events(),
     ]
 }
 

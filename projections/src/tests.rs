@@ -284,6 +284,84 @@ fn a_direct_tool_call_is_recorded_but_stays_out_of_the_transcript() {
 }
 
 #[test]
+fn a_models_text_and_calls_point_at_the_reply_they_came_from() {
+    let requested = |call_id: &str| {
+        Event::LlmCallRequested(LlmCallRequested {
+            call_id: s(call_id),
+            run_id: s("r1"),
+            session_key: s("k"),
+            provider: s("gem"),
+            model: s("gemini-3-pro"),
+            attempt: 1,
+            request: s("{}"),
+        })
+    };
+    let completed = |call_id: &str, outcome: LlmOutcome| {
+        Event::LlmCallCompleted(LlmCallCompleted {
+            call_id: s(call_id),
+            run_id: s("r1"),
+            session_key: s("k"),
+            provider: s("gem"),
+            model: s("gemini-3-pro"),
+            outcome,
+            usage: Usage::default(),
+            cost_micro_usd: 0,
+            latency_ms: 1,
+        })
+    };
+    let tool = |id: &str| {
+        Event::ToolCallRequested(ToolCallRequested {
+            tool_call_id: s(id),
+            run_id: s("r1"),
+            session_key: s("k"),
+            tool: s("read"),
+            arguments: s("{}"),
+        })
+    };
+    let said = |role: Role| {
+        Event::MessageAppended(MessageAppended {
+            session_key: s("k"),
+            message_id: s("m"),
+            role,
+            content: s("text"),
+            run_id: Some(s("r1")),
+            tool_call_id: None,
+            origin: None,
+        })
+    };
+    let failed = LlmOutcome::Failed {
+        class: s("rate_limit"),
+        message: s("slow down"),
+        http_status: Some(429),
+    };
+    let ok = LlmOutcome::Ok {
+        response: s("{}"),
+        stop_reason: s("tool_calls"),
+    };
+    let state = fold(vec![
+        at(0, session("k")),                // seq 0
+        at(1, run_started("r1", "k")),      // 1
+        at(1, requested("c1")),             // 2
+        at(1, completed("c1", ok.clone())), // 3
+        at(1, said(Role::Assistant)),       // 4
+        at(1, tool("t1")),                  // 5
+        at(1, requested("c2")),             // 6
+        at(1, completed("c2", failed)),     // 7
+        // Nothing after a failed reply points at a reply; nor does a user.
+        at(1, tool("t2")),            // 8
+        at(1, said(Role::Assistant)), // 9
+        at(1, said(Role::User)),      // 10
+    ]);
+    let transcript = &state.sessions.by_key["k"].transcript;
+    let replies: Vec<(u64, Option<u64>)> =
+        transcript.iter().map(|e| (e.seq, e.reply_seq)).collect();
+    assert_eq!(
+        replies,
+        [(4, Some(3)), (5, Some(3)), (8, None), (9, None), (10, None)]
+    );
+}
+
+#[test]
 fn a_start_without_a_stop_is_an_unclean_restart() {
     let stopped = Event::GatewayStopped(GatewayStopped {
         reason: s("SIGTERM"),
@@ -627,5 +705,96 @@ fn the_state_hash_covers_every_projection() {
             base.state_hash(),
             "{name} is not covered by the hash"
         );
+    }
+}
+
+mod channels {
+    use clawback_events::event::*;
+
+    use super::*;
+
+    fn received(message_id: &str, run_id: &str, cursor: &str, admitted: bool) -> Event {
+        Event::ChannelMessageReceived(ChannelMessageReceived {
+            channel: "telegram".to_owned(),
+            account_id: "default".to_owned(),
+            platform_message_id: message_id.to_owned(),
+            cursor: Some(cursor.to_owned()),
+            chat_kind: "direct".to_owned(),
+            chat_id: "7".to_owned(),
+            thread_id: None,
+            sender_id: "7".to_owned(),
+            sender_name: None,
+            text: "hi".to_owned(),
+            admission: if admitted {
+                Admission::Admitted {
+                    agent_id: "main".to_owned(),
+                    session_key: "agent:main:main".to_owned(),
+                    run_id: run_id.to_owned(),
+                }
+            } else {
+                Admission::Refused {
+                    reason: "not allowed".to_owned(),
+                }
+            },
+        })
+    }
+
+    fn part(run_id: &str, index: u32) -> Event {
+        Event::DeliveryPrepared(DeliveryPrepared {
+            delivery_id: format!("d-{run_id}-{index}"),
+            idempotency_key: format!("{run_id}#{index}"),
+            channel: "telegram".to_owned(),
+            target: "{}".to_owned(),
+            session_key: None,
+            text: "part".to_owned(),
+        })
+    }
+
+    #[test]
+    fn a_message_is_taken_once_and_its_reply_tracked_until_settled() {
+        let state = fold(vec![
+            at(1, received("7:1", "r1", "2", true)),
+            at(1, received("7:1", "r1", "2", true)),
+            at(1, received("7:2", "r2", "3", false)),
+            at(1, part("r1", 0)),
+            at(1, part("r1", 0)),
+            at(1, part("r1", 1)),
+        ]);
+        let channels = &state.channels;
+        assert!(channels.seen("telegram", "default", "7:1"));
+        assert!(
+            !channels.seen("telegram", "other", "7:1"),
+            "ids are per account"
+        );
+        assert_eq!(channels.cursor("telegram", "default"), Some("3"));
+        let activity = &channels.accounts[&("telegram".to_owned(), "default".to_owned())];
+        assert_eq!(
+            (activity.admitted, activity.refused, activity.redelivered),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            channels.pending_replies["r1"].parts_prepared, 2,
+            "a repeated part counts once"
+        );
+        assert!(
+            !channels.pending_replies.contains_key("r2"),
+            "refused: no reply"
+        );
+        assert_eq!(state.anomalies.count("channel.message.redelivered"), 1);
+
+        let mut events = vec![
+            at(1, received("7:1", "r1", "2", true)),
+            at(
+                1,
+                Event::ChannelReplyCompleted(ChannelReplyCompleted {
+                    run_id: "r1".to_owned(),
+                    outcome: "replied".to_owned(),
+                }),
+            ),
+        ];
+        events.push(events[1].clone());
+        let settled = fold(events);
+        assert!(settled.channels.pending_replies.is_empty());
+        assert_eq!(settled.anomalies.count("channel.reply.unknown"), 1);
     }
 }

@@ -173,6 +173,38 @@ pub fn transcript_item(store: &dyn LogStore, entry: &TranscriptEntry) -> Transcr
     }
 }
 
+/// What a model reply gave its tool calls to send back on later turns,
+/// read from its `llm.call.completed` record (`toolCalls[].signature` of
+/// the recorded response; Gemini's `thoughtSignature`): the model that
+/// replied, and the signatures by call id. `None` when the record is
+/// missing or is not a successful model call.
+pub fn reply_signatures(
+    store: &dyn LogStore,
+    seq: u64,
+) -> Option<(String, std::collections::BTreeMap<String, String>)> {
+    let bytes = store.get(seq).ok()??;
+    let envelope = record::decode(seq, &bytes).ok()?;
+    let Event::LlmCallCompleted(completed) = envelope.body.event else {
+        return None;
+    };
+    let clawback_events::event::LlmOutcome::Ok { response, .. } = &completed.outcome else {
+        return None;
+    };
+    let response: serde_json::Value = serde_json::from_str(response).ok()?;
+    let signatures = response["toolCalls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|call| {
+            Some((
+                call["id"].as_str()?.to_owned(),
+                call["signature"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    Some((completed.model, signatures))
+}
+
 /// The text of a transcript entry, read from its record (a tool call as
 /// `[tool name(arguments)]`, a result as its output); a record that cannot
 /// be read is shown as such rather than hiding the entry.

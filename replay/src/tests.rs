@@ -378,10 +378,15 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // results, and nodes moved out of `Devices` into `Nodes` (approved
         // and pending surfaces, connected sessions); version 8 tool calls and
         // their results as transcript entries (the tool loop); version 9
-        // the idempotency keys of HTTP requests.
+        // the idempotency keys of HTTP requests; version 10 the reply a
+        // transcript's tool call came from (`reply_seq`, for Gemini's
+        // thought signatures on later turns); version 11 the same for the
+        // model's text (the context guard reads that reply's usage);
+        // version 12 channels (seen platform messages, cursors, unsettled
+        // replies).
         (
-            9,
-            "8ebd9fde70b9533c2cf45b124a4afffa707a1f35c1b4f2a46dd74a111bcb22bb"
+            12,
+            "44e0beb158861478ca5b930ea3ebf2ba7f8eb28df71ee1ccfbdfa331bd1c9bf7"
         ),
     );
 }

@@ -9,7 +9,7 @@
 use std::ops::ControlFlow;
 
 use clawback_events::event::{
-    Event, LlmOutcome, PresenceChange, RpcOutcome, RunStatus, ToolOutcome,
+    Admission, Event, LlmOutcome, PresenceChange, RpcOutcome, RunStatus, ToolOutcome,
 };
 use clawback_events::store::LogStore;
 use clawback_events::{Envelope, record};
@@ -318,6 +318,29 @@ pub fn summarize(event: &Event) -> (Category, String) {
                 clip(&e.command, CLIP_CHARS),
                 e.grant_approval_id
             ),
+        ),
+        Event::ChannelMessageReceived(e) => (
+            Category::Inbound,
+            format!(
+                "{} message from {}{} in {} {}{}: {}",
+                e.channel,
+                e.sender_name
+                    .as_deref()
+                    .map(|name| format!("{name} "))
+                    .unwrap_or_default(),
+                e.sender_id,
+                e.chat_kind,
+                e.chat_id,
+                match &e.admission {
+                    Admission::Admitted { run_id, .. } => format!(" (run {run_id})"),
+                    Admission::Refused { reason } => format!(" (refused: {reason})"),
+                },
+                clip(&e.text, CLIP_CHARS)
+            ),
+        ),
+        Event::ChannelReplyCompleted(e) => (
+            Category::Delivery,
+            format!("reply of run {} settled: {}", e.run_id, e.outcome),
         ),
         Event::DeliveryPrepared(e) => (
             Category::Delivery,

@@ -21,6 +21,14 @@
 //! `signature`) and `redacted_thinking` blocks ride on its first call
 //! ([`THINKING_PREFIX`], in memory for the run) and go back first in that
 //! assistant turn.
+//!
+//! A Claude Pro/Max sign-in (OAuth access token, [`Endpoint::oauth`]) is
+//! sent as `Authorization: Bearer` instead of `x-api-key`, with the
+//! `oauth-2025-04-20` and `claude-code-20250219` betas and Claude Code's
+//! client headers, and the system prompt must open with Claude Code's
+//! identity block ([`claude_oauth_identity`]); that is how pi-ai (and so
+//! OpenClaw) calls Messages with such a token, and Anthropic refuses
+//! OAuth calls without it.
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
@@ -31,6 +39,12 @@ use super::provider::{
 };
 
 pub const API_VERSION: &str = "2023-06-01";
+/// The betas a Claude Pro/Max OAuth token needs (pi-ai's list).
+pub const OAUTH_BETAS: &str = "claude-code-20250219,oauth-2025-04-20";
+/// Claude Code's client identity, as pi-ai sends it with OAuth tokens.
+const OAUTH_USER_AGENT: &str = "claude-cli/2.1.75";
+/// The system block an OAuth call must start with.
+pub const CLAUDE_CODE_IDENTITY: &str = "You are Claude Code, Anthropic's official CLI for Claude.";
 /// Marks a tool call's `signature` as the reply's thinking blocks (JSON).
 pub const THINKING_PREFIX: &str = "anthropic-thinking:";
 /// Anthropic requires `max_tokens`; this is used when the model's
@@ -113,6 +127,16 @@ pub fn request_body(model: &str, messages: &[Message], max_tokens: u64) -> Value
     body
 }
 
+/// Puts Claude Code's identity first in the system prompt, which becomes
+/// a list of text blocks (the rest of the prompt follows unchanged).
+pub fn claude_oauth_identity(body: &mut Value) {
+    let mut system = vec![json!({"type": "text", "text": CLAUDE_CODE_IDENTITY})];
+    if let Some(prompt) = body["system"].as_str().filter(|prompt| !prompt.is_empty()) {
+        system.push(json!({"type": "text", "text": prompt}));
+    }
+    body["system"] = Value::Array(system);
+}
+
 pub fn tools(tools: &[ToolSpec]) -> Value {
     tools
         .iter()
@@ -135,19 +159,21 @@ pub async fn stream(
     } else {
         format!("{base}/v1/messages")
     };
-    let response = match send(
-        client,
-        endpoint,
-        &url,
-        KeyHeader::Named("x-api-key"),
-        &[
-            ("anthropic-version", API_VERSION),
-            ("accept", "text/event-stream"),
-        ],
-        body,
-    )
-    .await?
-    {
+    let mut headers = vec![
+        ("anthropic-version", API_VERSION),
+        ("accept", "text/event-stream"),
+    ];
+    let key = if endpoint.oauth {
+        headers.extend([
+            ("anthropic-beta", OAUTH_BETAS),
+            ("user-agent", OAUTH_USER_AGENT),
+            ("x-app", "cli"),
+        ]);
+        KeyHeader::Bearer
+    } else {
+        KeyHeader::Named("x-api-key")
+    };
+    let response = match send(client, endpoint, &url, key, &headers, body).await? {
         Ok(response) => response,
         Err((status, text)) => return Err(http_failure(status, &text)),
     };
@@ -387,6 +413,7 @@ mod tests {
             name: "read".to_owned(),
             arguments: r#"{"path":"a"}"#.to_owned(),
             signature: Some(format!("{THINKING_PREFIX}{blocks}")),
+            signed_by: None,
         };
         let body = request_body(
             "claude",
@@ -413,6 +440,7 @@ mod tests {
             name: "read".to_owned(),
             arguments: "{}".to_owned(),
             signature: Some(format!("{}[]", super::super::bedrock::REASONING_PREFIX)),
+            signed_by: None,
         };
         let body = request_body(
             "claude",
@@ -423,6 +451,30 @@ mod tests {
             100,
         );
         assert_eq!(body["messages"][0]["content"][0]["type"], "tool_use");
+    }
+
+    #[test]
+    fn an_oauth_call_opens_its_system_prompt_with_claude_codes_identity() {
+        let mut body = request_body(
+            "claude",
+            &[
+                Message::System("be brief".to_owned()),
+                Message::User("a".to_owned()),
+            ],
+            100,
+        );
+        claude_oauth_identity(&mut body);
+        assert_eq!(
+            body["system"],
+            json!([{"type": "text", "text": CLAUDE_CODE_IDENTITY},
+                   {"type": "text", "text": "be brief"}])
+        );
+        let mut bare = request_body("claude", &[Message::User("a".to_owned())], 100);
+        claude_oauth_identity(&mut bare);
+        assert_eq!(
+            bare["system"],
+            json!([{"type": "text", "text": CLAUDE_CODE_IDENTITY}])
+        );
     }
 
     #[test]

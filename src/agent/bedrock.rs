@@ -519,6 +519,7 @@ mod tests {
             name: "read".to_owned(),
             arguments: r#"{"path":"a"}"#.to_owned(),
             signature: Some(format!("{REASONING_PREFIX}{reasoning}")),
+            signed_by: None,
         };
         let body = request_body(
             "us.anthropic.claude-sonnet-4-v1:0",

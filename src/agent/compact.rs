@@ -97,9 +97,12 @@ pub async fn compact(
         Message::User(transcript),
     ];
     // No tools: a summary is text only.
-    let body = resolved
+    let mut body = resolved
         .api
         .request_body(resolved.model_id(), &messages, None, None, &[]);
+    if resolved.claude_oauth() {
+        super::anthropic::claude_oauth_identity(&mut body);
+    }
     let compaction_id = format!("compaction:{}", uuid::Uuid::new_v4());
     let call_id = uuid::Uuid::new_v4().to_string();
     append(
@@ -120,7 +123,16 @@ pub async fn compact(
     .await?;
     let client = runtime.client()?;
     let started = Instant::now();
-    let result = match super::copilot::target(&runtime.copilot, client, &resolved, &body).await {
+    let target = super::oauth::call_target(
+        gateway,
+        runtime,
+        client,
+        (actor, &compaction_id),
+        &resolved,
+        &body,
+    )
+    .await;
+    let result = match target {
         Ok(target) => {
             resolved
                 .api

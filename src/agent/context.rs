@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use clawback_events::event::Role;
-use clawback_replay::session_state::{TranscriptItem, transcript_item};
+use clawback_replay::session_state::{TranscriptItem, reply_signatures, transcript_item};
 
 use super::provider::{Message, ToolCall, ToolResult};
 use super::tools::outcome_text;
@@ -64,13 +64,33 @@ pub fn context(gateway: &Gateway, request: &RunRequest) -> Vec<Message> {
             "Summary of the conversation before the messages below:\n{summary}"
         )));
     }
-    let items: Vec<(Role, TranscriptItem)> = entries
+    // The replies that asked for tools, each read once: the signatures
+    // their calls carry back (Gemini's), with the model that signed.
+    let mut replies = BTreeMap::new();
+    let items: Vec<Item> = entries
         .iter()
-        .map(|entry| (entry.role, transcript_item(&**store, entry)))
+        .map(|entry| {
+            let item = transcript_item(&**store, entry);
+            let signed = match (&item, entry.reply_seq) {
+                (TranscriptItem::ToolCall { id, .. }, Some(reply)) => replies
+                    .entry(reply)
+                    .or_insert_with(|| reply_signatures(&**store, reply))
+                    .as_ref()
+                    .and_then(|(model, signatures)| {
+                        Some((signatures.get(id)?.clone(), model.clone()))
+                    }),
+                _ => None,
+            };
+            (entry.role, item, signed)
+        })
         .collect();
     messages.extend(conversation(items));
     messages
 }
+
+/// A transcript item, and for a tool call the signature its reply gave it
+/// and the model that signed (`ToolCall::signed_by`).
+pub type Item = (Role, TranscriptItem, Option<(String, String)>);
 
 /// Transcript items as provider-neutral messages: an assistant's text and
 /// the tool calls right after it are one message; each result follows.
@@ -80,11 +100,11 @@ pub fn context(gateway: &Gateway, request: &RunRequest) -> Vec<Message> {
 /// between the call and its result, a compaction boundary between them. So
 /// only calls and results that pair up are sent; a call id reused by a
 /// later turn pairs with its own result (the nearest open call).
-pub fn conversation(items: Vec<(Role, TranscriptItem)>) -> Vec<Message> {
+pub fn conversation(items: Vec<Item>) -> Vec<Message> {
     // First pass: which calls (by position) and results pair up.
     let mut open: BTreeMap<&str, usize> = BTreeMap::new();
     let mut paired: BTreeMap<usize, (usize, String)> = BTreeMap::new();
-    for (position, (_, item)) in items.iter().enumerate() {
+    for (position, (_, item, _)) in items.iter().enumerate() {
         match item {
             TranscriptItem::ToolCall { id, .. } => {
                 open.insert(id, position);
@@ -103,7 +123,7 @@ pub fn conversation(items: Vec<(Role, TranscriptItem)>) -> Vec<Message> {
         }
     }
     let mut messages: Vec<Message> = Vec::new();
-    for (position, (role, item)) in items.into_iter().enumerate() {
+    for (position, (role, item, signed)) in items.into_iter().enumerate() {
         match item {
             TranscriptItem::Text(text) => match role {
                 Role::User => messages.push(Message::User(text)),
@@ -118,11 +138,13 @@ pub fn conversation(items: Vec<(Role, TranscriptItem)>) -> Vec<Message> {
                 name,
                 arguments,
             } if paired.contains_key(&position) => {
+                let (signature, signed_by) = signed.unzip();
                 let call = ToolCall {
                     id,
                     name,
                     arguments,
-                    signature: None,
+                    signature,
+                    signed_by,
                 };
                 match messages.last_mut() {
                     Some(Message::Assistant { tool_calls, .. }) => tool_calls.push(call),
@@ -230,12 +252,13 @@ mod tests {
             call("a"),
             result("a", "A2"),
         ];
-        let messages = conversation(items);
+        let messages = conversation(items.into_iter().map(|(r, i)| (r, i, None)).collect());
         let read = |id: &str| ToolCall {
             id: id.to_owned(),
             name: "read".to_owned(),
             arguments: "{}".to_owned(),
             signature: None,
+            signed_by: None,
         };
         let tool = |output: &str| {
             Message::Tool(ToolResult {
@@ -261,5 +284,27 @@ mod tests {
                 tool("A2"),
             ]
         );
+    }
+
+    #[test]
+    fn a_call_carries_the_signature_its_reply_gave_it() {
+        let (role, item) = call("a");
+        let messages = conversation(vec![
+            (Role::User, TranscriptItem::Text("hi".to_owned()), None),
+            (
+                role,
+                item,
+                Some(("c2ln".to_owned(), "gemini-3-pro".to_owned())),
+            ),
+            {
+                let (role, item) = result("a", "A");
+                (role, item, None)
+            },
+        ]);
+        let Message::Assistant { tool_calls, .. } = &messages[1] else {
+            panic!("{messages:?}")
+        };
+        assert_eq!(tool_calls[0].signature.as_deref(), Some("c2ln"));
+        assert_eq!(tool_calls[0].signed_by.as_deref(), Some("gemini-3-pro"));
     }
 }

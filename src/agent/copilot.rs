@@ -221,6 +221,8 @@ pub struct Target {
     /// AWS keys to sign with (Bedrock); never set for Copilot.
     pub aws: Option<crate::credentials::aws::Signing>,
     pub headers: BTreeMap<String, String>,
+    /// `api_key` is an Anthropic sign-in's token ([`Endpoint::oauth`]).
+    pub oauth: bool,
 }
 
 impl Target {
@@ -231,6 +233,7 @@ impl Target {
             aws: self.aws.as_ref(),
             headers: &self.headers,
             timeout,
+            oauth: self.oauth,
         }
     }
 }
@@ -249,6 +252,7 @@ pub async fn target(
             api_key: resolved.api_key().map(str::to_owned),
             aws: resolved.aws().cloned(),
             headers: resolved.headers().clone(),
+            oauth: resolved.claude_oauth(),
         });
     };
     let Some(github_token) = resolved.api_key() else {
@@ -278,6 +282,7 @@ pub async fn target(
         api_key: Some(cached.token),
         aws: None,
         headers: runtime_headers(resolved.headers(), body),
+        oauth: false,
     })
 }
 

@@ -13,6 +13,17 @@
 //! `functionCall` part (`{name, args}`, maybe with a `thoughtSignature`
 //! that must go back with it); results go back as `functionResponse`
 //! parts (`{name, response: {result}}` or `{error}`) in a user turn.
+//!
+//! Thought signatures: Gemini 2.5/3 sign a reply's reasoning on its first
+//! `functionCall` part and want that part back with its signature, in the
+//! run and on later turns (Gemini 3 refuses a current-turn call without
+//! it). A call's signature is kept with the model that gave it
+//! (`signed_by`), recorded with the call, restored into later turns by the
+//! context, and sent only to that model, as pi-ai does: another model
+//! cannot read it. Thought summaries (`thought: true` parts) come only
+//! when `includeThoughts` is asked for, which clawback does not; the
+//! signature a final text part may carry is optional to send back and is
+//! left in the record.
 
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
@@ -22,7 +33,7 @@ use super::provider::{
     Completion, Endpoint, Failure, KeyHeader, Message, PendingCalls, ToolSpec, send,
 };
 
-pub fn request_body(messages: &[Message], max_tokens: Option<u64>) -> Value {
+pub fn request_body(model: &str, messages: &[Message], max_tokens: Option<u64>) -> Value {
     let mut system = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
     for message in messages {
@@ -40,11 +51,13 @@ pub fn request_body(messages: &[Message], max_tokens: Option<u64>) -> Value {
                 for call in tool_calls {
                     let mut part = json!({"functionCall": {"name": call.name,
                                                            "args": call.arguments_object()}});
-                    // Another provider's (after a fallback) is not Gemini's.
-                    if let Some(signature) = call.signature.as_ref().filter(|s| {
-                        !s.starts_with(super::bedrock::REASONING_PREFIX)
-                            && !s.starts_with(super::anthropic::THINKING_PREFIX)
-                    }) {
+                    // Only the model that signed can read it (another
+                    // provider's reasoning has no `signed_by`).
+                    if let Some(signature) = call
+                        .signature
+                        .as_ref()
+                        .filter(|_| call.signed_by.as_deref() == Some(model))
+                    {
                         part["thoughtSignature"] = json!(signature);
                     }
                     parts.push(part);
@@ -195,6 +208,11 @@ pub async fn stream(
         ));
     }
     completion.tool_calls = calls.finish();
+    for call in &mut completion.tool_calls {
+        if call.signature.is_some() {
+            call.signed_by = Some(model.to_owned());
+        }
+    }
     Ok(completion)
 }
 
@@ -221,5 +239,48 @@ fn classify(status: u16, body: &str) -> Failure {
         class,
         message: format!("HTTP {status}: {error_status} {message}").replace("  ", " "),
         http_status: Some(status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::provider::ToolCall;
+
+    #[test]
+    fn a_thought_signature_goes_back_only_to_the_model_that_signed_it() {
+        let call = |signed_by: Option<&str>| ToolCall {
+            id: "call_1".to_owned(),
+            name: "read".to_owned(),
+            arguments: r#"{"path":"a"}"#.to_owned(),
+            signature: Some("c2lnLW1vY2s=".to_owned()),
+            signed_by: signed_by.map(str::to_owned),
+        };
+        let body = |signed_by, model| {
+            request_body(
+                model,
+                &[Message::Assistant {
+                    text: String::new(),
+                    tool_calls: vec![call(signed_by)],
+                }],
+                None,
+            )
+        };
+        let part = |body: Value| body["contents"][0]["parts"][0].clone();
+        assert_eq!(
+            part(body(Some("gemini-3-pro"), "gemini-3-pro"))["thoughtSignature"],
+            "c2lnLW1vY2s="
+        );
+        // Another model, or another provider's reasoning: not sent.
+        assert!(
+            part(body(Some("gemini-3-pro"), "gemini-2.5-flash"))
+                .get("thoughtSignature")
+                .is_none()
+        );
+        assert!(
+            part(body(None, "gemini-3-pro"))
+                .get("thoughtSignature")
+                .is_none()
+        );
     }
 }

@@ -9,6 +9,8 @@
 //! - `ollama`: Ollama's native chat API (`ollama`);
 //! - `copilot`: GitHub Copilot's token exchange and headers in front of
 //!   an OpenAI-compatible stream (`github-copilot`);
+//! - `oauth`: an Anthropic OAuth profile's access token before a call,
+//!   refreshed when it ages, the refresh on record;
 //! - `bedrock`: Amazon Bedrock ConverseStream (`bedrock-converse-stream`),
 //!   with `eventstream` (AWS's binary frames) and `sigv4` (request signing);
 //! - `run`: one run, from the user's message to the recorded reply;
@@ -18,6 +20,8 @@
 //! - `models`: the model chain a run may use, resolved from the config;
 //! - `context`: what the model is given (prompt, workspace files, summary,
 //!   transcript, thinking level);
+//! - `context_size`: its size in tokens for the window guard (the last
+//!   reply's reported usage plus an estimate of what followed);
 //! - `client_events`: the `agent` and `chat` events a run streams;
 //! - `compact`: the old part of a transcript summarized through the model;
 //! - `skills`: the workspace's SKILL.md catalog (prompt section, status);
@@ -45,10 +49,12 @@ pub mod bedrock;
 pub mod client_events;
 pub mod compact;
 pub mod context;
+pub mod context_size;
 pub mod copilot;
 pub mod eventstream;
 pub mod gemini;
 pub mod models;
+pub mod oauth;
 pub mod ollama;
 pub mod openai;
 pub mod openai_responses;
@@ -93,6 +99,8 @@ pub struct Runtime {
     pub tools: tools::Registry,
     /// Copilot tokens exchanged for GitHub tokens (memory only).
     pub copilot: copilot::Tokens,
+    /// OAuth profiles' refreshes, one at a time per profile.
+    pub oauth: crate::credentials::oauth::Refresher,
     /// Per session: the active run and the steered and collected messages
     /// waiting for it. Lock order: `queues`, then `running`, `aborts`,
     /// `aliases`.
@@ -151,6 +159,7 @@ impl Runtime {
             cooldowns: Mutex::new(HashMap::new()),
             tools: tools::Registry::builtin(),
             copilot: copilot::Tokens::default(),
+            oauth: crate::credentials::oauth::Refresher::default(),
             queues: Mutex::new(HashMap::new()),
             aliases: Mutex::new((VecDeque::new(), HashMap::new())),
             texts: Mutex::new(HashMap::new()),

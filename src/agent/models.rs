@@ -33,6 +33,18 @@ pub struct Resolved {
     /// GitHub Copilot: the credential is a GitHub token to exchange first
     /// (`copilot`); `base_url` is then empty unless configured.
     pub(super) copilot: Option<super::copilot::Settings>,
+    /// An Anthropic OAuth profile: its access token is read (and refreshed)
+    /// right before each call (`oauth`), so `api_key` is `None`.
+    pub(super) oauth: Option<OAuthProfile>,
+}
+
+/// An OAuth profile a call authenticates with, and where it refreshes.
+#[derive(Clone)]
+pub struct OAuthProfile {
+    pub profile_id: String,
+    /// The token endpoint: Anthropic's, or
+    /// `models.providers.<id>.params.oauthTokenUrl` (a proxy, a test).
+    pub token_url: String,
 }
 
 impl Resolved {
@@ -67,6 +79,23 @@ impl Resolved {
 
     pub fn copilot(&self) -> Option<&super::copilot::Settings> {
         self.copilot.as_ref()
+    }
+
+    pub fn oauth(&self) -> Option<&OAuthProfile> {
+        self.oauth.as_ref()
+    }
+
+    /// The call authenticates as a Claude Pro/Max sign-in: an OAuth
+    /// profile, or a `sk-ant-oat` setup token (OpenClaw's `token` profile
+    /// from `claude setup-token`, which pi-ai recognises by that prefix).
+    /// Such calls carry Claude Code's identity (`anthropic::claude_oauth`).
+    pub fn claude_oauth(&self) -> bool {
+        self.api == Api::AnthropicMessages
+            && (self.oauth.is_some()
+                || self
+                    .api_key
+                    .as_deref()
+                    .is_some_and(|key| key.starts_with("sk-ant-oat")))
     }
 
     /// What a rate limit cools down: this provider with this credential
@@ -198,6 +227,15 @@ fn resolve_one(
                 .map_err(|error| format!("models.providers.{provider_id}.apiKey: {error}"))?,
         ),
     };
+    let token_url = provider
+        .other
+        .get("params")
+        .and_then(|params| params.get("oauthTokenUrl"))
+        .and_then(|url| url.as_str())
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .unwrap_or(crate::credentials::oauth::ANTHROPIC_TOKEN_URL)
+        .to_owned();
     let configured = config.auth_order(provider_id);
     let order = crate::credentials::Order {
         explicit,
@@ -210,13 +248,24 @@ fn resolve_one(
             &[]
         },
     };
-    let candidates = crate::credentials::for_provider(
+    let mut candidates = crate::credentials::for_provider(
         provider_id,
         profiles,
         &order,
         crate::gateway::protocol::methods::now_ms(),
         &mut skipped,
     )?;
+    // An Anthropic sign-in authenticates the Messages API only.
+    candidates.retain(|candidate| {
+        let oauth = matches!(candidate.secret, crate::credentials::Secret::OAuth { .. });
+        if oauth && api != Api::AnthropicMessages {
+            skipped.push(format!(
+                "{}: an Anthropic sign-in works only with api \"anthropic-messages\", not \"{api_name}\"",
+                candidate.source
+            ));
+        }
+        !oauth || api == Api::AnthropicMessages
+    });
     for why in &skipped {
         tracing::warn!(subsystem = "agent", "{why}");
     }
@@ -245,6 +294,7 @@ fn resolve_one(
         cost: definition.and_then(|model| model.cost.clone()),
         context_window: definition.and_then(|model| model.context_window),
         copilot,
+        oauth: None,
     };
     if candidates.is_empty() && base.copilot.is_some() {
         return Err(super::copilot::missing_token_message());
@@ -265,6 +315,14 @@ fn resolve_one(
                 aws: Some(crate::credentials::aws::Signing {
                     keys,
                     region: region.clone().unwrap_or_default(),
+                }),
+                credential: candidate.source,
+                ..base.clone()
+            },
+            crate::credentials::Secret::OAuth { profile_id } => Resolved {
+                oauth: Some(OAuthProfile {
+                    profile_id,
+                    token_url: token_url.clone(),
                 }),
                 credential: candidate.source,
                 ..base.clone()

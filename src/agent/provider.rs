@@ -138,7 +138,7 @@ impl Api {
             ),
             Api::Ollama => ollama::request_body(model, messages),
             // The model is in Gemini's URL, not its body.
-            Api::Gemini => gemini::request_body(messages, max_tokens),
+            Api::Gemini => gemini::request_body(model, messages, max_tokens),
             Api::Bedrock => bedrock::request_body(model, messages, max_tokens, None, &[]),
         }
     }
@@ -171,6 +171,9 @@ pub struct Endpoint<'a> {
     pub aws: Option<&'a crate::credentials::aws::Signing>,
     pub headers: &'a std::collections::BTreeMap<String, String>,
     pub timeout: Duration,
+    /// `api_key` is a Claude Pro/Max sign-in's access token: Anthropic
+    /// takes it as a bearer with the OAuth beta (`anthropic`).
+    pub oauth: bool,
 }
 
 /// One message of a conversation, provider-neutral.
@@ -212,14 +215,20 @@ pub struct ToolCall {
     /// The arguments as JSON text, exactly as the model produced them (they
     /// may not parse: that is the tool's error to report, not ours).
     pub arguments: String,
-    /// What the provider needs back with the call in the same run, kept
-    /// in memory only: Gemini's `thoughtSignature` on a `functionCall`
-    /// part; Bedrock's reasoning blocks (prefixed
+    /// What the provider needs back with the call: Gemini's
+    /// `thoughtSignature` on a `functionCall` part (with `signed_by`: on
+    /// every later turn too); Bedrock's reasoning blocks (prefixed
     /// [`super::bedrock::REASONING_PREFIX`]) and Anthropic's thinking
     /// blocks (prefixed [`super::anthropic::THINKING_PREFIX`]), on the
     /// reply's first call, which Claude wants before its tool calls when
-    /// thinking is on.
+    /// thinking is on, within the run (both providers ignore the
+    /// reasoning of earlier turns; the recorded chunks hold it anyway).
     pub signature: Option<String>,
+    /// The model whose reply carried `signature`, when the provider wants
+    /// it back on later turns but only from that model (Gemini): such a
+    /// signature is recorded with the call (`toolCalls[].signature` of
+    /// `llm.call.completed`) and restored into later turns' context.
+    pub signed_by: Option<String>,
 }
 
 impl ToolCall {
@@ -364,6 +373,7 @@ impl PendingCalls {
                     arguments
                 },
                 signature,
+                signed_by: None,
             })
             .collect()
     }

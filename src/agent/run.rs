@@ -34,7 +34,8 @@ use serde_json::{Value, json};
 
 use super::Runtime;
 use super::client_events::Events;
-use super::context::{context, estimate_tokens, thinking_level};
+use super::context::{context, thinking_level};
+use super::context_size::context_tokens;
 use super::models::{Resolved, cost_micro_usd, resolve};
 use super::provider::{Completion, Message, ToolSpec};
 use super::run_end::{abort, aborted_between, complete, fail};
@@ -66,6 +67,9 @@ pub struct RunRequest {
     /// A client's sampling settings (the OpenAI-compatible endpoints'),
     /// applied to every model call of the run.
     pub sampling: super::sampling::Sampling,
+    /// The chat message this turn answers (channel, sender, platform id),
+    /// recorded on the user's message.
+    pub origin: Option<clawback_events::event::MessageOrigin>,
 }
 
 #[derive(Clone, Debug)]
@@ -155,15 +159,16 @@ pub async fn execute(
     let mut compacted_once = false;
     let tools = runtime.tools.specs();
     // The context guard: a context that would not fit the first model's
-    // window (by a conservative estimate) is compacted before the call
-    // instead of after the provider refuses it.
+    // window (the last reply's reported usage plus an estimate of what
+    // came after, as OpenClaw counts) is compacted before the call instead
+    // of after the provider refuses it.
     let window = chain
         .as_ref()
         .ok()
         .and_then(|chain| chain.first())
         .and_then(|resolved| resolved.context_window);
     if let Some(window) = window
-        && estimate_tokens(&messages) > window.saturating_mul(9) / 10
+        && context_tokens(gateway, &request, &messages) > window.saturating_mul(9) / 10
     {
         compacted_once = true;
         if let Ok(result) =
@@ -197,7 +202,7 @@ pub async fn execute(
             content: request.message.clone(),
             run_id: Some(request.run_id.clone()),
             tool_call_id: None,
-            origin: None,
+            origin: request.origin.clone(),
         }),
         Event::AgentRunStarted(AgentRunStarted {
             run_id: request.run_id.clone(),
@@ -253,10 +258,17 @@ pub async fn execute(
         let result = {
             let events = &mut events;
             let stream = async {
-                // Where the call goes (for Copilot: after the token exchange).
-                let target =
-                    super::copilot::target(&runtime.copilot, client, resolved, &current.body)
-                        .await?;
+                // Where the call goes (for Copilot: after the token exchange;
+                // for an OAuth profile: with its access token, refreshed).
+                let target = super::oauth::call_target(
+                    gateway,
+                    runtime,
+                    client,
+                    (&request.actor, &request.run_id),
+                    resolved,
+                    &current.body,
+                )
+                .await?;
                 resolved
                     .api
                     .stream(
@@ -519,6 +531,11 @@ impl Call {
         );
         // What the format cannot carry was named to the client already.
         let _unapplied = sampling.apply(resolved.api, &mut body, thinking.is_some());
+        // A Claude Pro/Max sign-in is refused without Claude Code's
+        // identity; it is part of the body, so it is on record too.
+        if resolved.claude_oauth() {
+            super::anthropic::claude_oauth_identity(&mut body);
+        }
         Call {
             call_id: uuid::Uuid::new_v4().to_string(),
             attempt,
@@ -551,7 +568,15 @@ pub(super) fn completed_call(
     let tool_calls: Vec<Value> = completion
         .tool_calls
         .iter()
-        .map(|call| json!({"id": call.id, "name": call.name, "arguments": call.arguments}))
+        .map(|call| {
+            let mut recorded =
+                json!({"id": call.id, "name": call.name, "arguments": call.arguments});
+            // A signature later turns send back is part of the history.
+            if let (Some(signature), Some(_)) = (&call.signature, &call.signed_by) {
+                recorded["signature"] = json!(signature);
+            }
+            recorded
+        })
         .collect();
     let mut response = json!({
         "text": completion.text,

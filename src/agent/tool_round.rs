@@ -126,7 +126,7 @@ pub(super) async fn tool_round(
     events: &mut Events<'_>,
     aborted: &mut tokio::sync::watch::Receiver<Option<String>>,
     (call_id, resolved, latency_ms): (String, &Resolved, u64),
-    completion: Completion,
+    mut completion: Completion,
     messages: &mut Vec<Message>,
 ) -> Result<(), Stop> {
     events.flush();
@@ -141,6 +141,9 @@ pub(super) async fn tool_round(
             seen.insert(call.id.clone());
         }
     }
+    // The record names the calls by the ids they run under, so a later
+    // turn finds each call's signature by its id.
+    completion.tool_calls.clone_from(&calls);
     let mut batch = vec![completed_call(
         request,
         call_id,

@@ -3,6 +3,8 @@
 //!
 //! - `sealed`: the file's AES-256-GCM encryption and its key;
 //! - `aws`: AWS keys from the environment and `~/.aws` (Bedrock's chain);
+//! - `oauth`: which OAuth sign-ins clawback can use, and the refresh of
+//!   Anthropic's (single flight per profile, written back here);
 //! - this module: the profiles (OpenClaw's `auth-profiles.json` shapes:
 //!   `api_key`, `token`, `oauth`), the store, and [`for_provider`], the
 //!   credentials for one provider in the order a run tries them.
@@ -14,6 +16,7 @@
 //! profile they used (its id), never what it holds.
 
 pub mod aws;
+pub mod oauth;
 pub mod sealed;
 
 use std::collections::BTreeMap;
@@ -37,9 +40,9 @@ pub enum Credential {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires: Option<i64>,
     },
-    /// A signed-in plan's access token. Refreshing needs the provider's
-    /// OAuth client, which clawback does not have yet: an expired one is
-    /// skipped with a message saying to sign in again.
+    /// A signed-in plan's access token (Claude Pro/Max; GitHub Copilot,
+    /// whose `refresh` is the GitHub token). Anthropic's is refreshed
+    /// before it expires (`oauth`); others say why they cannot be used.
     Oauth {
         provider: String,
         access: String,
@@ -67,21 +70,31 @@ impl Credential {
         }
     }
 
-    /// The secret to send now, or why not.
-    fn secret(&self, now_ms: i64) -> Result<&str, &'static str> {
+    /// What a run may use of profile `id` now, or why not.
+    fn secret(&self, id: &str, now_ms: i64) -> Result<Secret, String> {
         match self {
-            Credential::ApiKey { key, .. } => Ok(key),
+            Credential::ApiKey { key, .. } => Ok(Secret::Key(key.clone())),
             Credential::Token { token, expires, .. } => match expires {
-                Some(expires) if *expires <= now_ms => Err("the token has expired"),
-                _ => Ok(token),
+                Some(expires) if *expires <= now_ms => Err("the token has expired".to_owned()),
+                _ => Ok(Secret::Key(token.clone())),
             },
             Credential::Oauth {
-                access, expires, ..
-            } => match expires {
-                Some(expires) if *expires <= now_ms => Err(
-                    "the sign-in has expired and clawback cannot refresh it yet; sign in again and re-import",
-                ),
-                _ => Ok(access),
+                provider, refresh, ..
+            } => match oauth::usable(provider) {
+                // Fresh or not: the refresher decides at call time, when
+                // it can also refresh.
+                oauth::Usable::Refreshable => Ok(Secret::OAuth {
+                    profile_id: id.to_owned(),
+                }),
+                oauth::Usable::GithubToken => match refresh {
+                    Some(github_token) if !github_token.trim().is_empty() => {
+                        Ok(Secret::Key(github_token.trim().to_owned()))
+                    }
+                    _ => {
+                        Err("the sign-in holds no GitHub token (refresh); sign in again".to_owned())
+                    }
+                },
+                oauth::Usable::No(why) => Err(why),
             },
         }
     }
@@ -154,6 +167,9 @@ pub enum Secret {
     Key(String),
     /// AWS keys: requests are signed (SigV4), the keys are not sent.
     Aws(aws::Keys),
+    /// An OAuth profile whose access token is fetched (and refreshed) from
+    /// the store right before each call, never held longer.
+    OAuth { profile_id: String },
 }
 
 /// The environment variables OpenClaw reads for a provider's key.
@@ -212,7 +228,8 @@ pub struct Order<'a> {
 /// (Bedrock), the profiles in the configured order then the provider's
 /// other profiles by id, then the environment (for `github-copilot`,
 /// `COPILOT_GITHUB_TOKEN` comes before the profiles, as in OpenClaw).
-/// Skipped profiles (expired) are reported in `skipped`.
+/// Skipped profiles (expired, or a sign-in clawback cannot use) are
+/// reported in `skipped`, with why.
 pub fn for_provider(
     provider: &str,
     profiles: &Profiles,
@@ -222,11 +239,11 @@ pub fn for_provider(
 ) -> Result<Vec<Candidate>, String> {
     let mut out = Vec::new();
     let mut take = |id: &str, credential: &Credential, out: &mut Vec<Candidate>| match credential
-        .secret(now_ms)
+        .secret(id, now_ms)
     {
         Ok(secret) => out.push(Candidate {
             source: format!("profile:{id}"),
-            secret: Secret::Key(secret.to_owned()),
+            secret,
         }),
         Err(why) => skipped.push(format!("auth profile {id}: {why}")),
     };
@@ -365,6 +382,65 @@ mod tests {
             env_extra: &[],
         };
         assert!(for_provider("openai", &profiles, &wrong, 100, &mut skipped).is_err());
+    }
+
+    #[test]
+    fn oauth_profiles_are_fetched_at_call_time_or_say_why_they_cannot_be_used() {
+        let oauth = |provider: &str, refresh: Option<&str>| Credential::Oauth {
+            provider: provider.to_owned(),
+            access: "at".to_owned(),
+            refresh: refresh.map(str::to_owned),
+            expires: Some(1),
+        };
+        let mut profiles = profiles();
+        profiles
+            .profiles
+            .insert("anthropic:max".to_owned(), oauth("anthropic", Some("rt")));
+        profiles.profiles.insert(
+            "openai-codex:me".to_owned(),
+            oauth("openai-codex", Some("rt")),
+        );
+        profiles.profiles.insert(
+            "github-copilot:gh".to_owned(),
+            oauth("github-copilot", Some("ghu_1")),
+        );
+        let order = |explicit| Order {
+            explicit,
+            provider_key: None,
+            configured: &[],
+            aws: None,
+            env_extra: &[],
+        };
+        let mut skipped = Vec::new();
+        // Expired, yet a candidate: the refresher renews it before the call.
+        let found = for_provider("anthropic", &profiles, &order(None), 100, &mut skipped).unwrap();
+        assert!(
+            matches!(&found[0].secret, Secret::OAuth { profile_id } if profile_id == "anthropic:max")
+        );
+        // Copilot's sign-in is its GitHub token.
+        let found =
+            for_provider("github-copilot", &profiles, &order(None), 100, &mut skipped).unwrap();
+        assert!(
+            found
+                .iter()
+                .any(|c| matches!(&c.secret, Secret::Key(k) if k == "ghu_1"))
+        );
+        // ChatGPT's: not a silent skip, a reason naming why.
+        let found = for_provider(
+            "openai-codex",
+            &profiles,
+            &order(Some("openai-codex:me")),
+            100,
+            &mut skipped,
+        )
+        .unwrap();
+        assert!(found.is_empty());
+        assert!(
+            skipped.iter().any(|why| why.starts_with(
+                "auth profile openai-codex:me: an OAuth sign-in for openai-codex cannot be used"
+            )),
+            "{skipped:?}"
+        );
     }
 
     #[test]

@@ -317,6 +317,7 @@ async fn execute(gateway: &Arc<Gateway>, job: &CronJob, run_id: &str) -> CronRun
         timeout,
         tool_events_to: None,
         sampling: Default::default(),
+        origin: None,
     };
     let outcome = match gateway.agent.clone().start(gateway.clone(), request) {
         Started::Finished(outcome) => Some(*outcome),

@@ -122,6 +122,8 @@ pub struct Gateway {
     pub node_invokes: protocol::methods::node_invoke::Invokes,
     /// What the HTTP endpoints keep between requests (`http/`).
     pub http: http::HttpState,
+    /// Chat channel accounts (`channels/`).
+    pub channels: crate::channels::Hub,
 }
 
 impl Gateway {
@@ -315,6 +317,7 @@ async fn serve_logged(
         wizards: protocol::methods::wizard::Wizards::default(),
         node_invokes: protocol::methods::node_invoke::Invokes::default(),
         http: http::HttpState::default(),
+        channels: crate::channels::Hub::default(),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.
@@ -355,6 +358,14 @@ async fn serve_logged(
     // Pushes follow the log from here on: everything recorded after the
     // start is announced to the sockets that may see it.
     let fanout = tokio::spawn(fanout::run(gateway.clone(), gateway.log.next_seq()));
+    // Channels are registered before the listener opens (their webhook
+    // routes find them), settle what the previous process left
+    // unconfirmed, then take messages; the listener does not wait for that.
+    crate::channels::register_all(&gateway);
+    tokio::spawn({
+        let gateway = gateway.clone();
+        async move { crate::channels::start(&gateway).await }
+    });
     let app = health::router(gateway.clone())
         .merge(http::router(gateway.clone()))
         .merge(protocol_router(gateway.clone()));

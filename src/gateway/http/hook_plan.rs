@@ -133,6 +133,7 @@ impl Hook {
                 timeout: RUN_TIMEOUT_DEFAULT,
                 tool_events_to: None,
                 sampling: Default::default(),
+                origin: None,
             },
         })
     }
@@ -419,6 +420,7 @@ impl Hook {
                 timeout,
                 tool_events_to: None,
                 sampling: Default::default(),
+                origin: None,
             },
             known,
         })

@@ -43,7 +43,9 @@ pub struct HttpState {
 pub fn router(gateway: Arc<Gateway>) -> Router {
     tools_invoke::router(gateway.clone())
         .merge(hooks::router(gateway.clone()))
-        .merge(openai::router(gateway))
+        .merge(openai::router(gateway.clone()))
+        .merge(crate::channels::telegram::router(gateway.clone()))
+        .merge(crate::channels::webhook::router(gateway))
 }
 
 /// `Authorization: Bearer <secret>`, trimmed; `None` when absent or empty.

@@ -458,6 +458,7 @@ fn start(
         timeout: RUN_TIMEOUT,
         tool_events_to: None,
         sampling: turn.sampling.clone(),
+        origin: None,
     };
     match gateway.agent.clone().start(gateway.clone(), request) {
         Started::New(outcome) => (outcome, text),

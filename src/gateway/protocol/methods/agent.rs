@@ -151,6 +151,7 @@ pub fn agent(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) ->
             timeout,
             tool_events_to: caller.tool_events_to(),
             sampling: Default::default(),
+            origin: None,
         })
     })();
     let request = match request {
@@ -210,6 +211,7 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
                 timeout,
                 tool_events_to: caller.tool_events_to(),
                 sampling: Default::default(),
+                origin: None,
             },
         ))
     })();

@@ -21,6 +21,7 @@
 mod agent;
 pub mod agents;
 pub mod approvals;
+mod channels;
 mod config;
 mod cron;
 mod cron_view;
@@ -134,6 +135,10 @@ pub const IMPLEMENTED: &[&str] = &[
     "exec.approvals.set",
     "voicewake.get",
     "voicewake.set",
+    "channels.status",
+    "channels.start",
+    "channels.stop",
+    "send",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -329,6 +334,10 @@ pub async fn call(
             )
             .map(|_| json!({"commands": []})),
         ),
+        "channels.status" => simple(channels::status(gateway, params)),
+        "channels.start" => channels::start(gateway, params).await,
+        "channels.stop" => simple(channels::stop(gateway, params)),
+        "send" => channels::send(gateway, params).await,
         "sessions.preview" => simple(sessions::preview(gateway, params)),
         "sessions.patch" => sessions::patch(gateway, params).await,
         "sessions.reset" => sessions::reset(gateway, params).await,
@@ -366,7 +375,8 @@ pub fn missing_scope(scope: &str, required: &[&str]) -> ErrorShape {
 fn missing(method: &str) -> &'static str {
     let family = method.split('.').next().unwrap_or(method);
     match family {
-        "channels" | "send" | "poll" => "it needs chat channels, which are not built yet",
+        "channels" => "clawback has no channel pairing or logout flow yet",
+        "send" | "poll" => "polls are not available on clawback's channels yet",
         "tts" | "talk" => "it needs a text-to-speech provider, which is not built yet",
         "skills" => {
             "installing and managing skills (ClawHub, the library) is not built yet; workspace skills are read"

@@ -147,6 +147,7 @@ pub async fn create(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Val
                 ),
                 tool_events_to: caller.tool_events_to(),
                 sampling: Default::default(),
+                origin: None,
             };
             drop(
                 gateway_for_run

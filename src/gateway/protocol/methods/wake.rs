@@ -85,6 +85,7 @@ pub fn start_system_turn(
         timeout: WAKE_TURN_TIMEOUT,
         tool_events_to: caller.tool_events_to(),
         sampling: Default::default(),
+        origin: None,
     };
     // The run records itself; its outcome reaches clients as `agent` and
     // `chat` events like any run's.

@@ -1,0 +1,60 @@
+//! Chat channels' inbound side: each platform message as it arrived, with the
+//! decision taken on it, and the end of the reply to it. Part of
+//! [`super::Event`]'s vocabulary; the compatibility rule in its module docs
+//! applies to every struct here. The outbound side is the outbox
+//! (`deliveries.rs`).
+
+use serde::{Deserialize, Serialize};
+
+/// One message from a chat platform, recorded before the platform is told
+/// it was taken (before a webhook is answered, before a polling offset moves
+/// past it). Keyed by `(channel, account_id, platform_message_id)`: a
+/// redelivery of the same message after a restart is recognised from the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelMessageReceived {
+    /// `telegram`, `matrix`, `webhook`, ...
+    pub channel: String,
+    /// The configured account the message arrived on (`default`, ...).
+    pub account_id: String,
+    /// The platform's own id, unique within the account (Telegram:
+    /// `<chat id>:<message id>`; Matrix: the event id).
+    pub platform_message_id: String,
+    /// Where the platform's stream resumes after this message (Telegram's
+    /// next `getUpdates` offset, Matrix's `next_batch`), if it has one.
+    pub cursor: Option<String>,
+    /// `direct`, `group` or `channel`.
+    pub chat_kind: String,
+    pub chat_id: String,
+    /// A thread or forum topic within the chat.
+    pub thread_id: Option<String>,
+    pub sender_id: String,
+    pub sender_name: Option<String>,
+    pub text: String,
+    pub admission: Admission,
+}
+
+/// What the gateway decided about an inbound message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Admission {
+    /// A turn of `session_key` runs with this id; its reply goes back to the
+    /// chat the message came from.
+    Admitted {
+        agent_id: String,
+        session_key: String,
+        run_id: String,
+    },
+    /// Not answered (a DM or group policy, an allowlist, a missing mention);
+    /// the reason says which.
+    Refused { reason: String },
+}
+
+/// The reply to an admitted message is settled: every part of it is in the
+/// outbox (or there was nothing to send). Until then, a restart finishes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelReplyCompleted {
+    pub run_id: String,
+    /// `replied`, `empty` (the run produced no text), `failed` (the run
+    /// failed: its error notice was sent), `interrupted` (a restart cut the
+    /// run short: a notice was sent).
+    pub outcome: String,
+}

@@ -1,0 +1,199 @@
+//! Chat channels: which platform messages were taken, where each account's
+//! stream resumes, and which replies are not settled yet.
+//!
+//! Why: exactly-once across restarts is a property of the log, not of a
+//! process. A redelivered platform message is recognised here
+//! ([`Channels::seen`]); a polling channel resumes from the cursor recorded
+//! with the last message it took ([`Channels::cursor`]); and a reply whose
+//! run outlived its process is finished by the next one
+//! ([`Channels::pending_replies`]) instead of being lost.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use clawback_events::event::{
+    Admission, ChannelMessageReceived, ChannelReplyCompleted, DeliveryPrepared,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Anomalies, At};
+
+/// Platform message ids remembered for redelivery detection, across all
+/// accounts (FIFO). Platforms redeliver within minutes to a day (Telegram
+/// keeps unconfirmed updates 24 h); this covers far more traffic than that.
+pub const SEEN_MAX: usize = 20_000;
+
+/// Replies waiting to be settled. Each is one run in flight (or cut short by
+/// a restart and about to be settled), so this bounds a runaway, not normal
+/// traffic.
+pub const PENDING_REPLIES_MAX: usize = 4_096;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channels {
+    /// `(channel, account, platform message id)` -> seq that recorded it.
+    pub seen: BTreeMap<(String, String, String), u64>,
+    /// `seen`'s keys in insertion order, for eviction.
+    pub seen_order: VecDeque<(String, String, String)>,
+    /// `(channel, account)` -> the cursor recorded with its latest message.
+    pub cursors: BTreeMap<(String, String), String>,
+    /// Run id -> where its reply goes and how much of it is in the outbox.
+    pub pending_replies: BTreeMap<String, PendingReply>,
+    /// `(channel, account)` -> counts and the latest inbound time.
+    pub accounts: BTreeMap<(String, String), AccountActivity>,
+}
+
+/// An admitted message's reply, not settled yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingReply {
+    pub channel: String,
+    pub account_id: String,
+    pub chat_kind: String,
+    pub chat_id: String,
+    pub thread_id: Option<String>,
+    pub platform_message_id: String,
+    pub session_key: String,
+    pub received_seq: u64,
+    /// Parts of the reply prepared in the outbox so far (their idempotency
+    /// keys are `<run id>#<n>`, counted from 0).
+    pub parts_prepared: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountActivity {
+    pub admitted: u64,
+    pub refused: u64,
+    pub redelivered: u64,
+    pub last_inbound_ms: Option<i64>,
+}
+
+impl Channels {
+    /// Whether this platform message was already recorded.
+    pub fn seen(&self, channel: &str, account_id: &str, platform_message_id: &str) -> bool {
+        self.seen.contains_key(&(
+            channel.to_owned(),
+            account_id.to_owned(),
+            platform_message_id.to_owned(),
+        ))
+    }
+
+    /// Where `(channel, account)`'s stream resumes, if a message was taken.
+    pub fn cursor(&self, channel: &str, account_id: &str) -> Option<&str> {
+        self.cursors
+            .get(&(channel.to_owned(), account_id.to_owned()))
+            .map(String::as_str)
+    }
+
+    /// The idempotency key of part `index` of `run_id`'s reply.
+    pub fn part_key(run_id: &str, index: u32) -> String {
+        format!("{run_id}#{index}")
+    }
+
+    pub(crate) fn message_received(
+        &mut self,
+        at: At,
+        event: ChannelMessageReceived,
+        anomalies: &mut Anomalies,
+    ) {
+        let account = (event.channel.clone(), event.account_id.clone());
+        let key = (
+            event.channel.clone(),
+            event.account_id.clone(),
+            event.platform_message_id.clone(),
+        );
+        let activity = self.accounts.entry(account.clone()).or_default();
+        if let Some(first) = self.seen.get(&key) {
+            activity.redelivered += 1;
+            anomalies.record(
+                at,
+                "channel.message.redelivered",
+                format!(
+                    "{} message {} on account {} already recorded at seq {first}; ignored",
+                    key.0, key.2, key.1
+                ),
+            );
+            return;
+        }
+        activity.last_inbound_ms = Some(at.ts_ms);
+        if let Some(cursor) = &event.cursor {
+            self.cursors.insert(account, cursor.clone());
+        }
+        self.seen.insert(key.clone(), at.seq);
+        self.seen_order.push_back(key);
+        while self.seen_order.len() > SEEN_MAX {
+            if let Some(oldest) = self.seen_order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        debug_assert_eq!(self.seen.len(), self.seen_order.len());
+        match event.admission {
+            Admission::Refused { .. } => activity.refused += 1,
+            Admission::Admitted {
+                session_key,
+                run_id,
+                ..
+            } => {
+                activity.admitted += 1;
+                if self.pending_replies.contains_key(&run_id) {
+                    anomalies.record(
+                        at,
+                        "channel.run.duplicate",
+                        format!("run {run_id} admitted for a second message; ignored"),
+                    );
+                    return;
+                }
+                if self.pending_replies.len() == PENDING_REPLIES_MAX {
+                    anomalies.record(
+                        at,
+                        "channel.replies.full",
+                        format!("{PENDING_REPLIES_MAX} replies unsettled; run {run_id}'s reply is not tracked"),
+                    );
+                    return;
+                }
+                self.pending_replies.insert(
+                    run_id,
+                    PendingReply {
+                        channel: event.channel,
+                        account_id: event.account_id,
+                        chat_kind: event.chat_kind,
+                        chat_id: event.chat_id,
+                        thread_id: event.thread_id,
+                        platform_message_id: event.platform_message_id,
+                        session_key,
+                        received_seq: at.seq,
+                        parts_prepared: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Counts a part of a pending reply entering the outbox.
+    pub(crate) fn delivery_prepared(&mut self, event: &DeliveryPrepared) {
+        let Some((run_id, index)) = event.idempotency_key.rsplit_once('#') else {
+            return;
+        };
+        let Some(reply) = self.pending_replies.get_mut(run_id) else {
+            return;
+        };
+        if index.parse::<u32>().ok() == Some(reply.parts_prepared) {
+            reply.parts_prepared += 1;
+        }
+    }
+
+    pub(crate) fn reply_completed(
+        &mut self,
+        at: At,
+        event: &ChannelReplyCompleted,
+        anomalies: &mut Anomalies,
+    ) {
+        if self.pending_replies.remove(&event.run_id).is_none() {
+            anomalies.record(
+                at,
+                "channel.reply.unknown",
+                format!(
+                    "reply of run {} completed but was not pending",
+                    event.run_id
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! A platform message taken in: recognised if it was already, decided
+//! (policy, routing), recorded, and its turn started.
+//!
+//! Why the record comes before the platform's acknowledgement: a message
+//! acknowledged and then lost in a crash is never redelivered; a message
+//! recorded and then redelivered is recognised here from the log. The
+//! acknowledgement (a webhook's 200, a polling offset moving past the
+//! update) is the adapter's, after [`receive`] returns.
+
+use std::sync::Arc;
+
+use clawback_events::Actor;
+use clawback_events::event::{Admission, ChannelMessageReceived, Event};
+
+use super::manager::Account;
+use super::routing::{self, Chat, ChatKind};
+use super::{policy, reply, settings};
+use crate::gateway::Gateway;
+use crate::gateway::protocol::methods::agents::default_agent;
+
+/// A message as an adapter hands it over.
+#[derive(Clone, Debug)]
+pub struct Inbound {
+    /// Unique within the account (Telegram: `<chat>:<message id>`).
+    pub platform_message_id: String,
+    /// Where the account's stream resumes after this message.
+    pub cursor: Option<String>,
+    pub chat: Chat,
+    pub sender_id: String,
+    pub sender_name: Option<String>,
+    pub text: String,
+    /// The bot was mentioned or replied to (groups answer only then, unless
+    /// configured otherwise).
+    pub mentioned: bool,
+    /// What the message carries that clawback cannot read yet (`a photo`):
+    /// recorded and refused with that reason.
+    pub unsupported: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Recorded now; `admitted` says whether a turn answers it.
+    Taken { admitted: bool },
+    /// Recorded before (a redelivery): nothing happens again.
+    Duplicate,
+}
+
+/// The run id of the turn that answers a message: derived from the
+/// message's identity, so it can only ever start one run.
+pub fn run_id(channel: &str, account_id: &str, platform_message_id: &str) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for part in [channel, account_id, platform_message_id] {
+        hasher.update(part.as_bytes());
+        hasher.update(&[0]);
+    }
+    format!("ch-{}", &hasher.finalize().to_hex()[..32])
+}
+
+/// Removes a message from the hub's recording set however `receive` ends.
+struct Recording<'a> {
+    gateway: &'a Gateway,
+    key: (String, String, String),
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        self.gateway
+            .channels
+            .recording
+            .lock()
+            .expect("recording lock")
+            .remove(&self.key);
+    }
+}
+
+pub async fn receive(
+    gateway: &Arc<Gateway>,
+    account: &Arc<Account>,
+    message: Inbound,
+) -> Result<Received, String> {
+    let channel = account.channel;
+    let key = (
+        channel.to_owned(),
+        account.account_id.clone(),
+        message.platform_message_id.clone(),
+    );
+    if gateway
+        .state
+        .read()
+        .expect("state lock")
+        .channels
+        .seen(&key.0, &key.1, &key.2)
+    {
+        return Ok(Received::Duplicate);
+    }
+    if !gateway
+        .channels
+        .recording
+        .lock()
+        .expect("recording lock")
+        .insert(key.clone())
+    {
+        return Ok(Received::Duplicate);
+    }
+    let _recording = Recording {
+        gateway,
+        key: key.clone(),
+    };
+    let config = gateway.config();
+    let decided = match &message.unsupported {
+        Some(what) => Err(format!("{what} cannot be read by clawback yet")),
+        None => policy::admit(
+            &account.settings.access,
+            channel,
+            account.settings.allow_prefixes,
+            &message.chat,
+            &message.sender_id,
+            message.mentioned,
+        ),
+    };
+    let admission = match decided {
+        Err(reason) => Admission::Refused { reason },
+        Ok(()) => {
+            let agent_id = routing::agent_for(
+                &settings::bindings(&config),
+                &default_agent(&config),
+                channel,
+                &account.account_id,
+                &message.chat,
+                &message.sender_id,
+            );
+            let session_key = routing::session_key(
+                &settings::scopes(&config),
+                &agent_id,
+                channel,
+                &account.account_id,
+                &message.chat,
+                &message.sender_id,
+            );
+            Admission::Admitted {
+                agent_id,
+                session_key,
+                run_id: run_id(channel, &account.account_id, &message.platform_message_id),
+            }
+        }
+    };
+    let event = ChannelMessageReceived {
+        channel: channel.to_owned(),
+        account_id: account.account_id.clone(),
+        platform_message_id: message.platform_message_id.clone(),
+        cursor: message.cursor.clone(),
+        chat_kind: message.chat.kind.as_str().to_owned(),
+        chat_id: message.chat.id.clone(),
+        thread_id: message.chat.thread_id.clone(),
+        sender_id: message.sender_id.clone(),
+        sender_name: message.sender_name.clone(),
+        text: message.text.clone(),
+        admission: admission.clone(),
+    };
+    let (stream, correlation) = match &admission {
+        Admission::Admitted {
+            session_key,
+            run_id,
+            ..
+        } => (session_key.clone(), run_id.clone()),
+        Admission::Refused { reason } => {
+            tracing::info!(channel, account = %account.account_id, sender = %message.sender_id, %reason, "channel message refused");
+            (
+                format!("channel:{channel}"),
+                message.platform_message_id.clone(),
+            )
+        }
+    };
+    let actor = Actor::Channel {
+        channel: channel.to_owned(),
+        sender: message.sender_id.clone(),
+    };
+    crate::agent::compact::append(
+        gateway,
+        &stream,
+        &actor,
+        &correlation,
+        vec![Event::ChannelMessageReceived(event)],
+    )
+    .await?;
+    let Admission::Admitted {
+        agent_id,
+        session_key,
+        run_id,
+    } = admission
+    else {
+        return Ok(Received::Taken { admitted: false });
+    };
+    reply::spawn(
+        gateway.clone(),
+        account.clone(),
+        reply::Turn {
+            run_id,
+            session_key,
+            agent_id,
+            prompt: prompt(&message),
+            origin: origin(channel, &account.account_id, &message),
+            target: super::Target {
+                account: account.account_id.clone(),
+                chat: message.chat.id.clone(),
+                thread: message.chat.thread_id.clone(),
+            },
+            actor,
+        },
+    );
+    Ok(Received::Taken { admitted: true })
+}
+
+/// What the model reads: the text, with its sender named in groups (where
+/// several people talk).
+pub fn prompt(message: &Inbound) -> String {
+    match message.chat.kind {
+        ChatKind::Direct => message.text.clone(),
+        ChatKind::Group | ChatKind::Channel => {
+            let who = message.sender_name.as_deref().unwrap_or(&message.sender_id);
+            format!("{who}: {}", message.text)
+        }
+    }
+}
+
+fn origin(
+    channel: &str,
+    account_id: &str,
+    message: &Inbound,
+) -> clawback_events::event::MessageOrigin {
+    clawback_events::event::MessageOrigin {
+        channel: channel.to_owned(),
+        sender: message.sender_id.clone(),
+        platform_message_id: Some(format!("{account_id}:{}", message.platform_message_id)),
+    }
+}

@@ -1,0 +1,248 @@
+//! Channel accounts started from config, supervised, and described for
+//! `channels.status`.
+//!
+//! Why supervision lives here and not in each adapter: every platform's
+//! connection drops sometimes (a long poll times out, a socket closes), and
+//! the answer is the same everywhere: note the error, wait (1 s doubling to
+//! 60 s), start again, until stopped. Adapters only say what failed.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use super::outbox::{self, Job};
+use super::platform::Platform;
+use super::settings::{Access, BlockChunk};
+use super::{Inbox, reply, telegram, webhook};
+use crate::gateway::Gateway;
+use crate::gateway::protocol::methods::now_ms;
+
+/// Replies waiting for an account's sender. A full queue makes the reply
+/// that prepares the next part wait: backpressure, not loss.
+pub const OUTBOX_QUEUE_MAX: usize = 1024;
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// How an account behaves, from its channel's config.
+pub struct AccountSettings {
+    pub access: Access,
+    /// Channel prefixes an allowlist entry may carry (`tg:`, `telegram:`).
+    pub allow_prefixes: &'static [&'static str],
+    /// Block streaming, when on.
+    pub blocks: Option<BlockChunk>,
+    pub text_limit: usize,
+    /// `polling`, `webhook`, ...
+    pub mode: &'static str,
+    /// Settings that cannot work as written, shown by `channels.status`.
+    pub issues: Vec<String>,
+    /// What `channels.status` shows of the account's config (no secrets).
+    pub describe: Value,
+}
+
+/// An account a channel builder made from the config.
+pub struct Spec {
+    pub platform: Arc<dyn Platform>,
+    pub account_id: String,
+    pub settings: AccountSettings,
+}
+
+/// A running (or stopped) channel account.
+pub struct Account {
+    pub channel: &'static str,
+    pub account_id: String,
+    pub platform: Arc<dyn Platform>,
+    pub settings: AccountSettings,
+    status: Mutex<Status>,
+    stop: watch::Sender<bool>,
+    pub(super) outbox: mpsc::Sender<Job>,
+}
+
+#[derive(Default)]
+struct Status {
+    running: bool,
+    connected: bool,
+    reconnect_attempts: u32,
+    last_error: Option<String>,
+    last_start_at: Option<i64>,
+    last_stop_at: Option<i64>,
+    last_outbound_at: Option<i64>,
+}
+
+impl Account {
+    /// The inbound side is connected: earlier failures no longer count
+    /// toward the backoff.
+    pub fn connected(&self, connected: bool) {
+        let mut status = self.status.lock().expect("status lock");
+        status.connected = connected;
+        if connected {
+            status.reconnect_attempts = 0;
+            status.last_error = None;
+        }
+    }
+
+    pub(super) fn sent(&self) {
+        self.status.lock().expect("status lock").last_outbound_at = Some(now_ms());
+    }
+
+    pub(super) fn send_failed(&self, error: &str) {
+        self.status.lock().expect("status lock").last_error = Some(error.to_owned());
+    }
+
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// The account's entry in `channels.status.channelAccounts`.
+    pub fn snapshot(&self, gateway: &Gateway) -> Value {
+        let status = self.status.lock().expect("status lock");
+        let last_inbound = gateway
+            .state
+            .read()
+            .expect("state lock")
+            .channels
+            .accounts
+            .get(&(self.channel.to_owned(), self.account_id.clone()))
+            .and_then(|activity| activity.last_inbound_ms);
+        let mut snapshot = json!({
+            "accountId": self.account_id,
+            "enabled": true,
+            "configured": true,
+            "running": status.running,
+            "connected": status.connected,
+            "reconnectAttempts": status.reconnect_attempts,
+            "lastError": status.last_error,
+            "lastStartAt": status.last_start_at,
+            "lastStopAt": status.last_stop_at,
+            "lastInboundAt": last_inbound,
+            "lastOutboundAt": status.last_outbound_at,
+            "mode": self.settings.mode,
+            "dmPolicy": self.settings.access.dm_policy.as_deref().unwrap_or("pairing"),
+            "allowFrom": self.settings.access.allow_from.iter()
+                .filter_map(|entry| super::settings::allow_entry(entry, &[]))
+                .collect::<Vec<_>>(),
+        });
+        if let (Value::Object(into), Value::Object(extra)) =
+            (&mut snapshot, self.settings.describe.clone())
+        {
+            into.extend(extra);
+        }
+        snapshot
+    }
+}
+
+/// Registers every enabled channel account in the config, so their
+/// webhook routes find them from the first request on. Called before the
+/// gateway listens; [`start`] then runs them.
+pub fn register_all(gateway: &Arc<Gateway>) {
+    let config = gateway.config();
+    for (channel, built) in [
+        ("telegram", telegram::build(&config)),
+        ("webhook", webhook::build(&config)),
+    ] {
+        match built {
+            Ok(Some(spec)) => {
+                register(gateway, spec);
+            }
+            Ok(None) => {}
+            Err(problem) => {
+                tracing::warn!(channel, %problem, "channel not started");
+                gateway.channels.problem(channel, "default", problem);
+            }
+        }
+    }
+}
+
+/// Settles what the previous process left unconfirmed, then starts the
+/// registered accounts' inbound sides.
+pub async fn start(gateway: &Arc<Gateway>) {
+    outbox::settle_unconfirmed(gateway).await;
+    reply::settle_pending(gateway).await;
+    for account in gateway.channels.accounts() {
+        supervise(gateway.clone(), account);
+    }
+}
+
+/// Stops `channel`'s accounts (or one), then starts them again from the
+/// current config.
+pub async fn restart(gateway: &Arc<Gateway>, channel: &str) -> Result<(), String> {
+    for account in gateway.channels.accounts() {
+        if account.channel == channel {
+            account.stop();
+        }
+    }
+    gateway.channels.clear_problem(channel);
+    let config = gateway.config();
+    let built = match channel {
+        "telegram" => telegram::build(&config),
+        "webhook" => webhook::build(&config),
+        other => return Err(format!("unsupported channel: {other}")),
+    };
+    match built? {
+        Some(spec) => {
+            let account = register(gateway, spec);
+            supervise(gateway.clone(), account);
+            Ok(())
+        }
+        None => Err(format!(
+            "channels.{channel} is not configured or not enabled"
+        )),
+    }
+}
+
+fn register(gateway: &Arc<Gateway>, spec: Spec) -> Arc<Account> {
+    let (outbox, jobs) = mpsc::channel(OUTBOX_QUEUE_MAX);
+    let (stop, _) = watch::channel(false);
+    let account = Arc::new(Account {
+        channel: spec.platform.channel(),
+        account_id: spec.account_id,
+        platform: spec.platform,
+        settings: spec.settings,
+        status: Mutex::new(Status::default()),
+        stop,
+        outbox,
+    });
+    outbox::spawn_sender(gateway.clone(), account.clone(), jobs);
+    if let Some(previous) = gateway.channels.insert(account.clone()) {
+        previous.stop();
+    }
+    account
+}
+
+fn supervise(gateway: Arc<Gateway>, account: Arc<Account>) {
+    tokio::spawn(async move {
+        let mut stop = account.stop.subscribe();
+        let mut backoff = Duration::from_secs(1);
+        while !*stop.borrow() {
+            {
+                let mut status = account.status.lock().expect("status lock");
+                status.running = true;
+                status.last_start_at = Some(now_ms());
+            }
+            let inbox = Inbox {
+                gateway: gateway.clone(),
+                account: account.clone(),
+            };
+            let ended = account.platform.clone().run(inbox, stop.clone()).await;
+            account.connected(false);
+            let Err(error) = ended else { break };
+            tracing::warn!(channel = account.channel, account = %account.account_id, %error, "channel connection failed; restarting");
+            {
+                let mut status = account.status.lock().expect("status lock");
+                status.last_error = Some(error);
+                status.reconnect_attempts = status.reconnect_attempts.saturating_add(1);
+                if status.reconnect_attempts <= 1 {
+                    backoff = Duration::from_secs(1);
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => {}
+            }
+            backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
+        }
+        let mut status = account.status.lock().expect("status lock");
+        status.running = false;
+        status.last_stop_at = Some(now_ms());
+    });
+}

@@ -1,0 +1,146 @@
+//! Chat channels: platform accounts (Telegram, the custom webhook, ...)
+//! whose messages become agent turns and whose replies go back through the
+//! outbox.
+//!
+//! - `settings`: what the config says about channels (lenient: OpenClaw's
+//!   keys clawback does not act on are ignored, not refused);
+//! - `routing`: the agent and session key for a message (OpenClaw's keys);
+//! - `policy`: DM and group policies, allowlists, mention gating;
+//! - `inbound`: a platform message recorded (deduplicated by its platform
+//!   id) before the platform is told it was taken, then its turn started;
+//! - `reply`: a turn's reply cut into parts (block streaming or the
+//!   platform's limit) and put in the outbox; replies a restart cut short
+//!   are settled by the next process;
+//! - `outbox`: `delivery.prepared` before the send, `delivery.sent` or
+//!   `delivery.failed` after, retries on rate limits, and what a restart
+//!   does with a send it cannot confirm;
+//! - `chunk`: where a reply is cut;
+//! - `platform`: the adapter trait; `telegram` and `webhook` implement it;
+//! - `manager`: accounts started from config, restarted with backoff, and
+//!   their status for `channels.status`.
+//!
+//! Invariants: a platform message is answered at most once, across
+//! restarts (its `(channel, account, id)` is in the log before the platform
+//! is acknowledged, and a second arrival is recognised from the
+//! projection); a reply part is in the log before it is sent; a send that a
+//! restart cannot confirm is resent only where the platform deduplicates by
+//! the part's key, and otherwise reported, never silently repeated.
+
+pub mod chunk;
+pub mod inbound;
+pub mod manager;
+pub mod outbox;
+pub mod platform;
+pub mod policy;
+pub mod reply;
+pub mod routing;
+pub mod settings;
+pub mod telegram;
+pub mod webhook;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use crate::gateway::Gateway;
+
+pub use inbound::{Inbound, Received};
+pub use manager::{Account, register_all, start};
+pub use platform::{Platform, Target};
+
+/// The channels this gateway runs, by `(channel, account)`, and the
+/// inbound messages being recorded right now.
+#[derive(Default)]
+pub struct Hub {
+    accounts: Mutex<BTreeMap<(String, String), Arc<Account>>>,
+    /// `(channel, account, platform id)` of messages between the dedupe
+    /// check and their record becoming durable: a second copy arriving in
+    /// that window (a webhook retried at once) is a duplicate too.
+    recording: Mutex<HashSet<(String, String, String)>>,
+    /// Channels the config asks for that could not start, with the reason.
+    problems: Mutex<BTreeMap<(String, String), String>>,
+}
+
+impl Hub {
+    pub fn account(&self, channel: &str, account_id: &str) -> Option<Arc<Account>> {
+        self.accounts
+            .lock()
+            .expect("accounts lock")
+            .get(&(channel.to_owned(), account_id.to_owned()))
+            .cloned()
+    }
+
+    pub fn accounts(&self) -> Vec<Arc<Account>> {
+        self.accounts
+            .lock()
+            .expect("accounts lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Channels that could not start: `(channel, account, reason)`.
+    pub fn problems(&self) -> Vec<(String, String, String)> {
+        self.problems
+            .lock()
+            .expect("problems lock")
+            .iter()
+            .map(|((channel, account), reason)| (channel.clone(), account.clone(), reason.clone()))
+            .collect()
+    }
+
+    fn problem(&self, channel: &str, account_id: &str, reason: String) {
+        self.problems
+            .lock()
+            .expect("problems lock")
+            .insert((channel.to_owned(), account_id.to_owned()), reason);
+    }
+
+    fn clear_problem(&self, channel: &str) {
+        self.problems
+            .lock()
+            .expect("problems lock")
+            .retain(|(problem_channel, _), _| problem_channel != channel);
+    }
+
+    fn insert(&self, account: Arc<Account>) -> Option<Arc<Account>> {
+        self.accounts.lock().expect("accounts lock").insert(
+            (account.channel.to_owned(), account.account_id.clone()),
+            account,
+        )
+    }
+}
+
+/// An HTTP client builder for platform APIs: ring as rustls' provider
+/// (the process needs one), a user agent, a connect timeout.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("clawback/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+}
+
+/// What a platform's inbound side hands its messages to.
+#[derive(Clone)]
+pub struct Inbox {
+    pub gateway: Arc<Gateway>,
+    pub account: Arc<Account>,
+}
+
+impl Inbox {
+    /// Records `message` and starts its turn; `Ok` means it is durable (or
+    /// was already), so the platform may be told it was taken.
+    pub async fn take(&self, message: Inbound) -> Result<Received, String> {
+        inbound::receive(&self.gateway, &self.account, message).await
+    }
+
+    /// Where this account's stream resumes, from the log.
+    pub fn cursor(&self) -> Option<String> {
+        self.gateway
+            .state
+            .read()
+            .expect("state lock")
+            .channels
+            .cursor(self.account.channel, &self.account.account_id)
+            .map(str::to_owned)
+    }
+}

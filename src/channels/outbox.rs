@@ -1,0 +1,269 @@
+//! The outbox: a message is `delivery.prepared` (durable) before it is
+//! sent, and `delivery.sent` or `delivery.failed` after.
+//!
+//! Why one sender task per account: messages to a chat must arrive in the
+//! order they were prepared, and a platform's rate limit (Telegram's 429
+//! with `retry_after`) applies to the bot as a whole, so waiting it out
+//! holds the account's queue rather than reordering it.
+//!
+//! After a restart, a prepared delivery with no outcome may or may not have
+//! reached the platform. [`settle_unconfirmed`] resends it only where the
+//! platform deduplicates by its key ([`AfterRestart::Resend`]); elsewhere it
+//! is recorded as failed with the reason, never silently sent twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clawback_events::Actor;
+use clawback_events::event::{DeliveryFailed, DeliveryPrepared, DeliverySent, Event};
+use tokio::sync::{mpsc, oneshot};
+
+use super::manager::Account;
+use super::platform::{AfterRestart, Outgoing, Target};
+use crate::gateway::Gateway;
+
+/// Attempts per message before it is given up on.
+pub const SEND_ATTEMPTS_MAX: u32 = 6;
+/// The longest wait between attempts, whatever the platform asks.
+const RETRY_WAIT_MAX: Duration = Duration::from_secs(120);
+const RETRY_WAIT_FIRST: Duration = Duration::from_millis(500);
+
+/// What became of a send: the platform's message id, or why not.
+pub type Outcome = Result<Option<String>, String>;
+
+pub(super) struct Job {
+    delivery_id: String,
+    target: Target,
+    text: String,
+    key: String,
+    done: Option<oneshot::Sender<Outcome>>,
+}
+
+pub enum Prepared {
+    /// In the outbox now; the outcome arrives on the receiver.
+    Queued(oneshot::Receiver<Outcome>),
+    /// The key was already in the outbox (or recently finished): this
+    /// delivery id holds it.
+    Already(String),
+}
+
+/// Records `text` for `target` in the outbox and queues it for the
+/// account's sender.
+pub async fn prepare(
+    gateway: &Gateway,
+    account: &Account,
+    session_key: Option<&str>,
+    target: &Target,
+    text: String,
+    key: String,
+) -> Result<Prepared, String> {
+    if let Some(existing) = gateway
+        .state
+        .read()
+        .expect("state lock")
+        .deliveries
+        .by_idempotency_key(&key)
+    {
+        return Ok(Prepared::Already(existing.to_owned()));
+    }
+    let delivery_id = uuid::Uuid::new_v4().to_string();
+    let event = Event::DeliveryPrepared(DeliveryPrepared {
+        delivery_id: delivery_id.clone(),
+        idempotency_key: key.clone(),
+        channel: account.channel.to_owned(),
+        target: target.encode(),
+        session_key: session_key.map(str::to_owned),
+        text: text.clone(),
+    });
+    record(gateway, account.channel, session_key, &key, event).await?;
+    let (done, outcome) = oneshot::channel();
+    let job = Job {
+        delivery_id,
+        target: target.clone(),
+        text,
+        key,
+        done: Some(done),
+    };
+    account
+        .outbox
+        .send(job)
+        .await
+        .map_err(|_| "the channel's sender has stopped".to_owned())?;
+    Ok(Prepared::Queued(outcome))
+}
+
+pub(super) fn spawn_sender(
+    gateway: Arc<Gateway>,
+    account: Arc<Account>,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    tokio::spawn(async move {
+        while let Some(job) = jobs.recv().await {
+            send(&gateway, &account, job).await;
+        }
+    });
+}
+
+async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
+    let mut wait = RETRY_WAIT_FIRST;
+    let session_key = session_of(gateway, &job.delivery_id);
+    for attempt in 1..=SEND_ATTEMPTS_MAX {
+        let message = Outgoing {
+            target: &job.target,
+            text: &job.text,
+            idempotency_key: &job.key,
+        };
+        let outcome = account.platform.send(message).await;
+        let (event, result) = match outcome {
+            Ok(platform_message_id) => {
+                account.sent();
+                let event = Event::DeliverySent(DeliverySent {
+                    delivery_id: job.delivery_id.clone(),
+                    platform_message_id: platform_message_id.clone(),
+                });
+                (event, Some(Ok(platform_message_id)))
+            }
+            Err(error) => {
+                let retry = error.retryable && attempt < SEND_ATTEMPTS_MAX;
+                let event = Event::DeliveryFailed(DeliveryFailed {
+                    delivery_id: job.delivery_id.clone(),
+                    error: error.message.clone(),
+                    retryable: retry,
+                });
+                if !retry {
+                    account.send_failed(&error.message);
+                }
+                let result = (!retry).then(|| Err(error.message.clone()));
+                if retry {
+                    wait = error.retry_after.unwrap_or(wait).min(RETRY_WAIT_MAX);
+                }
+                (event, result)
+            }
+        };
+        if let Err(error) = record(
+            gateway,
+            account.channel,
+            session_key.as_deref(),
+            &job.key,
+            event,
+        )
+        .await
+        {
+            tracing::error!(delivery = %job.delivery_id, %error, "delivery outcome not recorded");
+        }
+        if let Some(result) = result {
+            if let Some(done) = job.done.take() {
+                let _ = done.send(result);
+            }
+            return;
+        }
+        tracing::info!(delivery = %job.delivery_id, attempt, ?wait, "delivery will be retried");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_WAIT_MAX);
+    }
+}
+
+fn session_of(gateway: &Gateway, delivery_id: &str) -> Option<String> {
+    gateway
+        .state
+        .read()
+        .expect("state lock")
+        .deliveries
+        .outbox
+        .get(delivery_id)
+        .and_then(|delivery| delivery.prepared.session_key.clone())
+}
+
+async fn record(
+    gateway: &Gateway,
+    channel: &str,
+    session_key: Option<&str>,
+    key: &str,
+    event: Event,
+) -> Result<(), String> {
+    let stream = session_key.map_or_else(|| format!("channel:{channel}"), str::to_owned);
+    let actor = Actor::Executor {
+        name: format!("channel:{channel}"),
+    };
+    crate::agent::compact::append(gateway, &stream, &actor, key, vec![event]).await
+}
+
+/// Resolves what the previous process prepared and never confirmed.
+pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
+    let unconfirmed: Vec<DeliveryPrepared> = gateway
+        .state
+        .read()
+        .expect("state lock")
+        .deliveries
+        .unconfirmed()
+        .map(|delivery| delivery.prepared.clone())
+        .collect();
+    for prepared in unconfirmed {
+        let target = Target::decode(&prepared.target);
+        let account = target
+            .as_ref()
+            .ok()
+            .and_then(|target| gateway.channels.account(&prepared.channel, &target.account));
+        let verdict = match (&target, &account) {
+            (Err(error), _) => Err(error.clone()),
+            (Ok(target), None) => Err(format!(
+                "channel {} account {} is not configured any more; not sent",
+                prepared.channel, target.account
+            )),
+            (Ok(_), Some(account)) => match account.platform.after_restart() {
+                AfterRestart::Resend => Ok(()),
+                AfterRestart::Report(why) => Err(format!(
+                    "unconfirmed when the gateway restarted: {why}; not resent, to avoid a duplicate"
+                )),
+            },
+        };
+        match (verdict, target, account) {
+            (Ok(()), Ok(target), Some(account)) => {
+                tracing::info!(delivery = %prepared.delivery_id, "resending an unconfirmed delivery under its key");
+                let job = Job {
+                    delivery_id: prepared.delivery_id,
+                    target,
+                    text: prepared.text,
+                    key: prepared.idempotency_key,
+                    done: None,
+                };
+                if account.outbox.send(job).await.is_err() {
+                    tracing::error!("the channel's sender has stopped");
+                }
+            }
+            (verdict, _, _) => {
+                let error = verdict.err().unwrap_or_default();
+                tracing::warn!(delivery = %prepared.delivery_id, %error, "unconfirmed delivery reported");
+                let event = Event::DeliveryFailed(DeliveryFailed {
+                    delivery_id: prepared.delivery_id.clone(),
+                    error,
+                    retryable: false,
+                });
+                if let Err(error) = record(
+                    gateway,
+                    &prepared.channel,
+                    prepared.session_key.as_deref(),
+                    &prepared.idempotency_key,
+                    event,
+                )
+                .await
+                {
+                    tracing::error!(%error, "cannot record an unconfirmed delivery");
+                }
+            }
+        }
+    }
+}
+
+/// The event recorded at `seq`.
+pub fn read_event(gateway: &Gateway, seq: u64) -> Result<Event, String> {
+    let bytes = gateway
+        .log
+        .store()
+        .get(seq)
+        .map_err(|error| format!("cannot read seq {seq}: {error}"))?
+        .ok_or_else(|| format!("seq {seq} is not in the log"))?;
+    clawback_events::record::decode(seq, &bytes)
+        .map(|envelope| envelope.body.event)
+        .map_err(|error| format!("cannot decode seq {seq}: {error}"))
+}

@@ -1,0 +1,106 @@
+//! What every chat platform adapter provides: sending a message, a typing
+//! indicator, its text limit, what a restart may do with an unconfirmed
+//! send, and its inbound side.
+//!
+//! Why a trait object and not generics: the manager holds accounts of
+//! different platforms side by side, started and stopped from config at
+//! runtime.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Inbox;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a message goes. Recorded as canonical JSON in
+/// `delivery.prepared.target`, so a restart can send what was prepared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub account: String,
+    pub chat: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+}
+
+impl Target {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("a target always serializes")
+    }
+
+    pub fn decode(text: &str) -> Result<Target, String> {
+        serde_json::from_str(text)
+            .map_err(|error| format!("unreadable delivery target {text:?}: {error}"))
+    }
+}
+
+/// One message to send.
+pub struct Outgoing<'a> {
+    pub target: &'a Target,
+    pub text: &'a str,
+    /// Stable across attempts and restarts: platforms that deduplicate by a
+    /// client key (Matrix transaction ids, Discord nonces, the custom
+    /// webhook's `Idempotency-Key`) get it.
+    pub idempotency_key: &'a str,
+}
+
+#[derive(Debug)]
+pub struct SendError {
+    pub message: String,
+    /// Worth another attempt (a rate limit, a 5xx, a network error).
+    pub retryable: bool,
+    /// The platform said when (Telegram's `retry_after`, `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl SendError {
+    pub fn transient(message: impl Into<String>) -> SendError {
+        SendError {
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+        }
+    }
+}
+
+/// What a new process may do with a delivery prepared by the previous one
+/// and never confirmed: it may or may not have reached the platform.
+pub enum AfterRestart {
+    /// The platform deduplicates by the idempotency key: sending again
+    /// cannot make a second message.
+    Resend,
+    /// No way to tell: reported as failed (not resent), with the reason.
+    Report(&'static str),
+}
+
+pub trait Platform: Send + Sync + 'static {
+    /// `telegram`, `webhook`, ...
+    fn channel(&self) -> &'static str;
+
+    /// Sends one message; the platform's id for it, if it gives one.
+    fn send<'a>(
+        &'a self,
+        message: Outgoing<'a>,
+    ) -> BoxFuture<'a, Result<Option<String>, SendError>>;
+
+    /// Shows "typing..." in `target` for a few seconds, if the platform can.
+    fn typing<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, ()>;
+
+    fn after_restart(&self) -> AfterRestart;
+
+    /// For the platform's own HTTP routes (a webhook), which need its
+    /// concrete type back.
+    fn as_any(&self) -> &dyn std::any::Any;
+
+    /// The inbound side: takes messages into `inbox` until `stop` turns
+    /// true (`Ok`) or the connection fails (`Err`: restarted with backoff).
+    fn run(
+        self: Arc<Self>,
+        inbox: Inbox,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> BoxFuture<'static, Result<(), String>>;
+}

@@ -1,0 +1,89 @@
+//! The Telegram Bot API over HTTPS: `POST <apiRoot>/bot<token>/<method>`
+//! with a JSON body, answered `{ok, result}` or `{ok: false, error_code,
+//! description, parameters: {retry_after}}`
+//! (<https://core.telegram.org/bots/api#making-requests>).
+//!
+//! Why errors are rebuilt here rather than shown as reqwest words them: the
+//! request URL holds the bot token, and reqwest's errors print their URL.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::channels::platform::SendError;
+
+pub struct Api {
+    client: reqwest::Client,
+    /// `<apiRoot>/bot<token>/`: secret, never logged.
+    base: String,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    ok: bool,
+    result: Option<Value>,
+    error_code: Option<u16>,
+    description: Option<String>,
+    parameters: Option<Parameters>,
+}
+
+#[derive(Deserialize)]
+struct Parameters {
+    retry_after: Option<u64>,
+}
+
+impl Api {
+    pub fn new(client: reqwest::Client, api_root: &str, token: &str) -> Api {
+        Api {
+            client,
+            base: format!("{}/bot{token}/", api_root.trim_end_matches('/')),
+        }
+    }
+
+    /// Calls `method`; the `result` on success.
+    pub async fn call(
+        &self,
+        method: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, SendError> {
+        let response = self
+            .client
+            .post(format!("{}{method}", self.base))
+            .json(body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|error| {
+                SendError::transient(format!("Telegram {method}: {}", error.without_url()))
+            })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|error| {
+            SendError::transient(format!("Telegram {method}: {}", error.without_url()))
+        })?;
+        let answer: Answer = serde_json::from_slice(&bytes).map_err(|_| SendError {
+            message: format!(
+                "Telegram {method}: HTTP {status} with a body that is not the Bot API's JSON"
+            ),
+            retryable: status.is_server_error(),
+            retry_after: None,
+        })?;
+        if answer.ok {
+            return Ok(answer.result.unwrap_or(Value::Null));
+        }
+        let code = answer.error_code.unwrap_or(status.as_u16());
+        let description = answer
+            .description
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        let retry_after = answer
+            .parameters
+            .and_then(|parameters| parameters.retry_after)
+            .map(Duration::from_secs);
+        Err(SendError {
+            message: format!("Telegram {method}: {code} {description}"),
+            retryable: code == 429 || code >= 500,
+            retry_after,
+        })
+    }
+}

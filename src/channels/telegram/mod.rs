@@ -1,0 +1,355 @@
+//! Telegram, on the Bot API: long polling (`getUpdates`) by default, a
+//! webhook (`setWebhook` with a secret token) when `webhookUrl` is set.
+//!
+//! Exactly-once: a polled update is recorded with the offset that
+//! acknowledges it (`cursor`), and the next `getUpdates` asks from the
+//! recorded offset, so an update is acknowledged only once it is in the
+//! log; one delivered again (a crash before the next poll) is recognised
+//! by its `<chat>:<message>` id. A webhook update is answered 200 only
+//! after it is recorded, so Telegram retries what was not. Outbound, the
+//! Bot API has no idempotency key: a send a restart cannot confirm is
+//! reported, not repeated.
+//!
+//! Why a thin client on reqwest rather than a bot framework crate: the five
+//! methods used here are plain JSON POSTs, and owning them keeps the token
+//! out of every error message and the retry rules in the outbox.
+
+mod api;
+pub mod updates;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use self::api::Api;
+use self::updates::BotIdentity;
+use super::manager::{AccountSettings, Spec};
+use super::platform::{AfterRestart, BoxFuture, Outgoing, Platform, SendError, Target};
+use super::settings;
+use super::{Inbox, Received};
+use crate::config::model::ConfigFile;
+use crate::gateway::Gateway;
+
+/// Telegram's limit for one message's text.
+pub const TEXT_LIMIT: usize = 4096;
+/// `getUpdates`' long-poll wait; the HTTP timeout allows for it.
+const POLL_SECONDS: u64 = 30;
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_API_ROOT: &str = "https://api.telegram.org";
+const DEFAULT_WEBHOOK_PATH: &str = "/telegram-webhook";
+const ALLOW_PREFIXES: &[&str] = &["telegram:", "tg:"];
+
+pub struct Telegram {
+    api: Api,
+    mode: Mode,
+    bot: Mutex<BotIdentity>,
+}
+
+enum Mode {
+    Polling,
+    Webhook { url: String, secret: String },
+}
+
+/// The account `channels.telegram` describes, if it is there and enabled.
+pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
+    let Some(section) = settings::section::<settings::Telegram>(config, "telegram")? else {
+        return Ok(None);
+    };
+    if section.enabled == Some(false) {
+        return Ok(None);
+    }
+    let token = token(&section)?;
+    let mut issues = super::policy::issues(&section.access, "telegram");
+    if section.accounts.is_some() {
+        issues.push("channels.telegram.accounts is not supported by clawback yet: only the root account runs".to_owned());
+    }
+    let mode = match &section.webhook_url {
+        None => Mode::Polling,
+        Some(url) => {
+            let secret = section
+                .webhook_secret
+                .as_ref()
+                .ok_or("channels.telegram.webhookUrl needs channels.telegram.webhookSecret (Telegram sends it back on every update)")?
+                .resolve()
+                .map_err(|error| format!("channels.telegram.webhookSecret: {error}"))?;
+            Mode::Webhook {
+                url: url.clone(),
+                secret,
+            }
+        }
+    };
+    let api_root = section.api_root.as_deref().unwrap_or(DEFAULT_API_ROOT);
+    let client = super::http_client()
+        .build()
+        .map_err(|error| format!("cannot build the Telegram HTTP client: {error}"))?;
+    let describe = json!({
+        "tokenSource": if section.bot_token.is_some() { "config" } else if section.token_file.is_some() { "tokenFile" } else { "env" },
+        "webhookUrl": section.webhook_url,
+        "webhookPath": matches!(mode, Mode::Webhook { .. }).then(|| webhook_path(config)),
+        "baseUrl": api_root,
+    });
+    let blocks = section
+        .block_streaming
+        .unwrap_or(false)
+        .then(|| section.block_streaming_chunk.clone().unwrap_or_default());
+    let mode_name = match mode {
+        Mode::Polling => "polling",
+        Mode::Webhook { .. } => "webhook",
+    };
+    let platform = Telegram {
+        api: Api::new(client, api_root, &token),
+        mode,
+        bot: Mutex::new(BotIdentity::default()),
+    };
+    Ok(Some(Spec {
+        platform: Arc::new(platform),
+        account_id: "default".to_owned(),
+        settings: AccountSettings {
+            access: section.access,
+            allow_prefixes: ALLOW_PREFIXES,
+            blocks,
+            text_limit: section
+                .text_chunk_limit
+                .unwrap_or(TEXT_LIMIT)
+                .clamp(16, TEXT_LIMIT),
+            mode: mode_name,
+            issues,
+            describe,
+        },
+    }))
+}
+
+fn token(section: &settings::Telegram) -> Result<String, String> {
+    let token = match (&section.bot_token, &section.token_file) {
+        (Some(token), _) => token
+            .resolve()
+            .map_err(|error| format!("channels.telegram.botToken: {error}"))?,
+        (None, Some(path)) => {
+            let metadata = std::fs::symlink_metadata(path)
+                .map_err(|error| format!("channels.telegram.tokenFile {path}: {error}"))?;
+            if !metadata.is_file() {
+                return Err(format!("channels.telegram.tokenFile {path} must be a regular file (not a link)"));
+            }
+            std::fs::read_to_string(path)
+                .map_err(|error| format!("channels.telegram.tokenFile {path}: {error}"))?
+        }
+        (None, None) => std::env::var("TELEGRAM_BOT_TOKEN").map_err(|_| {
+            "channels.telegram needs botToken, tokenFile or the TELEGRAM_BOT_TOKEN environment variable".to_owned()
+        })?,
+    };
+    let token = token.trim().to_owned();
+    if token.is_empty() || token.contains(['/', ' ', '?', '#']) {
+        return Err("channels.telegram.botToken does not look like a bot token (from @BotFather: <digits>:<letters>)".to_owned());
+    }
+    Ok(token)
+}
+
+/// Where Telegram posts updates when a webhook is set.
+pub fn webhook_path(config: &ConfigFile) -> String {
+    settings::section::<settings::Telegram>(config, "telegram")
+        .ok()
+        .flatten()
+        .and_then(|section| section.webhook_path)
+        .map(|path| format!("/{}", path.trim_start_matches('/')))
+        .unwrap_or_else(|| DEFAULT_WEBHOOK_PATH.to_owned())
+}
+
+impl Telegram {
+    async fn identify(&self) -> Result<(), String> {
+        let me = self
+            .api
+            .call("getMe", &json!({}), CALL_TIMEOUT)
+            .await
+            .map_err(|error| error.message)?;
+        let mut bot = self.bot.lock().expect("bot lock");
+        bot.id = me.get("id").and_then(Value::as_i64).unwrap_or_default();
+        bot.username = me
+            .get("username")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(())
+    }
+
+    fn bot(&self) -> BotIdentity {
+        self.bot.lock().expect("bot lock").clone()
+    }
+
+    async fn poll(
+        &self,
+        inbox: Inbox,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        // A webhook left set makes getUpdates fail with 409.
+        self.api
+            .call(
+                "deleteWebhook",
+                &json!({"drop_pending_updates": false}),
+                CALL_TIMEOUT,
+            )
+            .await
+            .map_err(|error| error.message)?;
+        inbox.account.connected(true);
+        let mut offset: i64 = inbox
+            .cursor()
+            .and_then(|cursor| cursor.parse().ok())
+            .unwrap_or(0);
+        loop {
+            let body =
+                json!({"offset": offset, "timeout": POLL_SECONDS, "allowed_updates": ["message"]});
+            let call = self
+                .api
+                .call("getUpdates", &body, Duration::from_secs(POLL_SECONDS + 15));
+            let updates = tokio::select! {
+                answer = call => answer.map_err(|error| error.message)?,
+                _ = stop.changed() => return Ok(()),
+            };
+            let bot = self.bot();
+            for update in updates.as_array().map(Vec::as_slice).unwrap_or_default() {
+                let Some(update_id) = update.get("update_id").and_then(Value::as_i64) else {
+                    continue;
+                };
+                if let Some(message) = updates::inbound(update, &bot) {
+                    inbox.take(message).await?;
+                }
+                offset = offset.max(update_id + 1);
+            }
+            if *stop.borrow() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Platform for Telegram {
+    fn channel(&self) -> &'static str {
+        "telegram"
+    }
+
+    fn send<'a>(
+        &'a self,
+        message: Outgoing<'a>,
+    ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
+        Box::pin(async move {
+            let mut body = json!({"chat_id": chat_id(&message.target.chat), "text": message.text});
+            if let Some(thread) = &message.target.thread {
+                body["message_thread_id"] = chat_id(thread);
+            }
+            let sent = self.api.call("sendMessage", &body, CALL_TIMEOUT).await?;
+            Ok(sent
+                .get("message_id")
+                .map(|id| format!("{}:{id}", message.target.chat)))
+        })
+    }
+
+    fn typing<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut body = json!({"chat_id": chat_id(&target.chat), "action": "typing"});
+            if let Some(thread) = &target.thread {
+                body["message_thread_id"] = chat_id(thread);
+            }
+            // Best effort: a missing indicator is not worth an error.
+            let _ = self.api.call("sendChatAction", &body, CALL_TIMEOUT).await;
+        })
+    }
+
+    fn after_restart(&self) -> AfterRestart {
+        AfterRestart::Report("the Telegram Bot API cannot tell whether a message was sent")
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn run(
+        self: Arc<Self>,
+        inbox: Inbox,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> BoxFuture<'static, Result<(), String>> {
+        Box::pin(async move {
+            self.identify().await?;
+            match &self.mode {
+                Mode::Polling => self.poll(inbox, stop).await,
+                Mode::Webhook { url, secret } => {
+                    let body = json!({"url": url, "secret_token": secret,
+                                      "allowed_updates": ["message"]});
+                    self.api
+                        .call("setWebhook", &body, CALL_TIMEOUT)
+                        .await
+                        .map_err(|error| error.message)?;
+                    inbox.account.connected(true);
+                    // Updates arrive through `webhook`; this side only waits.
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                    Ok(())
+                }
+            }
+        })
+    }
+}
+
+/// A chat id as Telegram wants it: a number, or `@channelusername`.
+fn chat_id(text: &str) -> Value {
+    text.parse::<i64>()
+        .map_or_else(|_| json!(text), |id| json!(id))
+}
+
+/// The webhook route (when `channels.telegram.webhookUrl` is set).
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    let path = webhook_path(&gateway.config());
+    Router::new()
+        .route(&path, post(webhook))
+        .with_state(gateway)
+}
+
+/// One update from Telegram: checked, recorded, then answered 200 (so an
+/// update not recorded is retried by Telegram).
+async fn webhook(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    let Some(account) = gateway.channels.account("telegram", "default") else {
+        return (StatusCode::NOT_FOUND, "telegram is not running").into_response();
+    };
+    let Some(platform) = account.platform.as_any().downcast_ref::<Telegram>() else {
+        return (StatusCode::NOT_FOUND, "telegram is not running").into_response();
+    };
+    let Mode::Webhook { secret, .. } = &platform.mode else {
+        return (StatusCode::NOT_FOUND, "telegram runs in polling mode").into_response();
+    };
+    let offered = headers
+        .get("x-telegram-bot-api-secret-token")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if blake3::hash(offered.as_bytes()) != blake3::hash(secret.as_bytes()) {
+        return (StatusCode::UNAUTHORIZED, "bad secret token").into_response();
+    }
+    let bytes = match crate::gateway::http::read_body(&headers, body, 4 << 20).await {
+        Ok(bytes) => bytes,
+        Err(_) => return (StatusCode::BAD_REQUEST, "unreadable body").into_response(),
+    };
+    let Ok(update) = serde_json::from_slice::<Value>(&bytes) else {
+        return (StatusCode::BAD_REQUEST, "the body is not JSON").into_response();
+    };
+    let Some(message) = updates::inbound(&update, &platform.bot()) else {
+        return StatusCode::OK.into_response();
+    };
+    let inbox = Inbox {
+        gateway: gateway.clone(),
+        account: account.clone(),
+    };
+    match inbox.take(message).await {
+        Ok(Received::Taken { .. } | Received::Duplicate) => (
+            [("x-openclaw-delivery-accepted", "durable")],
+            StatusCode::OK,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "telegram update not recorded; Telegram will retry");
+            (StatusCode::INTERNAL_SERVER_ERROR, "not recorded").into_response()
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! A local Telegram Bot API: `POST /bot<token>/<method>` with JSON bodies,
+//! answered `{ok, result}` or `{ok: false, error_code, description,
+//! parameters}` as <https://core.telegram.org/bots/api> documents.
+//! `getUpdates` long-polls (returns as soon as an update at or past the
+//! offset exists, else after its `timeout`), so the gateway's polling loop
+//! runs against it exactly as against Telegram.
+//!
+//! Test controls: push updates, make the next sends answer 429 with a
+//! `retry_after`, stall sends (never answer) to cut a delivery short, and
+//! redeliver everything regardless of the offset (a Telegram that lost the
+//! acknowledgement).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+pub const BOT_TOKEN: &str = "123456:TEST-token";
+pub const BOT_USERNAME: &str = "claw_bot";
+
+#[derive(Default)]
+pub struct Bot {
+    updates: Mutex<Vec<Value>>,
+    /// Every call: (method, body).
+    calls: Mutex<Vec<(String, Value)>>,
+    /// Statuses the next sendMessage calls answer with (429, 500...).
+    send_failures: Mutex<VecDeque<(u16, Option<u64>)>>,
+    stall_sends: AtomicBool,
+    redeliver: AtomicBool,
+    pushed: tokio::sync::Notify,
+}
+
+pub struct TelegramServer {
+    pub address: String,
+    pub bot: Arc<Bot>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TelegramServer {
+    pub fn start() -> TelegramServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let bot = Arc::new(Bot::default());
+        let app = axum::Router::new()
+            .route("/{bot}/{method}", axum::routing::post(call))
+            .with_state(bot.clone());
+        runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        TelegramServer {
+            address,
+            bot,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn api_root(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Queues a text message from `from` in `chat` (private when equal).
+    pub fn push_text(&self, chat: i64, from: i64, text: &str) -> i64 {
+        let mut updates = self.bot.updates.lock().expect("updates");
+        let update_id = updates.len() as i64 + 1;
+        let kind = if chat == from {
+            "private"
+        } else {
+            "supergroup"
+        };
+        updates.push(json!({"update_id": update_id, "message": {
+            "message_id": 100 + update_id, "date": 1_700_000_000,
+            "from": {"id": from, "is_bot": false, "first_name": format!("User{from}")},
+            "chat": {"id": chat, "type": kind}, "text": text}}));
+        drop(updates);
+        self.bot.pushed.notify_waiters();
+        update_id
+    }
+
+    pub fn update(&self, update_id: i64) -> Value {
+        self.bot.updates.lock().expect("updates")[(update_id - 1) as usize].clone()
+    }
+
+    pub fn calls(&self, method: &str) -> Vec<Value> {
+        self.bot
+            .calls
+            .lock()
+            .expect("calls")
+            .iter()
+            .filter(|(name, _)| name == method)
+            .map(|(_, body)| body.clone())
+            .collect()
+    }
+
+    /// The texts sent to `chat`, in order.
+    pub fn sent_to(&self, chat: i64) -> Vec<String> {
+        self.calls("sendMessage")
+            .iter()
+            .filter(|body| body["chat_id"] == json!(chat))
+            .filter_map(|body| body["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub fn fail_next_sends(&self, status: u16, retry_after: Option<u64>, times: usize) {
+        let mut failures = self.bot.send_failures.lock().expect("failures");
+        for _ in 0..times {
+            failures.push_back((status, retry_after));
+        }
+    }
+
+    pub fn stall_sends(&self, stall: bool) {
+        self.bot.stall_sends.store(stall, Ordering::SeqCst);
+    }
+
+    pub fn redeliver(&self, redeliver: bool) {
+        self.bot.redeliver.store(redeliver, Ordering::SeqCst);
+    }
+
+    /// Waits (bounded) until `done` holds.
+    pub fn wait_for(&self, what: &str, done: impl Fn(&TelegramServer) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn ok(result: Value) -> Response {
+    axum::Json(json!({"ok": true, "result": result})).into_response()
+}
+
+fn refuse(status: u16, description: &str, retry_after: Option<u64>) -> Response {
+    let mut body = json!({"ok": false, "error_code": status, "description": description});
+    if let Some(seconds) = retry_after {
+        body["parameters"] = json!({"retry_after": seconds});
+    }
+    let status = axum::http::StatusCode::from_u16(status).expect("status");
+    (status, axum::Json(body)).into_response()
+}
+
+async fn call(
+    State(bot): State<Arc<Bot>>,
+    Path((path_bot, method)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    if path_bot != format!("bot{BOT_TOKEN}") {
+        return refuse(401, "Unauthorized", None);
+    }
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    bot.calls
+        .lock()
+        .expect("calls")
+        .push((method.clone(), body.clone()));
+    match method.as_str() {
+        "getMe" => {
+            ok(json!({"id": 99, "is_bot": true, "first_name": "Claw", "username": BOT_USERNAME}))
+        }
+        "deleteWebhook" | "setWebhook" | "sendChatAction" => ok(json!(true)),
+        "getUpdates" => get_updates(&bot, &body).await,
+        "sendMessage" => {
+            if bot.stall_sends.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            if let Some((status, retry_after)) =
+                bot.send_failures.lock().expect("failures").pop_front()
+            {
+                let description = if status == 429 {
+                    format!(
+                        "Too Many Requests: retry after {}",
+                        retry_after.unwrap_or(1)
+                    )
+                } else {
+                    "Internal Server Error".to_owned()
+                };
+                return refuse(status, &description, retry_after);
+            }
+            let sent = bot
+                .calls
+                .lock()
+                .expect("calls")
+                .iter()
+                .filter(|(m, _)| m == "sendMessage")
+                .count();
+            ok(json!({"message_id": 5000 + sent, "date": 1_700_000_000,
+                      "chat": {"id": body["chat_id"], "type": "private"}, "text": body["text"]}))
+        }
+        other => refuse(404, &format!("Not Found: method {other} not found"), None),
+    }
+}
+
+async fn get_updates(bot: &Bot, body: &Value) -> Response {
+    let offset = body["offset"].as_i64().unwrap_or(0);
+    let timeout = body["timeout"].as_u64().unwrap_or(0).min(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let pushed = bot.pushed.notified();
+        let ready: Vec<Value> = bot
+            .updates
+            .lock()
+            .expect("updates")
+            .iter()
+            .filter(|update| {
+                bot.redeliver.load(Ordering::SeqCst)
+                    || update["update_id"].as_i64().unwrap_or(0) >= offset
+            })
+            .cloned()
+            .collect();
+        if !ready.is_empty() || tokio::time::Instant::now() >= deadline {
+            return ok(Value::Array(ready));
+        }
+        let _ = tokio::time::timeout_at(deadline, pushed).await;
+    }
+}
