@@ -24,6 +24,7 @@ mod gateway;
 mod gemini_signatures;
 mod http_hooks;
 mod llm_server;
+mod merkle;
 mod nodes;
 mod openai_http;
 mod openclaw_cli;
