@@ -34,6 +34,8 @@ pub struct AccountSettings {
     pub text_limit: usize,
     /// `polling`, `webhook`, ...
     pub mode: &'static str,
+    /// Whether replies are sent, withheld, or wait for an approval.
+    pub delivery: super::settings::DeliveryPolicy,
     /// Settings that cannot work as written, shown by `channels.status`.
     pub issues: Vec<String>,
     /// What `channels.status` shows of the account's config (no secrets).
@@ -117,6 +119,11 @@ impl Account {
             "lastInboundAt": last_inbound,
             "lastOutboundAt": status.last_outbound_at,
             "mode": self.settings.mode,
+            "deliveryPolicy": match self.settings.delivery {
+                super::settings::DeliveryPolicy::Allow => "allow",
+                super::settings::DeliveryPolicy::Deny => "deny",
+                super::settings::DeliveryPolicy::RequireApproval { .. } => "require-approval",
+            },
             "dmPolicy": self.settings.access.dm_policy.as_deref().unwrap_or("pairing"),
             "allowFrom": self.settings.access.allow_from.iter()
                 .filter_map(|entry| super::settings::allow_entry(entry, &[]))

@@ -95,6 +95,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
                 .unwrap_or(TEXT_LIMIT_DEFAULT)
                 .max(16),
             mode: "webhook",
+            delivery: settings::delivery_policy(config, "webhook")?,
             issues,
             describe: json!({"webhookPath": path(config), "webhookUrl": callback_url}),
         },

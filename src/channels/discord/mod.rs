@@ -121,6 +121,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
                 .unwrap_or(TEXT_LIMIT)
                 .clamp(16, TEXT_LIMIT),
             mode: "gateway",
+            delivery: settings::delivery_policy(config, "discord")?,
             issues,
             describe: json!({"baseUrl": api_root, "tokenSource": if section.token.is_some() { "config" } else { "env" }}),
         },

@@ -167,6 +167,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
                 .unwrap_or(TEXT_LIMIT)
                 .clamp(16, TEXT_LIMIT),
             mode: "socket",
+            delivery: settings::delivery_policy(config, "slack")?,
             issues,
             describe: json!({"baseUrl": api_root,
                              "botTokenSource": if section.bot_token.is_some() { "config" } else { "env" },

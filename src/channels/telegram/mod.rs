@@ -120,6 +120,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
                 .unwrap_or(TEXT_LIMIT)
                 .clamp(16, TEXT_LIMIT),
             mode: mode_name,
+            delivery: settings::delivery_policy(config, "telegram")?,
             issues,
             describe,
         },
