@@ -118,6 +118,9 @@ pub enum Event {
     ChannelReplyCompleted(ChannelReplyCompleted),
     // A signed tree head of the log's Merkle tree.
     MerkleCheckpoint(MerkleCheckpoint),
+    // DM pairing for chat channels (`dmPolicy: "pairing"`).
+    ChannelPairingRequested(ChannelPairingRequested),
+    ChannelPairingResolved(ChannelPairingResolved),
 }
 
 impl Event {
@@ -182,6 +185,8 @@ impl Event {
             Event::AuthProfileRefreshed(_) => "auth.profile.refreshed",
             Event::ChannelMessageReceived(_) => "channel.message.received",
             Event::ChannelReplyCompleted(_) => "channel.reply.completed",
+            Event::ChannelPairingRequested(_) => "channel.pairing.requested",
+            Event::ChannelPairingResolved(_) => "channel.pairing.resolved",
             Event::MerkleCheckpoint(_) => "merkle.checkpoint",
         }
     }

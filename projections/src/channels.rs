@@ -8,10 +8,11 @@
 //! run outlived its process is finished by the next one
 //! ([`Channels::pending_replies`]) instead of being lost.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use clawback_events::event::{
-    Admission, ChannelMessageReceived, ChannelReplyCompleted, DeliveryPrepared,
+    Admission, ChannelMessageReceived, ChannelPairingRequested, ChannelPairingResolved,
+    ChannelReplyCompleted, DeliveryPrepared,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,46 @@ pub struct Channels {
     pub pending_replies: BTreeMap<String, PendingReply>,
     /// `(channel, account)` -> counts and the latest inbound time.
     pub accounts: BTreeMap<(String, String), AccountActivity>,
+    /// `(channel, account)` -> DM pairing requests and approved senders.
+    pub pairing: BTreeMap<(String, String), Pairing>,
+}
+
+/// OpenClaw's limits: at most this many live requests per account...
+pub const PAIRING_PENDING_MAX: usize = 3;
+/// ...and senders approved by pairing, per account.
+pub const PAIRED_SENDERS_MAX: usize = 10_000;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pairing {
+    /// Request id -> the request, until decided or expired (expired ones
+    /// are dropped as later events of the account arrive).
+    pub pending: BTreeMap<String, PairingRequest>,
+    /// Lowercased sender ids an operator approved.
+    pub approved: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingRequest {
+    pub code: String,
+    pub sender_id: String,
+    pub sender_name: Option<String>,
+    pub chat_id: String,
+    pub requested_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+impl Pairing {
+    /// Requests still open at `now_ms`.
+    pub fn live(&self, now_ms: i64) -> impl Iterator<Item = (&String, &PairingRequest)> {
+        self.pending
+            .iter()
+            .filter(move |(_, request)| request.expires_at_ms > now_ms)
+    }
+
+    fn prune(&mut self, now_ms: i64) {
+        self.pending
+            .retain(|_, request| request.expires_at_ms > now_ms);
+    }
 }
 
 /// An admitted message's reply, not settled yet.
@@ -80,6 +121,94 @@ impl Channels {
         self.cursors
             .get(&(channel.to_owned(), account_id.to_owned()))
             .map(String::as_str)
+    }
+
+    /// Whether an operator approved `sender_id` on this account by pairing.
+    pub fn paired(&self, channel: &str, account_id: &str, sender_id: &str) -> bool {
+        self.pairing
+            .get(&(channel.to_owned(), account_id.to_owned()))
+            .is_some_and(|pairing| pairing.approved.contains(&sender_id.to_lowercase()))
+    }
+
+    pub(crate) fn pairing_requested(
+        &mut self,
+        at: At,
+        event: ChannelPairingRequested,
+        anomalies: &mut Anomalies,
+    ) {
+        let pairing = self
+            .pairing
+            .entry((event.channel.clone(), event.account_id.clone()))
+            .or_default();
+        pairing.prune(at.ts_ms);
+        let sender_pending = pairing
+            .pending
+            .values()
+            .any(|request| request.sender_id.eq_ignore_ascii_case(&event.sender_id));
+        if sender_pending
+            || pairing.pending.len() >= PAIRING_PENDING_MAX
+            || pairing.pending.contains_key(&event.request_id)
+        {
+            anomalies.record(
+                at,
+                "channel.pairing.refused",
+                format!(
+                    "pairing request {} for {} on {}/{}: the sender already has one, or {PAIRING_PENDING_MAX} are open; ignored",
+                    event.request_id, event.sender_id, event.channel, event.account_id
+                ),
+            );
+            return;
+        }
+        pairing.pending.insert(
+            event.request_id,
+            PairingRequest {
+                code: event.code,
+                sender_id: event.sender_id,
+                sender_name: event.sender_name,
+                chat_id: event.chat_id,
+                requested_ms: at.ts_ms,
+                expires_at_ms: event.expires_at_ms,
+            },
+        );
+        debug_assert!(pairing.pending.len() <= PAIRING_PENDING_MAX);
+    }
+
+    pub(crate) fn pairing_resolved(
+        &mut self,
+        at: At,
+        event: &ChannelPairingResolved,
+        anomalies: &mut Anomalies,
+    ) {
+        let pairing = self
+            .pairing
+            .entry((event.channel.clone(), event.account_id.clone()))
+            .or_default();
+        pairing.prune(at.ts_ms);
+        let Some(request) = pairing.pending.remove(&event.request_id) else {
+            anomalies.record(
+                at,
+                "channel.pairing.unknown",
+                format!(
+                    "decision on pairing request {} that is not open (expired or decided); ignored",
+                    event.request_id
+                ),
+            );
+            return;
+        };
+        if event.decision == "approved" {
+            if pairing.approved.len() >= PAIRED_SENDERS_MAX {
+                anomalies.record(
+                    at,
+                    "channel.pairing.full",
+                    format!(
+                        "{PAIRED_SENDERS_MAX} senders paired on {}/{}; {} not added",
+                        event.channel, event.account_id, request.sender_id
+                    ),
+                );
+                return;
+            }
+            pairing.approved.insert(request.sender_id.to_lowercase());
+        }
     }
 
     /// The idempotency key of part `index` of `run_id`'s reply.

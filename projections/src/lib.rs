@@ -60,7 +60,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 12;
+pub const STATE_FORMAT_VERSION: u8 = 13;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -239,6 +239,8 @@ impl State {
             Event::ApprovalGrantApplied(e) => self.approvals.grant_applied(at, &e, anomalies),
             Event::ChannelMessageReceived(e) => self.channels.message_received(at, e, anomalies),
             Event::ChannelReplyCompleted(e) => self.channels.reply_completed(at, &e, anomalies),
+            Event::ChannelPairingRequested(e) => self.channels.pairing_requested(at, e, anomalies),
+            Event::ChannelPairingResolved(e) => self.channels.pairing_resolved(at, &e, anomalies),
             // A checkpoint vouches for the log and changes no projection:
             // the tree is derived from the log by `clawback-replay::merkle`
             // when someone asks, never kept in the state.

@@ -672,6 +672,30 @@ fn channel_events() -> impl Strategy<Value = Event> {
                 text: "part".to_owned(),
             })
         }),
+        (id("preq", 4), id("sender", 3), 0i64..5_000).prop_map(
+            |(request_id, sender_id, expires_at_ms)| {
+                Event::ChannelPairingRequested(ChannelPairingRequested {
+                    channel: "telegram".to_owned(),
+                    account_id: "default".to_owned(),
+                    request_id,
+                    code: "ABCD2345".to_owned(),
+                    sender_id,
+                    sender_name: None,
+                    chat_id: "42".to_owned(),
+                    expires_at_ms,
+                })
+            }
+        ),
+        (id("preq", 4), id("sender", 3), any::<bool>()).prop_map(|(request_id, sender_id, ok)| {
+            Event::ChannelPairingResolved(ChannelPairingResolved {
+                channel: "telegram".to_owned(),
+                account_id: "default".to_owned(),
+                request_id,
+                sender_id,
+                decision: if ok { "approved" } else { "dismissed" }.to_owned(),
+                reviewer: "conn:1".to_owned(),
+            })
+        }),
         id("run", 4).prop_map(|run_id| {
             Event::ChannelReplyCompleted(ChannelReplyCompleted {
                 run_id,

@@ -383,10 +383,10 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // thought signatures on later turns); version 11 the same for the
         // model's text (the context guard reads that reply's usage);
         // version 12 channels (seen platform messages, cursors, unsettled
-        // replies).
+        // replies); version 13 DM pairing requests and paired senders.
         (
-            12,
-            "44e0beb158861478ca5b930ea3ebf2ba7f8eb28df71ee1ccfbdfa331bd1c9bf7"
+            13,
+            "5f649c974ecd89c107d0290913776451d6e07207a38913bdd537805a3182c2b0"
         ),
     );
 }

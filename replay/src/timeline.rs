@@ -338,6 +338,20 @@ pub fn summarize(event: &Event) -> (Category, String) {
                 clip(&e.text, CLIP_CHARS)
             ),
         ),
+        Event::ChannelPairingRequested(e) => (
+            Category::Inbound,
+            format!(
+                "{} pairing requested by {} (request {}, code {})",
+                e.channel, e.sender_id, e.request_id, e.code
+            ),
+        ),
+        Event::ChannelPairingResolved(e) => (
+            Category::Approval,
+            format!(
+                "{} pairing request {} for {} {} by {}",
+                e.channel, e.request_id, e.sender_id, e.decision, e.reviewer
+            ),
+        ),
         Event::ChannelReplyCompleted(e) => (
             Category::Delivery,
             format!("reply of run {} settled: {}", e.run_id, e.outcome),

@@ -14,9 +14,10 @@ use clawback_events::event::{Admission, ChannelMessageReceived, Event};
 
 use super::manager::Account;
 use super::routing::{self, Chat, ChatKind};
-use super::{policy, reply, settings};
+use super::{pairing, policy, reply, settings};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::agents::default_agent;
+use crate::gateway::protocol::methods::now_ms;
 
 /// A message as an adapter hands it over.
 #[derive(Clone, Debug)]
@@ -122,6 +123,28 @@ pub async fn receive(
             message.mentioned,
         ),
     };
+    // A DM the allowlist refused may be a pairing: a sender paired
+    // earlier, or a new request whose code is sent back.
+    let mut pairing_request = None;
+    let decided = match decided {
+        Err(reason)
+            if message.chat.kind == ChatKind::Direct
+                && message.unsupported.is_none()
+                && pairing::applies(account) =>
+        {
+            match pairing::check(gateway, account, &message, now_ms()) {
+                pairing::Verdict::Admit => Ok(()),
+                pairing::Verdict::Refuse(why) => Err(why),
+                pairing::Verdict::Request(request) => {
+                    tracing::info!(channel, sender = %message.sender_id, request = %request.request_id, "pairing requested ({reason})");
+                    let why = format!("pairing requested (request {})", request.request_id);
+                    pairing_request = Some(request);
+                    Err(why)
+                }
+            }
+        }
+        other => other,
+    };
     let admission = match decided {
         Err(reason) => Admission::Refused { reason },
         Ok(()) => {
@@ -179,14 +202,19 @@ pub async fn receive(
         channel: channel.to_owned(),
         sender: message.sender_id.clone(),
     };
-    crate::agent::compact::append(
-        gateway,
-        &stream,
-        &actor,
-        &correlation,
-        vec![Event::ChannelMessageReceived(event)],
-    )
-    .await?;
+    let mut events = vec![Event::ChannelMessageReceived(event)];
+    events.extend(pairing_request.clone().map(Event::ChannelPairingRequested));
+    crate::agent::compact::append(gateway, &stream, &actor, &correlation, events).await?;
+    if let Some(request) = pairing_request {
+        let text = pairing::code_message(label(channel), &request.sender_id, &request.code);
+        let target = super::Target {
+            account: account.account_id.clone(),
+            chat: request.chat_id.clone(),
+            thread: None,
+        };
+        let key = format!("pair:{}", request.request_id);
+        super::outbox::prepare(gateway, account, None, &target, text, key).await?;
+    }
     let Admission::Admitted {
         agent_id,
         session_key,
@@ -213,6 +241,18 @@ pub async fn receive(
         },
     );
     Ok(Received::Taken { admitted: true })
+}
+
+/// A channel's name as people write it.
+pub fn label(channel: &str) -> &'static str {
+    match channel {
+        "telegram" => "Telegram",
+        "discord" => "Discord",
+        "slack" => "Slack",
+        "matrix" => "Matrix",
+        "webhook" => "Webhook",
+        _ => "chat",
+    }
 }
 
 /// What the model reads: the text, with its sender named in groups (where

@@ -6,6 +6,8 @@
 //!   keys clawback does not act on are ignored, not refused);
 //! - `routing`: the agent and session key for a message (OpenClaw's keys);
 //! - `policy`: DM and group policies, allowlists, mention gating;
+//! - `pairing`: OpenClaw's DM pairing (a code for an unknown sender, an
+//!   operator's approval);
 //! - `inbound`: a platform message recorded (deduplicated by its platform
 //!   id) before the platform is told it was taken, then its turn started;
 //! - `reply`: a turn's reply cut into parts (block streaming or the
@@ -32,6 +34,7 @@ pub mod discord;
 pub mod inbound;
 pub mod manager;
 pub mod outbox;
+pub mod pairing;
 pub mod platform;
 pub mod policy;
 pub mod reply;

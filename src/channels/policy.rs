@@ -3,9 +3,9 @@
 //!
 //! Why fail-closed defaults: a bot token is reachable by anyone who finds
 //! the bot's name. OpenClaw's defaults are `dmPolicy: "pairing"` and
-//! `groupPolicy: "allowlist"`; clawback has no pairing flow yet, so
-//! `pairing` admits only `allowFrom` senders (and says so in
-//! `channels.status`), never everyone.
+//! `groupPolicy: "allowlist"`: here `pairing` admits `allowFrom` senders,
+//! and `pairing` (the module) takes over for the others (a code, an
+//! operator's approval), never everyone.
 
 use super::routing::{Chat, ChatKind};
 use super::settings::{Access, GroupRule, allow_entry};
@@ -104,10 +104,7 @@ pub fn issues(access: &Access, channel: &str) -> Vec<String> {
         "open" if !access.allow_from.iter().any(|entry| entry == "*") => issues.push(format!(
             "dmPolicy open requires \"*\" in channels.{channel}.allowFrom"
         )),
-        "pairing" => issues.push(format!(
-            "dmPolicy pairing: clawback has no pairing flow yet, so only senders in channels.{channel}.allowFrom are answered"
-        )),
-        "allowlist" | "open" | "disabled" => {}
+        "allowlist" | "open" | "disabled" | "pairing" => {}
         other => issues.push(format!("unknown dmPolicy {other:?}")),
     }
     issues

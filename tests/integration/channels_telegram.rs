@@ -435,3 +435,91 @@ fn a_require_approval_policy_holds_each_reply_for_an_operator() {
             .contains("denied by an operator")
     );
 }
+
+#[test]
+fn pairing_sends_a_code_and_an_operator_lets_the_sender_in() {
+    let llm = LlmServer::start();
+    let telegram = TelegramServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No dmPolicy: OpenClaw's default, pairing; nobody is on allowFrom.
+    let text = format!(
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},
+  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',
+    models: [{{ id: 'mock-model' }}] }} }} }},
+  channels: {{ telegram: {{ botToken: '{BOT_TOKEN}', apiRoot: '{}' }} }} }}\n",
+        llm.base_url(),
+        telegram.api_root()
+    );
+    std::fs::write(dir.path().join("config.json5"), text).expect("config");
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    telegram.push_text(STRANGER, STRANGER, "hello?");
+    telegram.wait_for("the pairing code", |t| !t.sent_to(STRANGER).is_empty());
+    let code_message = telegram.sent_to(STRANGER)[0].clone();
+    assert!(
+        code_message.contains(&format!("Your Telegram user id: {STRANGER}")),
+        "{code_message}"
+    );
+    let code = code_message
+        .lines()
+        .skip_while(|line| *line != "```")
+        .nth(1)
+        .expect("code line")
+        .to_owned();
+    assert_eq!(code.len(), 8);
+    telegram.push_text(STRANGER, STRANGER, "still there?");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        telegram.sent_to(STRANGER).len(),
+        1,
+        "one code per open request"
+    );
+    assert_eq!(
+        llm_calls(&llm),
+        0,
+        "nothing reaches the agent before approval"
+    );
+
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.pairing"]).await;
+        let (listed, _) = request(&mut socket, "l", "channels.pairing.list", json!({}), 1).await;
+        let requests = listed[0]["payload"]["requests"]
+            .as_array()
+            .expect("requests")
+            .clone();
+        assert_eq!(requests.len(), 1, "{listed:?}");
+        assert_eq!(requests[0]["metadata"]["code"], code.as_str());
+        assert_eq!(requests[0]["senderId"], STRANGER.to_string());
+        let params = json!({"channel": "telegram", "accountId": "default",
+                            "requestId": requests[0]["requestId"], "notify": true});
+        let (approved, _) = request(
+            &mut socket,
+            "a",
+            "channels.pairing.approve",
+            params.clone(),
+            1,
+        )
+        .await;
+        assert_eq!(
+            approved[0]["payload"]["notification"], "sent",
+            "{approved:?}"
+        );
+        let (again, _) = request(&mut socket, "b", "channels.pairing.approve", params, 1).await;
+        assert_eq!(again[0]["error"]["code"], "INVALID_REQUEST", "decided once");
+    });
+    telegram.wait_for("the approval notice", |t| t.sent_to(STRANGER).len() == 2);
+    stop(running);
+
+    // Paired, across a restart: the log remembers.
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    telegram.push_text(STRANGER, STRANGER, "now?");
+    telegram.wait_for("the agent's reply", |t| t.sent_to(STRANGER).len() == 3);
+    assert_eq!(
+        telegram.sent_to(STRANGER)[2],
+        "Hello from the mock. You said: now?"
+    );
+    stop(running);
+    let records = log_records(dir.path(), 400);
+    let resolved = kinds(&records, "channel.pairing.resolved");
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0]["decision"], "approved");
+}

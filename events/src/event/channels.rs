@@ -58,3 +58,32 @@ pub struct ChannelReplyCompleted {
     /// run short: a notice was sent).
     pub outcome: String,
 }
+
+/// An unknown sender asked for DM access (`dmPolicy: "pairing"`): the code
+/// they were sent, until an operator approves or dismisses it, or it
+/// expires.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPairingRequested {
+    pub channel: String,
+    pub account_id: String,
+    pub request_id: String,
+    /// 8 characters without ambiguous ones; shown to the sender.
+    pub code: String,
+    pub sender_id: String,
+    pub sender_name: Option<String>,
+    /// The chat the code was sent to (for the approval notice).
+    pub chat_id: String,
+    pub expires_at_ms: i64,
+}
+
+/// An operator's decision on a pairing request: `approved` (the sender may
+/// DM the bot from now on) or `dismissed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPairingResolved {
+    pub channel: String,
+    pub account_id: String,
+    pub request_id: String,
+    pub sender_id: String,
+    pub decision: String,
+    pub reviewer: String,
+}

@@ -193,6 +193,13 @@ fn dynamic_scope(method: &str, params: Option<&Value>) -> &'static str {
                 WRITE
             }
         }
+        // Approving a DM sender needs pairing; also making them the command
+        // owner needs admin (protocol.md 2.2).
+        "channels.pairing.approve" => {
+            let bootstrap = object.and_then(|params| params.get("bootstrapCommandOwner"))
+                == Some(&Value::Bool(true));
+            if bootstrap { ADMIN } else { PAIRING }
+        }
         // Dynamic methods whose rules are not implemented here need admin.
         _ => ADMIN,
     }

@@ -21,6 +21,7 @@
 mod agent;
 pub mod agents;
 pub mod approvals;
+mod channel_pairing;
 mod channels;
 mod config;
 mod cron;
@@ -138,6 +139,9 @@ pub const IMPLEMENTED: &[&str] = &[
     "channels.status",
     "channels.start",
     "channels.stop",
+    "channels.pairing.list",
+    "channels.pairing.approve",
+    "channels.pairing.dismiss",
     "send",
 ];
 
@@ -337,6 +341,9 @@ pub async fn call(
         "channels.status" => simple(channels::status(gateway, params)),
         "channels.start" => channels::start(gateway, params).await,
         "channels.stop" => simple(channels::stop(gateway, params)),
+        "channels.pairing.list" => simple(channel_pairing::list(gateway, params)),
+        "channels.pairing.approve" => channel_pairing::approve(gateway, caller, params).await,
+        "channels.pairing.dismiss" => channel_pairing::dismiss(gateway, caller, params).await,
         "send" => channels::send(gateway, params).await,
         "sessions.preview" => simple(sessions::preview(gateway, params)),
         "sessions.patch" => sessions::patch(gateway, params).await,
@@ -375,7 +382,7 @@ pub fn missing_scope(scope: &str, required: &[&str]) -> ErrorShape {
 fn missing(method: &str) -> &'static str {
     let family = method.split('.').next().unwrap_or(method);
     match family {
-        "channels" => "clawback has no channel pairing or logout flow yet",
+        "channels" => "clawback has no channel logout flow yet",
         "send" | "poll" => "polls are not available on clawback's channels yet",
         "tts" | "talk" => "it needs a text-to-speech provider, which is not built yet",
         "skills" => {
