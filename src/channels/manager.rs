@@ -42,6 +42,39 @@ pub struct AccountSettings {
     pub describe: Value,
 }
 
+/// A platform connection that keeps ending soon after it starts is handed
+/// to the supervisor's backoff (as an error) after this many in a row.
+const QUICK_ENDS_MAX: u32 = 10;
+/// A connection that lived this long was healthy: the count starts over.
+const HEALTHY_CONNECTION: Duration = Duration::from_secs(60);
+
+/// Reconnection for adapters that hold a connection (Discord's gateway,
+/// Slack's Socket Mode): platforms close connections routinely, and that
+/// is answered by connecting again at once, unless it happens fast and
+/// repeatedly.
+#[derive(Default)]
+pub struct Reconnects {
+    quick: u32,
+}
+
+impl Reconnects {
+    /// A connection that started at `started` ended and should be
+    /// replaced: a short pause if it was quick, an error (`what` keeps
+    /// closing) after too many quick ends in a row.
+    pub async fn ended(&mut self, started: tokio::time::Instant, what: &str) -> Result<(), String> {
+        if started.elapsed() >= HEALTHY_CONNECTION {
+            self.quick = 0;
+            return Ok(());
+        }
+        self.quick += 1;
+        if self.quick >= QUICK_ENDS_MAX {
+            return Err(format!("{what} keeps closing the connection"));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(())
+    }
+}
+
 /// An account a channel builder made from the config.
 pub struct Spec {
     pub platform: Arc<dyn Platform>,

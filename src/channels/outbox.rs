@@ -119,17 +119,7 @@ async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
             error: reason.clone(),
             retryable: false,
         });
-        if let Err(error) = record(
-            gateway,
-            account.channel,
-            session_key.as_deref(),
-            &job.key,
-            event,
-        )
-        .await
-        {
-            tracing::error!(delivery = %job.delivery_id, %error, "delivery outcome not recorded");
-        }
+        record_outcome(gateway, account, session_key.as_deref(), &job, event).await;
         if let Some(done) = job.done.take() {
             let _ = done.send(Err(reason));
         }
@@ -168,17 +158,7 @@ async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
                 (event, result)
             }
         };
-        if let Err(error) = record(
-            gateway,
-            account.channel,
-            session_key.as_deref(),
-            &job.key,
-            event,
-        )
-        .await
-        {
-            tracing::error!(delivery = %job.delivery_id, %error, "delivery outcome not recorded");
-        }
+        record_outcome(gateway, account, session_key.as_deref(), &job, event).await;
         if let Some(result) = result {
             if let Some(done) = job.done.take() {
                 let _ = done.send(result);
@@ -283,6 +263,20 @@ fn was_allowed(gateway: &Gateway, delivery_id: &str) -> bool {
                     }
                 )
         })
+}
+
+/// Records what became of a send. A failure to record is logged: the
+/// delivery then stays unconfirmed, and the next start settles it.
+async fn record_outcome(
+    gateway: &Gateway,
+    account: &Account,
+    session_key: Option<&str>,
+    job: &Job,
+    event: Event,
+) {
+    if let Err(error) = record(gateway, account.channel, session_key, &job.key, event).await {
+        tracing::error!(delivery = %job.delivery_id, %error, "delivery outcome not recorded");
+    }
 }
 
 fn session_of(gateway: &Gateway, delivery_id: &str) -> Option<String> {

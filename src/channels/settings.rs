@@ -73,24 +73,68 @@ impl Default for BlockChunk {
     }
 }
 
+/// What every channel's section says about running it, apart from who may
+/// talk to it: flattened into each channel's section.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Common {
+    pub enabled: Option<bool>,
+    /// Another API root (a self-hosted server, a proxy, tests).
+    pub api_root: Option<String>,
+    pub text_chunk_limit: Option<usize>,
+    pub block_streaming: Option<bool>,
+    pub block_streaming_chunk: Option<BlockChunk>,
+    pub accounts: Option<BTreeMap<String, Value>>,
+}
+
+impl Common {
+    /// Block streaming's sizes, when it is on.
+    pub fn blocks(&self) -> Option<BlockChunk> {
+        self.block_streaming
+            .unwrap_or(false)
+            .then(|| self.block_streaming_chunk.clone().unwrap_or_default())
+    }
+
+    pub fn api_root(&self, default: &str) -> String {
+        self.api_root
+            .as_deref()
+            .unwrap_or(default)
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// `textChunkLimit`, within what the platform takes.
+    pub fn text_limit(&self, platform_max: usize) -> usize {
+        self.text_chunk_limit
+            .unwrap_or(platform_max)
+            .clamp(16, platform_max.max(16))
+    }
+
+    /// Settings issues shared by all channels, with the access ones.
+    pub fn issues(&self, access: &Access, channel: &str) -> Vec<String> {
+        let mut issues = super::policy::issues(access, channel);
+        if self.accounts.is_some() {
+            issues.push(format!(
+                "channels.{channel}.accounts is not supported by clawback yet: only the root account runs"
+            ));
+        }
+        issues
+    }
+}
+
 /// `channels.telegram`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Telegram {
-    pub enabled: Option<bool>,
     pub bot_token: Option<SecretInput>,
     pub token_file: Option<String>,
-    /// The Bot API root (a self-hosted Bot API server; tests).
-    pub api_root: Option<String>,
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<SecretInput>,
     pub webhook_path: Option<String>,
-    pub text_chunk_limit: Option<usize>,
-    pub block_streaming: Option<bool>,
-    pub block_streaming_chunk: Option<BlockChunk>,
+    #[serde(flatten)]
+    pub common: Common,
     #[serde(flatten)]
     pub access: Access,
-    pub accounts: Option<BTreeMap<String, Value>>,
 }
 
 /// `channels.webhook`: clawback's custom channel (an HTTP webhook in, a
@@ -98,14 +142,12 @@ pub struct Telegram {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
-    pub enabled: Option<bool>,
     /// The HMAC key for both directions.
     pub secret: Option<SecretInput>,
     pub path: Option<String>,
     pub callback_url: Option<String>,
-    pub text_chunk_limit: Option<usize>,
-    pub block_streaming: Option<bool>,
-    pub block_streaming_chunk: Option<BlockChunk>,
+    #[serde(flatten)]
+    pub common: Common,
     #[serde(flatten)]
     pub access: Access,
 }

@@ -49,7 +49,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
     let Some(section) = settings::section::<settings::Webhook>(config, "webhook")? else {
         return Ok(None);
     };
-    if section.enabled == Some(false) {
+    if section.common.enabled == Some(false) {
         return Ok(None);
     }
     let secret = section
@@ -74,11 +74,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|error| format!("cannot build the webhook HTTP client: {error}"))?;
-    let issues = super::policy::issues(&section.access, "webhook");
-    let blocks = section
-        .block_streaming
-        .unwrap_or(false)
-        .then(|| section.block_streaming_chunk.clone().unwrap_or_default());
+    let issues = section.common.issues(&section.access, "webhook");
     Ok(Some(Spec {
         platform: Arc::new(Webhook {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
@@ -89,11 +85,8 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
         settings: AccountSettings {
             access: section.access,
             allow_prefixes: &["webhook:"],
-            blocks,
-            text_limit: section
-                .text_chunk_limit
-                .unwrap_or(TEXT_LIMIT_DEFAULT)
-                .max(16),
+            blocks: section.common.blocks(),
+            text_limit: section.common.text_limit(TEXT_LIMIT_DEFAULT),
             mode: "webhook",
             delivery: settings::delivery_policy(config, "webhook")?,
             issues,

@@ -30,44 +30,36 @@ struct Callback {
 
 impl Callback {
     fn start() -> Callback {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let address = listener.local_addr().expect("address").to_string();
         let posts = Arc::new(Mutex::new(Vec::new()));
         let stall = Arc::new(Mutex::new(VecDeque::new()));
-        let app = axum::Router::new().route(
-            "/replies",
-            axum::routing::post({
-                let posts = posts.clone();
-                let stall = stall.clone();
-                move |headers: HeaderMap, body: String| {
+        let (address, runtime) = crate::support::serve(|_| {
+            axum::Router::new().route(
+                "/replies",
+                axum::routing::post({
                     let posts = posts.clone();
                     let stall = stall.clone();
-                    async move {
-                        let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                        let count = {
-                            let mut posts = posts.lock().expect("posts");
-                            posts.push((headers, value));
-                            posts.len()
-                        };
-                        if stall.lock().expect("stall").pop_front() == Some(true) {
-                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                    move |headers: HeaderMap, body: String| {
+                        let posts = posts.clone();
+                        let stall = stall.clone();
+                        async move {
+                            let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                            let count = {
+                                let mut posts = posts.lock().expect("posts");
+                                posts.push((headers, value));
+                                posts.len()
+                            };
+                            if stall.lock().expect("stall").pop_front() == Some(true) {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                            }
+                            (
+                                StatusCode::OK,
+                                axum::Json(json!({"messageId": format!("cb-{count}")})),
+                            )
                         }
-                        (
-                            StatusCode::OK,
-                            axum::Json(json!({"messageId": format!("cb-{count}")})),
-                        )
                     }
-                }
-            }),
-        );
-        runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+                }),
+            )
+        });
         Callback {
             address,
             posts,

@@ -47,15 +47,6 @@ pub struct DiscordServer {
 
 impl DiscordServer {
     pub fn start() -> DiscordServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let address = listener.local_addr().expect("address").to_string();
         let (live, _) = tokio::sync::broadcast::channel(64);
         let state = Arc::new(Discord {
             dispatches: Mutex::default(),
@@ -66,20 +57,21 @@ impl DiscordServer {
             stall_sends: AtomicBool::new(false),
             live,
         });
-        let app = axum::Router::new()
-            .route("/gateway", axum::routing::any(upgrade))
-            .route("/api/v10/gateway/bot", axum::routing::get(gateway_bot))
-            .route("/api/v10/users/@me", axum::routing::get(me))
-            .route(
-                "/api/v10/channels/{channel}/messages",
-                axum::routing::post(create),
-            )
-            .route(
-                "/api/v10/channels/{channel}/typing",
-                axum::routing::post(typing),
-            )
-            .with_state((state.clone(), address.clone()));
-        runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        let (address, runtime) = crate::support::serve(|address| {
+            axum::Router::new()
+                .route("/gateway", axum::routing::any(upgrade))
+                .route("/api/v10/gateway/bot", axum::routing::get(gateway_bot))
+                .route("/api/v10/users/@me", axum::routing::get(me))
+                .route(
+                    "/api/v10/channels/{channel}/messages",
+                    axum::routing::post(create),
+                )
+                .route(
+                    "/api/v10/channels/{channel}/typing",
+                    axum::routing::post(typing),
+                )
+                .with_state((state.clone(), address.to_owned()))
+        });
         DiscordServer {
             address,
             state,

@@ -45,15 +45,6 @@ pub struct SlackServer {
 
 impl SlackServer {
     pub fn start() -> SlackServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let address = listener.local_addr().expect("address").to_string();
         let (live, _) = tokio::sync::broadcast::channel(64);
         let state = Arc::new(Slack {
             envelopes: Mutex::default(),
@@ -64,13 +55,14 @@ impl SlackServer {
             stall_sends: AtomicBool::new(false),
             live,
         });
-        let app = axum::Router::new()
-            .route("/api/apps.connections.open", axum::routing::post(open))
-            .route("/api/auth.test", axum::routing::post(auth_test))
-            .route("/api/chat.postMessage", axum::routing::post(post_message))
-            .route("/link", axum::routing::any(upgrade))
-            .with_state((state.clone(), address.clone()));
-        runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        let (address, runtime) = crate::support::serve(|address| {
+            axum::Router::new()
+                .route("/api/apps.connections.open", axum::routing::post(open))
+                .route("/api/auth.test", axum::routing::post(auth_test))
+                .route("/api/chat.postMessage", axum::routing::post(post_message))
+                .route("/link", axum::routing::any(upgrade))
+                .with_state((state.clone(), address.to_owned()))
+        });
         SlackServer {
             address,
             state,

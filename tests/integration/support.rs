@@ -100,3 +100,21 @@ pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
         .build()
         .expect("HTTP client")
 }
+
+/// A local HTTP server for a test double on its own one-thread runtime:
+/// `make` builds the router, given the address it will listen on. The
+/// runtime must be kept alive as long as the server is used.
+pub fn serve(make: impl FnOnce(&str) -> axum::Router) -> (String, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let app = make(&address);
+    runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (address, runtime)
+}

@@ -42,20 +42,12 @@ pub struct TelegramServer {
 
 impl TelegramServer {
     pub fn start() -> TelegramServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let address = listener.local_addr().expect("address").to_string();
         let bot = Arc::new(Bot::default());
-        let app = axum::Router::new()
-            .route("/{bot}/{method}", axum::routing::post(call))
-            .with_state(bot.clone());
-        runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        let (address, runtime) = crate::support::serve(|_| {
+            axum::Router::new()
+                .route("/{bot}/{method}", axum::routing::post(call))
+                .with_state(bot.clone())
+        });
         TelegramServer {
             address,
             bot,

@@ -26,9 +26,9 @@ use serde_json::{Value, json};
 use self::gateway::{Ended, Resume};
 use self::messages::GuildRule;
 use super::Inbox;
-use super::manager::{AccountSettings, Spec};
+use super::manager::{AccountSettings, Reconnects, Spec};
 use super::platform::{AfterRestart, BoxFuture, Outgoing, Platform, SendError, Target};
-use super::settings::{self, BlockChunk};
+use super::settings;
 use crate::config::model::{ConfigFile, SecretInput};
 
 /// Discord's limit for one message's content.
@@ -43,17 +43,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Section {
-    enabled: Option<bool>,
     token: Option<SecretInput>,
-    /// The REST root including the version (tests, proxies).
-    api_root: Option<String>,
-    text_chunk_limit: Option<usize>,
-    block_streaming: Option<bool>,
-    block_streaming_chunk: Option<BlockChunk>,
+    #[serde(flatten)]
+    common: settings::Common,
     guilds: Option<BTreeMap<String, GuildRule>>,
     #[serde(flatten)]
     access: settings::Access,
-    accounts: Option<BTreeMap<String, Value>>,
 }
 
 pub struct Discord {
@@ -69,7 +64,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
     let Some(section) = settings::section::<Section>(config, "discord")? else {
         return Ok(None);
     };
-    if section.enabled == Some(false) {
+    if section.common.enabled == Some(false) {
         return Ok(None);
     }
     let token = match &section.token {
@@ -85,23 +80,11 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
     if token.is_empty() || token.contains(char::is_whitespace) {
         return Err("channels.discord.token does not look like a bot token".to_owned());
     }
-    let mut issues = super::policy::issues(&section.access, "discord");
-    if section.accounts.is_some() {
-        issues.push("channels.discord.accounts is not supported by clawback yet: only the root account runs".to_owned());
-    }
-    let api_root = section
-        .api_root
-        .clone()
-        .unwrap_or_else(|| DEFAULT_API_ROOT.to_owned())
-        .trim_end_matches('/')
-        .to_owned();
+    let issues = section.common.issues(&section.access, "discord");
+    let api_root = section.common.api_root(DEFAULT_API_ROOT);
     let client = super::http_client()
         .build()
         .map_err(|error| format!("cannot build the Discord HTTP client: {error}"))?;
-    let blocks = section
-        .block_streaming
-        .unwrap_or(false)
-        .then(|| section.block_streaming_chunk.clone().unwrap_or_default());
     Ok(Some(Spec {
         platform: Arc::new(Discord {
             token,
@@ -115,11 +98,8 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
         settings: AccountSettings {
             access: section.access,
             allow_prefixes: &["discord:", "user:"],
-            blocks,
-            text_limit: section
-                .text_chunk_limit
-                .unwrap_or(TEXT_LIMIT)
-                .clamp(16, TEXT_LIMIT),
+            blocks: section.common.blocks(),
+            text_limit: section.common.text_limit(TEXT_LIMIT),
             mode: "gateway",
             delivery: settings::delivery_policy(config, "discord")?,
             issues,
@@ -258,10 +238,8 @@ impl Platform for Discord {
                 .map_err(|error| error.message)?;
             self.set_bot_id(me["id"].as_str().unwrap_or_default());
             let mut resume = inbox.cursor().as_deref().and_then(Resume::decode);
-            // A connection that keeps ending at once is handed to the
-            // supervisor's backoff after this many quick reconnects in a row.
-            let mut quick = 0;
-            while quick < 10 {
+            let mut reconnects = Reconnects::default();
+            loop {
                 let url = match &resume {
                     Some(resume) => resume.url.clone(),
                     None => self.gateway_url().await?,
@@ -272,14 +250,8 @@ impl Platform for Discord {
                     Ended::Reconnect(next) => resume = next,
                 }
                 inbox.account.connected(false);
-                if started.elapsed() < Duration::from_secs(60) {
-                    quick += 1;
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                } else {
-                    quick = 0;
-                }
+                reconnects.ended(started, "the Discord gateway").await?;
             }
-            Err("the Discord gateway keeps closing the connection".to_owned())
         })
     }
 }

@@ -23,9 +23,9 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Inbox;
-use super::manager::{AccountSettings, Spec};
+use super::manager::{AccountSettings, Reconnects, Spec};
 use super::platform::{AfterRestart, BoxFuture, Outgoing, Platform, SendError, Target};
-use super::settings::{self, BlockChunk, GroupRule};
+use super::settings::{self, GroupRule};
 use crate::config::model::{ConfigFile, SecretInput};
 
 /// Slack's advice for one message's text (it truncates past 40,000).
@@ -38,15 +38,11 @@ const FRAME_BYTES_MAX: usize = 4 << 20;
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Section {
-    enabled: Option<bool>,
     mode: Option<String>,
     bot_token: Option<SecretInput>,
     app_token: Option<SecretInput>,
-    /// The Web API root (tests, proxies).
-    api_root: Option<String>,
-    text_chunk_limit: Option<usize>,
-    block_streaming: Option<bool>,
-    block_streaming_chunk: Option<BlockChunk>,
+    #[serde(flatten)]
+    common: settings::Common,
     dm_policy: Option<String>,
     #[serde(default)]
     allow_from: Vec<Value>,
@@ -54,7 +50,6 @@ struct Section {
     /// `channels.<id>`: OpenClaw's per-channel rules (`users` lists who
     /// may talk there).
     channels: Option<BTreeMap<String, ChannelRule>>,
-    accounts: Option<BTreeMap<String, Value>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -89,7 +84,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
     let Some(section) = settings::section::<Section>(config, "slack")? else {
         return Ok(None);
     };
-    if section.enabled == Some(false) {
+    if section.common.enabled == Some(false) {
         return Ok(None);
     }
     if section.mode.as_deref().is_some_and(|mode| mode != "socket") {
@@ -129,26 +124,11 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
         group_allow_from: None,
         groups,
     };
-    let mut issues = super::policy::issues(&access, "slack");
-    if section.accounts.is_some() {
-        issues.push(
-            "channels.slack.accounts is not supported by clawback yet: only the root account runs"
-                .to_owned(),
-        );
-    }
-    let api_root = section
-        .api_root
-        .clone()
-        .unwrap_or_else(|| DEFAULT_API_ROOT.to_owned())
-        .trim_end_matches('/')
-        .to_owned();
+    let issues = section.common.issues(&access, "slack");
+    let api_root = section.common.api_root(DEFAULT_API_ROOT);
     let client = super::http_client()
         .build()
         .map_err(|error| format!("cannot build the Slack HTTP client: {error}"))?;
-    let blocks = section
-        .block_streaming
-        .unwrap_or(false)
-        .then(|| section.block_streaming_chunk.clone().unwrap_or_default());
     Ok(Some(Spec {
         platform: Arc::new(Slack {
             bot_token,
@@ -161,11 +141,8 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
         settings: AccountSettings {
             access,
             allow_prefixes: &["slack:", "user:"],
-            blocks,
-            text_limit: section
-                .text_chunk_limit
-                .unwrap_or(TEXT_LIMIT)
-                .clamp(16, TEXT_LIMIT),
+            blocks: section.common.blocks(),
+            text_limit: section.common.text_limit(TEXT_LIMIT),
             mode: "socket",
             delivery: settings::delivery_policy(config, "slack")?,
             issues,
@@ -333,23 +310,16 @@ impl Platform for Slack {
                 .map_err(|error| error.message)?;
             *self.bot_user_id.lock().expect("bot lock") =
                 me["user_id"].as_str().unwrap_or_default().to_owned();
-            // Slack refreshes connections every few hours; a connection that
-            // keeps ending at once goes to the supervisor's backoff.
-            let mut quick = 0;
-            while quick < 10 {
+            // Slack refreshes connections every few hours.
+            let mut reconnects = Reconnects::default();
+            loop {
                 let started = tokio::time::Instant::now();
                 if self.connection(&inbox, &mut stop).await? {
                     return Ok(());
                 }
                 inbox.account.connected(false);
-                if started.elapsed() < Duration::from_secs(60) {
-                    quick += 1;
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                } else {
-                    quick = 0;
-                }
+                reconnects.ended(started, "Slack Socket Mode").await?;
             }
-            Err("Slack keeps closing the Socket Mode connection".to_owned())
         })
     }
 }

@@ -62,14 +62,11 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
     let Some(section) = settings::section::<settings::Telegram>(config, "telegram")? else {
         return Ok(None);
     };
-    if section.enabled == Some(false) {
+    if section.common.enabled == Some(false) {
         return Ok(None);
     }
     let token = token(&section)?;
-    let mut issues = super::policy::issues(&section.access, "telegram");
-    if section.accounts.is_some() {
-        issues.push("channels.telegram.accounts is not supported by clawback yet: only the root account runs".to_owned());
-    }
+    let issues = section.common.issues(&section.access, "telegram");
     let mode = match &section.webhook_url {
         None => Mode::Polling,
         Some(url) => {
@@ -85,7 +82,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
             }
         }
     };
-    let api_root = section.api_root.as_deref().unwrap_or(DEFAULT_API_ROOT);
+    let api_root = section.common.api_root(DEFAULT_API_ROOT);
     let client = super::http_client()
         .build()
         .map_err(|error| format!("cannot build the Telegram HTTP client: {error}"))?;
@@ -95,16 +92,12 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
         "webhookPath": matches!(mode, Mode::Webhook { .. }).then(|| webhook_path(config)),
         "baseUrl": api_root,
     });
-    let blocks = section
-        .block_streaming
-        .unwrap_or(false)
-        .then(|| section.block_streaming_chunk.clone().unwrap_or_default());
     let mode_name = match mode {
         Mode::Polling => "polling",
         Mode::Webhook { .. } => "webhook",
     };
     let platform = Telegram {
-        api: Api::new(client, api_root, &token),
+        api: Api::new(client, &api_root, &token),
         mode,
         bot: Mutex::new(BotIdentity::default()),
     };
@@ -114,11 +107,8 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
         settings: AccountSettings {
             access: section.access,
             allow_prefixes: ALLOW_PREFIXES,
-            blocks,
-            text_limit: section
-                .text_chunk_limit
-                .unwrap_or(TEXT_LIMIT)
-                .clamp(16, TEXT_LIMIT),
+            blocks: section.common.blocks(),
+            text_limit: section.common.text_limit(TEXT_LIMIT),
             mode: mode_name,
             delivery: settings::delivery_policy(config, "telegram")?,
             issues,
