@@ -73,14 +73,7 @@ impl Callback {
     }
 
     fn wait_for_posts(&self, n: usize) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while self.posts().len() < n {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {n} posts"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::support::wait_until(&format!("{n} posts"), || self.posts().len() >= n);
     }
 }
 

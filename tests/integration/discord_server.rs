@@ -149,14 +149,7 @@ impl DiscordServer {
     }
 
     pub fn wait_for(&self, what: &str, done: impl Fn(&DiscordServer) -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !done(self) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::support::wait_until(what, || done(self));
     }
 }
 

@@ -118,3 +118,16 @@ pub fn serve(make: impl FnOnce(&str) -> axum::Router) -> (String, tokio::runtime
     runtime.spawn(async move { axum::serve(listener, app).await.expect("serve") });
     (address, runtime)
 }
+
+/// Waits (at most 20 s, polling) until `done` holds; a test that would
+/// otherwise hang fails with `what`.
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -118,14 +118,7 @@ impl TelegramServer {
 
     /// Waits (bounded) until `done` holds.
     pub fn wait_for(&self, what: &str, done: impl Fn(&TelegramServer) -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !done(self) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::support::wait_until(what, || done(self));
     }
 }
 
