@@ -89,6 +89,22 @@ pub fn spawn_gateway(
     Ok((gateway, address))
 }
 
+impl Gateway {
+    /// Stops the gateway as an operator would (SIGTERM) and waits, bounded.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        // SAFETY: kill(2) on a child process this handle owns.
+        let sent = unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        anyhow::ensure!(sent == 0, "cannot signal the gateway");
+        for _ in 0..300 {
+            if self.0.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        anyhow::bail!("the gateway did not stop within 30 s")
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -14,6 +14,7 @@ mod bench_http;
 mod bench_merkle;
 mod bench_protocol;
 mod debug;
+mod demo;
 mod log;
 mod progress;
 mod replay;
@@ -74,6 +75,9 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// An offline, scripted conversation (a local model, a tool call that
+    /// waits for an approval), then its replay and an audit of the log.
+    Demo(demo::DemoArgs),
     /// Tools for tests and fixtures; not a stable interface.
     #[command(hide = true)]
     Debug {
@@ -100,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(&state_dir, args),
         Command::Log { command } => log::run(&state_dir, command),
         Command::Bench { command } => bench::run(command),
+        Command::Demo(args) => demo::run(args),
         Command::Debug { command } => debug::run(&state_dir, command),
     }
 }
