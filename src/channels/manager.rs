@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::outbox::{self, Job};
 use super::platform::Platform;
 use super::settings::{Access, BlockChunk};
-use super::{Inbox, reply, telegram, webhook};
+use super::{Inbox, matrix, reply, telegram, webhook};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::now_ms;
 
@@ -139,6 +139,7 @@ pub fn register_all(gateway: &Arc<Gateway>) {
     for (channel, built) in [
         ("telegram", telegram::build(&config)),
         ("webhook", webhook::build(&config)),
+        ("matrix", matrix::build(&config)),
     ] {
         match built {
             Ok(Some(spec)) => {
@@ -176,6 +177,7 @@ pub async fn restart(gateway: &Arc<Gateway>, channel: &str) -> Result<(), String
     let built = match channel {
         "telegram" => telegram::build(&config),
         "webhook" => webhook::build(&config),
+        "matrix" => matrix::build(&config),
         other => return Err(format!("unsupported channel: {other}")),
     };
     match built? {

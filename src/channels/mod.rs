@@ -15,7 +15,8 @@
 //!   `delivery.failed` after, retries on rate limits, and what a restart
 //!   does with a send it cannot confirm;
 //! - `chunk`: where a reply is cut;
-//! - `platform`: the adapter trait; `telegram` and `webhook` implement it;
+//! - `platform`: the adapter trait; `telegram`, `matrix` and `webhook`
+//!   implement it;
 //! - `manager`: accounts started from config, restarted with backoff, and
 //!   their status for `channels.status`.
 //!
@@ -29,6 +30,7 @@
 pub mod chunk;
 pub mod inbound;
 pub mod manager;
+pub mod matrix;
 pub mod outbox;
 pub mod platform;
 pub mod policy;

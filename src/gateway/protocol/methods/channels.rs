@@ -13,7 +13,11 @@ use crate::channels::{Target, manager};
 use crate::gateway::Gateway;
 
 /// The channels clawback can run, in `channelOrder`.
-const CHANNELS: &[(&str, &str)] = &[("telegram", "Telegram"), ("webhook", "Webhook")];
+const CHANNELS: &[(&str, &str)] = &[
+    ("telegram", "Telegram"),
+    ("matrix", "Matrix"),
+    ("webhook", "Webhook"),
+];
 
 pub fn status(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
     let params = Params::closed(
@@ -245,10 +249,21 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
     }
 }
 
-/// `telegram:123` and `tg:123` name the chat `123` on Telegram.
+/// `telegram:123` and `tg:123` name the chat `123` on Telegram;
+/// `matrix:room:!id:server` and `room:!id:server` the room `!id:server`.
 fn strip_prefix(channel: &str, to: &str) -> String {
     let prefixes: &[&str] = match channel {
         "telegram" => &["telegram:", "tg:"],
+        // OpenClaw's Matrix target forms: `matrix:room:!id`, `room:!id`, ...
+        "matrix" => &[
+            "matrix:room:",
+            "matrix:channel:",
+            "matrix:user:",
+            "matrix:",
+            "room:",
+            "channel:",
+            "user:",
+        ],
         other => &[other],
     };
     for prefix in prefixes {

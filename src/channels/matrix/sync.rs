@@ -1,0 +1,460 @@
+//! A `/sync` answer read into what the adapter acts on: invites, the room
+//! messages in order, the `m.direct` map, and `next_batch`; and one room
+//! message turned into an [`Inbound`].
+//!
+//! Why pure functions over `serde_json::Value`: the sync answer is large
+//! and mostly irrelevant (the filter trims it, but a homeserver may send
+//! more), so only the fields used are read, every one optional, and a
+//! malformed event is skipped rather than failing the whole batch. Keeping
+//! the HTTP out makes the exactly-once rules (which message carries the
+//! cursor) testable without a homeserver.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use crate::channels::Inbound;
+use crate::channels::routing::{Chat, ChatKind};
+
+/// Room timeline events asked for per sync (the rest of a busier room is a
+/// gap, reported in the log).
+pub const TIMELINE_LIMIT: u64 = 100;
+
+/// The sync filter: room messages (and encrypted ones, to refuse them with
+/// a reason), `m.direct`; no presence, receipts, typing or room state.
+pub fn filter(timeline_limit: u64) -> Value {
+    json!({
+        "presence": {"types": []},
+        "account_data": {"types": ["m.direct"]},
+        "room": {
+            "timeline": {"types": ["m.room.message", "m.room.encrypted"], "limit": timeline_limit},
+            "state": {"types": []},
+            "ephemeral": {"types": []},
+            "account_data": {"types": []},
+        },
+    })
+}
+
+/// What one sync answer holds for the adapter.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub next_batch: String,
+    pub invites: Vec<Invite>,
+    pub events: Vec<RoomEvent>,
+    /// Rooms `m.direct` names, when the answer carries that account data.
+    pub direct_rooms: Option<BTreeSet<String>>,
+    /// Rooms whose timeline has a gap before its first event.
+    pub gaps: Vec<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invite {
+    pub room_id: String,
+    pub inviter: Option<String>,
+    /// The invite was sent as a direct chat (`is_direct`).
+    pub is_direct: bool,
+}
+
+/// A timeline event of a joined room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomEvent {
+    pub room_id: String,
+    pub event_id: String,
+    pub sender: String,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Text {
+        text: String,
+        /// `m.mentions.user_ids`.
+        mentioned_users: Vec<String>,
+        /// The root of the thread it is in (`m.thread` relation).
+        thread_root: Option<String>,
+    },
+    /// Readable by no one without the room's keys.
+    Encrypted,
+    /// An image, a file, a location...: what it is, in words.
+    Unsupported(String),
+    /// An edit or a redacted message: not a new message to answer.
+    Ignored,
+}
+
+pub fn parse(answer: &Value) -> Result<Batch, String> {
+    let next_batch = answer
+        .get("next_batch")
+        .and_then(Value::as_str)
+        .filter(|token| !token.is_empty())
+        .ok_or("the sync answer has no next_batch")?
+        .to_owned();
+    let mut batch = Batch {
+        next_batch,
+        ..Batch::default()
+    };
+    let rooms = answer.get("rooms");
+    let map = |name: &str| {
+        rooms
+            .and_then(|rooms| rooms.get(name))
+            .and_then(Value::as_object)
+    };
+    for (room_id, room) in map("invite").into_iter().flatten() {
+        batch.invites.push(invite(room_id, room));
+    }
+    for (room_id, room) in map("join").into_iter().flatten() {
+        let timeline = room.get("timeline");
+        if timeline
+            .and_then(|timeline| timeline.get("limited"))
+            .and_then(Value::as_bool)
+            == Some(true)
+        {
+            batch.gaps.push(room_id.clone());
+        }
+        let events = timeline
+            .and_then(|timeline| timeline.get("events"))
+            .and_then(Value::as_array);
+        for event in events.into_iter().flatten() {
+            if let Some(event) = room_event(room_id, event) {
+                batch.events.push(event);
+            }
+        }
+    }
+    let account_data = answer
+        .pointer("/account_data/events")
+        .and_then(Value::as_array);
+    for event in account_data.into_iter().flatten() {
+        if event.get("type").and_then(Value::as_str) == Some("m.direct") {
+            let rooms = event
+                .get("content")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flat_map(|content| content.values())
+                .filter_map(Value::as_array)
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            batch.direct_rooms = Some(rooms);
+        }
+    }
+    Ok(batch)
+}
+
+fn invite(room_id: &str, room: &Value) -> Invite {
+    let events = room
+        .pointer("/invite_state/events")
+        .and_then(Value::as_array);
+    // The invite itself is the member event whose state key is the bot;
+    // the stripped state carries other members' events too.
+    let member = events
+        .into_iter()
+        .flatten()
+        .filter(|event| event.get("type").and_then(Value::as_str) == Some("m.room.member"))
+        .find(|event| {
+            event.pointer("/content/membership").and_then(Value::as_str) == Some("invite")
+        });
+    Invite {
+        room_id: room_id.to_owned(),
+        inviter: member
+            .and_then(|event| event.get("sender"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        is_direct: member
+            .and_then(|event| event.pointer("/content/is_direct"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    }
+}
+
+fn room_event(room_id: &str, event: &Value) -> Option<RoomEvent> {
+    let text = |name: &str| event.get(name).and_then(Value::as_str).map(str::to_owned);
+    let kind = text("type")?;
+    let content = event.get("content").and_then(Value::as_object);
+    let body = match kind.as_str() {
+        "m.room.encrypted" => Body::Encrypted,
+        "m.room.message" => match content {
+            None => Body::Ignored,
+            Some(content) => message_body(content),
+        },
+        _ => return None,
+    };
+    Some(RoomEvent {
+        room_id: room_id.to_owned(),
+        event_id: text("event_id")?,
+        sender: text("sender")?,
+        body,
+    })
+}
+
+fn message_body(content: &serde_json::Map<String, Value>) -> Body {
+    let relation = content.get("m.relates_to");
+    let rel_type = relation
+        .and_then(|relation| relation.get("rel_type"))
+        .and_then(Value::as_str);
+    if rel_type == Some("m.replace") || content.is_empty() {
+        return Body::Ignored;
+    }
+    let msgtype = content
+        .get("msgtype")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let text = content
+        .get("body")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match msgtype {
+        "m.text" | "m.notice" | "m.emote" if !text.is_empty() => Body::Text {
+            text: text.to_owned(),
+            mentioned_users: content
+                .get("m.mentions")
+                .and_then(|mentions| mentions.get("user_ids"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            thread_root: (rel_type == Some("m.thread"))
+                .then(|| relation.and_then(|relation| relation.get("event_id")))
+                .flatten()
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        },
+        "m.image" => Body::Unsupported("an image".to_owned()),
+        "m.file" => Body::Unsupported("a file".to_owned()),
+        "m.audio" => Body::Unsupported("an audio message".to_owned()),
+        "m.video" => Body::Unsupported("a video".to_owned()),
+        "m.location" => Body::Unsupported("a location".to_owned()),
+        _ => Body::Unsupported("a message without text".to_owned()),
+    }
+}
+
+/// Who the bot is, for mentions and for ignoring its own messages.
+#[derive(Clone, Debug, Default)]
+pub struct BotIdentity {
+    pub user_id: String,
+    pub display_name: Option<String>,
+}
+
+/// What the adapter learned about a message's room.
+#[derive(Clone, Debug, Default)]
+pub struct RoomFacts {
+    pub direct: bool,
+    /// Display names of the room's members, by user id.
+    pub names: BTreeMap<String, String>,
+}
+
+/// The inbound message a room event is, or `None` for events that are not
+/// messages to answer (the bot's own, edits, redactions).
+pub fn inbound(
+    event: &RoomEvent,
+    facts: &RoomFacts,
+    bot: &BotIdentity,
+    cursor: Option<String>,
+) -> Option<Inbound> {
+    if event.sender == bot.user_id {
+        return None;
+    }
+    let (text, mentioned, thread_root, unsupported) = match &event.body {
+        Body::Ignored => return None,
+        Body::Encrypted => (
+            String::new(),
+            false,
+            None,
+            Some(
+                "an end-to-end encrypted message (clawback does not support Matrix encryption yet)"
+                    .to_owned(),
+            ),
+        ),
+        Body::Unsupported(what) => (String::new(), false, None, Some(what.clone())),
+        Body::Text {
+            text,
+            mentioned_users,
+            thread_root,
+        } => (
+            text.clone(),
+            mentions(text, mentioned_users, bot),
+            thread_root.clone(),
+            None,
+        ),
+    };
+    let kind = if facts.direct {
+        ChatKind::Direct
+    } else {
+        ChatKind::Channel
+    };
+    Some(Inbound {
+        platform_message_id: event.event_id.clone(),
+        cursor,
+        chat: Chat {
+            kind,
+            id: event.room_id.clone(),
+            // A DM's thread stays in the DM's session.
+            thread_id: thread_root.filter(|_| kind != ChatKind::Direct),
+            thread_is_topic: false,
+        },
+        sender_id: event.sender.clone(),
+        sender_name: facts.names.get(&event.sender).cloned(),
+        text,
+        mentioned,
+        unsupported,
+    })
+}
+
+/// Addressed to the bot: `m.mentions`, its user id, or its display name in
+/// the body (what clients without `m.mentions` put there).
+fn mentions(text: &str, mentioned_users: &[String], bot: &BotIdentity) -> bool {
+    if mentioned_users.contains(&bot.user_id) {
+        return true;
+    }
+    let lower = text.to_lowercase();
+    lower.contains(&bot.user_id.to_lowercase())
+        || bot
+            .display_name
+            .as_deref()
+            .filter(|name| !name.trim().is_empty())
+            .is_some_and(|name| lower.contains(&name.to_lowercase()))
+}
+
+/// The cursor each message of a batch carries: only the last one moves the
+/// account's cursor to `next_batch`. A crash part way through the batch
+/// leaves the recorded cursor where the batch started, so the next start
+/// syncs the whole batch again, and the messages already recorded are
+/// recognised by their event ids.
+pub fn cursors(count: usize, next_batch: &str) -> Vec<Option<String>> {
+    (0..count)
+        .map(|index| (index + 1 == count).then(|| next_batch.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bot() -> BotIdentity {
+        BotIdentity {
+            user_id: "@claw:hs.example".to_owned(),
+            display_name: Some("Claw".to_owned()),
+        }
+    }
+
+    fn text_event(id: &str, sender: &str, body: Value) -> Value {
+        json!({"type": "m.room.message", "event_id": id, "sender": sender,
+               "origin_server_ts": 1, "content": body})
+    }
+
+    fn answer() -> Value {
+        json!({
+            "next_batch": "s72_4",
+            "account_data": {"events": [{"type": "m.direct",
+                "content": {"@ada:hs.example": ["!dm:hs.example"]}}]},
+            "rooms": {
+                "invite": {"!new:hs.example": {"invite_state": {"events": [
+                    {"type": "m.room.name", "state_key": "", "sender": "@ada:hs.example", "content": {"name": "x"}},
+                    {"type": "m.room.member", "state_key": "@claw:hs.example", "sender": "@ada:hs.example",
+                     "content": {"membership": "invite", "is_direct": true}}]}}},
+                "join": {
+                    "!dm:hs.example": {"timeline": {"limited": false, "events": [
+                        text_event("$1", "@ada:hs.example", json!({"msgtype": "m.text", "body": "hi"})),
+                        text_event("$2", "@claw:hs.example", json!({"msgtype": "m.text", "body": "hello"})),
+                        text_event("$3", "@ada:hs.example", json!({"msgtype": "m.text", "body": "* hi!",
+                            "m.relates_to": {"rel_type": "m.replace", "event_id": "$1"}})),
+                        text_event("$4", "@ada:hs.example", json!({"msgtype": "m.image", "body": "cat.png"})),
+                    ]}},
+                    "!room:hs.example": {"timeline": {"limited": true, "events": [
+                        text_event("$5", "@bob:hs.example", json!({"msgtype": "m.text", "body": "claw: status?",
+                            "m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}})),
+                        {"type": "m.room.encrypted", "event_id": "$6", "sender": "@bob:hs.example",
+                         "content": {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgA"}},
+                        {"type": "m.room.message", "sender": "@bob:hs.example", "content": {}},
+                    ]}},
+                },
+            },
+        })
+    }
+
+    #[test]
+    fn a_sync_answer_yields_invites_events_direct_rooms_and_gaps() {
+        let batch = parse(&answer()).expect("batch");
+        assert_eq!(batch.next_batch, "s72_4");
+        assert_eq!(
+            batch.invites,
+            vec![Invite {
+                room_id: "!new:hs.example".into(),
+                inviter: Some("@ada:hs.example".into()),
+                is_direct: true
+            }]
+        );
+        let ids: Vec<&str> = batch.events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["$1", "$2", "$3", "$4", "$5", "$6"],
+            "an event without an id is skipped"
+        );
+        assert_eq!(batch.events[2].body, Body::Ignored, "an edit");
+        assert_eq!(batch.events[5].body, Body::Encrypted);
+        assert_eq!(
+            batch.direct_rooms,
+            Some(BTreeSet::from(["!dm:hs.example".to_owned()]))
+        );
+        assert_eq!(batch.gaps, vec!["!room:hs.example".to_owned()]);
+        assert!(parse(&json!({"rooms": {}})).is_err(), "no next_batch");
+        let empty = parse(&json!({"next_batch": "s1"})).expect("an idle sync");
+        assert!(empty.events.is_empty() && empty.invites.is_empty());
+    }
+
+    #[test]
+    fn room_events_become_inbound_messages() {
+        let batch = parse(&answer()).expect("batch");
+        let dm = RoomFacts {
+            direct: true,
+            names: BTreeMap::from([("@ada:hs.example".to_owned(), "Ada".to_owned())]),
+        };
+        let room = RoomFacts::default();
+        let first = inbound(&batch.events[0], &dm, &bot(), None).expect("a DM");
+        assert_eq!(first.platform_message_id, "$1");
+        assert_eq!(first.chat.kind, ChatKind::Direct);
+        assert_eq!(first.sender_name.as_deref(), Some("Ada"));
+        assert!(!first.mentioned);
+        assert!(
+            inbound(&batch.events[1], &dm, &bot(), None).is_none(),
+            "the bot's own"
+        );
+        assert!(
+            inbound(&batch.events[2], &dm, &bot(), None).is_none(),
+            "an edit"
+        );
+        let image = inbound(&batch.events[3], &dm, &bot(), None).expect("an image");
+        assert_eq!(image.unsupported.as_deref(), Some("an image"));
+        let threaded =
+            inbound(&batch.events[4], &room, &bot(), Some("s72_4".into())).expect("room");
+        assert_eq!(threaded.chat.kind, ChatKind::Channel);
+        assert_eq!(threaded.chat.thread_id.as_deref(), Some("$root"));
+        assert!(threaded.mentioned, "the display name in the body");
+        assert_eq!(threaded.cursor.as_deref(), Some("s72_4"));
+        let encrypted = inbound(&batch.events[5], &room, &bot(), None).expect("encrypted");
+        assert!(encrypted.unsupported.expect("refused").contains("encrypt"));
+    }
+
+    #[test]
+    fn mentions_by_id_display_name_or_m_mentions() {
+        let event = |body: Value| {
+            let batch = parse(
+                &json!({"next_batch": "s", "rooms": {"join": {"!r": {"timeline": {"events": [
+                text_event("$m", "@ada:hs.example", body)]}}}}}),
+            )
+            .expect("batch");
+            inbound(&batch.events[0], &RoomFacts::default(), &bot(), None).expect("message")
+        };
+        assert!(event(json!({"msgtype": "m.text", "body": "hey @CLAW:hs.example"})).mentioned);
+        assert!(event(json!({"msgtype": "m.text", "body": "x", "m.mentions": {"user_ids": ["@claw:hs.example"]}})).mentioned);
+        assert!(!event(json!({"msgtype": "m.text", "body": "hello all"})).mentioned);
+    }
+
+    #[test]
+    fn only_the_last_message_of_a_batch_moves_the_cursor() {
+        assert_eq!(cursors(3, "s9"), vec![None, None, Some("s9".to_owned())]);
+        assert_eq!(cursors(1, "s9"), vec![Some("s9".to_owned())]);
+        assert!(cursors(0, "s9").is_empty());
+    }
+}
