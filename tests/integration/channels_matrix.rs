@@ -113,10 +113,27 @@ fn a_dm_and_a_room_are_answered_once_across_restarts() {
         synapse.joined(&alice, &room).contains(&bot.id)
     });
     synapse.say(&alice, &room, "just chatting among ourselves");
-    synapse.say(&alice, &room, &format!("{} what is up", bot.id));
+    let root = synapse.say(&alice, &room, &format!("{} what is up", bot.id));
     wait_for("the reply in the room", REPLY_WITHIN, || {
         !synapse.said_by(&alice, &room, &bot).is_empty()
     });
+    // A thread in the room: its own session, and the reply goes into it.
+    let threaded = json!({"msgtype": "m.text", "body": format!("{} and in here?", bot.id),
+        "m.relates_to": {"rel_type": "m.thread", "event_id": root}});
+    synapse.send(&alice, &room, "m.room.message", threaded);
+    wait_for("the reply in the thread", REPLY_WITHIN, || {
+        synapse.said_by(&alice, &room, &bot).len() == 2
+    });
+    let in_thread = synapse
+        .events(&alice, &room)
+        .into_iter()
+        .rfind(|event| event["sender"] == bot.id.as_str())
+        .expect("the bot's reply");
+    assert_eq!(in_thread["content"]["m.relates_to"]["rel_type"], "m.thread");
+    assert_eq!(
+        in_thread["content"]["m.relates_to"]["event_id"],
+        root.as_str()
+    );
     stop(running);
 
     // A third start syncs from the recorded cursor: nothing is answered twice.
@@ -128,11 +145,12 @@ fn a_dm_and_a_room_are_answered_once_across_restarts() {
         vec![reply_to("hello bot"), reply_to("are you back")]
     );
     let in_room = synapse.said_by(&alice, &room, &bot);
-    assert_eq!(in_room.len(), 1, "{in_room:?}");
+    assert_eq!(in_room.len(), 2, "{in_room:?}");
     assert!(in_room[0].ends_with("what is up"), "{in_room:?}");
+    assert!(in_room[1].ends_with("and in here?"), "{in_room:?}");
     assert_eq!(
         llm.requests().len(),
-        3,
+        4,
         "one model call per answered message"
     );
 
@@ -140,7 +158,7 @@ fn a_dm_and_a_room_are_answered_once_across_restarts() {
     let received = kinds(&records, "channel.message.received");
     assert_eq!(
         received.len(),
-        4,
+        5,
         "each message recorded once: {received:#?}"
     );
     let first = &received[0];
@@ -168,12 +186,23 @@ fn a_dm_and_a_room_are_answered_once_across_restarts() {
         received[3]["admission"]["Admitted"]["session_key"],
         format!("agent:main:matrix:channel:{}", room.to_lowercase())
     );
-    assert!(
-        received
-            .iter()
-            .all(|event| event["cursor"].is_null() || event["cursor"].is_string())
+    assert_eq!(
+        received[4]["admission"]["Admitted"]["session_key"],
+        format!(
+            "agent:main:matrix:channel:{}:thread:{}",
+            room.to_lowercase(),
+            root.to_lowercase()
+        )
     );
-    assert_eq!(kinds(&records, "delivery.sent").len(), 3);
+    // The last message of a sync batch carries Synapse's next_batch.
+    assert!(
+        received[4]["cursor"]
+            .as_str()
+            .is_some_and(|cursor| cursor.starts_with('s')),
+        "{}",
+        received[4]
+    );
+    assert_eq!(kinds(&records, "delivery.sent").len(), 4);
     let log = records.iter().map(Value::to_string).collect::<String>();
     assert!(
         !log.contains(&bot.password),

@@ -303,29 +303,37 @@ rc_invites: {{per_room: {generous}, per_user: {generous}, per_issuer: {generous}
         )
     }
 
-    /// The room's messages, oldest first: (sender, body, event id).
-    pub fn messages(&self, user: &User, room: &str) -> Vec<(String, String, String)> {
+    /// The room's `m.room.message` events, oldest first.
+    pub fn events(&self, user: &User, room: &str) -> Vec<Value> {
         let path = format!(
             "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=200",
             encode(room)
         );
         let answer = self.call("GET", &path, Some(&user.token), None);
-        let mut messages: Vec<(String, String, String)> = answer["chunk"]
+        let mut events: Vec<Value> = answer["chunk"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|event| event["type"] == "m.room.message")
+            .cloned()
+            .collect();
+        events.reverse();
+        events
+    }
+
+    /// The room's messages, oldest first: (sender, body, event id).
+    pub fn messages(&self, user: &User, room: &str) -> Vec<(String, String, String)> {
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+        self.events(user, room)
+            .iter()
             .map(|event| {
-                let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
                 (
                     text(&event["sender"]),
                     text(&event["content"]["body"]),
                     text(&event["event_id"]),
                 )
             })
-            .collect();
-        messages.reverse();
-        messages
+            .collect()
     }
 
     /// The bodies `sender` wrote in `room`.
