@@ -335,3 +335,57 @@ fn synapse_rate_limits_are_waited_out_and_encrypted_messages_refused() {
         "the encrypted message is not answered"
     );
 }
+
+#[test]
+fn messages_missed_past_one_sync_are_read_back_not_skipped() {
+    let synapse = Synapse::start(None);
+    let llm = LlmServer::start();
+    let (bot, alice, bob) = (
+        synapse.register("bot"),
+        synapse.register("alice"),
+        synapse.register("bob"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &llm,
+        &synapse.url(),
+        &format!("accessToken: '{}'", bot.token),
+        "groups: { '*': { requireMention: true } }",
+    );
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    let room = synapse.create_room(&alice, &[&bot, &bob]);
+    synapse.join(&bob, &room);
+    wait_for("the bot to join the room", REPLY_WITHIN, || {
+        synapse.joined(&alice, &room).contains(&bot.id)
+    });
+    synapse.say(&alice, &room, &format!("{} first", bot.id));
+    wait_for("the first reply", REPLY_WITHIN, || {
+        !synapse.said_by(&alice, &room, &bot).is_empty()
+    });
+    stop(running);
+
+    // More than one sync returns (100 a room) while the gateway is down.
+    let missed = 130;
+    for n in 0..missed {
+        synapse.say(&bob, &room, &format!("chatter {n}"));
+    }
+    synapse.say(&alice, &room, &format!("{} last", bot.id));
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    wait_for("the reply to the last message", REPLY_WITHIN, || {
+        synapse.said_by(&alice, &room, &bot).len() == 2
+    });
+    stop(running);
+
+    let records = log_records(dir.path(), 2_000);
+    let received = kinds(&records, "channel.message.received");
+    let texts: Vec<&str> = received
+        .iter()
+        .map(|event| event["text"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(texts.len(), missed + 2, "every message recorded once");
+    for n in 0..missed {
+        assert_eq!(texts[n + 1], format!("chatter {n}"), "in order");
+    }
+    assert_eq!(llm.requests().len(), 2);
+}

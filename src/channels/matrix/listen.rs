@@ -6,7 +6,8 @@
 //! this process's own position moves only once the whole batch is
 //! recorded. A crash part way through a batch syncs it again from the
 //! recorded cursor, and the messages already recorded are recognised by
-//! their event ids.
+//! their event ids. A room that received more than one sync returns has
+//! its gap read back with `/messages`, so a long downtime skips nothing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,6 +19,9 @@ use super::api::ApiError;
 use super::config::AutoJoin;
 use super::sync::{self, BotIdentity, RoomFacts};
 use super::{CALL_TIMEOUT, Matrix, SYNC_WAIT, text};
+
+/// The most events fetched back into one room's gap.
+const BACKFILL_EVENTS_MAX: usize = 1000;
 use crate::channels::Inbox;
 
 impl Matrix {
@@ -156,6 +160,59 @@ impl Matrix {
         }
     }
 
+    /// The batch's events, with what its gaps hide fetched first: a room
+    /// that received more messages than one sync returns (the gateway was
+    /// down a while) is read back with `/messages` from the timeline's
+    /// start to the sync position, so none is skipped. Bounded by
+    /// [`BACKFILL_EVENTS_MAX`] a room; past it the older ones are skipped
+    /// with a warning.
+    async fn with_gaps_filled(
+        &self,
+        batch: &sync::Batch,
+        since: &str,
+    ) -> Result<Vec<sync::RoomEvent>, String> {
+        let mut events = Vec::new();
+        let filter = sync::messages_filter().to_string();
+        for gap in &batch.gaps {
+            let mut room_events: Vec<sync::RoomEvent> = Vec::new();
+            let mut from = gap.prev_batch.clone();
+            loop {
+                let query = [
+                    ("dir", "b"),
+                    ("from", from.as_str()),
+                    ("to", since),
+                    ("limit", "100"),
+                    ("filter", filter.as_str()),
+                ];
+                let page = self
+                    .call(
+                        Method::GET,
+                        &["rooms", &gap.room_id, "messages"],
+                        &query,
+                        None,
+                        CALL_TIMEOUT,
+                    )
+                    .await
+                    .map_err(|error| error.message)?;
+                let (mut older, next) = sync::messages_page(&gap.room_id, &page);
+                older.append(&mut room_events);
+                room_events = older;
+                match next {
+                    Some(next) if room_events.len() < BACKFILL_EVENTS_MAX => from = next,
+                    Some(_) => {
+                        tracing::warn!(room = %gap.room_id, max = BACKFILL_EVENTS_MAX, "matrix: more messages were missed in a room than are fetched back; the older ones are not answered");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            tracing::info!(room = %gap.room_id, fetched = room_events.len(), "matrix: a gap in a room's timeline filled from /messages");
+            events.append(&mut room_events);
+        }
+        events.extend(batch.events.iter().cloned());
+        Ok(events)
+    }
+
     pub(super) async fn run_sync(
         &self,
         inbox: Inbox,
@@ -198,17 +255,15 @@ impl Matrix {
                 }
                 Err(error) => return Err(error.message),
             };
-            for room in &batch.gaps {
-                tracing::warn!(%room, limit = sync::TIMELINE_LIMIT, "matrix: more messages arrived in a room than one sync returns; the older ones are not answered");
-            }
             self.learn(&batch).await;
+            let events = self.with_gaps_filled(&batch, &since).await?;
             let bot = BotIdentity {
                 user_id: session.user_id.clone(),
                 display_name: None,
             };
             let mut facts: BTreeMap<String, RoomFacts> = BTreeMap::new();
             let mut messages = Vec::new();
-            for event in &batch.events {
+            for event in &events {
                 if event.sender == bot.user_id || event.body == sync::Body::Ignored {
                     continue;
                 }

@@ -1,6 +1,6 @@
 //! A `/sync` answer read into what the adapter acts on: invites, the room
-//! messages in order, the `m.direct` map, and `next_batch`; and one room
-//! message turned into an [`Inbound`].
+//! messages in order, the `m.direct` map, gaps, and `next_batch`; a
+//! `/messages` page; and one room message turned into an [`Inbound`].
 //!
 //! Why pure functions over `serde_json::Value`: the sync answer is large
 //! and mostly irrelevant (the filter trims it, but a homeserver may send
@@ -17,7 +17,7 @@ use crate::channels::Inbound;
 use crate::channels::routing::{Chat, ChatKind};
 
 /// Room timeline events asked for per sync (the rest of a busier room is a
-/// gap, reported in the log).
+/// gap, read back with `/messages`).
 pub const TIMELINE_LIMIT: u64 = 100;
 
 /// The sync filter: room messages (and encrypted ones, to refuse them with
@@ -44,7 +44,15 @@ pub struct Batch {
     /// Rooms `m.direct` names, when the answer carries that account data.
     pub direct_rooms: Option<BTreeSet<String>>,
     /// Rooms whose timeline has a gap before its first event.
-    pub gaps: Vec<String>,
+    pub gaps: Vec<Gap>,
+}
+
+/// A room timeline that starts later than the sync position: the events
+/// between are fetched with `/messages` back from `prev_batch`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Gap {
+    pub room_id: String,
+    pub prev_batch: String,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -108,7 +116,15 @@ pub fn parse(answer: &Value) -> Result<Batch, String> {
             .and_then(Value::as_bool)
             == Some(true)
         {
-            batch.gaps.push(room_id.clone());
+            let prev_batch = timeline
+                .and_then(|timeline| timeline.get("prev_batch"))
+                .and_then(Value::as_str);
+            if let Some(prev_batch) = prev_batch {
+                batch.gaps.push(Gap {
+                    room_id: room_id.clone(),
+                    prev_batch: prev_batch.to_owned(),
+                });
+            }
         }
         let events = timeline
             .and_then(|timeline| timeline.get("events"))
@@ -164,6 +180,30 @@ fn invite(room_id: &str, room: &Value) -> Invite {
             .and_then(Value::as_bool)
             .unwrap_or(false),
     }
+}
+
+/// The room filter of a `/messages` page: the same events as the sync's.
+pub fn messages_filter() -> Value {
+    json!({"types": ["m.room.message", "m.room.encrypted"]})
+}
+
+/// One `/messages` page read backwards (`dir=b`): its events, oldest
+/// first, and the token of the next (older) page, if there is one.
+pub fn messages_page(room_id: &str, answer: &Value) -> (Vec<RoomEvent>, Option<String>) {
+    let chunk = answer.get("chunk").and_then(Value::as_array);
+    let mut events: Vec<RoomEvent> = chunk
+        .into_iter()
+        .flatten()
+        .filter_map(|event| room_event(room_id, event))
+        .collect();
+    events.reverse();
+    let more = chunk.is_some_and(|chunk| !chunk.is_empty());
+    let end = answer
+        .get("end")
+        .and_then(Value::as_str)
+        .filter(|_| more)
+        .map(str::to_owned);
+    (events, end)
 }
 
 fn room_event(room_id: &str, event: &Value) -> Option<RoomEvent> {
@@ -361,7 +401,7 @@ mod tests {
                             "m.relates_to": {"rel_type": "m.replace", "event_id": "$1"}})),
                         text_event("$4", "@ada:hs.example", json!({"msgtype": "m.image", "body": "cat.png"})),
                     ]}},
-                    "!room:hs.example": {"timeline": {"limited": true, "events": [
+                    "!room:hs.example": {"timeline": {"limited": true, "prev_batch": "t9", "events": [
                         text_event("$5", "@bob:hs.example", json!({"msgtype": "m.text", "body": "claw: status?",
                             "m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}})),
                         {"type": "m.room.encrypted", "event_id": "$6", "sender": "@bob:hs.example",
@@ -397,7 +437,13 @@ mod tests {
             batch.direct_rooms,
             Some(BTreeSet::from(["!dm:hs.example".to_owned()]))
         );
-        assert_eq!(batch.gaps, vec!["!room:hs.example".to_owned()]);
+        assert_eq!(
+            batch.gaps,
+            vec![Gap {
+                room_id: "!room:hs.example".into(),
+                prev_batch: "t9".into()
+            }]
+        );
         assert!(parse(&json!({"rooms": {}})).is_err(), "no next_batch");
         let empty = parse(&json!({"next_batch": "s1"})).expect("an idle sync");
         assert!(empty.events.is_empty() && empty.invites.is_empty());
@@ -449,6 +495,24 @@ mod tests {
         assert!(event(json!({"msgtype": "m.text", "body": "hey @CLAW:hs.example"})).mentioned);
         assert!(event(json!({"msgtype": "m.text", "body": "x", "m.mentions": {"user_ids": ["@claw:hs.example"]}})).mentioned);
         assert!(!event(json!({"msgtype": "m.text", "body": "hello all"})).mentioned);
+    }
+
+    #[test]
+    fn a_messages_page_reads_oldest_first_until_it_is_empty() {
+        let page = json!({"start": "t9", "end": "t5", "chunk": [
+            text_event("$b", "@ada:hs.example", json!({"msgtype": "m.text", "body": "second"})),
+            text_event("$a", "@ada:hs.example", json!({"msgtype": "m.text", "body": "first"})),
+        ]});
+        let (events, next) = messages_page("!r", &page);
+        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["$a", "$b"]);
+        assert_eq!(events[0].room_id, "!r");
+        assert_eq!(next.as_deref(), Some("t5"));
+        let (events, next) = messages_page("!r", &json!({"start": "t5", "end": "t5", "chunk": []}));
+        assert!(
+            events.is_empty() && next.is_none(),
+            "an empty page ends the walk"
+        );
     }
 
     #[test]
