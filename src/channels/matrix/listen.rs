@@ -54,14 +54,8 @@ impl Matrix {
         })
     }
 
-    /// Learns direct rooms and answers invites, as a batch says.
+    /// Answers the invites a batch carries, as `autoJoin` says.
     async fn learn(&self, batch: &sync::Batch) {
-        if let Some(rooms) = &batch.direct_rooms {
-            self.direct_rooms
-                .lock()
-                .expect("direct rooms lock")
-                .extend(rooms.iter().cloned());
-        }
         for invite in &batch.invites {
             if !self.may_join(&invite.room_id).await {
                 tracing::info!(room = %invite.room_id, inviter = ?invite.inviter, "matrix invite not accepted (channels.matrix.autoJoin)");
@@ -78,13 +72,7 @@ impl Matrix {
                 .await
             {
                 Ok(_) => {
-                    tracing::info!(room = %invite.room_id, inviter = ?invite.inviter, "matrix invite accepted");
-                    if invite.is_direct {
-                        self.direct_rooms
-                            .lock()
-                            .expect("direct rooms lock")
-                            .insert(invite.room_id.clone());
-                    }
+                    tracing::info!(room = %invite.room_id, inviter = ?invite.inviter, direct = invite.is_direct, "matrix invite accepted");
                 }
                 Err(error) => {
                     tracing::warn!(room = %invite.room_id, error = %error.message, "cannot join an invited matrix room")
@@ -121,14 +109,8 @@ impl Matrix {
         false
     }
 
-    /// Whether a room is a DM (`m.direct`, a direct invite, or exactly two
-    /// joined members) and its members' display names.
+    /// A room's joined members and their display names.
     async fn facts(&self, room_id: &str) -> RoomFacts {
-        let marked = self
-            .direct_rooms
-            .lock()
-            .expect("direct rooms lock")
-            .contains(room_id);
         let members = self
             .call(
                 Method::GET,
@@ -145,7 +127,7 @@ impl Matrix {
                 .cloned()
                 .unwrap_or_default(),
             Err(error) => {
-                // Fail closed: a room of unknown size is treated as a group.
+                // Fail closed: a room of unknown members is a group.
                 tracing::warn!(room = %room_id, error = %error.message, "cannot list a matrix room's members");
                 serde_json::Map::new()
             }
@@ -155,7 +137,7 @@ impl Matrix {
             .filter_map(|(user, member)| Some((user.clone(), text(member, "display_name")?)))
             .collect::<BTreeMap<_, _>>();
         RoomFacts {
-            direct: marked || joined.len() == 2,
+            members: joined.keys().cloned().collect(),
             names,
         }
     }

@@ -40,7 +40,6 @@ pub mod config;
 mod listen;
 pub mod sync;
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,8 +77,6 @@ pub struct Matrix {
     /// a batch is recorded, so a restarted loop (after a connection error)
     /// neither skips nor needs the log.
     since: Mutex<Option<String>>,
-    /// Rooms `m.direct` or a direct invite names.
-    direct_rooms: Mutex<BTreeSet<String>>,
 }
 
 enum Auth {
@@ -181,7 +178,6 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
         auto_join,
         session: tokio::sync::Mutex::new(None),
         since: Mutex::new(None),
-        direct_rooms: Mutex::new(BTreeSet::new()),
     };
     Ok(Some(Spec {
         platform: Arc::new(platform),

@@ -1,5 +1,5 @@
 //! A `/sync` answer read into what the adapter acts on: invites, the room
-//! messages in order, the `m.direct` map, gaps, and `next_batch`; a
+//! messages in order, gaps, and `next_batch`; a
 //! `/messages` page; and one room message turned into an [`Inbound`].
 //!
 //! Why pure functions over `serde_json::Value`: the sync answer is large
@@ -21,11 +21,11 @@ use crate::channels::routing::{Chat, ChatKind};
 pub const TIMELINE_LIMIT: u64 = 100;
 
 /// The sync filter: room messages (and encrypted ones, to refuse them with
-/// a reason), `m.direct`; no presence, receipts, typing or room state.
+/// a reason); no presence, account data, receipts, typing or room state.
 pub fn filter(timeline_limit: u64) -> Value {
     json!({
         "presence": {"types": []},
-        "account_data": {"types": ["m.direct"]},
+        "account_data": {"types": []},
         "room": {
             "timeline": {"types": ["m.room.message", "m.room.encrypted"], "limit": timeline_limit},
             "state": {"types": []},
@@ -41,8 +41,6 @@ pub struct Batch {
     pub next_batch: String,
     pub invites: Vec<Invite>,
     pub events: Vec<RoomEvent>,
-    /// Rooms `m.direct` names, when the answer carries that account data.
-    pub direct_rooms: Option<BTreeSet<String>>,
     /// Rooms whose timeline has a gap before its first event.
     pub gaps: Vec<Gap>,
 }
@@ -133,24 +131,6 @@ pub fn parse(answer: &Value) -> Result<Batch, String> {
             if let Some(event) = room_event(room_id, event) {
                 batch.events.push(event);
             }
-        }
-    }
-    let account_data = answer
-        .pointer("/account_data/events")
-        .and_then(Value::as_array);
-    for event in account_data.into_iter().flatten() {
-        if event.get("type").and_then(Value::as_str) == Some("m.direct") {
-            let rooms = event
-                .get("content")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flat_map(|content| content.values())
-                .filter_map(Value::as_array)
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect();
-            batch.direct_rooms = Some(rooms);
         }
     }
     Ok(batch)
@@ -279,7 +259,8 @@ pub struct BotIdentity {
 /// What the adapter learned about a message's room.
 #[derive(Clone, Debug, Default)]
 pub struct RoomFacts {
-    pub direct: bool,
+    /// The joined members' user ids (empty when they could not be listed).
+    pub members: BTreeSet<String>,
     /// Display names of the room's members, by user id.
     pub names: BTreeMap<String, String>,
 }
@@ -318,7 +299,14 @@ pub fn inbound(
             None,
         ),
     };
-    let kind = if facts.direct {
+    // Strictly one to one: a room `m.direct` or the invite called direct
+    // but where others have joined is a room, because a DM's reply comes
+    // from the DM session (by default the agent's main one) and everyone
+    // in the room would read it.
+    let direct = facts.members.len() == 2
+        && facts.members.contains(&event.sender)
+        && facts.members.contains(&bot.user_id);
+    let kind = if direct {
         ChatKind::Direct
     } else {
         ChatKind::Channel
@@ -386,8 +374,6 @@ mod tests {
     fn answer() -> Value {
         json!({
             "next_batch": "s72_4",
-            "account_data": {"events": [{"type": "m.direct",
-                "content": {"@ada:hs.example": ["!dm:hs.example"]}}]},
             "rooms": {
                 "invite": {"!new:hs.example": {"invite_state": {"events": [
                     {"type": "m.room.name", "state_key": "", "sender": "@ada:hs.example", "content": {"name": "x"}},
@@ -414,7 +400,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sync_answer_yields_invites_events_direct_rooms_and_gaps() {
+    fn a_sync_answer_yields_invites_events_and_gaps() {
         let batch = parse(&answer()).expect("batch");
         assert_eq!(batch.next_batch, "s72_4");
         assert_eq!(
@@ -434,10 +420,6 @@ mod tests {
         assert_eq!(batch.events[2].body, Body::Ignored, "an edit");
         assert_eq!(batch.events[5].body, Body::Encrypted);
         assert_eq!(
-            batch.direct_rooms,
-            Some(BTreeSet::from(["!dm:hs.example".to_owned()]))
-        );
-        assert_eq!(
             batch.gaps,
             vec![Gap {
                 room_id: "!room:hs.example".into(),
@@ -453,7 +435,7 @@ mod tests {
     fn room_events_become_inbound_messages() {
         let batch = parse(&answer()).expect("batch");
         let dm = RoomFacts {
-            direct: true,
+            members: BTreeSet::from(["@ada:hs.example".to_owned(), "@claw:hs.example".to_owned()]),
             names: BTreeMap::from([("@ada:hs.example".to_owned(), "Ada".to_owned())]),
         };
         let room = RoomFacts::default();
@@ -480,6 +462,38 @@ mod tests {
         assert_eq!(threaded.cursor.as_deref(), Some("s72_4"));
         let encrypted = inbound(&batch.events[5], &room, &bot(), None).expect("encrypted");
         assert!(encrypted.unsupported.expect("refused").contains("encrypt"));
+    }
+
+    #[test]
+    fn a_dm_is_a_room_of_exactly_the_sender_and_the_bot() {
+        let batch = parse(&answer()).expect("batch");
+        let members = |ids: &[&str]| RoomFacts {
+            members: ids.iter().map(|id| (*id).to_owned()).collect(),
+            names: BTreeMap::new(),
+        };
+        let kind = |facts: &RoomFacts| {
+            inbound(&batch.events[0], facts, &bot(), None)
+                .expect("message")
+                .chat
+                .kind
+        };
+        let (ada, claw, bob) = ("@ada:hs.example", "@claw:hs.example", "@bob:hs.example");
+        assert_eq!(kind(&members(&[ada, claw])), ChatKind::Direct);
+        assert_eq!(
+            kind(&members(&[ada, claw, bob])),
+            ChatKind::Channel,
+            "others joined"
+        );
+        assert_eq!(
+            kind(&members(&[bob, claw])),
+            ChatKind::Channel,
+            "the sender left"
+        );
+        assert_eq!(
+            kind(&members(&[])),
+            ChatKind::Channel,
+            "members unknown: fail closed"
+        );
     }
 
     #[test]
