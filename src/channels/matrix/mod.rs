@@ -432,6 +432,57 @@ mod tests {
         assert!(homeserver_url("ftp://x", &allowed).is_err());
     }
 
+    fn built(matrix: Value) -> Result<Option<Spec>, String> {
+        let config: ConfigFile =
+            serde_json::from_value(json!({"channels": {"matrix": matrix}})).expect("config");
+        build(&config)
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_what_to_fix_and_no_secret() {
+        let error = |matrix: Value| built(matrix).err().expect("refused");
+        assert!(error(json!({"accessToken": "syt_x"})).contains("homeserver"));
+        let no_user =
+            error(json!({"homeserver": "https://hs.example", "password": "hunter2-secret"}));
+        assert!(no_user.contains("userId"), "{no_user}");
+        assert!(!no_user.contains("hunter2-secret"));
+        assert!(
+            error(json!({"homeserver": "https://hs.example", "userId": "bot", "password": "p"}))
+                .contains("@bot:example.org")
+        );
+        assert!(
+            error(json!({"homeserver": "http://hs.example", "accessToken": "syt_x"}))
+                .contains("cleartext")
+        );
+        assert!(error(json!({"homeserver": "https://hs.example", "accessToken": "syt_x", "autoJoin": "yes"})).contains("autoJoin"));
+        assert!(
+            built(json!({"enabled": false}))
+                .expect("disabled")
+                .is_none()
+        );
+        let spec = built(
+            json!({"homeserver": "https://hs.example", "accessToken": "syt_secret_token",
+            "dm": {"policy": "allowlist", "allowFrom": ["@ada:hs.example"]}, "encryption": true}),
+        )
+        .expect("built")
+        .expect("enabled");
+        assert_eq!(spec.platform.channel(), "matrix");
+        assert_eq!(spec.settings.text_limit, TEXT_LIMIT);
+        assert!(
+            !spec
+                .settings
+                .describe
+                .to_string()
+                .contains("syt_secret_token")
+        );
+        assert!(
+            spec.settings
+                .issues
+                .iter()
+                .any(|issue| issue.contains("end-to-end encryption"))
+        );
+    }
+
     #[test]
     fn the_derived_device_id_is_stable_per_user() {
         assert_eq!(derived_device_id("@bot:x"), derived_device_id("@bot:x"));
