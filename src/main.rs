@@ -6,6 +6,7 @@
 
 mod agent;
 mod channels;
+mod checkpoint_key;
 mod cli;
 mod config;
 mod credentials;

@@ -9,6 +9,7 @@
 //!   config-hash.key       the key of the config hash (never in the log)
 //!   auth-profiles.enc     provider credentials, AES-256-GCM (`clawback auth`)
 //!   auth-profiles.key     their key, unless CLAWBACK_AUTH_KEY is set
+//!   checkpoint.key        the Ed25519 key that signs the log's checkpoints (0600)
 //! ```
 //!
 //! Only this module knows the layout, so moving a folder is a one-line change.
@@ -56,6 +57,11 @@ impl StateDir {
             self.root.join("auth-profiles.enc"),
             self.root.join("auth-profiles.key"),
         )
+    }
+
+    /// The key that signs the log's Merkle checkpoints; never in the log.
+    pub fn checkpoint_key(&self) -> PathBuf {
+        self.root.join("checkpoint.key")
     }
 
     pub fn log_dir(&self) -> PathBuf {

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 mod approvals;
 mod auth;
 mod channels;
+mod checkpoints;
 mod cron;
 mod deliveries;
 mod devices;
@@ -33,6 +34,7 @@ mod sessions;
 pub use approvals::*;
 pub use auth::*;
 pub use channels::*;
+pub use checkpoints::*;
 pub use cron::*;
 pub use deliveries::*;
 pub use devices::*;
@@ -114,6 +116,8 @@ pub enum Event {
     // Chat channels: inbound messages and the settling of their replies.
     ChannelMessageReceived(ChannelMessageReceived),
     ChannelReplyCompleted(ChannelReplyCompleted),
+    // A signed tree head of the log's Merkle tree.
+    MerkleCheckpoint(MerkleCheckpoint),
 }
 
 impl Event {
@@ -178,6 +182,7 @@ impl Event {
             Event::AuthProfileRefreshed(_) => "auth.profile.refreshed",
             Event::ChannelMessageReceived(_) => "channel.message.received",
             Event::ChannelReplyCompleted(_) => "channel.reply.completed",
+            Event::MerkleCheckpoint(_) => "merkle.checkpoint",
         }
     }
 

@@ -504,6 +504,12 @@ fn side_effect_events() -> impl Strategy<Value = Event> {
                 },
             })
         }),
+        // A signed tree head: the note is opaque to the reducers.
+        any::<u8>().prop_map(|byte| Event::MerkleCheckpoint(MerkleCheckpoint {
+            note: format!("clawback/test\n{byte}\nAAAA\n\n\u{2014} clawback/test AAAA\n"),
+            chain_hash: Digest([byte; 32]),
+            frontier: vec![[byte; 32]; (byte % 4) as usize],
+        })),
     ]
 }
 

@@ -21,6 +21,8 @@ use clawback_events::recovery::{RecoveryError, check_link};
 use clawback_events::store::{LogStore, StoreError};
 use clawback_projections::State;
 
+use crate::audit_tree::{TreeAudit, TreeReport};
+use crate::merkle::note::NoteVerifier;
 use crate::rebuild::{Progress, RebuildError, rebuild_after_recovery};
 use crate::snapshot::{SnapshotStore, check_against_log};
 
@@ -49,11 +51,15 @@ pub struct AuditReport {
     pub head_hash: Digest,
     pub first_failure: Option<AuditFailure>,
     pub snapshots: Vec<SnapshotCheck>,
+    /// The Merkle tree over the verified records, and every checkpoint.
+    pub tree: TreeReport,
 }
 
 impl AuditReport {
     pub fn is_ok(&self) -> bool {
-        self.first_failure.is_none() && self.snapshots.iter().all(|check| check.result.is_ok())
+        self.first_failure.is_none()
+            && self.snapshots.iter().all(|check| check.result.is_ok())
+            && self.tree.is_ok()
     }
 }
 
@@ -85,6 +91,7 @@ impl std::fmt::Display for AuditReport {
                 Err(reason) => writeln!(f, "snapshot {}: FAILED: {reason}", check.file)?,
             }
         }
+        writeln!(f, "{}", self.tree)?;
         write!(
             f,
             "{}",
@@ -97,12 +104,16 @@ impl std::fmt::Display for AuditReport {
     }
 }
 
-/// Verifies the whole chain of `store` and every snapshot in `snapshots`.
+/// Verifies the whole chain of `store`, every snapshot in `snapshots`, and
+/// every checkpoint against the Merkle tree of the verified records (their
+/// signatures with `checkpoint_key`, when given).
 pub fn verify(
     store: &dyn LogStore,
     snapshots: &SnapshotStore,
+    checkpoint_key: Option<&NoteVerifier>,
     progress: Progress<'_>,
 ) -> Result<AuditReport, StoreError> {
+    let mut tree = TreeAudit::new(store)?;
     let records_total = store.next_seq()?;
     let listed = snapshots
         .list()
@@ -138,6 +149,7 @@ pub fn verify(
                 return ControlFlow::Break(());
             }
         };
+        tree.push(hash);
         expected_prev = hash;
         expected_seq = seq + 1;
         if expected_seq.is_multiple_of(PROGRESS_EVERY_RECORDS) {
@@ -218,5 +230,6 @@ pub fn verify(
         head_hash: expected_prev,
         first_failure,
         snapshots: checks,
+        tree: tree.finish(verified_end, checkpoint_key),
     })
 }

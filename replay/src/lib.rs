@@ -8,12 +8,18 @@
 //! passed in by the caller.
 
 pub mod audit;
+pub mod audit_tree;
 pub mod export;
+pub mod log_tree;
+pub mod merkle;
+pub mod proof_bundle;
 pub mod rebuild;
 pub mod session_state;
 pub mod snapshot;
 pub mod timeline;
 
+#[cfg(test)]
+mod log_tree_tests;
 #[cfg(test)]
 mod tests;
 

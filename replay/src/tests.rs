@@ -178,7 +178,7 @@ fn audit_verify_reports_the_first_bad_seq_and_what_differs() {
     snapshots
         .create(&rebuilt(&*store, Some(8)), 0)
         .expect("snapshot");
-    let clean = crate::audit::verify(&*store, &snapshots, &mut |_, _| {}).expect("verify");
+    let clean = crate::audit::verify(&*store, &snapshots, None, &mut |_, _| {}).expect("verify");
     assert!(clean.is_ok(), "{clean}");
     assert_eq!(clean.records_verified, 10);
 
@@ -186,7 +186,7 @@ fn audit_verify_reports_the_first_bad_seq_and_what_differs() {
     let last = damaged.len() - 1;
     damaged[last] ^= 0x20;
     store.overwrite_for_test(4, damaged);
-    let report = crate::audit::verify(&*store, &snapshots, &mut |_, _| {}).expect("verify");
+    let report = crate::audit::verify(&*store, &snapshots, None, &mut |_, _| {}).expect("verify");
     let text = report.to_string();
     assert!(!report.is_ok());
     assert!(
@@ -226,7 +226,7 @@ fn audit_verify_fails_a_snapshot_whose_state_differs_from_the_fold() {
         .pop();
     snapshots.create(&diverged, 0).expect("snapshot");
 
-    let report = crate::audit::verify(&*store, &snapshots, &mut |_, _| {}).expect("verify");
+    let report = crate::audit::verify(&*store, &snapshots, None, &mut |_, _| {}).expect("verify");
     let text = report.to_string();
     assert!(!report.is_ok(), "{text}");
     assert!(text.starts_with("chain: OK, 12 records verified"), "{text}");

@@ -35,6 +35,9 @@ pub struct Inbound {
     /// What the message carries that clawback cannot read yet (`a photo`):
     /// recorded and refused with that reason.
     pub unsupported: Option<String>,
+    /// A group message already judged by the platform's own rules (Discord's
+    /// `guilds`), instead of the generic `groups` policy.
+    pub group_verdict: Option<Result<(), String>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -107,9 +110,10 @@ pub async fn receive(
         key: key.clone(),
     };
     let config = gateway.config();
-    let decided = match &message.unsupported {
-        Some(what) => Err(format!("{what} cannot be read by clawback yet")),
-        None => policy::admit(
+    let decided = match (&message.unsupported, &message.group_verdict) {
+        (Some(what), _) => Err(format!("{what} cannot be read by clawback yet")),
+        (None, Some(verdict)) if message.chat.kind != ChatKind::Direct => verdict.clone(),
+        (None, _) => policy::admit(
             &account.settings.access,
             channel,
             account.settings.allow_prefixes,

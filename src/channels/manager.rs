@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::outbox::{self, Job};
 use super::platform::Platform;
 use super::settings::{Access, BlockChunk};
-use super::{Inbox, matrix, reply, telegram, webhook};
+use super::{Inbox, discord, matrix, reply, slack, telegram, webhook};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::now_ms;
 
@@ -34,6 +34,8 @@ pub struct AccountSettings {
     pub text_limit: usize,
     /// `polling`, `webhook`, ...
     pub mode: &'static str,
+    /// Whether replies are sent, withheld, or wait for an approval.
+    pub delivery: super::settings::DeliveryPolicy,
     /// Settings that cannot work as written, shown by `channels.status`.
     pub issues: Vec<String>,
     /// What `channels.status` shows of the account's config (no secrets).
@@ -117,6 +119,11 @@ impl Account {
             "lastInboundAt": last_inbound,
             "lastOutboundAt": status.last_outbound_at,
             "mode": self.settings.mode,
+            "deliveryPolicy": match self.settings.delivery {
+                super::settings::DeliveryPolicy::Allow => "allow",
+                super::settings::DeliveryPolicy::Deny => "deny",
+                super::settings::DeliveryPolicy::RequireApproval { .. } => "require-approval",
+            },
             "dmPolicy": self.settings.access.dm_policy.as_deref().unwrap_or("pairing"),
             "allowFrom": self.settings.access.allow_from.iter()
                 .filter_map(|entry| super::settings::allow_entry(entry, &[]))
@@ -138,6 +145,8 @@ pub fn register_all(gateway: &Arc<Gateway>) {
     let config = gateway.config();
     for (channel, built) in [
         ("telegram", telegram::build(&config)),
+        ("discord", discord::build(&config)),
+        ("slack", slack::build(&config)),
         ("webhook", webhook::build(&config)),
         ("matrix", matrix::build(&config)),
     ] {
@@ -176,6 +185,8 @@ pub async fn restart(gateway: &Arc<Gateway>, channel: &str) -> Result<(), String
     let config = gateway.config();
     let built = match channel {
         "telegram" => telegram::build(&config),
+        "discord" => discord::build(&config),
+        "slack" => slack::build(&config),
         "webhook" => webhook::build(&config),
         "matrix" => matrix::build(&config),
         other => return Err(format!("unsupported channel: {other}")),

@@ -15,8 +15,8 @@
 //!   `delivery.failed` after, retries on rate limits, and what a restart
 //!   does with a send it cannot confirm;
 //! - `chunk`: where a reply is cut;
-//! - `platform`: the adapter trait; `telegram`, `matrix` and `webhook`
-//!   implement it;
+//! - `platform`: the adapter trait; `telegram`, `discord`, `slack`,
+//!   `matrix` and `webhook` implement it;
 //! - `manager`: accounts started from config, restarted with backoff, and
 //!   their status for `channels.status`.
 //!
@@ -28,6 +28,7 @@
 //! the part's key, and otherwise reported, never silently repeated.
 
 pub mod chunk;
+pub mod discord;
 pub mod inbound;
 pub mod manager;
 pub mod matrix;
@@ -37,6 +38,7 @@ pub mod policy;
 pub mod reply;
 pub mod routing;
 pub mod settings;
+pub mod slack;
 pub mod telegram;
 pub mod webhook;
 

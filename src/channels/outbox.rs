@@ -15,12 +15,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clawback_events::Actor;
-use clawback_events::event::{DeliveryFailed, DeliveryPrepared, DeliverySent, Event};
+use clawback_events::event::{
+    ApprovalRequested, Decision, DeliveryFailed, DeliveryPrepared, DeliverySent, Event,
+};
+use clawback_projections::approvals::Settlement;
 use tokio::sync::{mpsc, oneshot};
 
 use super::manager::Account;
 use super::platform::{AfterRestart, Outgoing, Target};
+use super::settings::DeliveryPolicy;
 use crate::gateway::Gateway;
+use crate::gateway::protocol::methods::approvals;
 
 /// Attempts per message before it is given up on.
 pub const SEND_ATTEMPTS_MAX: u32 = 6;
@@ -107,6 +112,29 @@ pub(super) fn spawn_sender(
 async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
     let mut wait = RETRY_WAIT_FIRST;
     let session_key = session_of(gateway, &job.delivery_id);
+    if let Err(reason) = release(gateway, account, &job, session_key.as_deref()).await {
+        tracing::info!(delivery = %job.delivery_id, %reason, "delivery withheld");
+        let event = Event::DeliveryFailed(DeliveryFailed {
+            delivery_id: job.delivery_id.clone(),
+            error: reason.clone(),
+            retryable: false,
+        });
+        if let Err(error) = record(
+            gateway,
+            account.channel,
+            session_key.as_deref(),
+            &job.key,
+            event,
+        )
+        .await
+        {
+            tracing::error!(delivery = %job.delivery_id, %error, "delivery outcome not recorded");
+        }
+        if let Some(done) = job.done.take() {
+            let _ = done.send(Err(reason));
+        }
+        return;
+    }
     for attempt in 1..=SEND_ATTEMPTS_MAX {
         let message = Outgoing {
             target: &job.target,
@@ -163,6 +191,100 @@ async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
     }
 }
 
+/// Whether the account's delivery policy lets `job` go out: at once
+/// (`allow`), never (`deny`), or once an operator allows it
+/// (`require-approval`: an `exec.approval.*` request of kind `delivery`
+/// whose text is the message; the account's queue waits for the decision,
+/// so messages keep their order).
+async fn release(
+    gateway: &Gateway,
+    account: &Account,
+    job: &Job,
+    session_key: Option<&str>,
+) -> Result<(), String> {
+    let channel = account.channel;
+    let timeout = match account.settings.delivery {
+        DeliveryPolicy::Allow => return Ok(()),
+        DeliveryPolicy::Deny => {
+            return Err(format!(
+                "withheld by channels.{channel}.deliveryPolicy \"deny\"; not sent"
+            ));
+        }
+        DeliveryPolicy::RequireApproval { timeout } => timeout,
+    };
+    let approval_id = format!(
+        "{}{}",
+        approval_prefix(&job.delivery_id),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let thread = job
+        .target
+        .thread
+        .as_ref()
+        .map(|thread| format!(" (thread {thread})"))
+        .unwrap_or_default();
+    let request = ApprovalRequested {
+        approval_id: approval_id.clone(),
+        kind: "delivery".to_owned(),
+        command: format!(
+            "send to {channel} {}{thread}: {}",
+            job.target.chat, job.text
+        ),
+        // Unique per request: an allow-always decision covers this message
+        // only, never others with the same text.
+        argv_hash: blake3::hash(approval_id.as_bytes()).to_hex().to_string(),
+        session_key: session_key.map(str::to_owned),
+        agent_id: None,
+        node_id: None,
+        expires_at_ms: crate::gateway::protocol::methods::now_ms()
+            + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX / 2),
+    };
+    let stream = session_key.map_or_else(|| format!("channel:{channel}"), str::to_owned);
+    let actor = Actor::Executor {
+        name: format!("channel:{channel}"),
+    };
+    let outcome = approvals::ask(gateway, (&stream, &actor, &job.key), request, timeout).await?;
+    match outcome.as_deref() {
+        Some("allow-once" | "allow-always") => Ok(()),
+        Some("deny") => Err(format!(
+            "denied by an operator (approval {approval_id}); not sent"
+        )),
+        _ => Err(format!(
+            "no decision on approval {approval_id} within {} s; not sent",
+            timeout.as_secs()
+        )),
+    }
+}
+
+/// Approval ids of a delivery start with this, so a restart can tell
+/// whether any of them allowed it.
+fn approval_prefix(delivery_id: &str) -> String {
+    format!("delivery-{delivery_id}-")
+}
+
+/// Whether an operator ever allowed `delivery_id` (if not, it was never
+/// sent: the send only follows an allow).
+fn was_allowed(gateway: &Gateway, delivery_id: &str) -> bool {
+    let prefix = approval_prefix(delivery_id);
+    gateway
+        .state
+        .read()
+        .expect("state lock")
+        .approvals
+        .settled
+        .iter()
+        .any(|settled| {
+            settled.approval_id.starts_with(&prefix)
+                && matches!(
+                    settled.outcome,
+                    Settlement::Decided {
+                        decision: Decision::AllowOnce | Decision::AllowAlways,
+                        ..
+                    }
+                )
+        })
+}
+
 fn session_of(gateway: &Gateway, delivery_id: &str) -> Option<String> {
     gateway
         .state
@@ -190,15 +312,17 @@ async fn record(
 
 /// Resolves what the previous process prepared and never confirmed.
 pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
-    let unconfirmed: Vec<DeliveryPrepared> = gateway
+    let unconfirmed: Vec<(DeliveryPrepared, i64)> = gateway
         .state
         .read()
         .expect("state lock")
         .deliveries
         .unconfirmed()
-        .map(|delivery| delivery.prepared.clone())
+        .map(|delivery| (delivery.prepared.clone(), delivery.prepared_ts_ms))
         .collect();
-    for prepared in unconfirmed {
+    let now_ms = crate::gateway::protocol::methods::now_ms();
+    for (prepared, prepared_ms) in unconfirmed {
+        let age = Duration::from_millis(now_ms.saturating_sub(prepared_ms).max(0) as u64);
         let target = Target::decode(&prepared.target);
         let account = target
             .as_ref()
@@ -210,7 +334,18 @@ pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
                 "channel {} account {} is not configured any more; not sent",
                 prepared.channel, target.account
             )),
-            (Ok(_), Some(account)) => match account.platform.after_restart() {
+            // Held back by the policy when the process ended: never sent,
+            // so it goes through the policy again.
+            (Ok(_), Some(account))
+                if account.settings.delivery == DeliveryPolicy::Deny
+                    || (matches!(
+                        account.settings.delivery,
+                        DeliveryPolicy::RequireApproval { .. }
+                    ) && !was_allowed(gateway, &prepared.delivery_id)) =>
+            {
+                Ok(())
+            }
+            (Ok(_), Some(account)) => match account.platform.after_restart(age) {
                 AfterRestart::Resend => Ok(()),
                 AfterRestart::Report(why) => Err(format!(
                     "unconfirmed when the gateway restarted: {why}; not resent, to avoid a duplicate"

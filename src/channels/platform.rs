@@ -90,7 +90,9 @@ pub trait Platform: Send + Sync + 'static {
     /// Shows "typing..." in `target` for a few seconds, if the platform can.
     fn typing<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, ()>;
 
-    fn after_restart(&self) -> AfterRestart;
+    /// What to do with a send prepared `prepared_age` ago by a process
+    /// that is gone, and never confirmed.
+    fn after_restart(&self, prepared_age: std::time::Duration) -> AfterRestart;
 
     /// For the platform's own HTTP routes (a webhook), which need its
     /// concrete type back.

@@ -303,6 +303,7 @@ async fn settle_one(
             text: received.text.clone(),
             mentioned: true,
             unsupported: None,
+            group_verdict: None,
         };
         let clawback_events::event::Admission::Admitted { agent_id, .. } = received.admission
         else {

@@ -110,6 +110,59 @@ pub struct Webhook {
     pub access: Access,
 }
 
+/// What happens to a reply before it is sent: clawback's
+/// `channels.<id>.deliveryPolicy` (else `channels.defaults.deliveryPolicy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryPolicy {
+    /// Sent (the default).
+    Allow,
+    /// Withheld: recorded as failed, never sent (a shadow agent).
+    Deny,
+    /// Each message waits for an operator's decision (`exec.approval.*`,
+    /// kind `delivery`); a deny or an expiry withholds it.
+    RequireApproval { timeout: std::time::Duration },
+}
+
+/// How long a reply waits for its approval unless configured.
+pub const DELIVERY_APPROVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
+
+pub fn delivery_policy(config: &ConfigFile, channel: &str) -> Result<DeliveryPolicy, String> {
+    let channels = config.channels.as_ref();
+    let read = |section: &str, key: &str| {
+        channels
+            .and_then(|all| all.get(section))
+            .and_then(|section| section.get(key))
+            .cloned()
+    };
+    let (policy, from) = match read(channel, "deliveryPolicy") {
+        Some(value) => (value, format!("channels.{channel}.deliveryPolicy")),
+        None => match read("defaults", "deliveryPolicy") {
+            Some(value) => (value, "channels.defaults.deliveryPolicy".to_owned()),
+            None => return Ok(DeliveryPolicy::Allow),
+        },
+    };
+    let timeout = match read(channel, "deliveryApprovalTimeoutSeconds")
+        .or_else(|| read("defaults", "deliveryApprovalTimeoutSeconds"))
+    {
+        None => DELIVERY_APPROVAL_TIMEOUT,
+        Some(value) => match value.as_u64() {
+            Some(seconds @ 1..=604_800) => std::time::Duration::from_secs(seconds),
+            _ => return Err(
+                "deliveryApprovalTimeoutSeconds must be a whole number of seconds from 1 to 604800"
+                    .to_owned(),
+            ),
+        },
+    };
+    match policy.as_str() {
+        Some("allow") => Ok(DeliveryPolicy::Allow),
+        Some("deny") => Ok(DeliveryPolicy::Deny),
+        Some("require-approval") => Ok(DeliveryPolicy::RequireApproval { timeout }),
+        _ => Err(format!(
+            "{from} must be \"allow\", \"deny\" or \"require-approval\""
+        )),
+    }
+}
+
 /// `session.dmScope` / `session.groupScope`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -190,4 +243,43 @@ pub fn allow_entry(entry: &Value, prefixes: &[&str]) -> Option<String> {
         .find_map(|prefix| lower.strip_prefix(prefix))
         .unwrap_or(&lower);
     (!stripped.is_empty()).then(|| stripped.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(channels: serde_json::Value) -> ConfigFile {
+        ConfigFile {
+            channels: Some(channels),
+            ..ConfigFile::default()
+        }
+    }
+
+    #[test]
+    fn delivery_policies_come_from_the_channel_then_the_defaults() {
+        let policy = |value| delivery_policy(&config(value), "telegram");
+        assert_eq!(policy(serde_json::json!({})), Ok(DeliveryPolicy::Allow));
+        assert_eq!(
+            policy(serde_json::json!({"telegram": {"deliveryPolicy": "deny"}})),
+            Ok(DeliveryPolicy::Deny)
+        );
+        assert_eq!(
+            policy(
+                serde_json::json!({"defaults": {"deliveryPolicy": "require-approval",
+                                                   "deliveryApprovalTimeoutSeconds": 60}})
+            ),
+            Ok(DeliveryPolicy::RequireApproval {
+                timeout: std::time::Duration::from_secs(60)
+            })
+        );
+        assert!(policy(serde_json::json!({"telegram": {"deliveryPolicy": "maybe"}})).is_err());
+        assert!(
+            policy(
+                serde_json::json!({"telegram": {"deliveryPolicy": "require-approval",
+                                                   "deliveryApprovalTimeoutSeconds": 0}})
+            )
+            .is_err()
+        );
+    }
 }

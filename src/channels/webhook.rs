@@ -95,6 +95,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
                 .unwrap_or(TEXT_LIMIT_DEFAULT)
                 .max(16),
             mode: "webhook",
+            delivery: settings::delivery_policy(config, "webhook")?,
             issues,
             describe: json!({"webhookPath": path(config), "webhookUrl": callback_url}),
         },
@@ -221,7 +222,7 @@ impl Platform for Webhook {
         Box::pin(async {})
     }
 
-    fn after_restart(&self) -> AfterRestart {
+    fn after_restart(&self, _prepared_age: Duration) -> AfterRestart {
         AfterRestart::Resend
     }
 
@@ -331,6 +332,7 @@ async fn receive(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: 
         text: message.text,
         mentioned: message.mentioned,
         unsupported: None,
+        group_verdict: None,
     };
     let inbox = Inbox {
         gateway: gateway.clone(),

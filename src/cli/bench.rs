@@ -34,6 +34,9 @@ pub enum BenchCommand {
     /// `/v1/chat/completions` against an instant local provider, side by
     /// side with calling the provider directly.
     Http(super::bench_http::HttpBenchArgs),
+    /// The Merkle tree: build rate against the chain check, checkpoint
+    /// signing, proof making and verification.
+    Merkle(super::bench_merkle::MerkleBenchArgs),
 }
 
 #[derive(Args)]
@@ -58,6 +61,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Protocol(args) => super::bench_protocol::run(args),
         BenchCommand::Agent(args) => super::bench_agent::run(args),
         BenchCommand::Http(args) => super::bench_http::run(args),
+        BenchCommand::Merkle(args) => super::bench_merkle::run(args),
     }
 }
 
@@ -153,7 +157,7 @@ fn bench_log(args: LogBenchArgs) -> anyhow::Result<ExitCode> {
 
     let snapshots = SnapshotStore::new(root.join("snapshots"));
     let started = Instant::now();
-    let report = clawback_replay::audit::verify(&store, &snapshots, &mut |_, _| {})?;
+    let report = clawback_replay::audit::verify(&store, &snapshots, None, &mut |_, _| {})?;
     let verify = started.elapsed();
     anyhow::ensure!(
         report.is_ok(),
@@ -175,7 +179,7 @@ fn bench_log(args: LogBenchArgs) -> anyhow::Result<ExitCode> {
         info.file_bytes as f64 / 1e6
     );
     let started = Instant::now();
-    let report = clawback_replay::audit::verify(&store, &snapshots, &mut |_, _| {})?;
+    let report = clawback_replay::audit::verify(&store, &snapshots, None, &mut |_, _| {})?;
     let verify_fold = started.elapsed();
     anyhow::ensure!(report.is_ok(), "snapshot failed verification: {report}");
     println!(
@@ -565,7 +569,7 @@ fn session_created(session_key: String) -> NewEvent {
     )
 }
 
-fn fill_large_log(dir: &Path, events: u64) -> anyhow::Result<(Duration, u64)> {
+pub(super) fn fill_large_log(dir: &Path, events: u64) -> anyhow::Result<(Duration, u64)> {
     let store = Arc::new(FjallStore::open(dir)?);
     let config = LogConfig {
         durability: Durability::Buffered,

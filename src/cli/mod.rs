@@ -6,10 +6,12 @@
 //! how to fix it.
 
 mod audit;
+mod audit_proofs;
 mod auth;
 mod bench;
 mod bench_agent;
 mod bench_http;
+mod bench_merkle;
 mod bench_protocol;
 mod debug;
 mod log;
@@ -50,7 +52,7 @@ enum Command {
         #[command(subcommand)]
         command: auth::AuthCommand,
     },
-    /// Verify or export the audit log.
+    /// Verify, export, checkpoint and prove the audit log.
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,

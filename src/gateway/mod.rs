@@ -5,6 +5,7 @@
 //!
 //! This module owns the process lifecycle; `protocol/` owns the wire.
 
+pub(crate) mod checkpoints;
 mod fanout;
 mod health;
 pub mod http;
@@ -61,6 +62,25 @@ pub struct RunArgs {
     /// Shared password instead of a token (OpenClaw's gateway.auth.password).
     #[arg(long, env = "CLAWBACK_GATEWAY_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Sign a Merkle checkpoint of the log once this many records were
+    /// recorded since the last one.
+    #[arg(long, env = "CLAWBACK_CHECKPOINT_EVERY", default_value_t = 10_000, value_name = "RECORDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: u64,
+    /// Sign a checkpoint at least this often while records arrive (e.g.
+    /// 30s, 5m).
+    #[arg(long, env = "CLAWBACK_CHECKPOINT_INTERVAL", default_value = "1m", value_name = "DURATION",
+          value_parser = parse_interval)]
+    checkpoint_interval: Duration,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text)
+        .map_err(|error| format!("{error} (write e.g. 30s, 5m or 1h)"))?;
+    if interval < Duration::from_secs(1) {
+        return Err("the checkpoint interval must be at least 1s".to_owned());
+    }
+    Ok(interval)
 }
 
 /// What request handlers share.
@@ -189,6 +209,16 @@ async fn serve_logged(
     let auth = resolve_auth(&args, &typed, bind)?;
     http::hooks::check_token(&typed, &auth)
         .map_err(|problem| anyhow::anyhow!("refusing to start: {problem}"))?;
+    // The checkpoint key before the log: a key the gateway may not use
+    // (others can read it) stops the start with the fix, before anything
+    // is recorded.
+    let checkpointer = Arc::new(checkpoints::Checkpointer::new(
+        crate::checkpoint_key::load_or_create(&state_dir.checkpoint_key())?,
+    ));
+    let checkpoint_policy = checkpoints::CheckpointPolicy {
+        every_records: args.checkpoint_every,
+        interval: args.checkpoint_interval,
+    };
     let store = state_dir.open_store()?;
     let snapshots = state_dir.snapshots();
     // Recovery need only verify the chain from the newest snapshot on; the
@@ -317,6 +347,11 @@ async fn serve_logged(
         state_dir.snapshots(),
         last_snapshot_seq,
     ));
+    let checkpointing = tokio::spawn(checkpoints::checkpoint_periodically(
+        gateway.clone(),
+        checkpointer.clone(),
+        checkpoint_policy,
+    ));
     let ticker = tokio::spawn(tick_periodically(gateway.clone()));
     let expiry = tokio::spawn(expire_approvals(gateway.clone()));
     let scheduler = tokio::spawn(crate::cron::run_scheduler(gateway.clone()));
@@ -358,6 +393,7 @@ async fn serve_logged(
     .await
     .context("the HTTP server failed")?;
     snapshotter.abort();
+    checkpointing.abort();
     ticker.abort();
     fanout.abort();
     expiry.abort();
@@ -383,6 +419,15 @@ async fn serve_logged(
             }),
         )])
         .await?;
+    // The last checkpoint covers everything this process recorded, its stop
+    // included; a failure here loses no event, only this signature.
+    if let Err(error) = checkpoints::checkpoint_now(&gateway, &checkpointer).await {
+        eprintln!("the final checkpoint failed (the log is unaffected): {error:#}");
+        tracing::error!(
+            subsystem = "checkpoints",
+            "final checkpoint failed: {error:#}"
+        );
+    }
     take_snapshot(&gateway, &state_dir.snapshots())?;
     gateway.log.close();
     println!(

@@ -363,3 +363,75 @@ fn block_streaming_sends_the_reply_in_blocks_as_it_streams() {
     assert_eq!(words.join(" "), "Hello from the mock. You said: stream it");
     stop(running);
 }
+
+#[test]
+fn a_require_approval_policy_holds_each_reply_for_an_operator() {
+    let llm = LlmServer::start();
+    let telegram = TelegramServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &llm,
+        &telegram,
+        "deliveryPolicy: 'require-approval'",
+    );
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.read", "operator.approvals"]).await;
+        for (n, (text, decision)) in [("please approve", "allow-once"), ("deny this", "deny")]
+            .into_iter()
+            .enumerate()
+        {
+            telegram.push_text(OWNER, OWNER, text);
+            let pending = loop {
+                let (answers, _) = request(
+                    &mut socket,
+                    &format!("l{n}"),
+                    "exec.approval.list",
+                    json!({}),
+                    1,
+                )
+                .await;
+                if let Some(first) = answers[0]["payload"]
+                    .as_array()
+                    .and_then(|list| list.first())
+                {
+                    break first.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let command = pending["request"]["command"].as_str().unwrap_or_default();
+            assert_eq!(
+                command,
+                format!("send to telegram {OWNER}: Hello from the mock. You said: {text}")
+            );
+            assert_eq!(telegram.sent_to(OWNER).len(), n, "held until decided");
+            let id = pending["id"].as_str().expect("id");
+            let (resolved, _) = request(
+                &mut socket,
+                &format!("r{n}"),
+                "exec.approval.resolve",
+                json!({"id": id, "decision": decision}),
+                1,
+            )
+            .await;
+            assert_eq!(resolved[0]["ok"], true, "{resolved:?}");
+        }
+    });
+    telegram.wait_for("the approved reply", |t| !t.sent_to(OWNER).is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        telegram.sent_to(OWNER),
+        vec!["Hello from the mock. You said: please approve"]
+    );
+    stop(running);
+    let records = log_records(dir.path(), 400);
+    let failed = kinds(&records, "delivery.failed");
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("denied by an operator")
+    );
+}

@@ -179,14 +179,14 @@ fn gateway_starts_on_an_empty_dir_serves_health_and_restores_after_restart() {
 
     let (child, address, lines) = start(dir.path());
     assert!(
-        lines[0].starts_with("recovery: log ends at seq 2"),
+        lines[0].starts_with("recovery: log ends at seq 3"),
         "{lines:?}"
     );
     assert!(
-        lines[1].starts_with("state restored at seq 3 (seq 3 from a snapshot, 0 tail records)"),
+        lines[1].starts_with("state restored at seq 4 (seq 4 from a snapshot, 0 tail records)"),
         "{lines:?}"
     );
-    assert_eq!(health(&address)["log"]["nextSeq"], 5);
+    assert_eq!(health(&address)["log"]["nextSeq"], 6);
     stop(child);
 
     let tail = stdout(&clawback(dir.path(), &["log", "tail"]));
@@ -194,9 +194,14 @@ fn gateway_starts_on_an_empty_dir_serves_health_and_restores_after_restart() {
         .lines()
         .map(|line| line.rsplit("  ").next().unwrap_or(""))
         .collect();
-    assert_eq!(kinds.len(), 6, "{tail}");
+    // Each stop records the stop, then a checkpoint that covers it.
+    assert_eq!(kinds.len(), 8, "{tail}");
     assert!(
-        kinds[2].starts_with("gateway.stopped") && kinds[5].starts_with("gateway.stopped"),
+        kinds[2].starts_with("gateway.stopped") && kinds[6].starts_with("gateway.stopped"),
+        "{tail}"
+    );
+    assert!(
+        kinds[3].starts_with("merkle.checkpoint") && kinds[7].starts_with("merkle.checkpoint"),
         "{tail}"
     );
     // The gateway snapshotted its live state on each stop; audit folds the
@@ -205,7 +210,7 @@ fn gateway_starts_on_an_empty_dir_serves_health_and_restores_after_restart() {
     let report = stdout(&audit);
     assert!(audit.status.success(), "{report}");
     assert!(
-        report.contains("snapshot-00000000000000000006.cbsnap: OK (covers seqs below 6)"),
+        report.contains("snapshot-00000000000000000008.cbsnap: OK (covers seqs below 8)"),
         "{report}"
     );
 }

@@ -15,7 +15,8 @@
 //! to the device (spec v1.7, MSC3970) and Synapse answers a repeated
 //! `(device, txnId)` with the event it already made (it keeps them 24 h),
 //! so a send a restart cannot confirm is sent again under the same id
-//! ([`AfterRestart::Resend`]). That needs the same device after the
+//! ([`AfterRestart::Resend`]) if it was prepared less than 23 h before;
+//! an older one is reported, not resent. That needs the same device after the
 //! restart: an access token keeps its device; a password login uses
 //! `deviceId`, or a device id derived from the user id, never a fresh one.
 //!
@@ -68,6 +69,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// it every 4.5 s).
 const TYPING_MS: u64 = 6_000;
 const ALLOW_PREFIXES: &[&str] = &["matrix:user:", "matrix:", "user:"];
+/// How long a resend may count on the homeserver's transaction-id dedupe:
+/// Synapse forgets a `(device, txnId)` after 24 hours; an hour of margin
+/// for clocks.
+const TXN_ID_KEPT: Duration = Duration::from_secs(23 * 3600);
 
 pub struct Matrix {
     api: Api,
@@ -194,6 +199,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
                 .unwrap_or(TEXT_LIMIT)
                 .clamp(16, TEXT_LIMIT_MAX),
             mode: "sync",
+            delivery: settings::delivery_policy(config, "matrix")?,
             issues,
             describe,
         },
@@ -390,12 +396,18 @@ impl Platform for Matrix {
         })
     }
 
-    fn after_restart(&self) -> AfterRestart {
+    fn after_restart(&self, prepared_age: Duration) -> AfterRestart {
         // The device is the same after a restart (an access token keeps its
         // device; a password login reuses deviceId or the derived id), and
         // the homeserver answers a repeated (device, txnId) with the event
-        // it already made.
-        AfterRestart::Resend
+        // it already made, for as long as it keeps the txn id.
+        if prepared_age < TXN_ID_KEPT {
+            AfterRestart::Resend
+        } else {
+            AfterRestart::Report(
+                "prepared longer ago than Synapse keeps a transaction id (24 h), so a resend could duplicate it",
+            )
+        }
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -491,5 +503,19 @@ mod tests {
         assert_eq!(derived_device_id("@bot:x"), derived_device_id("@bot:x"));
         assert_ne!(derived_device_id("@bot:x"), derived_device_id("@bot:y"));
         assert!(derived_device_id("@bot:x").starts_with("CLAWBACK"));
+    }
+
+    #[test]
+    fn an_unconfirmed_send_is_resent_only_while_the_txn_id_is_kept() {
+        let spec = built(json!({"homeserver": "https://hs.example", "accessToken": "t"}))
+            .expect("built")
+            .expect("enabled");
+        let after = |hours: u64| {
+            spec.platform
+                .after_restart(Duration::from_secs(hours * 3600))
+        };
+        assert!(matches!(after(0), AfterRestart::Resend));
+        assert!(matches!(after(22), AfterRestart::Resend));
+        assert!(matches!(after(25), AfterRestart::Report(why) if why.contains("24 h")));
     }
 }

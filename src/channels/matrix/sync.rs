@@ -326,6 +326,7 @@ pub fn inbound(
         text,
         mentioned,
         unsupported,
+        group_verdict: None,
     })
 }
 

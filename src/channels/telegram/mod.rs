@@ -120,6 +120,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
                 .unwrap_or(TEXT_LIMIT)
                 .clamp(16, TEXT_LIMIT),
             mode: mode_name,
+            delivery: settings::delivery_policy(config, "telegram")?,
             issues,
             describe,
         },
@@ -260,7 +261,7 @@ impl Platform for Telegram {
         })
     }
 
-    fn after_restart(&self) -> AfterRestart {
+    fn after_restart(&self, _prepared_age: Duration) -> AfterRestart {
         AfterRestart::Report("the Telegram Bot API cannot tell whether a message was sent")
     }
 

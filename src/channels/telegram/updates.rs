@@ -70,6 +70,7 @@ pub fn inbound(update: &Value, bot: &BotIdentity) -> Option<Inbound> {
         text,
         mentioned,
         unsupported,
+        group_verdict: None,
     })
 }
 

@@ -15,6 +15,8 @@ use crate::gateway::Gateway;
 /// The channels clawback can run, in `channelOrder`.
 const CHANNELS: &[(&str, &str)] = &[
     ("telegram", "Telegram"),
+    ("discord", "Discord"),
+    ("slack", "Slack"),
     ("matrix", "Matrix"),
     ("webhook", "Webhook"),
 ];
@@ -254,6 +256,8 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
 fn strip_prefix(channel: &str, to: &str) -> String {
     let prefixes: &[&str] = match channel {
         "telegram" => &["telegram:", "tg:"],
+        "discord" => &["discord:", "channel:"],
+        "slack" => &["slack:", "channel:"],
         // OpenClaw's Matrix target forms: `matrix:room:!id`, `room:!id`, ...
         "matrix" => &[
             "matrix:room:",

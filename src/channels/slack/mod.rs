@@ -1,0 +1,355 @@
+//! Slack: Socket Mode for messages in (`apps.connections.open`, then a
+//! WebSocket of `events_api` envelopes, each acknowledged by its
+//! `envelope_id`), the Web API (`chat.postMessage`) for messages out.
+//!
+//! Exactly-once: an envelope is acknowledged only after its message is
+//! recorded; Slack retries an unacknowledged one (and sometimes a late
+//! one), and the retry carries the same message `ts`, so it is recognised.
+//! Outbound, the Web API has no idempotency key: a send a restart cannot
+//! confirm is reported, not repeated.
+//!
+//! Why a thin client rather than a Slack SDK crate: two Web API methods and
+//! one WebSocket loop, with the tokens kept out of every error message.
+
+pub mod events;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::Inbox;
+use super::manager::{AccountSettings, Spec};
+use super::platform::{AfterRestart, BoxFuture, Outgoing, Platform, SendError, Target};
+use super::settings::{self, BlockChunk, GroupRule};
+use crate::config::model::{ConfigFile, SecretInput};
+
+/// Slack's advice for one message's text (it truncates past 40,000).
+pub const TEXT_LIMIT: usize = 4000;
+const DEFAULT_API_ROOT: &str = "https://slack.com/api";
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const FRAME_BYTES_MAX: usize = 4 << 20;
+
+/// `channels.slack`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Section {
+    enabled: Option<bool>,
+    mode: Option<String>,
+    bot_token: Option<SecretInput>,
+    app_token: Option<SecretInput>,
+    /// The Web API root (tests, proxies).
+    api_root: Option<String>,
+    text_chunk_limit: Option<usize>,
+    block_streaming: Option<bool>,
+    block_streaming_chunk: Option<BlockChunk>,
+    dm_policy: Option<String>,
+    #[serde(default)]
+    allow_from: Vec<Value>,
+    group_policy: Option<String>,
+    /// `channels.<id>`: OpenClaw's per-channel rules (`users` lists who
+    /// may talk there).
+    channels: Option<BTreeMap<String, ChannelRule>>,
+    accounts: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChannelRule {
+    enabled: Option<bool>,
+    require_mention: Option<bool>,
+    users: Option<Vec<Value>>,
+}
+
+pub struct Slack {
+    bot_token: String,
+    app_token: String,
+    api_root: String,
+    client: reqwest::Client,
+    bot_user_id: Mutex<String>,
+}
+
+fn secret(value: Option<&SecretInput>, key: &str, env: &str) -> Result<String, String> {
+    let token = match value {
+        Some(value) => value
+            .resolve()
+            .map_err(|error| format!("channels.slack.{key}: {error}"))?,
+        None => std::env::var(env).map_err(|_| {
+            format!("channels.slack needs {key} (or the {env} environment variable)")
+        })?,
+    };
+    Ok(token.trim().to_owned())
+}
+
+pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
+    let Some(section) = settings::section::<Section>(config, "slack")? else {
+        return Ok(None);
+    };
+    if section.enabled == Some(false) {
+        return Ok(None);
+    }
+    if section.mode.as_deref().is_some_and(|mode| mode != "socket") {
+        return Err("channels.slack.mode \"http\" (Events API over HTTP) is not supported by clawback yet: use Socket Mode (mode \"socket\" with an appToken)".to_owned());
+    }
+    let bot_token = secret(section.bot_token.as_ref(), "botToken", "SLACK_BOT_TOKEN")?;
+    let app_token = secret(section.app_token.as_ref(), "appToken", "SLACK_APP_TOKEN")?;
+    if !bot_token.starts_with("xoxb-") {
+        return Err("channels.slack.botToken must be a bot token (xoxb-...)".to_owned());
+    }
+    if !app_token.starts_with("xapp-") {
+        return Err(
+            "channels.slack.appToken must be an app-level token with connections:write (xapp-...)"
+                .to_owned(),
+        );
+    }
+    // OpenClaw's `channels.<id>` rules are the generic group rules with
+    // `users` as the room's allowlist.
+    let groups = section.channels.as_ref().map(|channels| {
+        channels
+            .iter()
+            .map(|(id, rule)| {
+                let group = GroupRule {
+                    enabled: rule.enabled,
+                    require_mention: rule.require_mention,
+                    group_policy: None,
+                    allow_from: rule.users.clone(),
+                };
+                (id.clone(), group)
+            })
+            .collect()
+    });
+    let access = settings::Access {
+        dm_policy: section.dm_policy.clone(),
+        allow_from: section.allow_from.clone(),
+        group_policy: section.group_policy.clone(),
+        group_allow_from: None,
+        groups,
+    };
+    let mut issues = super::policy::issues(&access, "slack");
+    if section.accounts.is_some() {
+        issues.push(
+            "channels.slack.accounts is not supported by clawback yet: only the root account runs"
+                .to_owned(),
+        );
+    }
+    let api_root = section
+        .api_root
+        .clone()
+        .unwrap_or_else(|| DEFAULT_API_ROOT.to_owned())
+        .trim_end_matches('/')
+        .to_owned();
+    let client = super::http_client()
+        .build()
+        .map_err(|error| format!("cannot build the Slack HTTP client: {error}"))?;
+    let blocks = section
+        .block_streaming
+        .unwrap_or(false)
+        .then(|| section.block_streaming_chunk.clone().unwrap_or_default());
+    Ok(Some(Spec {
+        platform: Arc::new(Slack {
+            bot_token,
+            app_token,
+            api_root: api_root.clone(),
+            client,
+            bot_user_id: Mutex::new(String::new()),
+        }),
+        account_id: "default".to_owned(),
+        settings: AccountSettings {
+            access,
+            allow_prefixes: &["slack:", "user:"],
+            blocks,
+            text_limit: section
+                .text_chunk_limit
+                .unwrap_or(TEXT_LIMIT)
+                .clamp(16, TEXT_LIMIT),
+            mode: "socket",
+            delivery: settings::delivery_policy(config, "slack")?,
+            issues,
+            describe: json!({"baseUrl": api_root,
+                             "botTokenSource": if section.bot_token.is_some() { "config" } else { "env" },
+                             "appTokenSource": if section.app_token.is_some() { "config" } else { "env" }}),
+        },
+    }))
+}
+
+impl Slack {
+    /// Calls a Web API method with `token`; the answer when `ok`.
+    async fn call(&self, method: &str, token: &str, body: &Value) -> Result<Value, SendError> {
+        let response = self
+            .client
+            .post(format!("{}/{method}", self.api_root))
+            .bearer_auth(token)
+            .json(body)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| {
+                SendError::transient(format!("Slack {method}: {}", error.without_url()))
+            })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() && answer["ok"] == true {
+            return Ok(answer);
+        }
+        let error = answer["error"].as_str().unwrap_or("no error given");
+        Err(SendError {
+            message: format!("Slack {method}: HTTP {status}: {error}"),
+            retryable: status.as_u16() == 429 || status.is_server_error() || error == "ratelimited",
+            retry_after,
+        })
+    }
+
+    /// One Socket Mode connection, until Slack asks for another (`Ok(false)`)
+    /// or `stop` turns true (`Ok(true)`).
+    async fn connection(
+        &self,
+        inbox: &Inbox,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<bool, String> {
+        let opened = self
+            .call("apps.connections.open", &self.app_token, &json!({}))
+            .await
+            .map_err(|error| error.message)?;
+        let url = opened["url"]
+            .as_str()
+            .ok_or("Slack apps.connections.open gave no url")?;
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(FRAME_BYTES_MAX))
+            .max_frame_size(Some(FRAME_BYTES_MAX));
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+            .await
+            // The URL holds a connection ticket: not in the message.
+            .map_err(|error| format!("Slack Socket Mode connect failed: {error}"))?;
+        let (mut sink, mut frames) = socket.split();
+        loop {
+            let frame = tokio::select! {
+                _ = stop.changed() => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return Ok(true);
+                }
+                frame = frames.next() => frame,
+            };
+            let text = match frame {
+                None | Some(Ok(Message::Close(_))) => return Ok(false),
+                Some(Err(error)) => {
+                    tracing::info!(%error, "Slack Socket Mode connection dropped; reconnecting");
+                    return Ok(false);
+                }
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Ping(data))) => {
+                    let _ = sink.send(Message::Pong(data)).await;
+                    continue;
+                }
+                Some(Ok(_)) => continue,
+            };
+            let envelope: Value = serde_json::from_str(&text)
+                .map_err(|error| format!("Slack sent unreadable JSON: {error}"))?;
+            match envelope["type"].as_str() {
+                Some("hello") => inbox.account.connected(true),
+                Some("disconnect") => return Ok(false),
+                Some("events_api") => {
+                    let bot = self.bot_user_id.lock().expect("bot lock").clone();
+                    if let Some(message) = events::inbound(&envelope["payload"], &bot) {
+                        // Recorded before the acknowledgement: an error here
+                        // leaves the envelope unacknowledged, and Slack retries it.
+                        inbox.take(message).await?;
+                    }
+                    if let Some(id) = envelope["envelope_id"].as_str() {
+                        let ack = json!({"envelope_id": id}).to_string();
+                        sink.send(Message::Text(ack.into()))
+                            .await
+                            .map_err(|error| format!("Slack acknowledgement: {error}"))?;
+                    }
+                }
+                // Slash commands and interactivity are acknowledged so Slack
+                // does not retry them; clawback does not act on them yet.
+                Some(_) => {
+                    if let Some(id) = envelope["envelope_id"].as_str() {
+                        let ack = json!({"envelope_id": id}).to_string();
+                        let _ = sink.send(Message::Text(ack.into())).await;
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+impl Platform for Slack {
+    fn channel(&self) -> &'static str {
+        "slack"
+    }
+
+    fn send<'a>(
+        &'a self,
+        message: Outgoing<'a>,
+    ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
+        Box::pin(async move {
+            let mut body = json!({"channel": message.target.chat, "text": message.text});
+            if let Some(thread) = &message.target.thread {
+                body["thread_ts"] = json!(thread);
+            }
+            let posted = self
+                .call("chat.postMessage", &self.bot_token, &body)
+                .await?;
+            Ok(posted["ts"]
+                .as_str()
+                .map(|ts| format!("{}:{ts}", message.target.chat)))
+        })
+    }
+
+    fn typing<'a>(&'a self, _target: &'a Target) -> BoxFuture<'a, ()> {
+        // The Web API has no typing indicator for bots.
+        Box::pin(async {})
+    }
+
+    fn after_restart(&self, _prepared_age: Duration) -> AfterRestart {
+        AfterRestart::Report("the Slack Web API cannot tell whether a message was posted")
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn run(
+        self: Arc<Self>,
+        inbox: Inbox,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> BoxFuture<'static, Result<(), String>> {
+        Box::pin(async move {
+            let me = self
+                .call("auth.test", &self.bot_token, &json!({}))
+                .await
+                .map_err(|error| error.message)?;
+            *self.bot_user_id.lock().expect("bot lock") =
+                me["user_id"].as_str().unwrap_or_default().to_owned();
+            // Slack refreshes connections every few hours; a connection that
+            // keeps ending at once goes to the supervisor's backoff.
+            let mut quick = 0;
+            while quick < 10 {
+                let started = tokio::time::Instant::now();
+                if self.connection(&inbox, &mut stop).await? {
+                    return Ok(());
+                }
+                inbox.account.connected(false);
+                if started.elapsed() < Duration::from_secs(60) {
+                    quick += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                } else {
+                    quick = 0;
+                }
+            }
+            Err("Slack keeps closing the Socket Mode connection".to_owned())
+        })
+    }
+}
