@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::outbox::{self, Job};
 use super::platform::Platform;
 use super::settings::{Access, BlockChunk};
-use super::{Inbox, discord, reply, slack, telegram, webhook};
+use super::{Inbox, discord, matrix, reply, slack, telegram, webhook};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::now_ms;
 
@@ -181,6 +181,7 @@ pub fn register_all(gateway: &Arc<Gateway>) {
         ("discord", discord::build(&config)),
         ("slack", slack::build(&config)),
         ("webhook", webhook::build(&config)),
+        ("matrix", matrix::build(&config)),
     ] {
         match built {
             Ok(Some(spec)) => {
@@ -220,6 +221,7 @@ pub async fn restart(gateway: &Arc<Gateway>, channel: &str) -> Result<(), String
         "discord" => discord::build(&config),
         "slack" => slack::build(&config),
         "webhook" => webhook::build(&config),
+        "matrix" => matrix::build(&config),
         other => return Err(format!("unsupported channel: {other}")),
     };
     match built? {

@@ -17,8 +17,8 @@
 //!   `delivery.failed` after, retries on rate limits, and what a restart
 //!   does with a send it cannot confirm;
 //! - `chunk`: where a reply is cut;
-//! - `platform`: the adapter trait; `telegram`, `discord`, `slack` and
-//!   `webhook` implement it;
+//! - `platform`: the adapter trait; `telegram`, `discord`, `slack`,
+//!   `matrix` and `webhook` implement it;
 //! - `manager`: accounts started from config, restarted with backoff, and
 //!   their status for `channels.status`.
 //!
@@ -33,6 +33,7 @@ pub mod chunk;
 pub mod discord;
 pub mod inbound;
 pub mod manager;
+pub mod matrix;
 pub mod outbox;
 pub mod pairing;
 pub mod platform;

@@ -17,6 +17,7 @@ const CHANNELS: &[(&str, &str)] = &[
     ("telegram", "Telegram"),
     ("discord", "Discord"),
     ("slack", "Slack"),
+    ("matrix", "Matrix"),
     ("webhook", "Webhook"),
 ];
 
@@ -250,12 +251,23 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
     }
 }
 
-/// `telegram:123` and `tg:123` name the chat `123` on Telegram.
+/// `telegram:123` and `tg:123` name the chat `123` on Telegram;
+/// `matrix:room:!id:server` and `room:!id:server` the room `!id:server`.
 fn strip_prefix(channel: &str, to: &str) -> String {
     let prefixes: &[&str] = match channel {
         "telegram" => &["telegram:", "tg:"],
         "discord" => &["discord:", "channel:"],
         "slack" => &["slack:", "channel:"],
+        // OpenClaw's Matrix target forms: `matrix:room:!id`, `room:!id`, ...
+        "matrix" => &[
+            "matrix:room:",
+            "matrix:channel:",
+            "matrix:user:",
+            "matrix:",
+            "room:",
+            "channel:",
+            "user:",
+        ],
         other => &[other],
     };
     for prefix in prefixes {
