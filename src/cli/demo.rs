@@ -78,7 +78,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let reply = runtime.block_on(async {
         tokio::time::timeout(CONVERSATION_TIMEOUT, converse(&address))
             .await
-            .map_err(|_| anyhow::anyhow!("the conversation did not finish within {CONVERSATION_TIMEOUT:?}"))?
+            .map_err(|_| {
+                anyhow::anyhow!("the conversation did not finish within {CONVERSATION_TIMEOUT:?}")
+            })?
     })?;
     println!("\nagent:      {reply}\n");
     gateway.stop()?;
@@ -113,24 +115,43 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 async fn converse(address: &str) -> anyhow::Result<String> {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/")).await?;
     let _challenge = next_json(&mut socket).await?;
-    send(&mut socket, json!({"type": "req", "id": "c", "method": "connect", "params": {
+    send(
+        &mut socket,
+        json!({"type": "req", "id": "c", "method": "connect", "params": {
         "minProtocol": 4, "maxProtocol": 4,
         "client": {"id": "cli", "version": "demo", "platform": std::env::consts::OS, "mode": "cli"},
         "role": "operator", "scopes": ["operator.read", "operator.write", "operator.approvals"],
-        "auth": {"token": TOKEN}}})).await?;
+        "auth": {"token": TOKEN}}}),
+    )
+    .await?;
     let hello = next_json(&mut socket).await?;
     anyhow::ensure!(hello["ok"] == true, "connect refused: {hello}");
     println!("you:        {QUESTION}");
-    send(&mut socket, json!({"type": "req", "id": "ask", "method": "agent", "params": {
-        "message": QUESTION, "idempotencyKey": "demo-1", "sessionKey": SESSION}})).await?;
+    send(
+        &mut socket,
+        json!({"type": "req", "id": "ask", "method": "agent", "params": {
+        "message": QUESTION, "idempotencyKey": "demo-1", "sessionKey": SESSION}}),
+    )
+    .await?;
     loop {
         let frame = next_json(&mut socket).await?;
         if frame["type"] == "event" && frame["event"] == "exec.approval.requested" {
-            let id = frame["payload"]["id"].as_str().unwrap_or_default().to_owned();
-            let command = frame["payload"]["request"]["command"].as_str().unwrap_or_default();
-            println!("approval:   the agent asks to run `{command}`: approved once by demo-operator");
-            send(&mut socket, json!({"type": "req", "id": "approve", "method": "exec.approval.resolve",
-                "params": {"id": id, "decision": "allow-once", "reviewer": "demo-operator"}})).await?;
+            let id = frame["payload"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let command = frame["payload"]["request"]["command"]
+                .as_str()
+                .unwrap_or_default();
+            println!(
+                "approval:   the agent asks to run `{command}`: approved once by demo-operator"
+            );
+            send(
+                &mut socket,
+                json!({"type": "req", "id": "approve", "method": "exec.approval.resolve",
+                "params": {"id": id, "decision": "allow-once", "reviewer": "demo-operator"}}),
+            )
+            .await?;
         } else if frame["type"] == "res" && frame["id"] == "approve" {
             anyhow::ensure!(frame["ok"] == true, "the approval was refused: {frame}");
         } else if frame["type"] == "res" && frame["id"] == "ask" {

@@ -285,3 +285,31 @@ fn truncate_requires_confirmation_and_then_cuts() {
         "{audit}"
     );
 }
+
+#[test]
+fn the_offline_demo_converses_approves_replays_and_verifies() {
+    let output = std::process::Command::new(crate::support::binary())
+        .arg("demo")
+        .env_remove("CLAWBACK_STATE_DIR")
+        .output()
+        .expect("clawback demo runs");
+    let printed = crate::support::stdout(&output);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        crate::support::stderr(&output)
+    );
+    for expected in [
+        "you:        Which files are in my workspace?",
+        "approval:   the agent asks to run `ls -1`: approved once by demo-operator",
+        "agent:      Your workspace holds 2 files: notes.md, plan.txt.",
+        "tool exec requested (call_demo_1): {\"command\":\"ls -1\"}",
+        "allow-once by",
+        "audit: OK",
+    ] {
+        assert!(
+            printed.contains(expected),
+            "missing {expected:?} in:\n{printed}"
+        );
+    }
+}

@@ -53,6 +53,12 @@ pub fn state_dir_with_fixture() -> tempfile::TempDir {
 /// the `KEY=value` lines it printed. `needs` says what the machine lacks
 /// when it fails.
 pub fn install(script: &str, cache: &str, needs: &str) -> String {
+    // Tests run in parallel and several may need the same software: one
+    // installer at a time, so none removes what another is installing.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(cache);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
     let output = Command::new("bash")

@@ -14,13 +14,22 @@ mkdir -p "$cache"
 cache="$(cd "$cache" && pwd)"
 python="$cache/venv/bin/python"
 
+# One install at a time across processes (two test runs sharing a target
+# dir): the second waits and then finds Synapse installed.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$cache/.install.lock"
+  flock 9
+fi
+
 if ! command -v python3 >/dev/null 2>&1; then
   echo "python3 (with venv) is required to install Synapse (apt-get install python3-venv)" >&2
   exit 1
 fi
 
+# The package's own metadata: `synapse.__version__` appends git details
+# when the venv lies inside a git checkout (as target/ does).
 installed_version() {
-  "$python" -c 'import synapse; print(synapse.__version__)' 2>/dev/null || true
+  "$python" -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))' 2>/dev/null || true
 }
 
 if [ ! -x "$python" ] || [ "$(installed_version)" != "$SYNAPSE_VERSION" ]; then
