@@ -5,6 +5,7 @@
 //!
 //! This module owns the process lifecycle; `protocol/` owns the wire.
 
+mod chain_watch;
 pub(crate) mod checkpoints;
 mod fanout;
 mod health;
@@ -124,6 +125,10 @@ pub struct Gateway {
     pub http: http::HttpState,
     /// Chat channel accounts (`channels/`).
     pub channels: crate::channels::Hub,
+    /// How far this process has re-checked the chain (`clawback.audit.status`).
+    pub chain_watch: chain_watch::ChainWatch,
+    /// Checks the signatures of this gateway's Merkle checkpoints.
+    pub checkpoint_verifier: clawback_replay::merkle::note::NoteVerifier,
 }
 
 impl Gateway {
@@ -318,6 +323,8 @@ async fn serve_logged(
         node_invokes: protocol::methods::node_invoke::Invokes::default(),
         http: http::HttpState::default(),
         channels: crate::channels::Hub::default(),
+        chain_watch: chain_watch::ChainWatch::default(),
+        checkpoint_verifier: checkpointer.verifier(),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.
