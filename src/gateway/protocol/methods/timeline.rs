@@ -204,3 +204,80 @@ fn category_name(category: Category) -> &'static str {
         Category::Other => "other",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use clawback_events::event::LlmCallRequested;
+    use clawback_events::store::MemoryStore;
+    use clawback_events::{Actor, Log, LogConfig, NewEvent, SystemClock};
+
+    use super::*;
+
+    /// Three LLM requests of 1.5 MB: a page's payloads stop at the bound,
+    /// the entries after it say how large theirs are, and the summaries
+    /// are all there.
+    #[test]
+    fn recorded_payloads_are_bounded_per_page() {
+        let store = Arc::new(MemoryStore::new());
+        let log = Log::open(
+            store.clone(),
+            LogConfig::default(),
+            Arc::new(SystemClock),
+            None,
+        )
+        .expect("log");
+        let body =
+            json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(1_500_000)}]});
+        for call in 0..3 {
+            log.append_blocking(vec![NewEvent::new(
+                "agent:main:main",
+                Actor::System,
+                Event::LlmCallRequested(LlmCallRequested {
+                    call_id: format!("c{call}"),
+                    run_id: "r".to_owned(),
+                    session_key: "agent:main:main".to_owned(),
+                    provider: "p".to_owned(),
+                    model: "m".to_owned(),
+                    attempt: 1,
+                    request: body.to_string(),
+                }),
+            )])
+            .expect("append");
+        }
+        let page = session_timeline_page(
+            &*store,
+            "agent:main:main",
+            &TimelineFilter::default(),
+            None,
+            10,
+        )
+        .expect("page");
+        let mut budget = DETAILS_BYTES_MAX;
+        let entries: Vec<Value> = page
+            .entries
+            .iter()
+            .map(|entry| entry_json(entry, Some(&mut budget)))
+            .collect();
+        assert_eq!(entries.len(), 3);
+        // An LLM step carries its payload twice (the record as exported, and
+        // parsed under `llm`): about 3 MiB each here, so one fits.
+        let first = &entries[0];
+        assert_eq!(first["detail"]["llm"]["request"], body);
+        assert_eq!(first["detail"]["llm"]["phase"], "request");
+        assert_eq!(first["detail"]["record"]["kind"], "llm.call.requested");
+        assert_eq!(first["llmCallId"], first["detail"]["llm"]["callId"]);
+        for entry in &entries[1..] {
+            assert_eq!(entry.get("detail"), None);
+            assert!(entry["detailOmittedBytes"].as_u64().unwrap() > 3_000_000);
+        }
+        assert!(entries.iter().all(|entry| entry["summary"].is_string()));
+        // Alone, the third fits.
+        let mut budget = DETAILS_BYTES_MAX;
+        let alone = entry_json(&page.entries[2], Some(&mut budget));
+        assert_eq!(alone["detail"]["llm"]["callId"], "c2");
+        // Without details, no payload at all.
+        assert_eq!(entry_json(&page.entries[0], None).get("detail"), None);
+    }
+}
