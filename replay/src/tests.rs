@@ -434,3 +434,53 @@ fn restore_after_recovery_checks_hashes_below_the_verified_range() {
         .expect_err("seq 20 is below the verified range, so its hash is checked");
     assert!(error.to_string().contains("seq 20"), "{error}");
 }
+
+/// Pages of a session's timeline, read one after another from the last seq
+/// each gave, are the whole timeline, in order, with `more` false only on
+/// the last; `until` and a run filter bound them as they bound the whole.
+#[test]
+fn timeline_pages_concatenate_to_the_whole_timeline() {
+    use crate::timeline::{TimelineFilter, session_timeline, session_timeline_page};
+    let store = Arc::new(MemoryStore::new());
+    log_with(store.clone(), 3, 25);
+    let key = "agent:main:s1";
+    for filter in [
+        TimelineFilter::default(),
+        TimelineFilter {
+            until_seq: Some(40),
+            run_id: None,
+        },
+        TimelineFilter {
+            until_seq: None,
+            run_id: Some("no-such-run".to_owned()),
+        },
+    ] {
+        let whole: Vec<u64> = session_timeline(&*store, key, &filter)
+            .expect("timeline")
+            .iter()
+            .map(|entry| entry.envelope.seq)
+            .collect();
+        for limit in [1, 7, 26, 1000] {
+            let (mut paged, mut after, mut pages) = (Vec::new(), None, 0);
+            loop {
+                let page =
+                    session_timeline_page(&*store, key, &filter, after, limit).expect("page");
+                pages += 1;
+                assert!(page.entries.len() <= limit);
+                paged.extend(page.entries.iter().map(|entry| entry.envelope.seq));
+                after = paged.last().copied();
+                if !page.more {
+                    break;
+                }
+                assert!(pages < 100, "pages always advance");
+            }
+            assert_eq!(paged, whole, "limit {limit}, filter {filter:?}");
+        }
+    }
+    assert_eq!(
+        session_timeline(&*store, key, &TimelineFilter::default())
+            .expect("timeline")
+            .len(),
+        26
+    );
+}

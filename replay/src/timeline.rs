@@ -69,28 +69,97 @@ pub fn session_timeline(
     })?;
     let mut entries = Vec::with_capacity(seqs.len());
     for seq in seqs {
-        let bytes = store.get(seq)?.ok_or_else(|| TimelineError::Unreadable {
-            seq,
-            detail: "indexed record is missing".to_owned(),
-        })?;
-        let envelope = record::decode(seq, &bytes).map_err(|error| TimelineError::Unreadable {
-            seq,
-            detail: error.to_string(),
-        })?;
-        if let Some(run_id) = &filter.run_id
-            && envelope.body.correlation.as_deref() != Some(run_id.as_str())
-            && run_of(&envelope.body.event) != Some(run_id.as_str())
-        {
-            continue;
+        if let Some(entry) = read_entry(store, seq, filter)? {
+            entries.push(entry);
         }
-        let (category, summary) = summarize(&envelope.body.event);
-        entries.push(TimelineEntry {
-            envelope,
-            category,
-            summary,
-        });
     }
     Ok(entries)
+}
+
+/// One page of a session's timeline: at most `limit` entries after seq
+/// `after` (exclusive), and whether the session has records beyond them.
+#[derive(Debug, Clone)]
+pub struct TimelinePage {
+    pub entries: Vec<TimelineEntry>,
+    /// Records of the session (within `until_seq`) not yet examined. With a
+    /// run filter, the next page may still come back empty.
+    pub more: bool,
+}
+
+/// A bounded read of [`session_timeline`]: why a separate function: a
+/// client (the control UI) pages through a long session without the reader
+/// ever holding more than `limit` decoded records, and asks for the next
+/// page from the last seq it got.
+pub fn session_timeline_page(
+    store: &dyn LogStore,
+    session_key: &str,
+    filter: &TimelineFilter,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<TimelinePage, TimelineError> {
+    assert!(limit > 0, "a timeline page holds at least one entry");
+    let until = filter.until_seq.unwrap_or(u64::MAX);
+    let mut from = after.map_or(0, |seq| seq.saturating_add(1));
+    let mut entries = Vec::with_capacity(limit.min(1024));
+    // Seqs are gathered first and read after the index scan, a chunk at a
+    // time (a run filter may skip records, so a page can take several).
+    loop {
+        let wanted = limit - entries.len();
+        let mut seqs = Vec::with_capacity(wanted.min(1024) + 1);
+        store.scan_stream(session_key, from, &mut |seq| {
+            if seq > until || seqs.len() > wanted {
+                return ControlFlow::Break(());
+            }
+            seqs.push(seq);
+            ControlFlow::Continue(())
+        })?;
+        // One seq beyond what is wanted says whether more follow.
+        let more = seqs.len() > wanted;
+        seqs.truncate(wanted);
+        let Some(&last) = seqs.last() else {
+            return Ok(TimelinePage {
+                entries,
+                more: false,
+            });
+        };
+        for seq in seqs {
+            if let Some(entry) = read_entry(store, seq, filter)? {
+                entries.push(entry);
+            }
+        }
+        if !more || entries.len() == limit {
+            return Ok(TimelinePage { entries, more });
+        }
+        from = last + 1;
+    }
+}
+
+/// The entry for record `seq`, or `None` when the run filter leaves it out.
+fn read_entry(
+    store: &dyn LogStore,
+    seq: u64,
+    filter: &TimelineFilter,
+) -> Result<Option<TimelineEntry>, TimelineError> {
+    let bytes = store.get(seq)?.ok_or_else(|| TimelineError::Unreadable {
+        seq,
+        detail: "indexed record is missing".to_owned(),
+    })?;
+    let envelope = record::decode(seq, &bytes).map_err(|error| TimelineError::Unreadable {
+        seq,
+        detail: error.to_string(),
+    })?;
+    if let Some(run_id) = &filter.run_id
+        && envelope.body.correlation.as_deref() != Some(run_id.as_str())
+        && run_of(&envelope.body.event) != Some(run_id.as_str())
+    {
+        return Ok(None);
+    }
+    let (category, summary) = summarize(&envelope.body.event);
+    Ok(Some(TimelineEntry {
+        envelope,
+        category,
+        summary,
+    }))
 }
 
 fn run_of(event: &Event) -> Option<&str> {

@@ -37,6 +37,9 @@ pub enum BenchCommand {
     /// The Merkle tree: build rate against the chain check, checkpoint
     /// signing, proof making and verification.
     Merkle(super::bench_merkle::MerkleBenchArgs),
+    /// A long session's replay timeline: `clawback.timeline` on a running
+    /// gateway (the control UI's read) and `clawback replay`.
+    Timeline(super::bench_timeline::TimelineBenchArgs),
 }
 
 #[derive(Args)]
@@ -62,6 +65,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Agent(args) => super::bench_agent::run(args),
         BenchCommand::Http(args) => super::bench_http::run(args),
         BenchCommand::Merkle(args) => super::bench_merkle::run(args),
+        BenchCommand::Timeline(args) => super::bench_timeline::run(args),
     }
 }
 
@@ -444,8 +448,12 @@ fn workload_session(turn: u64) -> String {
 /// every event is one the reducers accept and the rebuild measures the
 /// normal path, not the anomaly path.
 fn workload_event(n: u64) -> NewEvent {
+    turn_event(n, workload_session(n / TURN_EVENTS))
+}
+
+/// The `n`th event of the workload's turns, all in `session`.
+pub(super) fn turn_event(n: u64, session: String) -> NewEvent {
     let turn = n / TURN_EVENTS;
-    let session = workload_session(turn);
     let run_id = format!("run-{turn}");
     let message = |role: Role, content: String, origin: Option<MessageOrigin>| {
         Event::MessageAppended(MessageAppended {
@@ -555,7 +563,7 @@ fn workload_event(n: u64) -> NewEvent {
     NewEvent::new(session, Actor::System, event)
 }
 
-fn session_created(session_key: String) -> NewEvent {
+pub(super) fn session_created(session_key: String) -> NewEvent {
     NewEvent::new(
         session_key.clone(),
         Actor::System,

@@ -272,7 +272,7 @@ async fn first_hello(address: &str, token: &str) -> anyhow::Result<i64> {
 
 /// Opens a socket and completes the handshake; returns it and the time to
 /// hello-ok.
-async fn connect(address: &str, token: &str) -> anyhow::Result<(Socket, Duration)> {
+pub(super) async fn connect(address: &str, token: &str) -> anyhow::Result<(Socket, Duration)> {
     let started = Instant::now();
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/")).await?;
     let challenge = next_json(&mut socket).await?;

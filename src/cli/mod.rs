@@ -13,6 +13,7 @@ mod bench_agent;
 mod bench_http;
 mod bench_merkle;
 mod bench_protocol;
+mod bench_timeline;
 mod debug;
 mod demo;
 mod log;

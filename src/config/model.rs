@@ -143,7 +143,33 @@ pub struct GatewaySection {
     /// What `POST /tools/invoke` may run, beyond the default deny list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<GatewayTools>,
+    /// The control UI: whether it is served, and which browser origins
+    /// may open the WebSocket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_ui: Option<ControlUi>,
     /// Other OpenClaw gateway keys, kept, not acted on.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `gateway.controlUi` (OpenClaw's keys; read live, so an edit applies to
+/// the next page load or WebSocket upgrade).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlUi {
+    /// Serve the page (default true). The WebSocket is unaffected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Browser origins (`scheme://host[:port]`) allowed to open the
+    /// WebSocket besides a private same-origin page; `"*"` allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+    /// Accept any origin that names the Host the request was sent to, even
+    /// a public name (DNS rebinding is then the token's problem alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dangerously_allow_host_header_origin_fallback: Option<bool>,
+    /// OpenClaw's other control UI keys (basePath, root, ...): kept, not
+    /// acted on.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }
@@ -658,7 +684,15 @@ fn ignored_keys(value: &Value) -> Vec<Issue> {
         ("$schema", &[]),
         (
             "gateway",
-            &["port", "mode", "bind", "customBindHost", "auth", "tools"],
+            &[
+                "port",
+                "mode",
+                "bind",
+                "customBindHost",
+                "auth",
+                "tools",
+                "controlUi",
+            ],
         ),
         (
             "hooks",
@@ -817,7 +851,8 @@ mod tests {
     fn an_openclaw_config_is_accepted_and_its_unused_sections_are_warned_about() {
         let value = json!({
             "gateway": {"mode": "local", "port": 18789, "bind": "loopback",
-                        "auth": {"mode": "token", "token": "t"}, "controlUi": {"enabled": true}},
+                        "auth": {"mode": "token", "token": "t"}, "tailscale": {"mode": "off"},
+                        "controlUi": {"enabled": true, "allowedOrigins": ["https://ui.example"]}},
             "agents": {"defaults": {"model": {"primary": "mock/mock-model"}, "heartbeat": {}}},
             "models": {"mode": "merge", "providers": {"mock": {
                 "baseUrl": "http://127.0.0.1:18900/v1", "apiKey": "sk-local", "api": "openai-completions",
@@ -827,7 +862,7 @@ mod tests {
         });
         let checked = check(&value).unwrap();
         let paths: Vec<&str> = checked.warnings.iter().map(|w| w.path.as_str()).collect();
-        assert_eq!(paths, ["gateway.controlUi", "hooks.presets"]);
+        assert_eq!(paths, ["gateway.tailscale", "hooks.presets"]);
         let provider = &checked.typed.models.unwrap().providers["mock"];
         assert_eq!(provider.models[0].context_window, Some(120000));
     }

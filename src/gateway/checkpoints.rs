@@ -60,6 +60,11 @@ impl Checkpointer {
         }
     }
 
+    /// The key that checks this gateway's signatures.
+    pub fn verifier(&self) -> clawback_replay::merkle::note::NoteVerifier {
+        self.signer.verifier()
+    }
+
     /// The seq of the newest checkpoint record, once known.
     fn last_checkpoint_seq(&self) -> Option<u64> {
         self.state

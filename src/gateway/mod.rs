@@ -5,7 +5,9 @@
 //!
 //! This module owns the process lifecycle; `protocol/` owns the wire.
 
+mod chain_watch;
 pub(crate) mod checkpoints;
+mod control_ui;
 mod fanout;
 mod health;
 pub mod http;
@@ -124,6 +126,10 @@ pub struct Gateway {
     pub http: http::HttpState,
     /// Chat channel accounts (`channels/`).
     pub channels: crate::channels::Hub,
+    /// How far this process has re-checked the chain (`clawback.audit.status`).
+    pub chain_watch: chain_watch::ChainWatch,
+    /// Checks the signatures of this gateway's Merkle checkpoints.
+    pub checkpoint_verifier: clawback_replay::merkle::note::NoteVerifier,
 }
 
 impl Gateway {
@@ -318,6 +324,8 @@ async fn serve_logged(
         node_invokes: protocol::methods::node_invoke::Invokes::default(),
         http: http::HttpState::default(),
         channels: crate::channels::Hub::default(),
+        chain_watch: chain_watch::ChainWatch::default(),
+        checkpoint_verifier: checkpointer.verifier(),
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.
@@ -367,6 +375,7 @@ async fn serve_logged(
         async move { crate::channels::start(&gateway).await }
     });
     let app = health::router(gateway.clone())
+        .merge(control_ui::router(gateway.clone()))
         .merge(http::router(gateway.clone()))
         .merge(protocol_router(gateway.clone()));
     let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel();
@@ -525,7 +534,8 @@ fn resolve_auth(
     Ok(auth)
 }
 
-/// The WebSocket endpoint. Any path upgrades (OpenClaw's CLI uses `/`).
+/// The WebSocket endpoint. Any path upgrades (OpenClaw's CLI uses `/`);
+/// a plain `GET /` gets the control UI's page.
 fn protocol_router(gateway: Arc<Gateway>) -> axum::Router {
     axum::Router::new()
         .route("/", axum::routing::any(upgrade))
@@ -536,6 +546,9 @@ fn protocol_router(gateway: Arc<Gateway>) -> axum::Router {
 async fn upgrade(
     axum::extract::State(gateway): axum::extract::State<Arc<Gateway>>,
     axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<SocketAddr>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
     upgrade: Result<
         axum::extract::WebSocketUpgrade,
         axum::extract::ws::rejection::WebSocketUpgradeRejection,
@@ -543,12 +556,27 @@ async fn upgrade(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let Ok(upgrade) = upgrade else {
+        if uri.path() == "/"
+            && (method == axum::http::Method::GET || method == axum::http::Method::HEAD)
+        {
+            return control_ui::page_response(&gateway, &headers);
+        }
         return (
             axum::http::StatusCode::NOT_FOUND,
-            "not found: this port serves OpenClaw's WebSocket protocol and /healthz",
+            "not found: this port serves OpenClaw's WebSocket protocol, the control UI at /, and /healthz",
         )
             .into_response();
     };
+    // A browser page may open a socket to any address; only the gateway's
+    // own page, or an origin the config lists, may open this one.
+    if let Err(refused) = control_ui::check_origin(&gateway, &headers) {
+        tracing::warn!(
+            subsystem = "ws",
+            remote = remote.to_string(),
+            "WebSocket upgrade refused: {refused}"
+        );
+        return (axum::http::StatusCode::FORBIDDEN, refused).into_response();
+    }
     upgrade
         .max_message_size(protocol::policy::MAX_PAYLOAD_BYTES)
         .on_upgrade(move |socket| async move {

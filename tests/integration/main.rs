@@ -16,6 +16,7 @@ mod channels_webhook;
 mod cli;
 mod config;
 mod context_guard;
+mod control_ui;
 mod copilot;
 mod crash;
 mod cron;

@@ -21,6 +21,14 @@ pub const PAIRING: &str = "operator.pairing";
 
 const METHOD_TABLE: &str = include_str!("methods-2026.9.6.tsv");
 
+/// clawback's own methods, under the `clawback.` prefix (which OpenClaw
+/// does not use), with their scopes: part of the table, so they are known
+/// (authorized, not "unknown method") and checked like core methods.
+/// Reading a session's recorded history or the audit status needs what
+/// `chat.history` needs.
+const CLAWBACK_METHODS: &[(&str, &str)] =
+    &[("clawback.timeline", READ), ("clawback.audit.status", READ)];
+
 /// `sessions.patch` keys an `operator.write` connection may set.
 const SESSIONS_PATCH_WRITE_KEYS: &[&str] = &[
     "key",
@@ -87,6 +95,10 @@ pub fn table() -> &'static BTreeMap<&'static str, Rule> {
                 _ => Rule::Scope(ADMIN),
             };
             table.insert(method, rule);
+        }
+        for (method, scope) in CLAWBACK_METHODS {
+            let clash = table.insert(method, Rule::Scope(scope));
+            assert!(clash.is_none(), "{method} is an OpenClaw method too");
         }
         table
     })
@@ -351,7 +363,7 @@ mod tests {
 
     #[test]
     fn the_table_has_every_core_method() {
-        assert_eq!(table().len(), 482);
+        assert_eq!(table().len(), 482 + CLAWBACK_METHODS.len());
         assert_eq!(table()["health"], Rule::Scope(READ));
         assert_eq!(table()["config.patch"], Rule::Scope(ADMIN));
         assert_eq!(table()["node.event"], Rule::NodeRole);
@@ -452,6 +464,23 @@ mod tests {
             &scopes(&[ADMIN])
         ));
         assert!(!may_receive_event("presence", "node", &scopes(&[ADMIN])));
+    }
+
+    #[test]
+    fn clawback_methods_are_known_and_need_read() {
+        for method in ["clawback.timeline", "clawback.audit.status"] {
+            assert!(is_known(method));
+            assert_eq!(required_scope(method, None), Ok(READ));
+            assert_eq!(
+                authorize(method, None, "operator", &scopes(&[TALK])),
+                Err(Denied::MissingScope(READ))
+            );
+            assert_eq!(
+                authorize(method, None, "operator", &scopes(&[WRITE])),
+                Ok(())
+            );
+        }
+        assert!(!is_known("clawback.nothing"));
     }
 
     #[test]

@@ -16,11 +16,14 @@
 //! One module per family: `system` (health, status, presence), `config`,
 //! `models`, `sessions`, `inventory` (devices), `nodes` (node catalog and
 //! surface pairing), `node_invoke` (commands run on nodes), `cron`; `params`
-//! checks request params the way OpenClaw's validator words its errors.
+//! checks request params the way OpenClaw's validator words its errors;
+//! clawback's own methods: `timeline` (`clawback.timeline`) and
+//! `audit_status` (`clawback.audit.status`).
 
 mod agent;
 pub mod agents;
 pub mod approvals;
+mod audit_status;
 mod channel_pairing;
 mod channels;
 mod config;
@@ -39,6 +42,7 @@ mod session_create;
 mod session_row;
 mod sessions;
 mod system;
+mod timeline;
 mod usage;
 mod voice;
 mod wake;
@@ -143,6 +147,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "channels.pairing.approve",
     "channels.pairing.dismiss",
     "send",
+    "clawback.timeline",
+    "clawback.audit.status",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -350,6 +356,8 @@ pub async fn call(
         "sessions.reset" => sessions::reset(gateway, params).await,
         "sessions.delete" => sessions::delete(gateway, params).await,
         "sessions.compact" => sessions::compact(gateway, caller, params).await,
+        "clawback.timeline" => simple(timeline::timeline(gateway, params).await),
+        "clawback.audit.status" => simple(audit_status::status(gateway, params).await),
         "connect" => simple(Err(ErrorShape::invalid(
             "connect is only valid as the first request",
         ))),
