@@ -267,7 +267,9 @@ pub fn prompt(message: &Inbound) -> String {
     }
 }
 
-fn origin(
+/// The origin a turn's user message records: the channel, the sender,
+/// and the platform id qualified by its account.
+pub(super) fn origin(
     channel: &str,
     account_id: &str,
     message: &Inbound,

@@ -126,6 +126,36 @@ pub fn http_client() -> reqwest::ClientBuilder {
         .connect_timeout(std::time::Duration::from_secs(10))
 }
 
+/// The largest WebSocket frame a platform may send (Discord's and
+/// Slack's are far smaller): a bound, not a tuning.
+const WEBSOCKET_FRAME_BYTES_MAX: usize = 4 << 20;
+
+/// A platform's WebSocket (Discord's gateway, Slack's Socket Mode), with
+/// frames and messages bounded.
+pub async fn websocket(
+    url: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(WEBSOCKET_FRAME_BYTES_MAX))
+        .max_frame_size(Some(WEBSOCKET_FRAME_BYTES_MAX));
+    tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+/// A platform's `Retry-After` header in seconds (Slack's Web API, the
+/// webhook channel's callback).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
+}
+
 /// What a platform's inbound side hands its messages to.
 #[derive(Clone)]
 pub struct Inbox {

@@ -314,14 +314,7 @@ async fn settle_one(
             session_key: reply.session_key.clone(),
             agent_id,
             prompt: super::inbound::prompt(&message),
-            origin: MessageOrigin {
-                channel: received.channel.clone(),
-                sender: received.sender_id.clone(),
-                platform_message_id: Some(format!(
-                    "{}:{}",
-                    received.account_id, received.platform_message_id
-                )),
-            },
+            origin: super::inbound::origin(&received.channel, &received.account_id, &message),
             target: target.clone(),
             actor: Actor::Channel {
                 channel: received.channel,

@@ -189,12 +189,7 @@ impl Platform for Webhook {
                 .await
                 .map_err(|error| SendError::transient(format!("webhook callback: {error}")))?;
             let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = super::retry_after(response.headers());
             let answer: Value = response.json().await.unwrap_or(Value::Null);
             if status.is_success() {
                 return Ok(answer.get("messageId").and_then(|id| {

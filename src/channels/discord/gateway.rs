@@ -18,8 +18,6 @@ use crate::channels::Inbox;
 
 /// GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT.
 pub const INTENTS: u64 = (1 << 9) | (1 << 12) | (1 << 15);
-/// A frame larger than this is refused (Discord's are far smaller).
-const FRAME_BYTES_MAX: usize = 4 << 20;
 
 /// Where a resumed connection continues.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,10 +63,7 @@ pub async fn connect(
         .map_err(|error| format!("Discord gateway URL {url:?}: {error}"))?;
     address.set_query(Some("v=10&encoding=json"));
     let address = address.to_string();
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(FRAME_BYTES_MAX))
-        .max_frame_size(Some(FRAME_BYTES_MAX));
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(&address, Some(config), false)
+    let socket = crate::channels::websocket(&address)
         .await
         .map_err(|error| format!("Discord gateway connect: {error}"))?;
     let (mut sink, mut frames) = socket.split();

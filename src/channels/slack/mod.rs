@@ -32,7 +32,6 @@ use crate::config::model::{ConfigFile, SecretInput};
 pub const TEXT_LIMIT: usize = 4000;
 const DEFAULT_API_ROOT: &str = "https://slack.com/api";
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-const FRAME_BYTES_MAX: usize = 4 << 20;
 
 /// `channels.slack`.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -168,12 +167,7 @@ impl Slack {
                 SendError::transient(format!("Slack {method}: {}", error.without_url()))
             })?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = super::retry_after(response.headers());
         let answer: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() && answer["ok"] == true {
             return Ok(answer);
@@ -200,10 +194,7 @@ impl Slack {
         let url = opened["url"]
             .as_str()
             .ok_or("Slack apps.connections.open gave no url")?;
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .max_message_size(Some(FRAME_BYTES_MAX))
-            .max_frame_size(Some(FRAME_BYTES_MAX));
-        let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+        let socket = super::websocket(url)
             .await
             // The URL holds a connection ticket: not in the message.
             .map_err(|error| format!("Slack Socket Mode connect failed: {error}"))?;
