@@ -317,37 +317,8 @@ pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
     let now_ms = crate::gateway::protocol::methods::now_ms();
     for (prepared, prepared_ms) in unconfirmed {
         let age = Duration::from_millis(now_ms.saturating_sub(prepared_ms).max(0) as u64);
-        let target = Target::decode(&prepared.target);
-        let account = target
-            .as_ref()
-            .ok()
-            .and_then(|target| gateway.channels.account(&prepared.channel, &target.account));
-        let verdict = match (&target, &account) {
-            (Err(error), _) => Err(error.clone()),
-            (Ok(target), None) => Err(format!(
-                "channel {} account {} is not configured any more; not sent",
-                prepared.channel, target.account
-            )),
-            // Held back by the policy when the process ended: never sent,
-            // so it goes through the policy again.
-            (Ok(_), Some(account))
-                if account.settings.delivery == DeliveryPolicy::Deny
-                    || (matches!(
-                        account.settings.delivery,
-                        DeliveryPolicy::RequireApproval { .. }
-                    ) && !was_allowed(gateway, &prepared.delivery_id)) =>
-            {
-                Ok(())
-            }
-            (Ok(_), Some(account)) => match account.platform.after_restart(age) {
-                AfterRestart::Resend => Ok(()),
-                AfterRestart::Report(why) => Err(format!(
-                    "unconfirmed when the gateway restarted: {why}; not resent, to avoid a duplicate"
-                )),
-            },
-        };
-        match (verdict, target, account) {
-            (Ok(()), Ok(target), Some(account)) => {
+        match resend_to(gateway, &prepared, age) {
+            Ok((target, account)) => {
                 tracing::info!(delivery = %prepared.delivery_id, "resending an unconfirmed delivery under its key");
                 let job = Job {
                     delivery_id: prepared.delivery_id,
@@ -360,8 +331,7 @@ pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
                     tracing::error!("the channel's sender has stopped");
                 }
             }
-            (verdict, _, _) => {
-                let error = verdict.err().unwrap_or_default();
+            Err(error) => {
                 tracing::warn!(delivery = %prepared.delivery_id, %error, "unconfirmed delivery reported");
                 let event = Event::DeliveryFailed(DeliveryFailed {
                     delivery_id: prepared.delivery_id.clone(),
@@ -381,6 +351,40 @@ pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
                 }
             }
         }
+    }
+}
+
+/// Where an unconfirmed delivery may be sent again, or why it may not.
+fn resend_to(
+    gateway: &Gateway,
+    prepared: &DeliveryPrepared,
+    age: Duration,
+) -> Result<(Target, Arc<Account>), String> {
+    let target = Target::decode(&prepared.target)?;
+    let account = gateway
+        .channels
+        .account(&prepared.channel, &target.account)
+        .ok_or_else(|| {
+            format!(
+                "channel {} account {} is not configured any more; not sent",
+                prepared.channel, target.account
+            )
+        })?;
+    // Held back by the policy when the process ended: never sent, so it
+    // goes through the policy again.
+    let held_back = match account.settings.delivery {
+        DeliveryPolicy::Allow => false,
+        DeliveryPolicy::Deny => true,
+        DeliveryPolicy::RequireApproval { .. } => !was_allowed(gateway, &prepared.delivery_id),
+    };
+    if held_back {
+        return Ok((target, account));
+    }
+    match account.platform.after_restart(age) {
+        AfterRestart::Resend => Ok((target, account)),
+        AfterRestart::Report(why) => Err(format!(
+            "unconfirmed when the gateway restarted: {why}; not resent, to avoid a duplicate"
+        )),
     }
 }
 
