@@ -9,6 +9,7 @@ mod channels;
 mod checkpoint_key;
 mod cli;
 mod config;
+mod content_keys;
 mod credentials;
 mod cron;
 mod exec;

@@ -10,6 +10,8 @@
 //!   auth-profiles.enc     provider credentials, AES-256-GCM (`clawback auth`)
 //!   auth-profiles.key     their key, unless CLAWBACK_AUTH_KEY is set
 //!   checkpoint.key        the Ed25519 key that signs the log's checkpoints (0600)
+//!   content-keys/         per-session data keys sealing session content in the log
+//!                         (crypto-shredding: a purge destroys a session's key)
 //! ```
 //!
 //! Only this module knows the layout, so moving a folder is a one-line change.
@@ -62,6 +64,12 @@ impl StateDir {
     /// The key that signs the log's Merkle checkpoints; never in the log.
     pub fn checkpoint_key(&self) -> PathBuf {
         self.root.join("checkpoint.key")
+    }
+
+    /// The per-session data keys of sealed session content; never in the
+    /// log (see `content_keys`).
+    pub fn content_keys(&self) -> PathBuf {
+        self.root.join("content-keys")
     }
 
     pub fn log_dir(&self) -> PathBuf {

@@ -116,6 +116,10 @@ pub struct NewEvent {
     /// The seq of the event that caused this one, when there is one.
     pub causation: Option<u64>,
     pub event: Event,
+    /// The session whose key seals this event's content when the event does
+    /// not name one itself (an RPC's params, an HTTP answer). Not recorded:
+    /// a sealed record names its session.
+    pub seal_for: Option<String>,
 }
 
 impl NewEvent {
@@ -126,7 +130,15 @@ impl NewEvent {
             correlation: None,
             causation: None,
             event,
+            seal_for: None,
         }
+    }
+
+    /// Seals this event's content (if it carries any) under `session_key`'s
+    /// data key. See [`crate::sealed`].
+    pub fn sealed_for(mut self, session_key: impl Into<String>) -> NewEvent {
+        self.seal_for = Some(session_key.into());
+        self
     }
 
     pub fn correlated(mut self, correlation: impl Into<String>) -> NewEvent {

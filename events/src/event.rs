@@ -121,6 +121,10 @@ pub enum Event {
     // DM pairing for chat channels (`dmPolicy: "pairing"`).
     ChannelPairingRequested(ChannelPairingRequested),
     ChannelPairingResolved(ChannelPairingResolved),
+    // Session content encrypted under the session's data key, and the
+    // destruction of such keys (crypto-shredding; see `crate::sealed`).
+    Sealed(crate::sealed::Sealed),
+    SessionPurged(SessionPurged),
 }
 
 impl Event {
@@ -188,6 +192,8 @@ impl Event {
             Event::ChannelPairingRequested(_) => "channel.pairing.requested",
             Event::ChannelPairingResolved(_) => "channel.pairing.resolved",
             Event::MerkleCheckpoint(_) => "merkle.checkpoint",
+            Event::Sealed(sealed) => sealed.skeleton.kind(),
+            Event::SessionPurged(_) => "session.purged",
         }
     }
 
@@ -215,6 +221,8 @@ impl Event {
                 Admission::Admitted { session_key, .. } => Some(session_key),
                 Admission::Refused { .. } => None,
             },
+            Event::Sealed(sealed) => sealed.skeleton.session_key(),
+            Event::SessionPurged(e) => Some(&e.session_key),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@ pub mod event;
 pub mod log;
 pub mod record;
 pub mod recovery;
+pub mod sealed;
 pub mod store;
 pub mod subscription;
 #[cfg(test)]

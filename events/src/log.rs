@@ -19,7 +19,7 @@
 //!   retry could acknowledge a half-written batch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -99,6 +99,10 @@ pub struct Committed {
 pub enum AppendError {
     #[error("invalid event: {0}")]
     Invalid(String),
+    /// The session content could not be sealed (its key could not be made
+    /// durable): nothing was appended.
+    #[error("cannot seal session content: {0}")]
+    Sealing(String),
     #[error(
         "the log writer has stopped and accepts no more appends: {0}; restart clawback to recover the log"
     )]
@@ -131,6 +135,8 @@ pub struct Log {
     requests: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     recovery: RecoveryReport,
+    /// Seals session content before it is queued (set once, by the gateway).
+    sealer: OnceLock<Arc<dyn crate::sealed::Sealer>>,
 }
 
 impl Log {
@@ -176,7 +182,18 @@ impl Log {
             requests: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(handle)),
             recovery,
+            sealer: OnceLock::new(),
         })
+    }
+
+    /// From now on, every appended event's session content is sealed by
+    /// `sealer` before it is queued, so no appender can forget to. Set once,
+    /// before the first append that may carry content; a second call is
+    /// refused (the keys in use must not change under running appenders).
+    pub fn seal_with(&self, sealer: Arc<dyn crate::sealed::Sealer>) -> Result<(), AppendError> {
+        self.sealer
+            .set(sealer)
+            .map_err(|_| AppendError::Invalid("the log already has a sealer".to_owned()))
     }
 
     /// What recovery found when this log was opened.
@@ -283,6 +300,18 @@ impl Log {
         for event in &events {
             validate_stream_name(&event.stream).map_err(AppendError::Invalid)?;
         }
+        let events = match self.sealer.get() {
+            Some(sealer) => events
+                .into_iter()
+                .map(|new| {
+                    let event = sealer
+                        .seal(new.event, new.seal_for.as_deref())
+                        .map_err(AppendError::Sealing)?;
+                    Ok(NewEvent { event, ..new })
+                })
+                .collect::<Result<Vec<_>, AppendError>>()?,
+            None => events,
+        };
         let (reply, receiver) = oneshot::channel();
         Ok((Request { events, reply }, receiver))
     }

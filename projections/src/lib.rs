@@ -33,6 +33,7 @@ pub mod gateway;
 pub mod idempotency;
 pub mod nodes;
 pub mod presence;
+pub mod purges;
 pub mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -54,13 +55,14 @@ pub use gateway::Gateway;
 pub use idempotency::Idempotency;
 pub use nodes::Nodes;
 pub use presence::Presence;
+pub use purges::Purges;
 pub use sessions::Sessions;
 pub use usage::UsageBook;
 
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 13;
+pub const STATE_FORMAT_VERSION: u8 = 14;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -89,6 +91,7 @@ pub struct State {
     pub idempotency: Idempotency,
     pub channels: Channels,
     pub anomalies: Anomalies,
+    pub purges: Purges,
 }
 
 /// What a reducer needs to know about the record it is applying besides the
@@ -132,7 +135,9 @@ impl State {
     /// order, so anything else is a caller bug that would silently fork state.
     pub fn apply(&mut self, envelope: &Envelope) {
         let at = self.begin(envelope.seq, envelope.body.ts_ms);
-        match &envelope.body.event {
+        // A sealed event is reduced as its skeleton: no projection keeps
+        // session content, so no key is ever needed to fold the log.
+        match envelope.body.event.bare() {
             event if keeps_no_payload(event) => self.reduce_borrowed(at, event),
             event => self.reduce(at, event.clone()),
         }
@@ -145,7 +150,11 @@ impl State {
     pub fn apply_owned(&mut self, envelope: Envelope) {
         let at = self.begin(envelope.seq, envelope.body.ts_ms);
         let (seq, hash, ts_ms) = (envelope.seq, envelope.hash, envelope.body.ts_ms);
-        self.reduce(at, envelope.body.event);
+        let event = match envelope.body.event {
+            Event::Sealed(sealed) => *sealed.skeleton,
+            event => event,
+        };
+        self.reduce(at, event);
         self.finish(seq, hash, ts_ms);
     }
 
@@ -245,6 +254,9 @@ impl State {
             // the tree is derived from the log by `clawback-replay::merkle`
             // when someone asks, never kept in the state.
             Event::MerkleCheckpoint(_) => {}
+            Event::SessionPurged(e) => self.purges.purged(at, e),
+            // Unwrapped by `apply`; a skeleton is never itself sealed.
+            Event::Sealed(sealed) => self.reduce(at, *sealed.skeleton),
             ref event @ (Event::RpcReceived(_)
             | Event::NodeInvokeRequested(_)
             | Event::NodeInvokeFinished(_)

@@ -721,7 +721,44 @@ pub fn event() -> impl Strategy<Value = Event> {
 /// A history of events with the time each happened after the previous one
 /// (0 to 999 ms, so approval deadlines fall inside and outside histories).
 pub fn timed_events(max_len: usize) -> impl Strategy<Value = Vec<(i64, Event)>> {
-    proptest::collection::vec((0i64..1000, event()), 0..max_len)
+    proptest::collection::vec(
+        (0i64..1000, event(), proptest::bool::weighted(0.3)),
+        0..max_len,
+    )
+    .prop_map(|events| {
+        events
+            .into_iter()
+            .map(|(delay, event, sealed)| (delay, if sealed { seal(event) } else { event }))
+            .collect()
+    })
+}
+
+/// `event` with its session content sealed, as the gateway's keyring would
+/// (a fixed test key per session, a nonce from the content): reducers must
+/// fold it exactly as the clear event. A purge of some keys comes with it.
+fn seal(event: Event) -> Event {
+    use clawback_events::event::SessionPurged;
+    use clawback_events::sealed::{self, ContentKey};
+    let Some(session_key) = event.session_key().map(str::to_owned) else {
+        return event;
+    };
+    let key = ContentKey {
+        id: format!("{:032x}", session_key.len()),
+        bytes: [7u8; 32],
+    };
+    let nonce_source = blake3::hash(format!("{event:?}").as_bytes());
+    let nonce: [u8; 12] = nonce_source.as_bytes()[..12].try_into().expect("12 bytes");
+    match sealed::seal(event.clone(), None, &key, nonce) {
+        // A sealed deletion does not exist; purge the session's key instead.
+        Ok(unchanged) if unchanged == event && matches!(event, Event::SessionDeleted(_)) => {
+            Event::SessionPurged(SessionPurged {
+                session_key,
+                key_ids: vec![key.id],
+            })
+        }
+        Ok(sealed) => sealed,
+        Err(_) => event,
+    }
 }
 
 /// What an appender would hand the log for `event`.

@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::ops::ControlFlow;
 
+use clawback_events::sealed::{ContentKeys, ContentState};
 use clawback_events::store::LogStore;
 use clawback_events::{Envelope, record};
 use serde_json::json;
@@ -47,9 +48,32 @@ pub fn envelope_json(envelope: &Envelope) -> serde_json::Value {
     })
 }
 
-/// Writes the matching records to `out`, one JSON object per line.
+/// An envelope as an export line with its session content opened by
+/// `keys`: `event` is the event as recorded with its content (or `[purged]`
+/// in place of content whose key a purge destroyed), and `content` says
+/// which (`opened`, `purged`, `unreadable`; absent for records never
+/// sealed).
+pub fn opened_envelope_json(envelope: &Envelope, keys: &dyn ContentKeys) -> serde_json::Value {
+    let readable = envelope.body.event.read(keys);
+    let mut line = envelope_json(envelope);
+    line["event"] = json!(*readable.event);
+    match readable.content {
+        ContentState::Clear => {}
+        ContentState::Opened => line["content"] = json!("opened"),
+        ContentState::Purged => line["content"] = json!("purged"),
+        ContentState::Unreadable(why) => {
+            line["content"] = json!("unreadable");
+            line["contentError"] = json!(why);
+        }
+    }
+    line
+}
+
+/// Writes the matching records to `out`, one JSON object per line, session
+/// content opened with `keys` (see [`opened_envelope_json`]).
 pub fn export(
     store: &dyn LogStore,
+    keys: &dyn ContentKeys,
     filter: &ExportFilter,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
@@ -67,7 +91,7 @@ pub fn export(
                 detail: error.to_string(),
             })
             .and_then(|envelope| {
-                serde_json::to_writer(&mut *out, &envelope_json(&envelope))
+                serde_json::to_writer(&mut *out, &opened_envelope_json(&envelope, keys))
                     .map_err(std::io::Error::from)?;
                 out.write_all(b"\n")?;
                 Ok(())

@@ -10,6 +10,7 @@
 
 use clawback_events::event::{Event, RunStatus, ToolOutcome};
 use clawback_events::record;
+use clawback_events::sealed::ContentKeys;
 use clawback_events::store::LogStore;
 use clawback_projections::State;
 use clawback_projections::sessions::{RunState, Session, TranscriptEntry};
@@ -21,7 +22,12 @@ const CONTENT_CHARS_MAX: usize = 160;
 
 /// Lines describing `session_key` in `state`, or `None` if the session does
 /// not exist at that point (never created, or deleted).
-pub fn describe(store: &dyn LogStore, state: &State, session_key: &str) -> Option<Vec<String>> {
+pub fn describe(
+    store: &dyn LogStore,
+    keys: &dyn ContentKeys,
+    state: &State,
+    session_key: &str,
+) -> Option<Vec<String>> {
     let session = state.sessions.by_key.get(session_key)?;
     let mut lines = vec![format!(
         "session {} (id {}, agent {}{}), state as of seq {}",
@@ -43,7 +49,7 @@ pub fn describe(store: &dyn LogStore, state: &State, session_key: &str) -> Optio
             .collect();
         lines.push(format!("  settings: {}", settings.join(", ")));
     }
-    lines.extend(describe_context(store, session));
+    lines.extend(describe_context(store, keys, session));
     for run in session.active_runs.values() {
         lines.push(format!(
             "  run {} open since seq {} ({} LLM calls, {} tool calls)",
@@ -67,7 +73,10 @@ pub fn describe(store: &dyn LogStore, state: &State, session_key: &str) -> Optio
             "  tool call {} ({}) {phase}: {}",
             call.tool_call_id,
             call.tool,
-            clip(&call.arguments, CONTENT_CHARS_MAX)
+            clip(
+                &call_arguments(store, keys, call.requested_seq),
+                CONTENT_CHARS_MAX
+            )
         ));
     }
     let usage = &session.usage;
@@ -86,7 +95,11 @@ pub fn describe(store: &dyn LogStore, state: &State, session_key: &str) -> Optio
     Some(lines)
 }
 
-fn describe_context(store: &dyn LogStore, session: &Session) -> Vec<String> {
+fn describe_context(
+    store: &dyn LogStore,
+    keys: &dyn ContentKeys,
+    session: &Session,
+) -> Vec<String> {
     let (summary, context) = session.model_context();
     let mut lines = vec![format!(
         "  transcript: {} messages; model context: {}{} messages",
@@ -94,10 +107,15 @@ fn describe_context(store: &dyn LogStore, session: &Session) -> Vec<String> {
         if summary.is_some() { "summary + " } else { "" },
         context.len()
     )];
-    if let Some(summary) = summary {
+    if let Some(compaction) = &session.compaction
+        && summary.is_some()
+    {
         lines.push(format!(
             "    [summary] {}",
-            clip(summary, CONTENT_CHARS_MAX)
+            clip(
+                &compaction_summary(store, keys, compaction.seq),
+                CONTENT_CHARS_MAX
+            )
         ));
     }
     for message in context {
@@ -105,7 +123,7 @@ fn describe_context(store: &dyn LogStore, session: &Session) -> Vec<String> {
             "    {:>6} {}: {}",
             message.seq,
             message.role.as_str(),
-            clip(&message_text(store, message), CONTENT_CHARS_MAX)
+            clip(&message_text(store, keys, message), CONTENT_CHARS_MAX)
         ));
     }
     lines
@@ -147,14 +165,13 @@ pub enum TranscriptItem {
 }
 
 /// Reads a transcript entry's record.
-pub fn transcript_item(store: &dyn LogStore, entry: &TranscriptEntry) -> TranscriptItem {
-    let envelope = match store.get(entry.seq) {
-        Ok(Some(bytes)) => record::decode(entry.seq, &bytes),
-        Ok(None) => return TranscriptItem::Unreadable("<record missing from the log>".to_owned()),
-        Err(error) => return TranscriptItem::Unreadable(format!("<record unreadable: {error}>")),
-    };
-    match envelope {
-        Ok(envelope) => match envelope.body.event {
+pub fn transcript_item(
+    store: &dyn LogStore,
+    keys: &dyn ContentKeys,
+    entry: &TranscriptEntry,
+) -> TranscriptItem {
+    match read_event(store, keys, entry.seq) {
+        Ok(event) => match event {
             Event::MessageAppended(message) => TranscriptItem::Text(message.content),
             Event::ToolCallRequested(call) => TranscriptItem::ToolCall {
                 id: call.tool_call_id,
@@ -169,7 +186,39 @@ pub fn transcript_item(store: &dyn LogStore, entry: &TranscriptEntry) -> Transcr
                 TranscriptItem::Unreadable(format!("<record is {}, not a message>", other.kind()))
             }
         },
-        Err(error) => TranscriptItem::Unreadable(format!("<record unreadable: {error}>")),
+        Err(error) => TranscriptItem::Unreadable(format!("<{error}>")),
+    }
+}
+
+/// The event recorded at `seq`, its session content opened with `keys`
+/// (or `[purged]` / `[unreadable: why]` in place of content that cannot be).
+pub fn read_event(store: &dyn LogStore, keys: &dyn ContentKeys, seq: u64) -> Result<Event, String> {
+    let bytes = match store.get(seq) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err("record missing from the log".to_owned()),
+        Err(error) => return Err(format!("record unreadable: {error}")),
+    };
+    let envelope =
+        record::decode(seq, &bytes).map_err(|error| format!("record unreadable: {error}"))?;
+    Ok(envelope.body.event.read(keys).event.into_owned())
+}
+
+/// The summary a compaction recorded at `seq` (the projection keeps where
+/// it is, not its text, which may be sealed).
+pub fn compaction_summary(store: &dyn LogStore, keys: &dyn ContentKeys, seq: u64) -> String {
+    match read_event(store, keys, seq) {
+        Ok(Event::SessionCompacted(compacted)) => compacted.summary,
+        Ok(other) => format!("<record {seq} is {}, not a compaction>", other.kind()),
+        Err(error) => format!("<{error}>"),
+    }
+}
+
+/// The arguments of the tool call requested at `seq`.
+fn call_arguments(store: &dyn LogStore, keys: &dyn ContentKeys, seq: u64) -> String {
+    match read_event(store, keys, seq) {
+        Ok(Event::ToolCallRequested(call)) => call.arguments,
+        Ok(other) => format!("<record {seq} is {}, not a tool call>", other.kind()),
+        Err(error) => format!("<{error}>"),
     }
 }
 
@@ -180,11 +229,10 @@ pub fn transcript_item(store: &dyn LogStore, entry: &TranscriptEntry) -> Transcr
 /// missing or is not a successful model call.
 pub fn reply_signatures(
     store: &dyn LogStore,
+    keys: &dyn ContentKeys,
     seq: u64,
 ) -> Option<(String, std::collections::BTreeMap<String, String>)> {
-    let bytes = store.get(seq).ok()??;
-    let envelope = record::decode(seq, &bytes).ok()?;
-    let Event::LlmCallCompleted(completed) = envelope.body.event else {
+    let Event::LlmCallCompleted(completed) = read_event(store, keys, seq).ok()? else {
         return None;
     };
     let clawback_events::event::LlmOutcome::Ok { response, .. } = &completed.outcome else {
@@ -208,8 +256,12 @@ pub fn reply_signatures(
 /// The text of a transcript entry, read from its record (a tool call as
 /// `[tool name(arguments)]`, a result as its output); a record that cannot
 /// be read is shown as such rather than hiding the entry.
-pub fn message_text(store: &dyn LogStore, entry: &TranscriptEntry) -> String {
-    match transcript_item(store, entry) {
+pub fn message_text(
+    store: &dyn LogStore,
+    keys: &dyn ContentKeys,
+    entry: &TranscriptEntry,
+) -> String {
+    match transcript_item(store, keys, entry) {
         TranscriptItem::Text(text) | TranscriptItem::Unreadable(text) => text,
         TranscriptItem::ToolCall {
             name, arguments, ..

@@ -255,7 +255,8 @@ fn export_filters_by_seq_range_and_session() {
         until_seq: Some(7),
         session: Some("agent:main:s1".to_owned()),
     };
-    let count = crate::export::export(&*store, &filter, &mut out).expect("export");
+    let count = crate::export::export(&*store, &clawback_events::sealed::NoKeys, &filter, &mut out)
+        .expect("export");
     let lines: Vec<serde_json::Value> = String::from_utf8(out)
         .expect("utf-8")
         .lines()
@@ -383,10 +384,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // thought signatures on later turns); version 11 the same for the
         // model's text (the context guard reads that reply's usage);
         // version 12 channels (seen platform messages, cursors, unsettled
-        // replies); version 13 DM pairing requests and paired senders.
+        // replies); version 13 DM pairing requests and paired senders;
+        // version 14 the content keys destroyed by session purges.
         (
-            13,
-            "5f649c974ecd89c107d0290913776451d6e07207a38913bdd537805a3182c2b0"
+            14,
+            "f314b8634dc55b837517a048e59c9f6e621707a4469d6a5c2b5d5d67ed8b1e98"
         ),
     );
 }
@@ -455,16 +457,24 @@ fn timeline_pages_concatenate_to_the_whole_timeline() {
             run_id: Some("no-such-run".to_owned()),
         },
     ] {
-        let whole: Vec<u64> = session_timeline(&*store, key, &filter)
-            .expect("timeline")
-            .iter()
-            .map(|entry| entry.envelope.seq)
-            .collect();
+        let whole: Vec<u64> =
+            session_timeline(&*store, &clawback_events::sealed::NoKeys, key, &filter)
+                .expect("timeline")
+                .iter()
+                .map(|entry| entry.envelope.seq)
+                .collect();
         for limit in [1, 7, 26, 1000] {
             let (mut paged, mut after, mut pages) = (Vec::new(), None, 0);
             loop {
-                let page =
-                    session_timeline_page(&*store, key, &filter, after, limit).expect("page");
+                let page = session_timeline_page(
+                    &*store,
+                    &clawback_events::sealed::NoKeys,
+                    key,
+                    &filter,
+                    after,
+                    limit,
+                )
+                .expect("page");
                 pages += 1;
                 assert!(page.entries.len() <= limit);
                 paged.extend(page.entries.iter().map(|entry| entry.envelope.seq));
@@ -478,9 +488,14 @@ fn timeline_pages_concatenate_to_the_whole_timeline() {
         }
     }
     assert_eq!(
-        session_timeline(&*store, key, &TimelineFilter::default())
-            .expect("timeline")
-            .len(),
+        session_timeline(
+            &*store,
+            &clawback_events::sealed::NoKeys,
+            key,
+            &TimelineFilter::default()
+        )
+        .expect("timeline")
+        .len(),
         26
     );
 }

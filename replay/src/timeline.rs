@@ -11,6 +11,7 @@ use std::ops::ControlFlow;
 use clawback_events::event::{
     Admission, Event, LlmOutcome, PresenceChange, RpcOutcome, RunStatus, ToolOutcome,
 };
+use clawback_events::sealed::{ContentKeys, ContentState};
 use clawback_events::store::LogStore;
 use clawback_events::{Envelope, record};
 
@@ -30,7 +31,10 @@ pub enum Category {
 
 #[derive(Debug, Clone)]
 pub struct TimelineEntry {
+    /// The record, its session content opened (never `Event::Sealed`).
     pub envelope: Envelope,
+    /// Whether the content is as recorded, or purged, or unreadable.
+    pub content: ContentState,
     pub category: Category,
     pub summary: String,
 }
@@ -55,6 +59,7 @@ pub struct TimelineFilter {
 /// The session's recorded events, in log order, summarised.
 pub fn session_timeline(
     store: &dyn LogStore,
+    keys: &dyn ContentKeys,
     session_key: &str,
     filter: &TimelineFilter,
 ) -> Result<Vec<TimelineEntry>, TimelineError> {
@@ -69,7 +74,7 @@ pub fn session_timeline(
     })?;
     let mut entries = Vec::with_capacity(seqs.len());
     for seq in seqs {
-        if let Some(entry) = read_entry(store, seq, filter)? {
+        if let Some(entry) = read_entry(store, keys, seq, filter)? {
             entries.push(entry);
         }
     }
@@ -92,6 +97,7 @@ pub struct TimelinePage {
 /// page from the last seq it got.
 pub fn session_timeline_page(
     store: &dyn LogStore,
+    keys: &dyn ContentKeys,
     session_key: &str,
     filter: &TimelineFilter,
     after: Option<u64>,
@@ -123,7 +129,7 @@ pub fn session_timeline_page(
             });
         };
         for seq in seqs {
-            if let Some(entry) = read_entry(store, seq, filter)? {
+            if let Some(entry) = read_entry(store, keys, seq, filter)? {
                 entries.push(entry);
             }
         }
@@ -137,6 +143,7 @@ pub fn session_timeline_page(
 /// The entry for record `seq`, or `None` when the run filter leaves it out.
 fn read_entry(
     store: &dyn LogStore,
+    keys: &dyn ContentKeys,
     seq: u64,
     filter: &TimelineFilter,
 ) -> Result<Option<TimelineEntry>, TimelineError> {
@@ -144,19 +151,29 @@ fn read_entry(
         seq,
         detail: "indexed record is missing".to_owned(),
     })?;
-    let envelope = record::decode(seq, &bytes).map_err(|error| TimelineError::Unreadable {
+    let mut envelope = record::decode(seq, &bytes).map_err(|error| TimelineError::Unreadable {
         seq,
         detail: error.to_string(),
     })?;
+    let readable = envelope.body.event.read(keys);
+    let content = readable.content;
+    let event = readable.event.into_owned();
+    envelope.body.event = event;
     if let Some(run_id) = &filter.run_id
         && envelope.body.correlation.as_deref() != Some(run_id.as_str())
         && run_of(&envelope.body.event) != Some(run_id.as_str())
     {
         return Ok(None);
     }
-    let (category, summary) = summarize(&envelope.body.event);
+    let (category, mut summary) = summarize(&envelope.body.event);
+    match &content {
+        ContentState::Purged => summary.push_str(" (content purged)"),
+        ContentState::Unreadable(why) => summary.push_str(&format!(" (content unreadable: {why})")),
+        ContentState::Clear | ContentState::Opened => {}
+    }
     Ok(Some(TimelineEntry {
         envelope,
+        content,
         category,
         summary,
     }))
@@ -225,6 +242,18 @@ pub fn summarize(event: &Event) -> (Category, String) {
             format!("session reset ({}), new id {}", e.reason, e.new_session_id),
         ),
         Event::SessionDeleted(_) => (Category::Session, "session deleted".to_owned()),
+        Event::SessionPurged(e) => (
+            Category::Session,
+            format!(
+                "session content purged: {} key(s) destroyed, its records stay in the chain",
+                e.key_ids.len()
+            ),
+        ),
+        // Readers open a sealed event first; one shown unopened says so.
+        Event::Sealed(sealed) => {
+            let (category, summary) = summarize(&sealed.skeleton);
+            (category, format!("{summary} (content sealed)"))
+        }
         Event::SessionCompacted(e) => (
             Category::Session,
             format!(

@@ -54,7 +54,7 @@ pub async fn compact(
             .settings
             .get("model")
             .and_then(|value| serde_json::from_str::<String>(value).ok());
-        let previous = session.compaction.as_ref().map(|c| c.summary.clone());
+        let previous = session.compaction.as_ref().map(|c| c.seq);
         let entries = if end > start {
             session.transcript[start..end].to_vec()
         } else {
@@ -77,6 +77,9 @@ pub async fn compact(
         .next()
         .ok_or("no model is usable")?;
     let store = gateway.log.store();
+    let previous = previous.map(|seq| {
+        clawback_replay::session_state::compaction_summary(&**store, &*gateway.keyring, seq)
+    });
     let mut transcript = String::new();
     if let Some(previous) = &previous {
         transcript.push_str(&format!("Earlier summary: {previous}\n\n"));
@@ -88,7 +91,7 @@ pub async fn compact(
             Role::Tool => "Tool result",
             Role::System => continue,
         };
-        let text = clawback_replay::session_state::message_text(&**store, entry);
+        let text = clawback_replay::session_state::message_text(&**store, &*gateway.keyring, entry);
         transcript.push_str(&format!("{speaker}: {text}\n\n"));
     }
     let tokens_before = estimate_tokens(&transcript);

@@ -51,7 +51,7 @@ pub fn context(gateway: &Gateway, request: &RunRequest) -> Vec<Message> {
                             .len()
                             .saturating_sub(CONTEXT_MESSAGES_MAX),
                     );
-                let summary = session.compaction.as_ref().map(|c| c.summary.clone());
+                let summary = session.compaction.as_ref().map(|c| c.seq);
                 (summary, session.transcript[start..].to_vec())
             })
             .unwrap_or_default()
@@ -59,7 +59,9 @@ pub fn context(gateway: &Gateway, request: &RunRequest) -> Vec<Message> {
     let store = gateway.log.store();
     let mut messages = vec![Message::System(system)];
     // Messages replaced by a compaction come back as their summary.
-    if let Some(summary) = summary {
+    if let Some(seq) = summary {
+        let summary =
+            clawback_replay::session_state::compaction_summary(&**store, &*gateway.keyring, seq);
         messages.push(Message::System(format!(
             "Summary of the conversation before the messages below:\n{summary}"
         )));
@@ -70,11 +72,11 @@ pub fn context(gateway: &Gateway, request: &RunRequest) -> Vec<Message> {
     let items: Vec<Item> = entries
         .iter()
         .map(|entry| {
-            let item = transcript_item(&**store, entry);
+            let item = transcript_item(&**store, &*gateway.keyring, entry);
             let signed = match (&item, entry.reply_seq) {
                 (TranscriptItem::ToolCall { id, .. }, Some(reply)) => replies
                     .entry(reply)
-                    .or_insert_with(|| reply_signatures(&**store, reply))
+                    .or_insert_with(|| reply_signatures(&**store, &*gateway.keyring, reply))
                     .as_ref()
                     .and_then(|(model, signatures)| {
                         Some((signatures.get(id)?.clone(), model.clone()))

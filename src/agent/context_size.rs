@@ -51,7 +51,13 @@ fn reported(gateway: &Gateway, request: &RunRequest) -> Option<u64> {
     };
     let store = gateway.log.store();
     let bytes = store.get(reply_seq).ok()??;
-    let Event::LlmCallCompleted(completed) = record::decode(reply_seq, &bytes).ok()?.body.event
+    // Only the usage is read: the skeleton of a sealed record has it.
+    let Event::LlmCallCompleted(completed) = record::decode(reply_seq, &bytes)
+        .ok()?
+        .body
+        .event
+        .bare()
+        .clone()
     else {
         return None;
     };
@@ -69,7 +75,7 @@ fn reported(gateway: &Gateway, request: &RunRequest) -> Option<u64> {
     }
     let mut after: Vec<Message> = trailing
         .iter()
-        .map(|entry| Message::User(message_text(&**store, entry)))
+        .map(|entry| Message::User(message_text(&**store, &*gateway.keyring, entry)))
         .collect();
     after.push(Message::User(request.message.clone()));
     Some(reported + estimate_tokens(&after))

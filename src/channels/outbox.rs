@@ -306,16 +306,35 @@ async fn record(
 
 /// Resolves what the previous process prepared and never confirmed.
 pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
-    let unconfirmed: Vec<(DeliveryPrepared, i64)> = gateway
+    let unconfirmed: Vec<(u64, DeliveryPrepared, i64)> = gateway
         .state
         .read()
         .expect("state lock")
         .deliveries
         .unconfirmed()
-        .map(|delivery| (delivery.prepared.clone(), delivery.prepared_ts_ms))
+        .map(|delivery| {
+            (
+                delivery.prepared_seq,
+                delivery.prepared.clone(),
+                delivery.prepared_ts_ms,
+            )
+        })
         .collect();
     let now_ms = crate::gateway::protocol::methods::now_ms();
-    for (prepared, prepared_ms) in unconfirmed {
+    for (prepared_seq, mut prepared, prepared_ms) in unconfirmed {
+        // The text is session content, sealed in the record: the
+        // projection keeps the delivery without it.
+        match read_event(gateway, prepared_seq) {
+            Ok(Event::DeliveryPrepared(recorded)) => prepared.text = recorded.text,
+            Ok(other) => {
+                tracing::error!(delivery = %prepared.delivery_id, kind = other.kind(), "the prepared record is not a delivery");
+                continue;
+            }
+            Err(error) => {
+                tracing::error!(delivery = %prepared.delivery_id, %error, "the prepared record cannot be read");
+                continue;
+            }
+        }
         let age = Duration::from_millis(now_ms.saturating_sub(prepared_ms).max(0) as u64);
         match resend_to(gateway, &prepared, age) {
             Ok((target, account)) => {
@@ -388,15 +407,8 @@ fn resend_to(
     }
 }
 
-/// The event recorded at `seq`.
+/// The event recorded at `seq`, its session content opened.
 pub fn read_event(gateway: &Gateway, seq: u64) -> Result<Event, String> {
-    let bytes = gateway
-        .log
-        .store()
-        .get(seq)
-        .map_err(|error| format!("cannot read seq {seq}: {error}"))?
-        .ok_or_else(|| format!("seq {seq} is not in the log"))?;
-    clawback_events::record::decode(seq, &bytes)
-        .map(|envelope| envelope.body.event)
-        .map_err(|error| format!("cannot decode seq {seq}: {error}"))
+    clawback_replay::session_state::read_event(&**gateway.log.store(), &*gateway.keyring, seq)
+        .map_err(|error| format!("seq {seq}: {error}"))
 }

@@ -389,11 +389,15 @@ fn final_reply(gateway: &Gateway, session_key: &str, from: u64, to: u64) -> Stri
     entries
         .iter()
         .rev()
-        .find_map(
-            |entry| match clawback_replay::session_state::transcript_item(&**store, entry) {
+        .find_map(|entry| {
+            match clawback_replay::session_state::transcript_item(
+                &**store,
+                &*gateway.keyring,
+                entry,
+            ) {
                 clawback_replay::session_state::TranscriptItem::Text(text) => Some(text),
                 _ => None,
-            },
-        )
+            }
+        })
         .unwrap_or_default()
 }

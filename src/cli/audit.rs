@@ -76,6 +76,7 @@ pub fn run(state_dir: &StateDir, command: AuditCommand) -> anyhow::Result<ExitCo
             output,
         } => {
             let store = state_dir.open_existing_store()?;
+            let keyring = crate::content_keys::Keyring::open_read_only(&state_dir.content_keys())?;
             let filter = ExportFilter {
                 since_seq: since,
                 until_seq: until,
@@ -86,14 +87,14 @@ pub fn run(state_dir: &StateDir, command: AuditCommand) -> anyhow::Result<ExitCo
                     let file = std::fs::File::create(&path)
                         .with_context(|| format!("cannot create {}", path.display()))?;
                     let mut out = std::io::BufWriter::new(file);
-                    let count = export(&*store, &filter, &mut out)?;
+                    let count = export(&*store, &keyring, &filter, &mut out)?;
                     out.flush()?;
                     eprintln!("exported {count} records to {}", path.display());
                 }
                 None => {
                     let stdout = std::io::stdout();
                     let mut out = std::io::BufWriter::new(stdout.lock());
-                    export(&*store, &filter, &mut out)?;
+                    export(&*store, &keyring, &filter, &mut out)?;
                 }
             }
             Ok(ExitCode::SUCCESS)

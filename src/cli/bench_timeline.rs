@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::bench::{machine_description, session_created, tempdir_in, turn_event};
 use super::bench_protocol::{Socket, connect, next_json, spawn_gateway};
+use crate::content_keys::Keyring;
 use crate::state_dir::StateDir;
 
 const TOKEN: &str = "bench-token";
@@ -65,8 +66,9 @@ pub fn run(args: TimelineBenchArgs) -> anyhow::Result<std::process::ExitCode> {
     println!("|---|---:|---:|---|");
 
     let store = StateDir::at(&root).open_existing_store()?;
+    let keyring = Keyring::open_read_only(&StateDir::at(&root).content_keys())?;
     let (times, entries) = repeat(args.runs, || {
-        let entries = session_timeline(&*store, SESSION, &TimelineFilter::default())?;
+        let entries = session_timeline(&*store, &keyring, SESSION, &TimelineFilter::default())?;
         Ok(entries.len())
     })?;
     anyhow::ensure!(entries as u64 == args.events, "read {entries} entries");
@@ -116,6 +118,8 @@ fn fill(root: &std::path::Path, events: u64) -> anyhow::Result<u64> {
         ..LogConfig::default()
     };
     let log = Log::open(store.clone(), config, Arc::new(SystemClock), None)?;
+    // Content sealed as the gateway seals it, so reading measures opening.
+    log.seal_with(Arc::new(Keyring::open(&StateDir::at(root).content_keys())?))?;
     log.append_blocking(vec![
         session_created(SESSION.to_owned()),
         session_created("agent:main:other".to_owned()),

@@ -50,6 +50,8 @@ pub fn run(state_dir: &StateDir, command: LogCommand) -> anyhow::Result<ExitCode
     match command {
         LogCommand::Tail { lines, json } => {
             let store = state_dir.open_existing_store()?;
+            // Session content is shown opened, as `audit export` shows it.
+            let keyring = crate::content_keys::Keyring::open_read_only(&state_dir.content_keys())?;
             let from = store.next_seq()?.saturating_sub(lines);
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
@@ -57,11 +59,13 @@ pub fn run(state_dir: &StateDir, command: LogCommand) -> anyhow::Result<ExitCode
             store.scan(from, &mut |seq, bytes| {
                 let line = match record::decode(seq, bytes) {
                     Ok(envelope) if json => {
-                        clawback_replay::export::envelope_json(&envelope).to_string()
+                        clawback_replay::export::opened_envelope_json(&envelope, &keyring)
+                            .to_string()
                     }
                     Ok(envelope) => {
-                        let (_, summary) =
-                            clawback_replay::timeline::summarize(&envelope.body.event);
+                        let (_, summary) = clawback_replay::timeline::summarize(
+                            &envelope.body.event.read(&keyring).event,
+                        );
                         format!(
                             "{seq:>8}  {}  {:<24}  {:<18}  {summary}",
                             super::replay::format_ts(envelope.body.ts_ms),

@@ -52,7 +52,8 @@ pub fn run(state_dir: &StateDir, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         until_seq: args.until,
         run_id: args.run.clone(),
     };
-    let entries = session_timeline(&*store, &args.session_key, &filter)?;
+    let keyring = crate::content_keys::Keyring::open_read_only(&state_dir.content_keys())?;
+    let entries = session_timeline(&*store, &keyring, &args.session_key, &filter)?;
     if entries.is_empty() {
         anyhow::bail!(
             "no recorded events for session `{}`{}; `clawback log tail` shows recent streams",
@@ -108,7 +109,7 @@ pub fn run(state_dir: &StateDir, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let restored = restore(&*store, &state_dir.snapshots(), until, &mut |_, _| {})?;
         let as_of = restored.state.next_seq.saturating_sub(1);
         writeln!(out)?;
-        match describe(&*store, &restored.state, &args.session_key) {
+        match describe(&*store, &keyring, &restored.state, &args.session_key) {
             Some(lines) => {
                 for line in lines {
                     writeln!(out, "{line}")?;

@@ -42,7 +42,7 @@ pub async fn run(gateway: Arc<Gateway>, from_seq: u64) {
         };
         match received {
             Ok(envelope) => {
-                if matches!(envelope.body.event, Event::PresenceChanged(_)) {
+                if matches!(envelope.body.event.bare(), Event::PresenceChanged(_)) {
                     presence_due
                         .get_or_insert_with(|| tokio::time::Instant::now() + PRESENCE_COALESCE);
                 } else if let Some(push) = push_for(&gateway, &envelope) {
@@ -112,7 +112,10 @@ fn presence(gateway: &Gateway) -> Push {
 fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
     let ts = envelope.body.ts_ms;
     let event = |name: &'static str, payload: Value| Some(Push::event(name, payload));
-    match &envelope.body.event {
+    // Pushes carry what clients show (a cron run's summary is session
+    // content): a sealed event is opened first.
+    let readable = envelope.body.event.read(&*gateway.keyring);
+    match &*readable.event {
         Event::ConfigChanged(change) => event(
             "config.changed",
             json!({"path": gateway.config_file.path().display().to_string(),

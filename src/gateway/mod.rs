@@ -130,6 +130,9 @@ pub struct Gateway {
     pub chain_watch: chain_watch::ChainWatch,
     /// Checks the signatures of this gateway's Merkle checkpoints.
     pub checkpoint_verifier: clawback_replay::merkle::note::NoteVerifier,
+    /// The per-session data keys: seals content on its way into the log
+    /// (installed as the log's sealer) and opens it for readers.
+    pub keyring: Arc<crate::content_keys::Keyring>,
 }
 
 impl Gateway {
@@ -271,6 +274,17 @@ async fn serve_logged(
         restored.tail_records
     );
     let last_snapshot_seq = restored.snapshot_seq.unwrap_or(0);
+    // Session content is sealed under per-session keys from the first
+    // append on; purges a crash interrupted are finished before anyone can
+    // read.
+    let keyring = Arc::new(crate::content_keys::Keyring::open(
+        &state_dir.content_keys(),
+    )?);
+    let finished = keyring.finish_purges(restored.state.purges.keys.keys())?;
+    if finished > 0 {
+        println!("finished {finished} interrupted session purge(s): their keys are destroyed");
+    }
+    log.seal_with(keyring.clone())?;
     *state.write().expect("state lock") = restored.state;
 
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
@@ -326,6 +340,7 @@ async fn serve_logged(
         channels: crate::channels::Hub::default(),
         chain_watch: chain_watch::ChainWatch::default(),
         checkpoint_verifier: checkpointer.verifier(),
+        keyring,
     });
     // A config edited while the gateway was down is recorded before anyone
     // connects, so the history shows what this run started with.

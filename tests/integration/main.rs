@@ -35,6 +35,7 @@ mod protocol;
 mod queue_modes;
 mod scopes;
 mod sessions;
+mod shredding;
 mod slack_server;
 mod support;
 mod synapse;

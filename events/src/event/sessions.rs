@@ -85,3 +85,14 @@ pub struct MessageAppended {
     pub tool_call_id: Option<String>,
     pub origin: Option<MessageOrigin>,
 }
+
+/// A session's content keys destroyed (`sessions.delete` with `purge`):
+/// every record sealed under them stays in the log, verifiable and
+/// unreadable. Recorded before the keys are destroyed, so a crash in
+/// between is finished at the next start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPurged {
+    pub session_key: String,
+    /// Every key the session's content was sealed under (hex ids).
+    pub key_ids: Vec<String>,
+}

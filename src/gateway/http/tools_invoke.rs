@@ -488,6 +488,7 @@ fn recorded(gateway: &Gateway, input: &Input, run_id: &str, call_id: &str) -> Op
     }
     let (tool, outcome) = read_call(
         &**gateway.log.store(),
+        &*gateway.keyring,
         &input.session_key,
         started_seq,
         call_id,
@@ -514,6 +515,7 @@ fn recorded(gateway: &Gateway, input: &Input, run_id: &str, call_id: &str) -> Op
 /// from `from` on.
 fn read_call(
     store: &dyn LogStore,
+    keys: &dyn clawback_events::sealed::ContentKeys,
     stream: &str,
     from: u64,
     call_id: &str,
@@ -535,7 +537,7 @@ fn read_call(
         let Ok(envelope) = clawback_events::record::decode(seq, &bytes) else {
             continue;
         };
-        match envelope.body.event {
+        match envelope.body.event.read(keys).event.into_owned() {
             Event::ToolCallRequested(call) if call.tool_call_id == call_id => {
                 tool = Some(call.tool);
             }

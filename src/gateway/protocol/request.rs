@@ -13,6 +13,9 @@ use super::methods;
 use crate::gateway::Gateway;
 use crate::redact::redact_rpc_params;
 
+/// Methods whose params carry a message to a session.
+const CONTENT_METHODS: &[&str] = &["agent", "chat.send", "wake", "send"];
+
 /// Handles one request: runs it, records request and outcome, and only then
 /// returns the response frame.
 pub(super) async fn answer(
@@ -63,6 +66,14 @@ pub(crate) async fn recorded(
     let conn_id = caller.conn_id.clone();
     let reply = methods::call(gateway, caller, method, params).await;
     let result = reply.result;
+    // A message the method did not get to resolve (bad params) is sealed
+    // under the session the params name, as given.
+    let content_of = reply.content_of.or_else(|| {
+        CONTENT_METHODS
+            .contains(&method)
+            .then(|| params?.get("sessionKey")?.as_str().map(str::to_owned))
+            .flatten()
+    });
     let after = reply.after;
     let follow_up = reply.follow_up;
     let outcome = match &result {
@@ -96,7 +107,12 @@ pub(crate) async fn recorded(
         outcome,
     });
     let mut batch = Vec::with_capacity(reply.events.len() + 2);
-    batch.push(NewEvent::new("gateway", actor.clone(), received).correlated(request_id.to_owned()));
+    let received =
+        NewEvent::new("gateway", actor.clone(), received).correlated(request_id.to_owned());
+    batch.push(match content_of {
+        Some(session_key) => received.sealed_for(session_key),
+        None => received,
+    });
     for (stream, event) in reply.events {
         batch.push(NewEvent::new(stream, actor.clone(), event).correlated(request_id.to_owned()));
     }

@@ -408,13 +408,17 @@ fn started_keyed(
             };
             gateway
                 .log
-                .append(vec![NewEvent::new(
-                    session_key,
-                    Actor::Http {
-                        endpoint: endpoint.to_owned(),
-                    },
-                    Event::HttpRequestAnswered(answered),
-                )])
+                .append(vec![
+                    NewEvent::new(
+                        session_key.clone(),
+                        Actor::Http {
+                            endpoint: endpoint.to_owned(),
+                        },
+                        Event::HttpRequestAnswered(answered),
+                    )
+                    // The answer holds the reply: the session's content.
+                    .sealed_for(session_key),
+                ])
                 .await
                 .map_err(|why| format!("the gateway cannot record the answer: {why}"))?;
             Ok((status, answer))
@@ -492,7 +496,19 @@ fn recorded_answer(gateway: &Gateway, seq: u64) -> Result<(StatusCode, Value), R
         .ok_or_else(|| unreadable(format!("record {seq} is missing")))?;
     let envelope =
         clawback_events::record::decode(seq, &bytes).map_err(|why| unreadable(why.to_string()))?;
-    let Event::HttpRequestAnswered(answered) = envelope.body.event else {
+    let readable = envelope.body.event.read(&*gateway.keyring);
+    if let clawback_events::sealed::ContentState::Purged
+    | clawback_events::sealed::ContentState::Unreadable(_) = readable.content
+    {
+        return Err(unreadable(format!(
+            "its content is {}",
+            match readable.content {
+                clawback_events::sealed::ContentState::Purged => "purged".to_owned(),
+                other => format!("{other:?}"),
+            }
+        )));
+    }
+    let Event::HttpRequestAnswered(answered) = readable.event.into_owned() else {
         return Err(unreadable(format!("record {seq} is not an answer")));
     };
     let answer =

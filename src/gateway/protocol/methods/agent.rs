@@ -122,6 +122,19 @@ const HISTORY_LIMIT_MAX: u64 = 1_000;
 const WAIT_DEFAULT: Duration = Duration::from_secs(30);
 
 pub fn agent(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) -> Reply {
+    let mut session = None;
+    let mut reply = agent_inner(gateway, caller, params, &mut session);
+    reply.content_of = session;
+    reply
+}
+
+/// `agent`; `session` learns the run's session once the params name it.
+fn agent_inner(
+    gateway: &Arc<Gateway>,
+    caller: &Caller,
+    params: Option<&Value>,
+    session: &mut Option<String>,
+) -> Reply {
     let request = (|| {
         let params = Params::closed("agent", params, AGENT_KEYS)?;
         let message = message(&params)?;
@@ -158,6 +171,7 @@ pub fn agent(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) ->
         Ok(request) => request,
         Err(error) => return Reply::answer(Err(error)),
     };
+    *session = Some(request.session_key.clone());
     let accepted = json!({
         "runId": request.run_id, "sessionKey": request.session_key, "agentId": request.agent_id,
         "status": "accepted", "acceptedAt": now_ms(),
@@ -180,6 +194,19 @@ pub fn agent(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) ->
 }
 
 pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) -> Reply {
+    let mut session = None;
+    let mut reply = chat_send_inner(gateway, caller, params, &mut session);
+    reply.content_of = session;
+    reply
+}
+
+/// `chat.send`; `session` learns the run's session once the params name it.
+fn chat_send_inner(
+    gateway: &Arc<Gateway>,
+    caller: &Caller,
+    params: Option<&Value>,
+    session: &mut Option<String>,
+) -> Reply {
     let request = (|| {
         let params = Params::closed("chat.send", params, CHAT_SEND_KEYS)?;
         let session_key = params.str("sessionKey")?;
@@ -219,6 +246,7 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
         Ok(request) => request,
         Err(error) => return Reply::answer(Err(error)),
     };
+    *session = Some(request.session_key.clone());
     let run_id = request.run_id.clone();
     // steer and collect: a message for an active run waits for it, and is
     // acknowledged as OpenClaw does, with its own id as started.
@@ -376,7 +404,7 @@ pub fn history(gateway: &Gateway, params: Option<&Value>) -> Result<Value, Error
             let meta = json!({"id": entry.seq.to_string(), "seq": entry.seq});
             // OpenClaw's transcript shapes: an assistant `toolCall` block,
             // a `toolResult` message.
-            match transcript_item(&**store, entry) {
+            match transcript_item(&**store, &*gateway.keyring, entry) {
                 TranscriptItem::ToolCall {
                     id,
                     name,

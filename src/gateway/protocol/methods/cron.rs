@@ -505,7 +505,11 @@ pub fn runs(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorSha
                     == agent
             })
         })
-        .flat_map(|job| job.runs.iter().filter_map(move |run| run_entry(job, run)))
+        .flat_map(|job| {
+            job.runs
+                .iter()
+                .filter_map(move |run| run_entry(gateway, job, run))
+        })
         .filter(|entry| statuses.is_empty() || statuses.iter().any(|s| entry["status"] == *s))
         .filter(|entry| {
             deliveries.is_empty() || deliveries.iter().any(|s| entry["deliveryStatus"] == *s)

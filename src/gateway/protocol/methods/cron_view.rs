@@ -12,7 +12,7 @@ use crate::cron;
 use crate::gateway::Gateway;
 
 /// A finished run as `cron.runs` lists it; `None` while it runs.
-pub(super) fn run_entry(job: &CronJob, run: &CronRun) -> Option<Value> {
+pub(super) fn run_entry(gateway: &Gateway, job: &CronJob, run: &CronRun) -> Option<Value> {
     let (status, error) = run.outcome()?;
     let ended = run.ended_ts_ms()?;
     let mut entry = json!({
@@ -32,8 +32,16 @@ pub(super) fn run_entry(job: &CronJob, run: &CronRun) -> Option<Value> {
         if let Some(error) = &result.delivery_error {
             entry["deliveryError"] = json!(error);
         }
-        if let Some(summary) = &result.summary {
-            entry["summary"] = json!(summary);
+        // The summary is the start of the reply: session content, sealed
+        // in the record, so it is read from there (the projection's copy of
+        // a sealed record is empty).
+        if result.summary.is_some() {
+            let store = gateway.log.store();
+            if let Ok(clawback_events::Event::CronRunFinished(finished)) =
+                clawback_replay::session_state::read_event(&**store, &*gateway.keyring, result.seq)
+            {
+                entry["summary"] = json!(finished.summary);
+            }
         }
         if let Some(key) = &result.session_key {
             entry["sessionKey"] = json!(key);

@@ -224,6 +224,10 @@ pub struct Reply {
     /// A second answer with the same request id, sent when this resolves
     /// (`agent`'s final result after its `accepted`).
     pub follow_up: Option<FollowUp>,
+    /// The session whose content the request's params carry (a message to
+    /// it): its `rpc.received` is sealed under that session's key, so a
+    /// purge leaves no copy of the message in clear.
+    pub content_of: Option<String>,
 }
 
 pub type FollowUp = std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>>;
@@ -239,6 +243,7 @@ impl Reply {
             write_lock: None,
             after: None,
             follow_up: None,
+            content_of: None,
         }
     }
 }

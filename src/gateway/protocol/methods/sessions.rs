@@ -288,7 +288,7 @@ pub fn preview(gateway: &Gateway, params: Option<&Value>) -> Result<Value, Error
                 let items: Vec<Value> = entries
                     .iter()
                     .map(|entry| {
-                        let text = clawback_replay::session_state::message_text(&**store, entry);
+                        let text = clawback_replay::session_state::message_text(&**store, &*gateway.keyring, entry);
                         json!({"role": entry.role.as_str(), "text": truncate(&text, max_chars as usize)})
                     })
                     .collect();
@@ -375,7 +375,10 @@ pub async fn reset(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     let params = match Params::closed(
         "sessions.reset",
         params,
-        &["key", "agentId", "reason", "expectedSessionId"],
+        // `purge` (clawback): also destroy the content keys of the
+        // session so far; the main session cannot be deleted, so this is
+        // how its content is forgotten.
+        &["key", "agentId", "reason", "expectedSessionId", "purge"],
     ) {
         Ok(params) => params,
         Err(error) => return Reply::answer(Err(error)),
@@ -386,6 +389,10 @@ pub async fn reset(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     ) {
         (Ok(key), Ok(reason)) => (key, reason.unwrap_or("reset")),
         (Err(error), _) | (_, Err(error)) => return Reply::answer(Err(error)),
+    };
+    let purging = match params.opt_bool("purge") {
+        Ok(purge) => purge == Some(true),
+        Err(error) => return Reply::answer(Err(error)),
     };
     let lock = gateway.writes.clone().lock_owned().await;
     {
@@ -402,11 +409,15 @@ pub async fn reset(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
         new_session_id: uuid::Uuid::new_v4().to_string(),
         reason: reason.to_owned(),
     });
-    finish(gateway, key, vec![event], lock, |gateway, key| {
+    let answer = |gateway: &Gateway, key: &str| {
         let state = gateway.state.read().expect("state lock");
         let session = state.sessions.by_key.get(key);
         json!({"ok": true, "key": key, "entry": session.map(|session| row(session, &gateway.config()))})
-    })
+    };
+    if purging {
+        return purge(gateway, key, event, lock, answer);
+    }
+    finish(gateway, key, vec![event], lock, answer)
 }
 
 pub async fn delete(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
@@ -422,6 +433,8 @@ pub async fn delete(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
             "expectedSessionUpdatedAt",
             "emitLifecycleHooks",
             "archivedOnly",
+            // clawback: also destroy the session's content keys.
+            "purge",
         ],
     ) {
         Ok(params) => params,
@@ -431,7 +444,12 @@ pub async fn delete(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
         Ok(key) => key,
         Err(error) => return Reply::answer(Err(error)),
     };
-    for flag in ["deleteTranscript", "emitLifecycleHooks", "archivedOnly"] {
+    for flag in [
+        "deleteTranscript",
+        "emitLifecycleHooks",
+        "archivedOnly",
+        "purge",
+    ] {
         if let Err(error) = params.opt_bool(flag) {
             return Reply::answer(Err(error));
         }
@@ -466,12 +484,54 @@ pub async fn delete(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     let event = Event::SessionDeleted(SessionDeleted {
         session_key: key.to_owned(),
     });
+    let answer =
+        |_: &Gateway, key: &str| json!({"ok": true, "key": key, "deleted": true, "archived": []});
+    if params.opt_bool("purge").ok().flatten() == Some(true) {
+        return purge(gateway, key, event, lock, answer);
+    }
+    finish(gateway, key, vec![event], lock, answer)
+}
+
+/// `sessions.delete` or `sessions.reset` with `purge: true`:
+/// crypto-shredding. The session's runs are stopped, its keys retired (new
+/// content gets a fresh one), `ending` (the deletion or reset) and
+/// `session.purged` (naming the keys) recorded, and once that is durable
+/// the keys are destroyed; the answer gains `purge`. A crash after the
+/// record and before the destruction is finished at the next start.
+fn purge(
+    gateway: &Arc<Gateway>,
+    key: &str,
+    ending: Event,
+    lock: tokio::sync::OwnedMutexGuard<()>,
+    answer: impl Fn(&Gateway, &str) -> Value + Send + 'static,
+) -> Reply {
+    gateway
+        .agent
+        .abort(key, None, "the session is being purged");
+    let key_ids = gateway.keyring.begin_purge(key);
+    let purged = Event::SessionPurged(clawback_events::event::SessionPurged {
+        session_key: key.to_owned(),
+        key_ids: key_ids.clone(),
+    });
     finish(
         gateway,
         key,
-        vec![event],
+        vec![ending, purged],
         lock,
-        |_, key| json!({"ok": true, "key": key, "deleted": true, "archived": []}),
+        move |gateway, key| {
+            let mut purge = json!({"keysDestroyed": key_ids.len()});
+            if let Err(error) = gateway.keyring.destroy(&key_ids) {
+                tracing::error!(
+                    session = key,
+                    "destroying purged content keys failed: {error:#}"
+                );
+                purge = json!({"keysDestroyed": 0, "pending": key_ids.len(),
+                           "error": format!("{error:#}; the next start finishes the purge")});
+            }
+            let mut answered = answer(gateway, key);
+            answered["purge"] = purge;
+            answered
+        },
     )
 }
 

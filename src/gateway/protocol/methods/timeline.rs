@@ -57,9 +57,10 @@ pub async fn timeline(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<
     };
     let details = params.opt_bool("details")?.unwrap_or(false);
     let store = gateway.log.store().clone();
+    let keyring = gateway.keyring.clone();
     let key = session_key.clone();
     let read = tokio::task::spawn_blocking(move || {
-        session_timeline_page(&*store, &key, &filter, after, limit as usize)
+        session_timeline_page(&*store, &*keyring, &key, &filter, after, limit as usize)
     })
     .await
     .map_err(|error| unavailable(format!("the timeline reader failed: {error}")))?;
@@ -248,6 +249,7 @@ mod tests {
         }
         let page = session_timeline_page(
             &*store,
+            &clawback_events::sealed::NoKeys,
             "agent:main:main",
             &TimelineFilter::default(),
             None,
