@@ -121,6 +121,8 @@ pub enum Event {
     // DM pairing for chat channels (`dmPolicy: "pairing"`).
     ChannelPairingRequested(ChannelPairingRequested),
     ChannelPairingResolved(ChannelPairingResolved),
+    // A session forked from another at a seq (`clawback.sessions.fork`).
+    SessionForked(SessionForked),
 }
 
 impl Event {
@@ -188,6 +190,7 @@ impl Event {
             Event::ChannelPairingRequested(_) => "channel.pairing.requested",
             Event::ChannelPairingResolved(_) => "channel.pairing.resolved",
             Event::MerkleCheckpoint(_) => "merkle.checkpoint",
+            Event::SessionForked(_) => "session.forked",
         }
     }
 
@@ -200,6 +203,7 @@ impl Event {
             Event::SessionReset(e) => Some(&e.session_key),
             Event::SessionDeleted(e) => Some(&e.session_key),
             Event::SessionCompacted(e) => Some(&e.session_key),
+            Event::SessionForked(e) => Some(&e.session_key),
             Event::MessageAppended(e) => Some(&e.session_key),
             Event::AgentRunStarted(e) => Some(&e.session_key),
             Event::AgentRunFinished(e) => Some(&e.session_key),
