@@ -383,10 +383,12 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // thought signatures on later turns); version 11 the same for the
         // model's text (the context guard reads that reply's usage);
         // version 12 channels (seen platform messages, cursors, unsettled
-        // replies); version 13 DM pairing requests and paired senders.
+        // replies); version 13 DM pairing requests and paired senders;
+        // version 14 where a session's history starts and what it was
+        // forked from (`session.forked`).
         (
-            13,
-            "5f649c974ecd89c107d0290913776451d6e07207a38913bdd537805a3182c2b0"
+            14,
+            "cc8d31fd5cc93d8a6c73dc7906730cbd13ab9604aa99df36fb83c2a3defe474d"
         ),
     );
 }
