@@ -139,6 +139,7 @@ pub fn agent(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) ->
             (_, model) => model.map(str::to_owned),
         };
         Ok(RunRequest {
+            message_seq: None,
             run_id,
             session_key,
             agent_id,
@@ -199,6 +200,7 @@ pub fn chat_send(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>
         Ok((
             mode,
             RunRequest {
+                message_seq: None,
                 run_id,
                 session_key,
                 agent_id,
