@@ -164,6 +164,12 @@ fn a_fork_reruns_the_next_turn_on_another_model_and_diff_shows_where_it_diverged
             "the other model answers the same message differently"
         );
 
+        // The model was sent the reused message once, by the fork's model.
+        let last = server.requests().last().cloned().expect("a request");
+        assert_eq!(last["model"], "tool-model", "{last}");
+        let sent = last["messages"].to_string();
+        assert_eq!(sent.matches("and tomorrow?").count(), 1, "{sent}");
+
         // The fork's history is the source's first turn, the reused
         // message once, and its own reply.
         let history = call(
@@ -187,14 +193,31 @@ fn a_fork_reruns_the_next_turn_on_another_model_and_diff_shows_where_it_diverged
         );
         let listed = call(&mut socket, "l1", "sessions.list", Some(json!({}))).await;
         assert!(listed.to_string().contains(FORK), "{listed}");
+
+        // Afterwards the fork is a session like any other: a turn on it
+        // sees its whole history, on its own model.
+        let (answers, _) = request(
+            &mut socket,
+            "fork-2",
+            "agent",
+            json!({"message": "and the day after?", "idempotencyKey": "fork-2",
+                   "sessionKey": FORK}),
+            2,
+        )
+        .await;
+        assert_eq!(answers[1]["payload"]["status"], "ok", "{answers:?}");
+        let last = server.requests().last().cloned().expect("a request");
+        assert_eq!(last["model"], "tool-model", "the fork's model setting");
+        let sent = last["messages"].to_string();
+        for said in [
+            "what does notes.txt say?",
+            "and tomorrow?",
+            "and the day after?",
+        ] {
+            assert_eq!(sent.matches(said).count(), 1, "{said} in {sent}");
+        }
         at
     });
-
-    // The model was sent the reused message once, by the fork's model.
-    let last = server.requests().last().cloned().expect("a request");
-    assert_eq!(last["model"], "tool-model", "{last}");
-    let sent = last["messages"].to_string();
-    assert_eq!(sent.matches("and tomorrow?").count(), 1, "{sent}");
 
     // `clawback fork`, a client of the running gateway, with a prompt file.
     let prompt = dir.path().join("prompt.txt");
