@@ -252,9 +252,11 @@ fn read_steps(
     if depth > FORK_DEPTH_MAX {
         return Err(DiffError::TooDeep(session_key.to_owned()));
     }
+    // The first record is read even beyond `until`: a fork forked again
+    // at a seq it inherited has its own `session.forked` after that seq.
     let mut seqs = Vec::new();
     store.scan_stream(session_key, 0, &mut |seq| {
-        if seq > until {
+        if seq > until && !seqs.is_empty() {
             return ControlFlow::Break(());
         }
         seqs.push(seq);
@@ -271,14 +273,13 @@ fn read_steps(
     for seq in seqs {
         let event = read_event(store, seq)?;
         match event {
-            // A reset starts another history: what came before is not
-            // this session's behaviour any more.
-            Event::SessionReset(_) => {
-                out.steps.clear();
-                out.forked_from = None;
-            }
             Event::SessionForked(fork) => {
-                let source = read_steps(store, &fork.source_session_key, fork.at_seq, depth + 1)?;
+                let source = read_steps(
+                    store,
+                    &fork.source_session_key,
+                    fork.at_seq.min(until),
+                    depth + 1,
+                )?;
                 out.steps = source
                     .steps
                     .into_iter()
@@ -288,7 +289,7 @@ fn read_steps(
                     })
                     .collect();
                 out.forked_from = Some((fork.source_session_key.clone(), fork.at_seq));
-                if let Some(next) = fork.next_message_seq
+                if let Some(next) = fork.next_message_seq.filter(|next| *next <= until)
                     && let Event::MessageAppended(message) = read_event(store, next)?
                 {
                     out.steps.push(SessionStep {
@@ -299,6 +300,15 @@ fn read_steps(
                         },
                     });
                 }
+            }
+            // The first record, beyond the limit and no fork: nothing of
+            // the session's history up to `until`.
+            _ if seq > until => {}
+            // A reset starts another history: what came before is not
+            // this session's behaviour any more.
+            Event::SessionReset(_) => {
+                out.steps.clear();
+                out.forked_from = None;
             }
             other => {
                 if let Some(step) = step_of(other) {

@@ -194,7 +194,25 @@ fn a_fork_reads_its_sources_steps_up_to_the_fork_and_the_reused_message() {
         }),
     ); // 5
     append(fork, message(fork, Role::Assistant, "another second")); // 6
+    // A fork of the fork at a seq the fork inherited (before its own record).
+    let again = "agent:main:again";
+    append(
+        again,
+        Event::SessionForked(SessionForked {
+            session_key: again.to_owned(),
+            session_id: "sid-again".to_owned(),
+            agent_id: "main".to_owned(),
+            source_session_key: fork.to_owned(),
+            source_session_id: "sid-fork".to_owned(),
+            at_seq: 1,
+            settings: Vec::new(),
+            next_message_seq: None,
+        }),
+    ); // 7
     log.close();
+    let twice = session_steps(&*store, again).expect("fork of a fork");
+    let seqs: Vec<u64> = twice.steps.iter().map(|step| step.seq).collect();
+    assert_eq!(seqs, [1], "the source's first message, through the fork");
 
     let forked = session_steps(&*store, fork).expect("fork steps");
     assert_eq!(forked.forked_from, Some((source.to_owned(), 2)));

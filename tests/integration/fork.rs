@@ -301,6 +301,28 @@ fn a_fork_reruns_the_next_turn_on_another_model_and_diff_shows_where_it_diverged
         json_diff["a"]["steps"][shared - 1]["step"]["text"],
         "and tomorrow?"
     );
+    // The fork with its own message diverges at that message.
+    let cli_diff: Value = serde_json::from_str(&stdout(&clawback(
+        dir.path(),
+        &["diff", SOURCE, FORK_CLI, "--json"],
+    )))
+    .expect("json");
+    let shared_cli = cli_diff["shared"].as_u64().expect("shared") as usize;
+    assert_eq!(
+        cli_diff["b"]["steps"][shared_cli]["step"],
+        json!({"kind": "user", "text": "what about the moon?"})
+    );
+    assert_eq!(
+        cli_diff["a"]["steps"][shared_cli]["step"]["text"],
+        "and tomorrow?"
+    );
+    let unknown = clawback(dir.path(), &["diff", SOURCE, "agent:main:nobody"]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("no recorded events for session `agent:main:nobody`"),
+        "{}",
+        stderr(&unknown)
+    );
     let replay = stdout(&clawback(dir.path(), &["replay", FORK, "--color", "never"]));
     assert!(
         replay.contains(&format!("forked from {SOURCE} at seq {at}")),
