@@ -133,6 +133,15 @@ fn a_fork_reruns_the_next_turn_on_another_model_and_diff_shows_where_it_diverged
         )
         .await;
         assert!(taken.contains("exists already"), "{taken}");
+        let no_model = fork_error(
+            &mut socket,
+            json!({"sessionKey": SOURCE, "atSeq": at, "model": "nowhere/none"}),
+        )
+        .await;
+        assert!(
+            no_model.contains("model nowhere/none cannot be used"),
+            "{no_model}"
+        );
 
         // The fork: the source's next message, answered by another model.
         let forked = call(

@@ -15,7 +15,8 @@
 //! (a call without its result would leave the model a dangling call); the
 //! source was not compacted after it (the state keeps only the latest
 //! summary, so the context at that point cannot be rebuilt; refused until
-//! compactions are kept by seq); and there is a next message.
+//! compactions are kept by seq); a `model` override resolves; and there
+//! is a next message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -207,6 +208,21 @@ fn plan(
             "seq {at_seq} is inside a tool round of session {} (tool call {open} has no \
              result by then); fork at the end of a turn",
             source.key
+        )));
+    }
+    // A model that cannot be resolved would fail the fork's first turn
+    // after the fork is recorded; refuse it before.
+    if let Some((_, model)) = settings.iter().find(|(name, _)| name == "model")
+        && let Ok(model) = serde_json::from_str::<String>(model)
+        && let Err(problem) = crate::agent::models::resolve(
+            &gateway.config(),
+            &source.agent_id,
+            Some(&model),
+            gateway,
+        )
+    {
+        return Err(ErrorShape::invalid(format!(
+            "model {model} cannot be used: {problem}"
         )));
     }
     let (message, next_message_seq) = match message {
