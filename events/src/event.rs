@@ -121,6 +121,8 @@ pub enum Event {
     // DM pairing for chat channels (`dmPolicy: "pairing"`).
     ChannelPairingRequested(ChannelPairingRequested),
     ChannelPairingResolved(ChannelPairingResolved),
+    // A session forked from another at a seq (`clawback.sessions.fork`).
+    SessionForked(SessionForked),
     // Session content encrypted under the session's data key, and the
     // destruction of such keys (crypto-shredding; see `crate::sealed`).
     Sealed(crate::sealed::Sealed),
@@ -192,6 +194,7 @@ impl Event {
             Event::ChannelPairingRequested(_) => "channel.pairing.requested",
             Event::ChannelPairingResolved(_) => "channel.pairing.resolved",
             Event::MerkleCheckpoint(_) => "merkle.checkpoint",
+            Event::SessionForked(_) => "session.forked",
             Event::Sealed(sealed) => sealed.skeleton.kind(),
             Event::SessionPurged(_) => "session.purged",
         }
@@ -206,6 +209,7 @@ impl Event {
             Event::SessionReset(e) => Some(&e.session_key),
             Event::SessionDeleted(e) => Some(&e.session_key),
             Event::SessionCompacted(e) => Some(&e.session_key),
+            Event::SessionForked(e) => Some(&e.session_key),
             Event::MessageAppended(e) => Some(&e.session_key),
             Event::AgentRunStarted(e) => Some(&e.session_key),
             Event::AgentRunFinished(e) => Some(&e.session_key),

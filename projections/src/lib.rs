@@ -62,7 +62,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 14;
+pub const STATE_FORMAT_VERSION: u8 = 15;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -199,6 +199,7 @@ impl State {
             Event::SessionReset(e) => self.sessions.reset(at, e, anomalies),
             Event::SessionDeleted(e) => self.sessions.deleted(at, &e, anomalies),
             Event::SessionCompacted(e) => self.sessions.compacted(at, e, anomalies),
+            Event::SessionForked(e) => self.sessions.forked(at, e, anomalies),
             Event::MessageAppended(e) => self.sessions.message_appended(at, e, anomalies),
             Event::AgentRunStarted(e) => self.sessions.run_started(at, e, anomalies),
             Event::AgentRunFinished(e) => self.sessions.run_finished(at, e, anomalies),

@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, VecDeque};
 use clawback_events::event::{
     AgentRunFinished, AgentRunStarted, LlmCallCompleted, LlmCallRequested, LlmOutcome,
     MessageAppended, Role, RunStatus, SessionCompacted, SessionCreated, SessionDeleted,
-    SessionPatched, SessionReset, ToolCallFinished, ToolCallRequested, ToolCallStarted,
-    ToolOutcome,
+    SessionForked, SessionPatched, SessionReset, ToolCallFinished, ToolCallRequested,
+    ToolCallStarted, ToolOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +75,18 @@ pub struct Session {
     /// Requested tool calls not yet finished.
     pub open_tool_calls: BTreeMap<String, OpenToolCall>,
     pub usage: UsageTotals,
+    /// Where this session's own history starts: its creation, or its
+    /// latest reset (records before it belong to an earlier transcript).
+    pub history_start_seq: u64,
+    /// The session and seq this one was forked from, if it was.
+    pub forked_from: Option<ForkOrigin>,
+}
+
+/// Where a forked session's history came from (`session.forked`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkOrigin {
+    pub session_key: String,
+    pub at_seq: u64,
 }
 
 /// One message of a transcript: where its record is. That is a
@@ -270,6 +282,127 @@ impl Sessions {
             recent_runs: VecDeque::new(),
             open_tool_calls: BTreeMap::new(),
             usage: UsageTotals::default(),
+            history_start_seq: at.seq,
+            forked_from: None,
+        };
+        self.by_key.insert(key, session);
+    }
+
+    /// A new session whose transcript is the source's entries up to
+    /// `at_seq` (the same seqs: nothing is copied but the index), with the
+    /// source's compaction if it was made by then, and its settings with
+    /// the fork's on top. A fork that names a missing source, a source
+    /// reset since (another id), a taken key, or a next message that is
+    /// not a user message of the source after `at_seq` changes nothing.
+    pub(crate) fn forked(&mut self, at: At, event: SessionForked, anomalies: &mut Anomalies) {
+        if self.by_key.contains_key(&event.session_key) {
+            anomalies.record(
+                at,
+                "session.exists",
+                format!(
+                    "fork into session {} that exists; ignored",
+                    event.session_key
+                ),
+            );
+            return;
+        }
+        let Some(source) = self.by_key.get(&event.source_session_key) else {
+            anomalies.record(
+                at,
+                "session.unknown",
+                format!(
+                    "fork of session {} that does not exist; ignored",
+                    event.source_session_key
+                ),
+            );
+            return;
+        };
+        if source.session_id != event.source_session_id {
+            anomalies.record(
+                at,
+                "fork.source_reset",
+                format!(
+                    "fork of session {} id {}, which is now id {}; ignored",
+                    event.source_session_key, event.source_session_id, source.session_id
+                ),
+            );
+            return;
+        }
+        let mut transcript: Vec<TranscriptEntry> = source
+            .transcript
+            .iter()
+            .take_while(|entry| entry.seq <= event.at_seq)
+            .copied()
+            .collect();
+        let prefix_len = transcript.len();
+        if let Some(next_seq) = event.next_message_seq {
+            let next = source.transcript.iter().find(|entry| {
+                entry.seq == next_seq && entry.seq > event.at_seq && entry.role == Role::User
+            });
+            match next {
+                Some(entry) => transcript.push(*entry),
+                None => {
+                    anomalies.record(
+                        at,
+                        "fork.next_message_unknown",
+                        format!(
+                            "fork names seq {next_seq} as the next user message of session {}, \
+                             which is not one after seq {}; ignored",
+                            event.source_session_key, event.at_seq
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+        // Only the latest compaction is kept: one made after `at_seq`
+        // cannot say what the context was then (the gateway refuses such
+        // forks), so the fork gets none rather than a wrong summary.
+        let compaction = match &source.compaction {
+            Some(compaction) if compaction.seq <= event.at_seq => Some(Compaction {
+                context_start: compaction.context_start.min(prefix_len),
+                ..compaction.clone()
+            }),
+            Some(compaction) => {
+                anomalies.record(
+                    at,
+                    "fork.before_compaction",
+                    format!(
+                        "fork of session {} at seq {}, before its compaction at seq {}; \
+                         the fork has no summary",
+                        event.source_session_key, event.at_seq, compaction.seq
+                    ),
+                );
+                None
+            }
+            None => None,
+        };
+        let mut settings = source.settings.clone();
+        settings.extend(event.settings);
+        let label = settings.get("label").map(|value| json_string_or_raw(value));
+        let key = event.session_key.clone();
+        let session = Session {
+            key: event.session_key,
+            session_id: event.session_id,
+            agent_id: event.agent_id,
+            label,
+            origin: Some("fork".to_owned()),
+            created_seq: at.seq,
+            created_ts_ms: at.ts_ms,
+            updated_ts_ms: at.ts_ms,
+            settings,
+            transcript,
+            compaction,
+            resets: 0,
+            active_runs: BTreeMap::new(),
+            recent_runs: VecDeque::new(),
+            open_tool_calls: BTreeMap::new(),
+            usage: UsageTotals::default(),
+            history_start_seq: at.seq,
+            forked_from: Some(ForkOrigin {
+                session_key: event.source_session_key,
+                at_seq: event.at_seq,
+            }),
         };
         self.by_key.insert(key, session);
     }
@@ -300,6 +433,8 @@ impl Sessions {
         session.session_id = event.new_session_id;
         session.transcript.clear();
         session.compaction = None;
+        session.history_start_seq = at.seq;
+        session.forked_from = None;
         session.resets = session.resets.saturating_add(1);
         let active: Vec<String> = session.active_runs.keys().cloned().collect();
         for run_id in active {

@@ -193,6 +193,29 @@ fn session_events() -> impl Strategy<Value = Event> {
             }
         )),
         key().prop_map(|session_key| Event::SessionDeleted(SessionDeleted { session_key })),
+        // Forks name seqs of the small histories generated, so prefixes,
+        // unknown sources, stale source ids and reused keys all happen.
+        (
+            key(),
+            key(),
+            id("sid", 5),
+            0u64..40,
+            proptest::option::of(0u64..40),
+        )
+            .prop_map(
+                |(session_key, source_session_key, source_session_id, at_seq, next)| {
+                    Event::SessionForked(SessionForked {
+                        session_key,
+                        session_id: "fork".to_owned(),
+                        agent_id: "main".to_owned(),
+                        source_session_key,
+                        source_session_id,
+                        at_seq,
+                        settings: vec![("model".to_owned(), "\"openai/gpt-5\"".to_owned())],
+                        next_message_seq: next,
+                    })
+                }
+            ),
         (key(), text(), 0u32..8).prop_map(|(session_key, summary, messages_compacted)| {
             Event::SessionCompacted(SessionCompacted {
                 session_key,

@@ -436,6 +436,117 @@ fn compaction_moves_the_model_context_and_reset_clears_the_transcript() {
 }
 
 #[test]
+fn a_fork_takes_the_sources_transcript_up_to_its_seq_by_reference() {
+    let key = "agent:main:main";
+    let message = |id: &str, role: Role| {
+        Event::MessageAppended(MessageAppended {
+            session_key: s(key),
+            message_id: s(id),
+            role,
+            content: s(id),
+            run_id: None,
+            tool_call_id: None,
+            origin: None,
+        })
+    };
+    let fork = |at_seq: u64, next: Option<u64>, source_id: &str, new_key: &str| {
+        Event::SessionForked(SessionForked {
+            session_key: s(new_key),
+            session_id: s("sid-fork"),
+            agent_id: s("main"),
+            source_session_key: s(key),
+            source_session_id: s(source_id),
+            at_seq,
+            settings: vec![(s("model"), s("\"other/model\""))],
+            next_message_seq: next,
+        })
+    };
+    // seqs: 0 created, 1 patch, 2 user, 3 assistant, 4 user, 5 assistant,
+    // 6 compaction (of 2), then forks.
+    let mut events = vec![
+        at(0, session(key)),
+        at(
+            1,
+            Event::SessionPatched(SessionPatched {
+                session_key: s(key),
+                set: vec![
+                    (s("thinkingLevel"), s("\"low\"")),
+                    (s("model"), s("\"a/b\"")),
+                ],
+                cleared: vec![],
+            }),
+        ),
+        at(1, message("u1", Role::User)),
+        at(1, message("a1", Role::Assistant)),
+        at(1, message("u2", Role::User)),
+        at(1, message("a2", Role::Assistant)),
+        at(
+            1,
+            Event::SessionCompacted(SessionCompacted {
+                session_key: s(key),
+                summary: s("first exchange"),
+                messages_compacted: 2,
+                tokens_before: 100,
+                tokens_after: 10,
+            }),
+        ),
+    ];
+    events.push(at(1, fork(3, Some(4), "sid-1", "fork-a"))); // 7: before the compaction
+    events.push(at(1, fork(6, None, "sid-1", "fork-b"))); // 8: after it
+    events.push(at(1, fork(3, Some(5), "sid-1", "fork-c"))); // 9: 5 is no user message
+    events.push(at(1, fork(3, None, "sid-old", "fork-d"))); // 10: stale source id
+    events.push(at(1, fork(3, None, "sid-1", "fork-a"))); // 11: key taken
+    let state = fold(events);
+    let sessions = &state.sessions.by_key;
+
+    let a = &sessions["fork-a"];
+    let seqs: Vec<u64> = a.transcript.iter().map(|entry| entry.seq).collect();
+    assert_eq!(
+        seqs,
+        [2, 3, 4],
+        "the prefix and the next user message, by seq"
+    );
+    assert_eq!(a.compaction, None, "the compaction came after seq 3");
+    assert_eq!(a.settings["model"], "\"other/model\"", "the override wins");
+    assert_eq!(
+        a.settings["thinkingLevel"], "\"low\"",
+        "the rest is inherited"
+    );
+    assert_eq!(a.origin.as_deref(), Some("fork"));
+    let origin = a.forked_from.as_ref().unwrap();
+    assert_eq!((origin.session_key.as_str(), origin.at_seq), (key, 3));
+    assert_eq!(a.session_id, "sid-fork");
+
+    let b = &sessions["fork-b"];
+    assert_eq!(b.transcript.len(), 4);
+    let (summary, context) = b.model_context();
+    assert_eq!(summary, Some("first exchange"));
+    assert_eq!(context.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+
+    assert!(!sessions.contains_key("fork-c"));
+    assert!(!sessions.contains_key("fork-d"));
+    assert_eq!(
+        sessions["fork-a"].created_seq, 7,
+        "the second fork-a changed nothing"
+    );
+    let kinds: Vec<&str> = state
+        .anomalies
+        .recent
+        .iter()
+        .map(|a| a.kind.as_str())
+        .collect();
+    for kind in [
+        "fork.before_compaction",
+        "fork.next_message_unknown",
+        "fork.source_reset",
+        "session.exists",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    assert_eq!(sessions[key].transcript.len(), 4, "the source is untouched");
+}
+
+#[test]
 fn a_reused_idempotency_key_is_refused_and_unconfirmed_lists_the_outbox() {
     let prepared = |id: &str, key: &str| {
         Event::DeliveryPrepared(DeliveryPrepared {
@@ -586,6 +697,15 @@ fn check_invariants(state: &State) {
         if let Some(compaction) = &session.compaction {
             assert!(compaction.context_start <= session.transcript.len());
         }
+        // Forks reuse the source's seqs, so order must survive them.
+        assert!(
+            session
+                .transcript
+                .windows(2)
+                .all(|pair| pair[0].seq < pair[1].seq),
+            "transcript of {} out of order",
+            session.key
+        );
         assert!(session.recent_runs.len() <= crate::sessions::RECENT_RUNS_MAX);
         for run in session.active_runs.values() {
             assert_eq!(run.state, RunState::Running);

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod audit_tree;
+pub mod diff;
 pub mod export;
 pub mod log_tree;
 pub mod merkle;
@@ -18,6 +19,8 @@ pub mod session_state;
 pub mod snapshot;
 pub mod timeline;
 
+#[cfg(test)]
+mod diff_tests;
 #[cfg(test)]
 mod log_tree_tests;
 #[cfg(test)]

@@ -41,6 +41,12 @@ pub fn describe(
             .unwrap_or_default(),
         state.next_seq.saturating_sub(1)
     )];
+    if let Some(origin) = &session.forked_from {
+        lines.push(format!(
+            "  forked from {} at seq {}",
+            origin.session_key, origin.at_seq
+        ));
+    }
     if !session.settings.is_empty() {
         let settings: Vec<String> = session
             .settings

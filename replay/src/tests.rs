@@ -385,10 +385,12 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // model's text (the context guard reads that reply's usage);
         // version 12 channels (seen platform messages, cursors, unsettled
         // replies); version 13 DM pairing requests and paired senders;
-        // version 14 the content keys destroyed by session purges.
+        // version 14 the content keys destroyed by session purges; version
+        // 15 where a session's history starts and what it was forked from
+        // (`session.forked`).
         (
-            14,
-            "f314b8634dc55b837517a048e59c9f6e621707a4469d6a5c2b5d5d67ed8b1e98"
+            15,
+            "f18c33c65d2ac1a781e0aad7f16cb0a5179f4a381ffeb2e3623349d51d50e1bd"
         ),
     );
 }

@@ -254,6 +254,23 @@ pub fn summarize(event: &Event) -> (Category, String) {
             let (category, summary) = summarize(&sealed.skeleton);
             (category, format!("{summary} (content sealed)"))
         }
+        Event::SessionForked(e) => (
+            Category::Session,
+            format!(
+                "forked from {} at seq {} (id {}, agent {}{}{})",
+                e.source_session_key,
+                e.at_seq,
+                e.session_id,
+                e.agent_id,
+                e.settings
+                    .iter()
+                    .map(|(key, value)| format!(", {key}={value}"))
+                    .collect::<String>(),
+                e.next_message_seq
+                    .map(|seq| format!(", next turn answers the user message at seq {seq}"))
+                    .unwrap_or_default()
+            ),
+        ),
         Event::SessionCompacted(e) => (
             Category::Session,
             format!(

@@ -77,6 +77,9 @@ fn reported(gateway: &Gateway, request: &RunRequest) -> Option<u64> {
         .iter()
         .map(|entry| Message::User(message_text(&**store, &*gateway.keyring, entry)))
         .collect();
-    after.push(Message::User(request.message.clone()));
+    // A message already in the transcript (a fork's) is among `trailing`.
+    if request.message_seq.is_none() {
+        after.push(Message::User(request.message.clone()));
+    }
     Some(reported + estimate_tokens(&after))
 }

@@ -70,6 +70,11 @@ pub struct RunRequest {
     /// The chat message this turn answers (channel, sender, platform id),
     /// recorded on the user's message.
     pub origin: Option<clawback_events::event::MessageOrigin>,
+    /// The user's message is already in the session's transcript, as the
+    /// entry at this seq (a fork's first turn answering its source's next
+    /// message, by reference): the run neither records it again nor adds
+    /// it to the context a second time. `message` is its text.
+    pub message_seq: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -155,7 +160,9 @@ pub async fn execute(
         };
     }
     let mut messages = context(gateway, &request);
-    messages.push(Message::User(request.message.clone()));
+    if request.message_seq.is_none() {
+        messages.push(Message::User(request.message.clone()));
+    }
     let mut compacted_once = false;
     let tools = runtime.tools.specs();
     // The context guard: a context that would not fit the first model's
@@ -176,7 +183,9 @@ pub async fn execute(
             && result.compacted
         {
             messages = context(gateway, &request);
-            messages.push(Message::User(request.message.clone()));
+            if request.message_seq.is_none() {
+                messages.push(Message::User(request.message.clone()));
+            }
         }
     }
 
@@ -194,8 +203,9 @@ pub async fn execute(
             &tools,
         )
     });
-    let mut batch = vec![
-        Event::MessageAppended(MessageAppended {
+    let mut batch = Vec::with_capacity(3);
+    if request.message_seq.is_none() {
+        batch.push(Event::MessageAppended(MessageAppended {
             session_key: request.session_key.clone(),
             message_id: uuid::Uuid::new_v4().to_string(),
             role: Role::User,
@@ -203,15 +213,15 @@ pub async fn execute(
             run_id: Some(request.run_id.clone()),
             tool_call_id: None,
             origin: request.origin.clone(),
-        }),
-        Event::AgentRunStarted(AgentRunStarted {
-            run_id: request.run_id.clone(),
-            session_key: request.session_key.clone(),
-            agent_id: request.agent_id.clone(),
-            model: first.map(Resolved::name),
-            trigger: request.trigger.to_owned(),
-        }),
-    ];
+        }));
+    }
+    batch.push(Event::AgentRunStarted(AgentRunStarted {
+        run_id: request.run_id.clone(),
+        session_key: request.session_key.clone(),
+        agent_id: request.agent_id.clone(),
+        model: first.map(Resolved::name),
+        trigger: request.trigger.to_owned(),
+    }));
     if let (Some(resolved), Some(call)) = (first, &call) {
         batch.push(call.requested(&request, resolved));
     }

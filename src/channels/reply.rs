@@ -57,6 +57,7 @@ async fn run(gateway: &Arc<Gateway>, account: &Arc<Account>, turn: Turn) -> Resu
         .is_some()
         .then(|| gateway.agent.follow_text(&turn.run_id));
     let request = RunRequest {
+        message_seq: None,
         run_id: turn.run_id.clone(),
         session_key: turn.session_key.clone(),
         agent_id: turn.agent_id.clone(),

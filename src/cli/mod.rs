@@ -16,6 +16,9 @@ mod bench_protocol;
 mod bench_timeline;
 mod debug;
 mod demo;
+mod diff;
+mod fork;
+mod gateway_client;
 mod log;
 mod progress;
 mod replay;
@@ -66,6 +69,12 @@ enum Command {
     },
     /// Show one session's recorded timeline, without re-executing anything.
     Replay(replay::ReplayArgs),
+    /// Fork a session at a seq and run its next turn live (through the
+    /// running gateway); `--prompt FILE` gives the next user message.
+    Fork(fork::ForkArgs),
+    /// Where two sessions' behaviour diverged (e.g. a fork and its source),
+    /// read from the log offline.
+    Diff(diff::DiffArgs),
     /// Read the raw log.
     Log {
         #[command(subcommand)]
@@ -103,6 +112,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Auth { command } => auth::run(&state_dir, command),
         Command::Snapshot { command } => snapshot::run(&state_dir, command),
         Command::Replay(args) => replay::run(&state_dir, args),
+        Command::Fork(args) => fork::run(&state_dir, args),
+        Command::Diff(args) => diff::run(&state_dir, args),
         Command::Log { command } => log::run(&state_dir, command),
         Command::Bench { command } => bench::run(command),
         Command::Demo(args) => demo::run(args),

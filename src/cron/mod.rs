@@ -305,6 +305,7 @@ async fn execute(gateway: &Arc<Gateway>, job: &CronJob, run_id: &str) -> CronRun
         .unwrap_or(crate::gateway::protocol::methods::DEFAULT_AGENT)
         .to_owned();
     let request = RunRequest {
+        message_seq: None,
         run_id: run_id.to_owned(),
         session_key: session_key.clone(),
         agent_id,

@@ -122,6 +122,8 @@ fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
                    "hash": change.config_hash, "ts": ts}),
         ),
         Event::SessionCreated(e) => session_changed(gateway, &e.session_key, "create", ts),
+        // To a client a fork is a new session (OpenClaw has no fork reason).
+        Event::SessionForked(e) => session_changed(gateway, &e.session_key, "create", ts),
         Event::SessionPatched(e) => session_changed(gateway, &e.session_key, "patch", ts),
         Event::SessionReset(e) => session_changed(gateway, &e.session_key, "reset", ts),
         Event::SessionCompacted(e) => session_changed(gateway, &e.session_key, "compact", ts),

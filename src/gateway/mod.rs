@@ -467,7 +467,9 @@ async fn serve_logged(
 }
 
 /// The listen address from the config's `gateway.port` and `gateway.bind`.
-fn bind_from_config(config: &crate::config::model::ConfigFile) -> anyhow::Result<SocketAddr> {
+pub(crate) fn bind_from_config(
+    config: &crate::config::model::ConfigFile,
+) -> anyhow::Result<SocketAddr> {
     use crate::config::model::BindMode;
     let section = config.gateway.as_ref();
     let port = section

@@ -22,6 +22,7 @@ mod crash;
 mod cron;
 mod discord_server;
 mod exec_approvals;
+mod fork;
 mod gateway;
 mod gemini_signatures;
 mod http_hooks;

@@ -86,6 +86,35 @@ pub struct MessageAppended {
     pub origin: Option<MessageOrigin>,
 }
 
+/// A new session whose history is another session's up to `at_seq`.
+///
+/// Why the history is named, not copied: a transcript is a list of seqs
+/// into the log, and the fork's first entries are the source's own records
+/// (the text stays only in the records that carried it, which per-session
+/// encryption of content relies on). The sessions projection gives the
+/// fork the source's transcript entries with seq <= `at_seq`, its
+/// compaction if made by then, and its settings with `settings` on top.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionForked {
+    /// The new session.
+    pub session_key: String,
+    pub session_id: String,
+    pub agent_id: String,
+    pub source_session_key: String,
+    /// The source's id when forked: a later reset of the source starts
+    /// another history, which this fork is not part of.
+    pub source_session_id: String,
+    /// The last seq of the source's history the fork keeps.
+    pub at_seq: u64,
+    /// Settings set on the fork on top of the source's (`sessions.patch`
+    /// keys, values as JSON text), e.g. another `model`.
+    pub settings: Vec<(String, String)>,
+    /// The source's user message (a transcript entry after `at_seq`) that
+    /// the fork's first turn answers again, by reference; `None` when the
+    /// turn brings a new message (recorded by its run as usual).
+    pub next_message_seq: Option<u64>,
+}
+
 /// A session's content keys destroyed (`sessions.delete` with `purge`):
 /// every record sealed under them stays in the log, verifiable and
 /// unreadable. Recorded before the keys are destroyed, so a crash in

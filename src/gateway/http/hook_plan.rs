@@ -121,6 +121,7 @@ impl Hook {
         check_message_size(&message)?;
         Ok(WakeRun {
             request: RunRequest {
+                message_seq: None,
                 run_id: format!("hook-wake:{}", uuid::Uuid::new_v4()),
                 session_key,
                 agent_id: agent_id.to_owned(),
@@ -408,6 +409,7 @@ impl Hook {
             });
         Ok(AgentRun {
             request: RunRequest {
+                message_seq: None,
                 run_id,
                 session_key,
                 agent_id: target.agent_id,

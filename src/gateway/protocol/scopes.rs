@@ -25,9 +25,13 @@ const METHOD_TABLE: &str = include_str!("methods-2026.9.6.tsv");
 /// does not use), with their scopes: part of the table, so they are known
 /// (authorized, not "unknown method") and checked like core methods.
 /// Reading a session's recorded history or the audit status needs what
-/// `chat.history` needs.
-const CLAWBACK_METHODS: &[(&str, &str)] =
-    &[("clawback.timeline", READ), ("clawback.audit.status", READ)];
+/// `chat.history` needs; forking a session and running its next turn,
+/// what `chat.send` needs.
+const CLAWBACK_METHODS: &[(&str, &str)] = &[
+    ("clawback.timeline", READ),
+    ("clawback.audit.status", READ),
+    ("clawback.sessions.fork", WRITE),
+];
 
 /// `sessions.patch` keys an `operator.write` connection may set.
 const SESSIONS_PATCH_WRITE_KEYS: &[&str] = &[
@@ -481,6 +485,21 @@ mod tests {
             );
         }
         assert!(!is_known("clawback.nothing"));
+    }
+
+    #[test]
+    fn forking_a_session_needs_write() {
+        let method = "clawback.sessions.fork";
+        assert!(is_known(method));
+        assert_eq!(required_scope(method, None), Ok(WRITE));
+        assert_eq!(
+            authorize(method, None, "operator", &scopes(&[READ])),
+            Err(Denied::MissingScope(WRITE))
+        );
+        assert_eq!(
+            authorize(method, None, "operator", &scopes(&[WRITE])),
+            Ok(())
+        );
     }
 
     #[test]

@@ -444,6 +444,7 @@ fn start(
 ) {
     let text = follow.then(|| gateway.agent.follow_text(run_id));
     let request = RunRequest {
+        message_seq: None,
         run_id: run_id.to_owned(),
         session_key: turn.session_key.clone(),
         agent_id: turn.agent_id.clone(),

@@ -152,6 +152,7 @@ fn agent_inner(
             (_, model) => model.map(str::to_owned),
         };
         Ok(RunRequest {
+            message_seq: None,
             run_id,
             session_key,
             agent_id,
@@ -226,6 +227,7 @@ fn chat_send_inner(
         Ok((
             mode,
             RunRequest {
+                message_seq: None,
                 run_id,
                 session_key,
                 agent_id,

@@ -17,8 +17,9 @@
 //! `models`, `sessions`, `inventory` (devices), `nodes` (node catalog and
 //! surface pairing), `node_invoke` (commands run on nodes), `cron`; `params`
 //! checks request params the way OpenClaw's validator words its errors;
-//! clawback's own methods: `timeline` (`clawback.timeline`) and
-//! `audit_status` (`clawback.audit.status`).
+//! clawback's own methods: `timeline` (`clawback.timeline`),
+//! `audit_status` (`clawback.audit.status`) and `fork`
+//! (`clawback.sessions.fork`).
 
 mod agent;
 pub mod agents;
@@ -31,6 +32,7 @@ mod cron;
 mod cron_view;
 mod devices;
 mod exec_policy;
+mod fork;
 mod inventory;
 mod logs;
 mod models;
@@ -149,6 +151,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "send",
     "clawback.timeline",
     "clawback.audit.status",
+    "clawback.sessions.fork",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -363,6 +366,7 @@ pub async fn call(
         "sessions.compact" => sessions::compact(gateway, caller, params).await,
         "clawback.timeline" => simple(timeline::timeline(gateway, params).await),
         "clawback.audit.status" => simple(audit_status::status(gateway, params).await),
+        "clawback.sessions.fork" => fork::fork(gateway, caller, params).await,
         "connect" => simple(Err(ErrorShape::invalid(
             "connect is only valid as the first request",
         ))),

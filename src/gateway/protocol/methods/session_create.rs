@@ -132,6 +132,7 @@ pub async fn create(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Val
         // The first turn starts once the session is durable.
         let run_started = message.as_ref().map(|message| {
             let request = crate::agent::RunRequest {
+                message_seq: None,
                 run_id: run_id.clone(),
                 session_key: key.to_owned(),
                 agent_id: agent.clone(),

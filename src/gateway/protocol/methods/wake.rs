@@ -73,6 +73,7 @@ pub fn start_system_turn(
     text: &str,
 ) {
     let request = RunRequest {
+        message_seq: None,
         run_id: format!("wake:{}", uuid::Uuid::new_v4()),
         session_key: session_key.to_owned(),
         agent_id: agent_id.to_owned(),
