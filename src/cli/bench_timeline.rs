@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use clawback_events::sealed::NoKeys;
 use clawback_events::store::{Durability, LogStore};
 use clawback_events::{Log, LogConfig, SystemClock};
 use clawback_replay::timeline::{TimelineFilter, session_timeline};
@@ -57,7 +58,7 @@ pub fn run(args: TimelineBenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let root = temporary.path().join("state");
     println!("# clawback bench timeline\n");
     println!("machine: {}\n", machine_description());
-    let records = fill(&root, args.events)?;
+    let records = fill(&root, args.events, true)?;
     println!(
         "state dir: one session of {} records among {records} records in all\n",
         args.events
@@ -73,11 +74,29 @@ pub fn run(args: TimelineBenchArgs) -> anyhow::Result<std::process::ExitCode> {
     })?;
     anyhow::ensure!(entries as u64 == args.events, "read {entries} entries");
     row(
-        "replay crate in process: `session_timeline` (read, decode, summarise)",
+        "replay crate in process: `session_timeline` (read, decode, open, summarise)",
         &times,
-        &format!("{entries} entries"),
+        &format!("{entries} entries, content sealed (AES-256-GCM) as the gateway writes it"),
     );
     drop(store);
+
+    // The same session written in clear (as logs from before sealing are):
+    // what opening the content costs, side by side.
+    let clear_root = temporary.path().join("clear");
+    fill(&clear_root, args.events, false)?;
+    let clear_store = StateDir::at(&clear_root).open_existing_store()?;
+    let (times, entries) = repeat(args.runs, || {
+        let filter = TimelineFilter::default();
+        let entries = session_timeline(&*clear_store, &NoKeys, SESSION, &filter)?;
+        Ok(entries.len())
+    })?;
+    anyhow::ensure!(entries as u64 == args.events, "read {entries} entries");
+    row(
+        "the same reader on the session written in clear",
+        &times,
+        "nothing to open: the cost of sealing is the difference",
+    );
+    drop(clear_store);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,16 +129,18 @@ pub fn run(args: TimelineBenchArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// Writes the state dir; returns the number of records.
-fn fill(root: &std::path::Path, events: u64) -> anyhow::Result<u64> {
+/// Writes the state dir, its session content sealed when `sealed` (as the
+/// gateway writes it); returns the number of records.
+fn fill(root: &std::path::Path, events: u64, sealed: bool) -> anyhow::Result<u64> {
     let store = StateDir::at(root).open_store()?;
     let config = LogConfig {
         durability: Durability::Buffered,
         ..LogConfig::default()
     };
     let log = Log::open(store.clone(), config, Arc::new(SystemClock), None)?;
-    // Content sealed as the gateway seals it, so reading measures opening.
-    log.seal_with(Arc::new(Keyring::open(&StateDir::at(root).content_keys())?))?;
+    if sealed {
+        log.seal_with(Arc::new(Keyring::open(&StateDir::at(root).content_keys())?))?;
+    }
     log.append_blocking(vec![
         session_created(SESSION.to_owned()),
         session_created("agent:main:other".to_owned()),

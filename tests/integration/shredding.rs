@@ -10,12 +10,14 @@ use serde_json::{Value, json};
 use crate::agent::{mock_gateway, request};
 use crate::gateway::stop;
 use crate::protocol::{connected, runtime};
-use crate::support::{clawback, stdout};
+use crate::support::{clawback, fixture, stderr, stdout};
 
 const PURGED_SESSION: &str = "agent:main:purge-me";
 const KEPT_SESSION: &str = "agent:main:keep-me";
 const SECRET: &str = "aubergine-7731";
 const KEPT: &str = "marigold-4410";
+/// Set to rewrite `fixtures/sealed-v1.*` from this test's run.
+const WRITE_FIXTURE: &str = "CLAWBACK_WRITE_SEALED_FIXTURE";
 /// Said in the main session, which cannot be deleted: a reset with purge
 /// forgets it.
 const MAIN_SECRET: &str = "papaya-5521";
@@ -158,4 +160,56 @@ fn a_purged_sessions_content_is_gone_and_the_log_still_verifies() {
         check.contains("check: a full rebuild from seq 0 gives the same state hash"),
         "{check}"
     );
+
+    if std::env::var_os(WRITE_FIXTURE).is_some() {
+        let archive = fixture("sealed-v1.cblog");
+        let output = clawback(
+            state,
+            &["log", "archive", "-o", archive.to_str().expect("utf-8")],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        let keys_fixture = fixture("sealed-v1.keys");
+        let _ = std::fs::remove_dir_all(&keys_fixture);
+        std::fs::create_dir_all(&keys_fixture).expect("keys fixture dir");
+        for entry in std::fs::read_dir(&keys).expect("keyring") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().expect("name");
+            std::fs::copy(&path, keys_fixture.join(name)).expect("copy a key file");
+        }
+    }
+}
+
+/// The checked-in sealed log (with its keyring: one live key, two purge
+/// tombstones) reads back as it was recorded: sealed records keep decoding
+/// and opening byte for byte in later builds, and purged stays purged.
+#[test]
+fn the_sealed_fixture_log_opens_what_is_kept_and_not_what_was_purged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = fixture("sealed-v1.cblog");
+    let output = clawback(
+        dir.path(),
+        &["log", "import", archive.to_str().expect("utf-8")],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let keys = dir.path().join("content-keys");
+    std::fs::create_dir_all(&keys).expect("keyring dir");
+    for entry in std::fs::read_dir(fixture("sealed-v1.keys")).expect("keys fixture") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, keys.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let replay = stdout(&clawback(
+        dir.path(),
+        &["replay", KEPT_SESSION, "--no-state"],
+    ));
+    assert!(replay.contains(KEPT), "{replay}");
+    let replay = stdout(&clawback(dir.path(), &["replay", PURGED_SESSION]));
+    assert!(
+        replay.contains("[purged]") && !replay.contains(SECRET),
+        "{replay}"
+    );
+    let export = stdout(&clawback(dir.path(), &["audit", "export"]));
+    assert!(!export.contains(SECRET) && !export.contains(MAIN_SECRET));
+    assert!(export.contains("\"content\":\"opened\""));
+    let audit = clawback(dir.path(), &["audit", "verify"]);
+    assert!(audit.status.success(), "{}", stdout(&audit));
 }
