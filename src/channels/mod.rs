@@ -102,11 +102,23 @@ impl Hub {
             .insert((channel.to_owned(), account_id.to_owned()), reason);
     }
 
-    fn clear_problem(&self, channel: &str) {
+    /// Forgets `channel`'s problems (or one account's).
+    fn clear_problem(&self, channel: &str, only: Option<&str>) {
         self.problems
             .lock()
             .expect("problems lock")
-            .retain(|(problem_channel, _), _| problem_channel != channel);
+            .retain(|(problem_channel, account), _| {
+                problem_channel != channel || only.is_some_and(|only| only != account)
+            });
+    }
+
+    /// Forgets an account (stopped, and about to be rebuilt from config or
+    /// removed from it).
+    fn remove(&self, channel: &str, account_id: &str) {
+        self.accounts
+            .lock()
+            .expect("accounts lock")
+            .remove(&(channel.to_owned(), account_id.to_owned()));
     }
 
     fn insert(&self, account: Arc<Account>) -> Option<Arc<Account>> {
