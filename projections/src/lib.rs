@@ -60,7 +60,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 13;
+pub const STATE_FORMAT_VERSION: u8 = 14;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.

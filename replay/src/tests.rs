@@ -383,10 +383,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // thought signatures on later turns); version 11 the same for the
         // model's text (the context guard reads that reply's usage);
         // version 12 channels (seen platform messages, cursors, unsettled
-        // replies); version 13 DM pairing requests and paired senders.
+        // replies); version 13 DM pairing requests and paired senders;
+        // version 14 each session's last chat (`channel: "last"`).
         (
-            13,
-            "5f649c974ecd89c107d0290913776451d6e07207a38913bdd537805a3182c2b0"
+            14,
+            "8df1dc7cd1403aebaaf75ec6f19142a07ab2cb403472041bcb272e568787ce5e"
         ),
     );
 }

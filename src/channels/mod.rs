@@ -16,6 +16,8 @@
 //! - `outbox`: `delivery.prepared` before the send, `delivery.sent` or
 //!   `delivery.failed` after, retries on rate limits, and what a restart
 //!   does with a send it cannot confirm;
+//! - `announce`: cron and hook results sent to a chat (`channel: "last"`
+//!   is the session's last chat), through the outbox;
 //! - `chunk`: where a reply is cut;
 //! - `platform`: the adapter trait; `telegram`, `discord`, `slack`,
 //!   `matrix` and `webhook` implement it;
@@ -29,6 +31,7 @@
 //! restart cannot confirm is resent only where the platform deduplicates by
 //! the part's key, and otherwise reported, never silently repeated.
 
+pub mod announce;
 pub mod chunk;
 pub mod discord;
 pub mod inbound;

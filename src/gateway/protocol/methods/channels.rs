@@ -317,7 +317,7 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
 
 /// `telegram:123` and `tg:123` name the chat `123` on Telegram;
 /// `matrix:room:!id:server` and `room:!id:server` the room `!id:server`.
-fn strip_prefix(channel: &str, to: &str) -> String {
+pub fn strip_prefix(channel: &str, to: &str) -> String {
     let prefixes: &[&str] = match channel {
         "telegram" => &["telegram:", "tg:"],
         "discord" => &["discord:", "channel:"],

@@ -25,7 +25,7 @@ pub mod agents;
 pub mod approvals;
 mod audit_status;
 mod channel_pairing;
-mod channels;
+pub mod channels;
 mod config;
 mod cron;
 mod cron_view;
