@@ -121,6 +121,8 @@ pub enum Event {
     // DM pairing for chat channels (`dmPolicy: "pairing"`).
     ChannelPairingRequested(ChannelPairingRequested),
     ChannelPairingResolved(ChannelPairingResolved),
+    // A channel account logged out by an operator.
+    ChannelLoggedOut(ChannelLoggedOut),
 }
 
 impl Event {
@@ -187,6 +189,7 @@ impl Event {
             Event::ChannelReplyCompleted(_) => "channel.reply.completed",
             Event::ChannelPairingRequested(_) => "channel.pairing.requested",
             Event::ChannelPairingResolved(_) => "channel.pairing.resolved",
+            Event::ChannelLoggedOut(_) => "channel.logged.out",
             Event::MerkleCheckpoint(_) => "merkle.checkpoint",
         }
     }

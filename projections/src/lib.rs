@@ -241,6 +241,9 @@ impl State {
             Event::ChannelReplyCompleted(e) => self.channels.reply_completed(at, &e, anomalies),
             Event::ChannelPairingRequested(e) => self.channels.pairing_requested(at, e, anomalies),
             Event::ChannelPairingResolved(e) => self.channels.pairing_resolved(at, &e, anomalies),
+            // A logout stops a running account; the record is the audit
+            // trail of who did it and what was forgotten.
+            Event::ChannelLoggedOut(_) => {}
             // A checkpoint vouches for the log and changes no projection:
             // the tree is derived from the log by `clawback-replay::merkle`
             // when someone asks, never kept in the state.

@@ -421,6 +421,20 @@ pub fn summarize(event: &Event) -> (Category, String) {
                 e.channel, e.request_id, e.sender_id, e.decision, e.reviewer
             ),
         ),
+        Event::ChannelLoggedOut(e) => (
+            Category::Other,
+            format!(
+                "{} account {} logged out by {}: {}{}",
+                e.channel,
+                e.account_id,
+                e.reviewer,
+                e.actions.join("; "),
+                e.error
+                    .as_ref()
+                    .map(|error| format!(" (failed: {error})"))
+                    .unwrap_or_default()
+            ),
+        ),
         Event::ChannelReplyCompleted(e) => (
             Category::Delivery,
             format!("reply of run {} settled: {}", e.run_id, e.outcome),

@@ -5,6 +5,8 @@
 //! account, routed by `match.accountId` into per-account session keys;
 //! `channels.status` lists both; `channels.stop`/`start` and `send` take an
 //! `accountId`; after a restart each resumes from its own cursor.
+//! `channels.logout` stops an account, deletes its Telegram webhook and
+//! records who did it.
 
 use std::time::Duration;
 
@@ -197,5 +199,74 @@ fn two_telegram_bots_run_side_by_side_each_on_its_own_account() {
     assert_eq!(
         by_account("work")[0]["admission"]["Admitted"]["session_key"],
         "agent:work:telegram:work:direct:7"
+    );
+}
+
+#[test]
+fn logout_stops_an_account_deletes_its_webhook_and_is_recorded() {
+    let llm = LlmServer::start();
+    let work = TelegramServer::start_bot(WORK_TOKEN, 22, "work_bot");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},
+  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',
+    models: [{{ id: 'mock-model' }}] }} }} }},
+  channels: {{ telegram: {{ accounts: {{ work: {{ botToken: '{WORK_TOKEN}', apiRoot: '{}',
+    webhookUrl: 'https://bot.example/tg', webhookSecret: 'work-secret-123' }} }} }} }} }}\n",
+        llm.base_url(),
+        work.api_root(),
+    );
+    std::fs::write(dir.path().join("config.json5"), text).expect("config");
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    work.wait_for("setWebhook", |t| !t.calls("setWebhook").is_empty());
+
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let (missing, _) = request(
+            &mut socket,
+            "l0",
+            "channels.logout",
+            json!({"channel": "telegram", "accountId": "home"}),
+            1,
+        )
+        .await;
+        assert_eq!(missing[0]["ok"], false, "{missing:?}");
+        // Without accountId: the channel's default account, here its only one.
+        let (answers, _) = request(
+            &mut socket,
+            "l1",
+            "channels.logout",
+            json!({"channel": "telegram"}),
+            1,
+        )
+        .await;
+        let answer = &answers[0]["payload"];
+        assert_eq!(answers[0]["ok"], true, "{answers:?}");
+        assert_eq!(answer["channel"], "telegram");
+        assert_eq!(answer["accountId"], "work");
+        assert_eq!(answer["cleared"], true);
+        assert_eq!(answer["loggedOut"], true);
+        assert!(
+            answer["actions"].to_string().contains("deleteWebhook"),
+            "{answer}"
+        );
+        let (status, _) = request(&mut socket, "st", "channels.status", json!({}), 1).await;
+        let account = &status[0]["payload"]["channelAccounts"]["telegram"][0];
+        assert_eq!(account["running"], false, "{account}");
+    });
+    assert_eq!(work.calls("deleteWebhook").len(), 1);
+    stop(running);
+
+    let logged_out: Vec<Value> = log_records(dir.path(), 200)
+        .iter()
+        .filter(|record| record["kind"] == "channel.logged.out")
+        .filter_map(|record| record["event"].as_object()?.values().next().cloned())
+        .collect();
+    assert_eq!(logged_out.len(), 1, "{logged_out:?}");
+    assert_eq!(logged_out[0]["account_id"], "work");
+    assert_eq!(logged_out[0]["cleared"], true);
+    assert!(
+        !logged_out[0].to_string().contains(WORK_TOKEN),
+        "no token in the record"
     );
 }

@@ -389,3 +389,84 @@ fn messages_missed_past_one_sync_are_read_back_not_skipped() {
     }
     assert_eq!(llm.requests().len(), 2);
 }
+
+#[test]
+fn logout_revokes_a_password_login_and_leaves_a_configured_token() {
+    let synapse = Synapse::start(None);
+    let llm = LlmServer::start();
+    let (bot, alice) = (synapse.register("bot"), synapse.register("alice"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = format!("userId: '{}', password: '{}'", bot.id, bot.password);
+    write_config(dir.path(), &llm, &synapse.url(), &auth, "");
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    // The bot accepting the invite proves it logged in and syncs.
+    dm_with_bot(&synapse, &alice, &bot);
+    let clawback_devices = || -> Vec<String> {
+        synapse.call("GET", "/_matrix/client/v3/devices", Some(&bot.token), None)["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .filter_map(|device| device["device_id"].as_str())
+            .filter(|id| id.starts_with("CLAWBACK"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(clawback_devices().len(), 1, "the login made one device");
+
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let (answers, _) = request(
+            &mut socket,
+            "out",
+            "channels.logout",
+            json!({"channel": "matrix", "accountId": "default"}),
+            1,
+        )
+        .await;
+        assert_eq!(answers[0]["ok"], true, "{answers:?}");
+        let answer = &answers[0]["payload"];
+        assert_eq!(answer["cleared"], true, "{answer}");
+        assert!(
+            answer["actions"].to_string().contains("logged out device"),
+            "{answer}"
+        );
+    });
+    assert!(
+        clawback_devices().is_empty(),
+        "the device and its token are gone"
+    );
+    stop(running);
+
+    // A configured access token is the operator's: logout leaves it valid.
+    write_config(
+        dir.path(),
+        &llm,
+        &synapse.url(),
+        &format!("accessToken: '{}'", bot.token),
+        "",
+    );
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let (answers, _) = request(
+            &mut socket,
+            "out2",
+            "channels.logout",
+            json!({"channel": "matrix"}),
+            1,
+        )
+        .await;
+        assert_eq!(answers[0]["payload"]["cleared"], false, "{answers:?}");
+    });
+    synapse.call(
+        "GET",
+        "/_matrix/client/v3/account/whoami",
+        Some(&bot.token),
+        None,
+    );
+    stop(running);
+    let records = log_records(dir.path(), 400);
+    let logged_out = kinds(&records, "channel.logged.out");
+    assert_eq!(logged_out.len(), 2, "{logged_out:?}");
+    assert!(!logged_out[0].to_string().contains(&bot.password));
+}

@@ -87,3 +87,19 @@ pub struct ChannelPairingResolved {
     pub decision: String,
     pub reviewer: String,
 }
+
+/// An operator logged a channel account out (`channels.logout`): the
+/// account was stopped and what clawback held with the platform for it
+/// forgotten (`actions`, in words). Tokens are never recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelLoggedOut {
+    pub channel: String,
+    pub account_id: String,
+    /// Whether a credential or platform-side session was cleared.
+    pub cleared: bool,
+    pub actions: Vec<String>,
+    /// Why the platform-side part failed, if it did (the account is
+    /// stopped either way).
+    pub error: Option<String>,
+    pub reviewer: String,
+}

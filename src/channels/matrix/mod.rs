@@ -317,6 +317,44 @@ impl Matrix {
         }
     }
 
+    /// `channels.logout`: a session clawback obtained by password login is
+    /// logged out on the homeserver (its access token dies) and forgotten;
+    /// a configured access token is the operator's and is left alone.
+    async fn log_out(&self) -> Result<super::platform::Logout, String> {
+        let session = self.session.lock().await.take();
+        match (&self.auth, session) {
+            (Auth::Token(_), _) => Ok(super::platform::Logout {
+                cleared: false,
+                actions: vec![
+                    "the configured access token stays valid (it is the operator's: remove channels.matrix.accessToken to forget it)".to_owned(),
+                ],
+            }),
+            (Auth::Password { .. }, None) => Ok(super::platform::Logout {
+                cleared: false,
+                actions: vec!["no login session was open".to_owned()],
+            }),
+            (Auth::Password { device_id, .. }, Some(session)) => {
+                self.api
+                    .call(
+                        Method::POST,
+                        &["logout"],
+                        &[],
+                        Some(&json!({})),
+                        Some(&session.token),
+                        CALL_TIMEOUT,
+                    )
+                    .await
+                    .map_err(|error| format!("logout failed: {}", error.message))?;
+                Ok(super::platform::Logout {
+                    cleared: true,
+                    actions: vec![format!(
+                        "logged out device {device_id} on the homeserver (its access token is revoked)"
+                    )],
+                })
+            }
+        }
+    }
+
     /// Drops a session the homeserver no longer knows (a password account
     /// logs in again on the next call).
     async fn forget(&self, error: &ApiError) {
@@ -421,6 +459,10 @@ impl Platform for Matrix {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn logout(&self) -> BoxFuture<'_, Result<super::platform::Logout, String>> {
+        Box::pin(self.log_out())
     }
 
     fn run(

@@ -299,6 +299,30 @@ impl Platform for Telegram {
         self
     }
 
+    /// The webhook registration is the one thing clawback set up with
+    /// Telegram: deleted, so Telegram stops posting updates here (pending
+    /// ones stay for the next poll). The bot token cannot be revoked
+    /// through the Bot API; it stays in the config.
+    fn logout(&self) -> BoxFuture<'_, Result<super::platform::Logout, String>> {
+        Box::pin(async move {
+            self.api
+                .call(
+                    "deleteWebhook",
+                    &json!({"drop_pending_updates": false}),
+                    CALL_TIMEOUT,
+                )
+                .await
+                .map_err(|error| format!("deleteWebhook failed: {}", error.message))?;
+            Ok(super::platform::Logout {
+                cleared: matches!(self.mode, Mode::Webhook { .. }),
+                actions: vec![
+                    "deleted the Telegram webhook (deleteWebhook)".to_owned(),
+                    "the bot token stays in the config (the Bot API cannot revoke it)".to_owned(),
+                ],
+            })
+        })
+    }
+
     fn run(
         self: Arc<Self>,
         inbox: Inbox,

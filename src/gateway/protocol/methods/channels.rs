@@ -1,4 +1,5 @@
-//! `channels.status`, `channels.start`, `channels.stop` and `send`: the
+//! `channels.status`, `channels.start`, `channels.stop`, `channels.logout`
+//! and `send`: the
 //! channel accounts as operators see and drive them.
 
 use std::sync::Arc;
@@ -7,11 +8,12 @@ use clawback_projections::deliveries::DeliveryOutcome;
 use serde_json::{Map, Value, json};
 
 use super::super::frames::{ErrorShape, codes};
-use super::{Params, Reply, now_ms};
+use super::{Caller, Params, Reply, now_ms};
 use crate::channels::outbox::{self, Prepared};
 use crate::channels::settings::DEFAULT_ACCOUNT;
 use crate::channels::{Target, manager};
 use crate::gateway::Gateway;
+use clawback_events::event::{ChannelLoggedOut, Event};
 
 /// The channels clawback can run, in `channelOrder`.
 const CHANNELS: &[(&str, &str)] = &[
@@ -171,6 +173,56 @@ pub fn stop(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorSha
     Ok(json!({"ok": true, "channel": channel,
         "accountId": only.unwrap_or_else(|| default_account_id(gateway, &channel)),
         "accountIds": stopped, "stopped": true}))
+}
+
+/// `channels.logout`: stops the account (the channel's default unless one
+/// is named), forgets what clawback holds with the platform for it (the
+/// adapter's `logout`), records `channel.logged.out` and answers as
+/// OpenClaw (`channel`, `accountId`, `cleared`, `loggedOut`), with what was
+/// done in `actions`. Credentials in the config stay there: the account
+/// starts again on `channels.start` or a restart.
+pub async fn logout(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) -> Reply {
+    let (channel, only) = match channel_param("channels.logout", params) {
+        Ok(parsed) => parsed,
+        Err(error) => return Reply::answer(Err(error)),
+    };
+    let account_id = only.unwrap_or_else(|| default_account_id(gateway, &channel));
+    let Some(account) = gateway.channels.account(&channel, &account_id) else {
+        return Reply::answer(Err(ErrorShape::invalid(format!(
+            "{channel} has no account {account_id:?}"
+        ))));
+    };
+    account.stop();
+    let mut actions = vec![format!("stopped {channel} account {account_id}")];
+    let (cleared, error) = match account.platform.logout().await {
+        Ok(done) => {
+            actions.extend(done.actions);
+            (done.cleared, None)
+        }
+        Err(error) => (false, Some(error)),
+    };
+    let mut reply = Reply::answer(match &error {
+        None => Ok(
+            json!({"channel": channel, "accountId": account_id, "cleared": cleared,
+                          "loggedOut": cleared, "actions": actions}),
+        ),
+        Some(error) => Err(ErrorShape::new(
+            codes::UNAVAILABLE,
+            format!("{channel} account {account_id} stopped, but {error}"),
+        )),
+    });
+    reply.events.push((
+        format!("channel:{channel}"),
+        Event::ChannelLoggedOut(ChannelLoggedOut {
+            channel: channel.clone(),
+            account_id: account_id.clone(),
+            cleared,
+            actions,
+            error,
+            reviewer: caller.reviewer(),
+        }),
+    ));
+    reply
 }
 
 const SEND_PARAMS: &[&str] = &[
