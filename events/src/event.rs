@@ -123,6 +123,10 @@ pub enum Event {
     ChannelPairingResolved(ChannelPairingResolved),
     // A channel account logged out by an operator.
     ChannelLoggedOut(ChannelLoggedOut),
+    // A room invite (Matrix) and whether the bot joined.
+    ChannelInviteReceived(ChannelInviteReceived),
+    // A stream position recorded without a message (a first sync).
+    ChannelCursorRecorded(ChannelCursorRecorded),
 }
 
 impl Event {
@@ -190,6 +194,8 @@ impl Event {
             Event::ChannelPairingRequested(_) => "channel.pairing.requested",
             Event::ChannelPairingResolved(_) => "channel.pairing.resolved",
             Event::ChannelLoggedOut(_) => "channel.logged.out",
+            Event::ChannelInviteReceived(_) => "channel.invite.received",
+            Event::ChannelCursorRecorded(_) => "channel.cursor.recorded",
             Event::MerkleCheckpoint(_) => "merkle.checkpoint",
         }
     }

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use clawback_events::event::{
-    Admission, ChannelMessageReceived, ChannelPairingRequested, ChannelPairingResolved,
-    ChannelReplyCompleted, DeliveryPrepared,
+    Admission, ChannelCursorRecorded, ChannelMessageReceived, ChannelPairingRequested,
+    ChannelPairingResolved, ChannelReplyCompleted, DeliveryPrepared,
 };
 use serde::{Deserialize, Serialize};
 
@@ -315,6 +315,15 @@ impl Channels {
                 );
             }
         }
+    }
+
+    /// A position recorded without a message (a first sync): where the
+    /// account resumes until its first message moves it on.
+    pub(crate) fn cursor_recorded(&mut self, event: &ChannelCursorRecorded) {
+        self.cursors.insert(
+            (event.channel.clone(), event.account_id.clone()),
+            event.cursor.clone(),
+        );
     }
 
     fn remember_route(&mut self, session_key: &str, event: &ChannelMessageReceived, seq: u64) {

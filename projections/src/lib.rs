@@ -244,6 +244,10 @@ impl State {
             // A logout stops a running account; the record is the audit
             // trail of who did it and what was forgotten.
             Event::ChannelLoggedOut(_) => {}
+            // An invite is the audit trail of who brought the bot where;
+            // the room's messages are what the channels state keeps.
+            Event::ChannelInviteReceived(_) => {}
+            Event::ChannelCursorRecorded(e) => self.channels.cursor_recorded(&e),
             // A checkpoint vouches for the log and changes no projection:
             // the tree is derived from the log by `clawback-replay::merkle`
             // when someone asks, never kept in the state.

@@ -421,6 +421,26 @@ pub fn summarize(event: &Event) -> (Category, String) {
                 e.channel, e.request_id, e.sender_id, e.decision, e.reviewer
             ),
         ),
+        Event::ChannelInviteReceived(e) => (
+            Category::Inbound,
+            format!(
+                "{} invite to {} from {}: {}",
+                e.channel,
+                e.room_id,
+                e.inviter.as_deref().unwrap_or("(unknown)"),
+                match &e.reason {
+                    None => "joined".to_owned(),
+                    Some(reason) => format!("not joined ({reason})"),
+                }
+            ),
+        ),
+        Event::ChannelCursorRecorded(e) => (
+            Category::Other,
+            format!(
+                "{} account {} resumes from a recorded position",
+                e.channel, e.account_id
+            ),
+        ),
         Event::ChannelLoggedOut(e) => (
             Category::Other,
             format!(

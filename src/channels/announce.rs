@@ -207,6 +207,49 @@ pub async fn announce(
     }
 }
 
+/// What became of a hook's announcement: OpenClaw's `completion`
+/// `deliveryAttempted` and `delivered`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Attempt {
+    pub attempted: bool,
+    pub delivered: bool,
+}
+
+/// Announces a finished run's reply (a hook's), under `announce:<run id>`.
+/// An implied `last` with no last chat sends nothing (the reply stays in
+/// the session); a failure is logged with the reason.
+pub async fn reply(
+    gateway: &Gateway,
+    destination: &Destination,
+    sessions: &[String],
+    outcome: &crate::agent::RunOutcome,
+) -> Attempt {
+    if !outcome.ok || outcome.text.trim().is_empty() {
+        return Attempt::default();
+    }
+    if !destination.is_explicit() && resolve(gateway, destination, sessions).is_err() {
+        return Attempt::default();
+    }
+    let key = format!("announce:{}", outcome.run_id);
+    match announce(gateway, destination, sessions, &outcome.text, key).await {
+        Ok(Announced::Delivered(_)) => Attempt {
+            attempted: true,
+            delivered: true,
+        },
+        Ok(Announced::Pending { .. }) => Attempt {
+            attempted: true,
+            delivered: false,
+        },
+        Err(error) => {
+            tracing::warn!(run = %outcome.run_id, %error, "a run's reply was not announced");
+            Attempt {
+                attempted: true,
+                delivered: false,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

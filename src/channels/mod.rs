@@ -185,6 +185,63 @@ impl Inbox {
         inbound::receive(&self.gateway, &self.account, message).await
     }
 
+    /// Records a fact about the account that is not a message (a Matrix
+    /// invite, a first sync's position) on the channel's stream; `Ok` once
+    /// durable.
+    pub async fn record(
+        &self,
+        sender: &str,
+        correlation: &str,
+        event: clawback_events::event::Event,
+    ) -> Result<(), String> {
+        let channel = self.account.channel;
+        let actor = clawback_events::Actor::Channel {
+            channel: channel.to_owned(),
+            sender: sender.to_owned(),
+        };
+        crate::agent::compact::append(
+            &self.gateway,
+            &format!("channel:{channel}"),
+            &actor,
+            correlation,
+            vec![event],
+        )
+        .await
+    }
+
+    /// Whether the account's DM or group policy lets `inviter` bring the
+    /// bot into `room` (mention gating aside: an invite mentions nobody).
+    /// Under `dmPolicy: "pairing"` anyone may open a DM: the pairing code
+    /// is sent there.
+    pub fn admits_invite(&self, room: &str, inviter: &str, direct: bool) -> Result<(), String> {
+        let access = &self.account.settings.access;
+        let pairing = access
+            .dm_policy
+            .as_deref()
+            .is_none_or(|policy| policy == "pairing");
+        if direct && pairing {
+            return Ok(());
+        }
+        let chat = routing::Chat {
+            kind: if direct {
+                routing::ChatKind::Direct
+            } else {
+                routing::ChatKind::Group
+            },
+            id: room.to_owned(),
+            thread_id: None,
+            thread_is_topic: false,
+        };
+        policy::admit(
+            access,
+            self.account.channel,
+            self.account.settings.allow_prefixes,
+            &chat,
+            inviter,
+            true,
+        )
+    }
+
     /// Where this account's stream resumes, from the log.
     pub fn cursor(&self) -> Option<String> {
         self.gateway

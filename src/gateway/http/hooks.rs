@@ -52,9 +52,10 @@ use clawback_events::event::{Event, RpcAnswered, RpcOutcome, RpcReceived};
 use clawback_events::{Actor, NewEvent};
 use serde_json::{Map, Value, json};
 
-use super::hook_plan::{self, Plan, Refused};
+use super::hook_plan::{Plan, Refused};
 use super::{BodyError, json_response, read_body, text_response};
 use crate::agent::{RunOutcome, Started};
+use crate::channels::announce::{self, Attempt};
 use crate::config::model::{ConfigFile, HooksSection, SecretInput};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::AuthLimiter;
@@ -550,7 +551,13 @@ impl Hook {
                     let receiver = receiver.clone();
                     tokio::spawn(async move {
                         if let Some(outcome) = crate::agent::wait(receiver).await {
-                            deliver(&gateway, &delivery, &outcome).await;
+                            announce::reply(
+                                &gateway,
+                                &delivery.destination,
+                                &delivery.sessions,
+                                &outcome,
+                            )
+                            .await;
                         }
                     });
                 }
@@ -578,8 +585,16 @@ impl Hook {
                 Some(None) => json!({"status": "error", "replyDisposition": "empty"}),
                 Some(Some(outcome)) => {
                     let delivered = match &delivery {
-                        Some(delivery) => deliver(&self.gateway, delivery, &outcome).await,
-                        None => Delivered::default(),
+                        Some(delivery) => {
+                            announce::reply(
+                                &self.gateway,
+                                &delivery.destination,
+                                &delivery.sessions,
+                                &outcome,
+                            )
+                            .await
+                        }
+                        None => Attempt::default(),
                     };
                     completion(&outcome, delivered)
                 }
@@ -610,63 +625,10 @@ impl Hook {
     }
 }
 
-/// What became of a run's announcement.
-#[derive(Clone, Copy, Default)]
-struct Delivered {
-    attempted: bool,
-    delivered: bool,
-}
-
-/// Announces a finished run's reply where the hook said, under a key
-/// derived from the run. An implied `last` with no last chat sends nothing
-/// (the reply stays in the session, as before channels existed); a
-/// destination that fails is logged with the reason.
-async fn deliver(
-    gateway: &Gateway,
-    delivery: &hook_plan::Delivery,
-    outcome: &RunOutcome,
-) -> Delivered {
-    use crate::channels::announce::{self, Announced};
-    if !outcome.ok || outcome.text.trim().is_empty() {
-        return Delivered::default();
-    }
-    if !delivery.destination.is_explicit()
-        && announce::resolve(gateway, &delivery.destination, &delivery.sessions).is_err()
-    {
-        return Delivered::default();
-    }
-    let key = format!("announce:{}", outcome.run_id);
-    match announce::announce(
-        gateway,
-        &delivery.destination,
-        &delivery.sessions,
-        &outcome.text,
-        key,
-    )
-    .await
-    {
-        Ok(Announced::Delivered(_)) => Delivered {
-            attempted: true,
-            delivered: true,
-        },
-        Ok(Announced::Pending { .. }) => Delivered {
-            attempted: true,
-            delivered: false,
-        },
-        Err(error) => {
-            tracing::warn!(subsystem = "hooks", run = %outcome.run_id, %error, "hook reply not delivered");
-            Delivered {
-                attempted: true,
-                delivered: false,
-            }
-        }
-    }
-}
-
 /// OpenClaw's `completion`: whether the run ended well, whether it had a
 /// reply and whether it was delivered, never the reply's text (a hook
 /// sender is not a reader).
-fn completion(outcome: &RunOutcome, delivered: Delivered) -> Value {
+fn completion(outcome: &RunOutcome, delivered: Attempt) -> Value {
     let disposition = if outcome.ok && !outcome.text.trim().is_empty() {
         "visible"
     } else {
