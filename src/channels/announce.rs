@@ -134,7 +134,9 @@ pub fn resolve(
             }
             let same_chat = to.is_none();
             let account = destination.account_id.clone().unwrap_or(route.account_id);
-            let chat = to.unwrap_or(route.chat_id);
+            let chat = to
+                .map(|to| strip_prefix(&route.channel, &to))
+                .unwrap_or(route.chat_id);
             let thread = if same_chat { route.thread_id } else { None };
             (route.channel, account, chat, thread)
         }

@@ -183,6 +183,11 @@ fn cron_and_hook_results_reach_a_telegram_chat_once() {
             .await
             .expect("hook answer");
         assert_eq!(answer.status().as_u16(), 200);
+        let body: Value = answer.json().await.expect("json");
+        assert_eq!(
+            body["completion"]["delivered"], true,
+            "the first delivery, as recorded: {body}"
+        );
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(

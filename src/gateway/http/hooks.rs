@@ -621,7 +621,19 @@ impl Hook {
             Some(RunState::Running) => "running",
             _ => "error",
         };
-        json!({"status": status, "delivered": false, "deliveryAttempted": false})
+        // Its announcement, if one was prepared, as the outbox recorded it.
+        let key = format!("announce:{run_id}");
+        let prepared = state.deliveries.by_idempotency_key(&key);
+        let delivered = prepared.is_some_and(|delivery_id| {
+            state.deliveries.finished.iter().any(|finished| {
+                finished.delivery_id == delivery_id
+                    && matches!(
+                        finished.outcome,
+                        clawback_projections::deliveries::DeliveryOutcome::Sent { .. }
+                    )
+            })
+        });
+        json!({"status": status, "delivered": delivered, "deliveryAttempted": prepared.is_some()})
     }
 }
 
