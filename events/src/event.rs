@@ -127,6 +127,12 @@ pub enum Event {
     // destruction of such keys (crypto-shredding; see `crate::sealed`).
     Sealed(crate::sealed::Sealed),
     SessionPurged(SessionPurged),
+    // A channel account logged out by an operator.
+    ChannelLoggedOut(ChannelLoggedOut),
+    // A room invite (Matrix) and whether the bot joined.
+    ChannelInviteReceived(ChannelInviteReceived),
+    // A stream position recorded without a message (a first sync).
+    ChannelCursorRecorded(ChannelCursorRecorded),
 }
 
 impl Event {
@@ -193,6 +199,9 @@ impl Event {
             Event::ChannelReplyCompleted(_) => "channel.reply.completed",
             Event::ChannelPairingRequested(_) => "channel.pairing.requested",
             Event::ChannelPairingResolved(_) => "channel.pairing.resolved",
+            Event::ChannelLoggedOut(_) => "channel.logged.out",
+            Event::ChannelInviteReceived(_) => "channel.invite.received",
+            Event::ChannelCursorRecorded(_) => "channel.cursor.recorded",
             Event::MerkleCheckpoint(_) => "merkle.checkpoint",
             Event::SessionForked(_) => "session.forked",
             Event::Sealed(sealed) => sealed.skeleton.kind(),

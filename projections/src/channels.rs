@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use clawback_events::event::{
-    Admission, ChannelMessageReceived, ChannelPairingRequested, ChannelPairingResolved,
-    ChannelReplyCompleted, DeliveryPrepared,
+    Admission, ChannelCursorRecorded, ChannelMessageReceived, ChannelPairingRequested,
+    ChannelPairingResolved, ChannelReplyCompleted, DeliveryPrepared,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,24 @@ pub struct Channels {
     pub accounts: BTreeMap<(String, String), AccountActivity>,
     /// `(channel, account)` -> DM pairing requests and approved senders.
     pub pairing: BTreeMap<(String, String), Pairing>,
+    /// Session key -> the chat its user last spoke from (an admitted
+    /// message): where OpenClaw's `channel: "last"` delivers.
+    pub last_routes: BTreeMap<String, LastRoute>,
+}
+
+/// Sessions whose last chat is remembered; past it the least recently
+/// spoken-in is forgotten (a bound, far above one user's sessions).
+pub const LAST_ROUTES_MAX: usize = 20_000;
+
+/// Where a session's user last spoke.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRoute {
+    pub channel: String,
+    pub account_id: String,
+    pub chat_id: String,
+    pub thread_id: Option<String>,
+    /// The seq of the message that set it.
+    pub seq: u64,
 }
 
 /// OpenClaw's limits: at most this many live requests per account...
@@ -243,7 +261,7 @@ impl Channels {
         }
         activity.last_inbound_ms = Some(at.ts_ms);
         if let Some(cursor) = &event.cursor {
-            self.cursors.insert(account, cursor.clone());
+            self.cursors.insert(account.clone(), cursor.clone());
         }
         self.seen.insert(key.clone(), at.seq);
         self.seen_order.push_back(key);
@@ -253,6 +271,10 @@ impl Channels {
             }
         }
         debug_assert_eq!(self.seen.len(), self.seen_order.len());
+        if let Admission::Admitted { session_key, .. } = &event.admission {
+            self.remember_route(session_key, &event, at.seq);
+        }
+        let activity = self.accounts.entry(account).or_default();
         match event.admission {
             Admission::Refused { .. } => activity.refused += 1,
             Admission::Admitted {
@@ -293,6 +315,40 @@ impl Channels {
                 );
             }
         }
+    }
+
+    /// A position recorded without a message (a first sync): where the
+    /// account resumes until its first message moves it on.
+    pub(crate) fn cursor_recorded(&mut self, event: &ChannelCursorRecorded) {
+        self.cursors.insert(
+            (event.channel.clone(), event.account_id.clone()),
+            event.cursor.clone(),
+        );
+    }
+
+    fn remember_route(&mut self, session_key: &str, event: &ChannelMessageReceived, seq: u64) {
+        if !self.last_routes.contains_key(session_key) && self.last_routes.len() >= LAST_ROUTES_MAX
+        {
+            // Rare (only at the bound), so a scan rather than an index.
+            let oldest = self
+                .last_routes
+                .iter()
+                .min_by_key(|(_, route)| route.seq)
+                .map(|(key, _)| key.clone());
+            if let Some(oldest) = oldest {
+                self.last_routes.remove(&oldest);
+            }
+        }
+        self.last_routes.insert(
+            session_key.to_owned(),
+            LastRoute {
+                channel: event.channel.clone(),
+                account_id: event.account_id.clone(),
+                chat_id: event.chat_id.clone(),
+                thread_id: event.thread_id.clone(),
+                seq,
+            },
+        );
     }
 
     /// Counts a part of a pending reply entering the outbox.

@@ -62,7 +62,7 @@ pub use usage::UsageBook;
 /// The version byte in front of every encoded [`State`]. Bumped whenever a
 /// projection's shape changes; an old snapshot is then refused (and restore
 /// falls back to replaying the log, which is always possible).
-pub const STATE_FORMAT_VERSION: u8 = 15;
+pub const STATE_FORMAT_VERSION: u8 = 16;
 
 /// Domain separation for [`State::state_hash`], so a state hash can never be
 /// mistaken for a record hash of the same bytes.
@@ -251,6 +251,13 @@ impl State {
             Event::ChannelReplyCompleted(e) => self.channels.reply_completed(at, &e, anomalies),
             Event::ChannelPairingRequested(e) => self.channels.pairing_requested(at, e, anomalies),
             Event::ChannelPairingResolved(e) => self.channels.pairing_resolved(at, &e, anomalies),
+            // A logout stops a running account; the record is the audit
+            // trail of who did it and what was forgotten.
+            Event::ChannelLoggedOut(_) => {}
+            // An invite is the audit trail of who brought the bot where;
+            // the room's messages are what the channels state keeps.
+            Event::ChannelInviteReceived(_) => {}
+            Event::ChannelCursorRecorded(e) => self.channels.cursor_recorded(&e),
             // A checkpoint vouches for the log and changes no projection:
             // the tree is derived from the log by `clawback-replay::merkle`
             // when someone asks, never kept in the state.

@@ -917,4 +917,33 @@ mod channels {
         assert!(settled.channels.pending_replies.is_empty());
         assert_eq!(settled.anomalies.count("channel.reply.unknown"), 1);
     }
+
+    #[test]
+    fn a_session_remembers_the_chat_its_user_last_spoke_from() {
+        let mut elsewhere = received("9:1", "r3", "4", true);
+        if let Event::ChannelMessageReceived(message) = &mut elsewhere {
+            message.chat_id = "9".to_owned();
+            message.account_id = "work".to_owned();
+        }
+        let state = fold(vec![
+            at(1, received("7:2", "r2", "3", false)),
+            at(1, received("7:1", "r1", "2", true)),
+        ]);
+        let route = &state.channels.last_routes["agent:main:main"];
+        assert_eq!((route.chat_id.as_str(), route.seq), ("7", 1));
+        let refused_only = fold(vec![at(1, received("7:2", "r2", "3", false))]);
+        assert!(
+            refused_only.channels.last_routes.is_empty(),
+            "a refused message sets no route"
+        );
+        let later = fold(vec![
+            at(1, received("7:1", "r1", "2", true)),
+            at(1, elsewhere),
+        ]);
+        let route = &later.channels.last_routes["agent:main:main"];
+        assert_eq!(
+            (route.account_id.as_str(), route.chat_id.as_str()),
+            ("work", "9")
+        );
+    }
 }

@@ -387,10 +387,11 @@ fn the_fixture_log_folds_to_the_pinned_state_hash() {
         // replies); version 13 DM pairing requests and paired senders;
         // version 14 the content keys destroyed by session purges; version
         // 15 where a session's history starts and what it was forked from
-        // (`session.forked`).
+        // (`session.forked`); version 16 each session's last chat
+        // (`channel: "last"`) and cursors recorded without a message.
         (
-            15,
-            "f18c33c65d2ac1a781e0aad7f16cb0a5179f4a381ffeb2e3623349d51d50e1bd"
+            16,
+            "d12a4d14c7a1f7e8cb6c646eee25acfcf5ef7c7f043e1811a04d1164e11016c4"
         ),
     );
 }

@@ -467,6 +467,40 @@ pub fn summarize(event: &Event) -> (Category, String) {
                 e.channel, e.request_id, e.sender_id, e.decision, e.reviewer
             ),
         ),
+        Event::ChannelInviteReceived(e) => (
+            Category::Inbound,
+            format!(
+                "{} invite to {} from {}: {}",
+                e.channel,
+                e.room_id,
+                e.inviter.as_deref().unwrap_or("(unknown)"),
+                match &e.reason {
+                    None => "joined".to_owned(),
+                    Some(reason) => format!("not joined ({reason})"),
+                }
+            ),
+        ),
+        Event::ChannelCursorRecorded(e) => (
+            Category::Other,
+            format!(
+                "{} account {} resumes from a recorded position",
+                e.channel, e.account_id
+            ),
+        ),
+        Event::ChannelLoggedOut(e) => (
+            Category::Other,
+            format!(
+                "{} account {} logged out by {}: {}{}",
+                e.channel,
+                e.account_id,
+                e.reviewer,
+                e.actions.join("; "),
+                e.error
+                    .as_ref()
+                    .map(|error| format!(" (failed: {error})"))
+                    .unwrap_or_default()
+            ),
+        ),
         Event::ChannelReplyCompleted(e) => (
             Category::Delivery,
             format!("reply of run {} settled: {}", e.run_id, e.outcome),

@@ -14,8 +14,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::outbox::{self, Job};
 use super::platform::Platform;
-use super::settings::{Access, BlockChunk};
+use super::settings::{self, Access, AccountSection, BlockChunk, DEFAULT_ACCOUNT};
 use super::{Inbox, discord, matrix, reply, slack, telegram, webhook};
+use crate::config::model::ConfigFile;
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::now_ms;
 
@@ -171,28 +172,82 @@ impl Account {
     }
 }
 
+/// The channels clawback runs.
+pub const CHANNELS: &[&str] = &["telegram", "discord", "slack", "webhook", "matrix"];
+
+/// One account's adapter from its section.
+fn build(
+    config: &ConfigFile,
+    channel: &str,
+    account: &AccountSection,
+) -> Result<Option<Spec>, String> {
+    let built = match channel {
+        "telegram" => telegram::build(config, account),
+        "discord" => discord::build(config, account),
+        "slack" => slack::build(config, account),
+        "webhook" => webhook::build(config, account),
+        "matrix" => matrix::build(config, account),
+        other => return Err(format!("unsupported channel: {other}")),
+    };
+    built.map_err(|problem| format!("{}: {problem}", account.config_path(channel)))
+}
+
+/// Builds `channel`'s accounts (or the one named) from the config and
+/// registers them; what cannot be built is a problem for
+/// `channels.status`. The accounts registered, to be supervised.
+fn register_channel(
+    gateway: &Arc<Gateway>,
+    config: &ConfigFile,
+    channel: &str,
+    only: Option<&str>,
+) -> Result<Vec<Arc<Account>>, String> {
+    let sections = match settings::accounts(config, channel) {
+        Ok(sections) => sections,
+        Err(problem) => {
+            gateway
+                .channels
+                .problem(channel, DEFAULT_ACCOUNT, problem.clone());
+            return Err(problem);
+        }
+    };
+    let mut registered = Vec::new();
+    let mut named = false;
+    for section in sections
+        .iter()
+        .filter(|section| only.is_none_or(|only| only == section.id))
+    {
+        named = true;
+        match build(config, channel, section) {
+            Ok(Some(spec)) => registered.push(register(gateway, spec)),
+            Ok(None) => {}
+            Err(problem) => {
+                tracing::warn!(channel, account = %section.id, %problem, "channel account not started");
+                gateway
+                    .channels
+                    .problem(channel, &section.id, problem.clone());
+                if only.is_some() {
+                    return Err(problem);
+                }
+            }
+        }
+    }
+    if let Some(only) = only
+        && !named
+    {
+        return Err(format!(
+            "channels.{channel} has no account {only:?} in the config"
+        ));
+    }
+    Ok(registered)
+}
+
 /// Registers every enabled channel account in the config, so their
 /// webhook routes find them from the first request on. Called before the
 /// gateway listens; [`start`] then runs them.
 pub fn register_all(gateway: &Arc<Gateway>) {
     let config = gateway.config();
-    for (channel, built) in [
-        ("telegram", telegram::build(&config)),
-        ("discord", discord::build(&config)),
-        ("slack", slack::build(&config)),
-        ("webhook", webhook::build(&config)),
-        ("matrix", matrix::build(&config)),
-    ] {
-        match built {
-            Ok(Some(spec)) => {
-                register(gateway, spec);
-            }
-            Ok(None) => {}
-            Err(problem) => {
-                tracing::warn!(channel, %problem, "channel not started");
-                gateway.channels.problem(channel, "default", problem);
-            }
-        }
+    for channel in CHANNELS {
+        let _ = register_channel(gateway, &config, channel, None);
     }
 }
 
@@ -206,34 +261,39 @@ pub async fn start(gateway: &Arc<Gateway>) {
     }
 }
 
-/// Stops `channel`'s accounts (or one), then starts them again from the
-/// current config.
-pub async fn restart(gateway: &Arc<Gateway>, channel: &str) -> Result<(), String> {
+/// Stops `channel`'s accounts (or the one named), then starts them again
+/// from the current config; the ids started.
+pub async fn restart(
+    gateway: &Arc<Gateway>,
+    channel: &str,
+    only: Option<&str>,
+) -> Result<Vec<String>, String> {
+    if !CHANNELS.contains(&channel) {
+        return Err(format!("unsupported channel: {channel}"));
+    }
     for account in gateway.channels.accounts() {
-        if account.channel == channel {
+        if account.channel == channel && only.is_none_or(|only| only == account.account_id) {
             account.stop();
+            gateway.channels.remove(channel, &account.account_id);
         }
     }
-    gateway.channels.clear_problem(channel);
+    gateway.channels.clear_problem(channel, only);
     let config = gateway.config();
-    let built = match channel {
-        "telegram" => telegram::build(&config),
-        "discord" => discord::build(&config),
-        "slack" => slack::build(&config),
-        "webhook" => webhook::build(&config),
-        "matrix" => matrix::build(&config),
-        other => return Err(format!("unsupported channel: {other}")),
-    };
-    match built? {
-        Some(spec) => {
-            let account = register(gateway, spec);
-            supervise(gateway.clone(), account);
-            Ok(())
-        }
-        None => Err(format!(
-            "channels.{channel} is not configured or not enabled"
-        )),
+    let accounts = register_channel(gateway, &config, channel, only)?;
+    if accounts.is_empty() {
+        return Err(match only {
+            Some(only) => format!("{channel} account {only:?} is not enabled"),
+            None => format!("channels.{channel} is not configured or not enabled"),
+        });
     }
+    let started = accounts
+        .iter()
+        .map(|account| account.account_id.clone())
+        .collect();
+    for account in accounts {
+        supervise(gateway.clone(), account);
+    }
+    Ok(started)
 }
 
 fn register(gateway: &Arc<Gateway>, spec: Spec) -> Arc<Account> {

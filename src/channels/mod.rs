@@ -16,6 +16,8 @@
 //! - `outbox`: `delivery.prepared` before the send, `delivery.sent` or
 //!   `delivery.failed` after, retries on rate limits, and what a restart
 //!   does with a send it cannot confirm;
+//! - `announce`: cron and hook results sent to a chat (`channel: "last"`
+//!   is the session's last chat), through the outbox;
 //! - `chunk`: where a reply is cut;
 //! - `platform`: the adapter trait; `telegram`, `discord`, `slack`,
 //!   `matrix` and `webhook` implement it;
@@ -29,6 +31,7 @@
 //! restart cannot confirm is resent only where the platform deduplicates by
 //! the part's key, and otherwise reported, never silently repeated.
 
+pub mod announce;
 pub mod chunk;
 pub mod discord;
 pub mod inbound;
@@ -102,11 +105,23 @@ impl Hub {
             .insert((channel.to_owned(), account_id.to_owned()), reason);
     }
 
-    fn clear_problem(&self, channel: &str) {
+    /// Forgets `channel`'s problems (or one account's).
+    fn clear_problem(&self, channel: &str, only: Option<&str>) {
         self.problems
             .lock()
             .expect("problems lock")
-            .retain(|(problem_channel, _), _| problem_channel != channel);
+            .retain(|(problem_channel, account), _| {
+                problem_channel != channel || only.is_some_and(|only| only != account)
+            });
+    }
+
+    /// Forgets an account (stopped, and about to be rebuilt from config or
+    /// removed from it).
+    fn remove(&self, channel: &str, account_id: &str) {
+        self.accounts
+            .lock()
+            .expect("accounts lock")
+            .remove(&(channel.to_owned(), account_id.to_owned()));
     }
 
     fn insert(&self, account: Arc<Account>) -> Option<Arc<Account>> {
@@ -168,6 +183,63 @@ impl Inbox {
     /// was already), so the platform may be told it was taken.
     pub async fn take(&self, message: Inbound) -> Result<Received, String> {
         inbound::receive(&self.gateway, &self.account, message).await
+    }
+
+    /// Records a fact about the account that is not a message (a Matrix
+    /// invite, a first sync's position) on the channel's stream; `Ok` once
+    /// durable.
+    pub async fn record(
+        &self,
+        sender: &str,
+        correlation: &str,
+        event: clawback_events::event::Event,
+    ) -> Result<(), String> {
+        let channel = self.account.channel;
+        let actor = clawback_events::Actor::Channel {
+            channel: channel.to_owned(),
+            sender: sender.to_owned(),
+        };
+        crate::agent::compact::append(
+            &self.gateway,
+            &format!("channel:{channel}"),
+            &actor,
+            correlation,
+            vec![event],
+        )
+        .await
+    }
+
+    /// Whether the account's DM or group policy lets `inviter` bring the
+    /// bot into `room` (mention gating aside: an invite mentions nobody).
+    /// Under `dmPolicy: "pairing"` anyone may open a DM: the pairing code
+    /// is sent there.
+    pub fn admits_invite(&self, room: &str, inviter: &str, direct: bool) -> Result<(), String> {
+        let access = &self.account.settings.access;
+        let pairing = access
+            .dm_policy
+            .as_deref()
+            .is_none_or(|policy| policy == "pairing");
+        if direct && pairing {
+            return Ok(());
+        }
+        let chat = routing::Chat {
+            kind: if direct {
+                routing::ChatKind::Direct
+            } else {
+                routing::ChatKind::Group
+            },
+            id: room.to_owned(),
+            thread_id: None,
+            thread_is_topic: false,
+        };
+        policy::admit(
+            access,
+            self.account.channel,
+            self.account.settings.allow_prefixes,
+            &chat,
+            inviter,
+            true,
+        )
     }
 
     /// Where this account's stream resumes, from the log.

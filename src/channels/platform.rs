@@ -105,4 +105,21 @@ pub trait Platform: Send + Sync + 'static {
         inbox: Inbox,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> BoxFuture<'static, Result<(), String>>;
+
+    /// `channels.logout`, after the account stopped: forgets what clawback
+    /// holds with the platform for it (a login's session, a webhook
+    /// registration) and says what it did; nothing by default (the
+    /// credentials are the operator's, in the config).
+    fn logout(&self) -> BoxFuture<'_, Result<Logout, String>> {
+        Box::pin(async { Ok(Logout::default()) })
+    }
+}
+
+/// What a platform's logout did.
+#[derive(Debug, Default)]
+pub struct Logout {
+    /// A credential or platform-side session was cleared.
+    pub cleared: bool,
+    /// What was done, in words.
+    pub actions: Vec<String>,
 }

@@ -69,8 +69,11 @@ pub fn agent_for(
             .as_deref()
             .is_some_and(|wanted| wanted.eq_ignore_ascii_case(channel))
     };
+    // As OpenClaw: a binding without `accountId` is the default account's
+    // (so adding a second account does not reroute it), `*` any account's.
     let account_matches = |binding: &Binding| match binding.matches.account_id.as_deref() {
-        None | Some("*") => true,
+        None => account_id == super::settings::DEFAULT_ACCOUNT,
+        Some("*") => true,
         Some(wanted) => wanted.eq_ignore_ascii_case(account_id),
     };
     let peer_score = |binding: &Binding| -> Option<u8> {
@@ -227,6 +230,7 @@ mod tests {
         };
         let bindings = vec![
             binding("channelwide", None, None),
+            binding("anyaccount", Some("*"), None),
             binding("account", Some("default"), None),
             binding("anygroup", None, Some(("group", "*"))),
             binding("thisgroup", None, Some(("group", "-100"))),
@@ -240,7 +244,16 @@ mod tests {
         assert_eq!(agent(&group, "default"), "thisgroup");
         assert_eq!(agent(&other, "default"), "anygroup");
         assert_eq!(agent(&dm, "default"), "account");
-        assert_eq!(agent(&dm, "second"), "channelwide");
+        // Without accountId a binding is the default account's only.
+        assert_eq!(agent(&dm, "second"), "anyaccount");
+        assert_eq!(
+            agent_for(&bindings[..1], "main", "telegram", "second", &dm, "7"),
+            "main"
+        );
+        assert_eq!(
+            agent_for(&bindings[..1], "main", "telegram", "default", &dm, "7"),
+            "channelwide"
+        );
         assert_eq!(
             agent_for(&bindings, "main", "matrix", "default", &dm, "7"),
             "main"

@@ -84,7 +84,6 @@ pub struct Common {
     pub text_chunk_limit: Option<usize>,
     pub block_streaming: Option<bool>,
     pub block_streaming_chunk: Option<BlockChunk>,
-    pub accounts: Option<BTreeMap<String, Value>>,
 }
 
 impl Common {
@@ -112,13 +111,7 @@ impl Common {
 
     /// Settings issues shared by all channels, with the access ones.
     pub fn issues(&self, access: &Access, channel: &str) -> Vec<String> {
-        let mut issues = super::policy::issues(access, channel);
-        if self.accounts.is_some() {
-            issues.push(format!(
-                "channels.{channel}.accounts is not supported by clawback yet: only the root account runs"
-            ));
-        }
-        issues
+        super::policy::issues(access, channel)
     }
 }
 
@@ -168,16 +161,28 @@ pub enum DeliveryPolicy {
 /// How long a reply waits for its approval unless configured.
 pub const DELIVERY_APPROVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
 
-pub fn delivery_policy(config: &ConfigFile, channel: &str) -> Result<DeliveryPolicy, String> {
+/// The policy for `account` of `channel`: its own section (which holds the
+/// root's keys too), else `channels.defaults`.
+pub fn delivery_policy(
+    config: &ConfigFile,
+    channel: &str,
+    account: &AccountSection,
+) -> Result<DeliveryPolicy, String> {
     let channels = config.channels.as_ref();
     let read = |section: &str, key: &str| {
+        if section == channel {
+            return account.value.get(key).cloned();
+        }
         channels
             .and_then(|all| all.get(section))
             .and_then(|section| section.get(key))
             .cloned()
     };
     let (policy, from) = match read(channel, "deliveryPolicy") {
-        Some(value) => (value, format!("channels.{channel}.deliveryPolicy")),
+        Some(value) => (
+            value,
+            format!("{}.deliveryPolicy", account.config_path(channel)),
+        ),
         None => match read("defaults", "deliveryPolicy") {
             Some(value) => (value, "channels.defaults.deliveryPolicy".to_owned()),
             None => return Ok(DeliveryPolicy::Allow),
@@ -238,17 +243,115 @@ pub struct PeerMatch {
     pub id: Option<String>,
 }
 
-/// `channels.<id>` read as `T`; `Ok(None)` when absent.
-pub fn section<T: for<'de> Deserialize<'de>>(
-    config: &ConfigFile,
-    channel: &str,
-) -> Result<Option<T>, String> {
-    let Some(value) = config.channels.as_ref().and_then(|all| all.get(channel)) else {
-        return Ok(None);
+/// The account OpenClaw uses when none is named, and the one a channel's
+/// root keys describe when it has no `accounts`.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// How many accounts one channel may list: a bound, not a tuning.
+const ACCOUNTS_MAX: usize = 64;
+
+/// One account of a channel: its id and its section, the channel's root
+/// keys with the account's own laid over them.
+#[derive(Clone, Debug)]
+pub struct AccountSection {
+    pub id: String,
+    pub value: Value,
+}
+
+impl AccountSection {
+    pub fn is_default(&self) -> bool {
+        self.id == DEFAULT_ACCOUNT
+    }
+
+    /// The section read as `T`, errors named by the key that failed.
+    pub fn parse<T: for<'de> Deserialize<'de>>(&self, channel: &str) -> Result<T, String> {
+        serde_path_to_error::deserialize(&self.value).map_err(|error| {
+            format!(
+                "{}.{}: {}",
+                self.config_path(channel),
+                error.path(),
+                error.inner()
+            )
+        })
+    }
+
+    /// Where this account is configured: `channels.telegram` or
+    /// `channels.telegram.accounts.work`.
+    pub fn config_path(&self, channel: &str) -> String {
+        if self.is_default() {
+            format!("channels.{channel}")
+        } else {
+            format!("channels.{channel}.accounts.{}", self.id)
+        }
+    }
+}
+
+/// A channel's accounts, as OpenClaw reads `channels.<id>.accounts`: without
+/// that map (or with it empty) the root keys are the one account,
+/// `default`; with it, each entry is an account that inherits the root's
+/// keys and overrides them (the root is then only what they share, and runs
+/// as `default` only if `accounts.default` says so). Ids are trimmed and
+/// lowercased, as OpenClaw normalises them. Empty when the channel is not
+/// configured.
+pub fn accounts(config: &ConfigFile, channel: &str) -> Result<Vec<AccountSection>, String> {
+    let Some(root) = config.channels.as_ref().and_then(|all| all.get(channel)) else {
+        return Ok(Vec::new());
     };
-    serde_path_to_error::deserialize(value)
-        .map(Some)
-        .map_err(|error| format!("channels.{channel}.{}: {}", error.path(), error.inner()))
+    let Value::Object(root) = root else {
+        return Err(format!("channels.{channel} must be an object"));
+    };
+    let mut shared = root.clone();
+    let listed = match shared.remove("accounts") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(listed)) => listed.into_iter().collect(),
+        Some(_) => {
+            return Err(format!(
+                "channels.{channel}.accounts must be an object of accounts by id"
+            ));
+        }
+    };
+    if listed.is_empty() {
+        return Ok(vec![AccountSection {
+            id: DEFAULT_ACCOUNT.to_owned(),
+            value: Value::Object(shared),
+        }]);
+    }
+    if listed.len() > ACCOUNTS_MAX {
+        return Err(format!(
+            "channels.{channel}.accounts lists {} accounts; at most {ACCOUNTS_MAX} are supported",
+            listed.len()
+        ));
+    }
+    let mut sections: Vec<AccountSection> = Vec::with_capacity(listed.len());
+    for (key, own) in listed {
+        let id = key.trim().to_lowercase();
+        let valid = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(format!(
+                "channels.{channel}.accounts: {key:?} is not an account id (letters, digits, '-', '_', '.')"
+            ));
+        }
+        if sections.iter().any(|section| section.id == id) {
+            return Err(format!(
+                "channels.{channel}.accounts names {id:?} twice (ids are case-insensitive)"
+            ));
+        }
+        let Value::Object(own) = own else {
+            return Err(format!(
+                "channels.{channel}.accounts.{key} must be an object"
+            ));
+        };
+        let mut value = shared.clone();
+        value.extend(own);
+        sections.push(AccountSection {
+            id,
+            value: Value::Object(value),
+        });
+    }
+    Ok(sections)
 }
 
 pub fn scopes(config: &ConfigFile) -> SessionScopes {
@@ -300,7 +403,18 @@ mod tests {
 
     #[test]
     fn delivery_policies_come_from_the_channel_then_the_defaults() {
-        let policy = |value| delivery_policy(&config(value), "telegram");
+        let policy = |value: serde_json::Value| {
+            let config = config(value);
+            let account = accounts(&config, "telegram")
+                .expect("accounts")
+                .into_iter()
+                .next()
+                .unwrap_or(AccountSection {
+                    id: DEFAULT_ACCOUNT.to_owned(),
+                    value: serde_json::json!({}),
+                });
+            delivery_policy(&config, "telegram", &account)
+        };
         assert_eq!(policy(serde_json::json!({})), Ok(DeliveryPolicy::Allow));
         assert_eq!(
             policy(serde_json::json!({"telegram": {"deliveryPolicy": "deny"}})),
@@ -322,6 +436,52 @@ mod tests {
                                                    "deliveryApprovalTimeoutSeconds": 0}})
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn accounts_inherit_the_root_and_override_it() {
+        let ids = |value| -> Vec<(String, serde_json::Value)> {
+            accounts(&config(value), "telegram")
+                .expect("accounts")
+                .into_iter()
+                .map(|section| (section.id, section.value))
+                .collect()
+        };
+        assert!(ids(serde_json::json!({})).is_empty());
+        let single = ids(serde_json::json!({"telegram": {"botToken": "1:a"}}));
+        assert_eq!(
+            single,
+            vec![("default".to_owned(), serde_json::json!({"botToken": "1:a"}))]
+        );
+        let several = ids(serde_json::json!({"telegram": {
+            "dmPolicy": "open", "botToken": "1:a",
+            "accounts": {"Work": {"botToken": "2:b"}, "default": {}}}}));
+        assert_eq!(
+            several,
+            vec![
+                (
+                    "work".to_owned(),
+                    serde_json::json!({"dmPolicy": "open", "botToken": "2:b"})
+                ),
+                (
+                    "default".to_owned(),
+                    serde_json::json!({"dmPolicy": "open", "botToken": "1:a"})
+                ),
+            ]
+        );
+        let refused = |value| accounts(&config(value), "telegram").unwrap_err();
+        assert!(refused(serde_json::json!({"telegram": {"accounts": []}})).contains("object"));
+        assert!(
+            refused(serde_json::json!({"telegram": {"accounts": {"a b": {}}}}))
+                .contains("not an account id")
+        );
+        assert!(
+            refused(serde_json::json!({"telegram": {"accounts": {"A": {}, "a": {}}}}))
+                .contains("twice")
+        );
+        assert!(
+            refused(serde_json::json!({"telegram": {"accounts": {"a": 1}}})).contains("object")
         );
     }
 }

@@ -41,67 +41,86 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Webhook {
     key: hmac::Key,
+    /// The inbound route; accounts may share one, told apart by their key.
+    path: String,
     callback_url: String,
     client: reqwest::Client,
 }
 
-pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
-    let Some(section) = settings::section::<settings::Webhook>(config, "webhook")? else {
-        return Ok(None);
-    };
+pub fn build(
+    config: &ConfigFile,
+    account: &settings::AccountSection,
+) -> Result<Option<Spec>, String> {
+    let section: settings::Webhook = account.parse("webhook")?;
     if section.common.enabled == Some(false) {
         return Ok(None);
     }
     let secret = section
         .secret
         .as_ref()
-        .ok_or("channels.webhook needs a secret (the HMAC key both sides sign with)")?
+        .ok_or("a secret is needed (the HMAC key both sides sign with)")?
         .resolve()
-        .map_err(|error| format!("channels.webhook.secret: {error}"))?;
+        .map_err(|error| format!("secret: {error}"))?;
     if secret.len() < 16 {
-        return Err("channels.webhook.secret must be at least 16 characters".to_owned());
+        return Err("secret must be at least 16 characters".to_owned());
     }
     let callback_url = section
         .callback_url
         .clone()
-        .ok_or("channels.webhook needs callbackUrl (where replies are posted)")?;
-    let parsed = reqwest::Url::parse(&callback_url)
-        .map_err(|error| format!("channels.webhook.callbackUrl: {error}"))?;
+        .ok_or("callbackUrl is needed (where replies are posted)")?;
+    let parsed =
+        reqwest::Url::parse(&callback_url).map_err(|error| format!("callbackUrl: {error}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err("channels.webhook.callbackUrl must be an http(s) URL".to_owned());
+        return Err("callbackUrl must be an http(s) URL".to_owned());
     }
     let client = super::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|error| format!("cannot build the webhook HTTP client: {error}"))?;
     let issues = section.common.issues(&section.access, "webhook");
+    let path = path(section.path.as_deref());
     Ok(Some(Spec {
         platform: Arc::new(Webhook {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+            path: path.clone(),
             callback_url: callback_url.clone(),
             client,
         }),
-        account_id: "default".to_owned(),
+        account_id: account.id.clone(),
         settings: AccountSettings {
             access: section.access,
             allow_prefixes: &["webhook:"],
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT_DEFAULT),
             mode: "webhook",
-            delivery: settings::delivery_policy(config, "webhook")?,
+            delivery: settings::delivery_policy(config, "webhook", account)?,
             issues,
-            describe: json!({"webhookPath": path(config), "webhookUrl": callback_url}),
+            describe: json!({"webhookPath": path, "webhookUrl": callback_url}),
         },
     }))
 }
 
-pub fn path(config: &ConfigFile) -> String {
-    settings::section::<settings::Webhook>(config, "webhook")
-        .ok()
-        .flatten()
-        .and_then(|section| section.path)
+fn path(configured: Option<&str>) -> String {
+    configured
         .map(|path| format!("/{}", path.trim_start_matches('/')))
         .unwrap_or_else(|| DEFAULT_PATH.to_owned())
+}
+
+/// Every inbound path the configured accounts use (the default path when
+/// none is readable).
+fn paths(config: &ConfigFile) -> Vec<String> {
+    let mut paths: Vec<String> = settings::accounts(config, "webhook")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|account| account.parse::<settings::Webhook>("webhook").ok())
+        .map(|section| path(section.path.as_deref()))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    if paths.is_empty() {
+        paths.push(DEFAULT_PATH.to_owned());
+    }
+    paths
 }
 
 /// `sha256=<hex>` over `<timestamp>.<body>`.
@@ -234,10 +253,11 @@ impl Platform for Webhook {
 
 /// The inbound route (when `channels.webhook` is configured).
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    let path = path(&gateway.config());
-    Router::new()
-        .route(&path, post(receive))
-        .with_state(gateway)
+    let mut router = Router::new();
+    for path in paths(&gateway.config()) {
+        router = router.route(&path, post(receive));
+    }
+    router.with_state(gateway)
 }
 
 #[derive(Deserialize)]
@@ -257,22 +277,35 @@ struct Message {
     mentioned: bool,
 }
 
-async fn receive(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+/// One inbound message: the account is the one on this path whose key
+/// signed it.
+async fn receive(
+    State(gateway): State<Arc<Gateway>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let refuse = |status: StatusCode, message: String| {
         json_response(status, json!({"ok": false, "error": message}))
     };
-    let Some(account) = gateway.channels.account("webhook", "default") else {
+    let on_path: Vec<_> = gateway
+        .channels
+        .accounts()
+        .into_iter()
+        .filter(|account| {
+            account
+                .platform
+                .as_any()
+                .downcast_ref::<Webhook>()
+                .is_some_and(|platform| platform.path == uri.path())
+        })
+        .collect();
+    if on_path.is_empty() {
         return refuse(
             StatusCode::NOT_FOUND,
             "the webhook channel is not running".to_owned(),
         );
-    };
-    let Some(platform) = account.platform.as_any().downcast_ref::<Webhook>() else {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "the webhook channel is not running".to_owned(),
-        );
-    };
+    }
     let bytes = match crate::gateway::http::read_body(&headers, body, BODY_BYTES_MAX).await {
         Ok(bytes) => bytes,
         Err(_) => {
@@ -282,9 +315,23 @@ async fn receive(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: 
             );
         }
     };
-    if let Err(problem) = verify(&platform.key, &headers, &bytes, now_s()) {
-        return refuse(StatusCode::UNAUTHORIZED, problem);
+    let mut problem = String::new();
+    let mut signed_by = None;
+    for account in on_path {
+        let Some(platform) = account.platform.as_any().downcast_ref::<Webhook>() else {
+            continue;
+        };
+        match verify(&platform.key, &headers, &bytes, now_s()) {
+            Ok(()) => {
+                signed_by = Some(account);
+                break;
+            }
+            Err(error) => problem = error,
+        }
     }
+    let Some(account) = signed_by else {
+        return refuse(StatusCode::UNAUTHORIZED, problem);
+    };
     let message: Message = match serde_json::from_slice(&bytes) {
         Ok(message) => message,
         Err(error) => return refuse(StatusCode::BAD_REQUEST, format!("invalid message: {error}")),

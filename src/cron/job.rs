@@ -231,8 +231,8 @@ fn payload(value: &Value) -> Result<Value, String> {
     Ok(value.clone())
 }
 
-/// `none` and `announce` are kept (announce is reported as not delivered
-/// until channels exist); `webhook` is refused.
+/// `none` and `announce` (with OpenClaw's `channel`, `to`, `accountId`,
+/// checked as strings) are kept; `webhook` is refused.
 fn delivery(value: Option<&Value>, kind: &str) -> Result<Option<Value>, String> {
     let Some(value) = value.filter(|value| !value.is_null()) else {
         // OpenClaw announces agent turns' results by default.
@@ -240,7 +240,12 @@ fn delivery(value: Option<&Value>, kind: &str) -> Result<Option<Value>, String> 
     };
     let object = value.as_object().ok_or("at /delivery: must be object")?;
     match object.get("mode").and_then(Value::as_str) {
-        Some("none" | "announce") => Ok(Some(value.clone())),
+        Some("none") => Ok(Some(value.clone())),
+        Some("announce") => {
+            crate::channels::announce::Destination::read(value)
+                .map_err(|error| format!("at /delivery: {error}"))?;
+            Ok(Some(value.clone()))
+        }
         Some("webhook") => Err("at /delivery/mode: webhook delivery is not available in clawback yet; use \"none\" or \"announce\"".to_owned()),
         _ => Err("at /delivery/mode: must be \"none\", \"announce\" or \"webhook\"".to_owned()),
     }
@@ -343,6 +348,10 @@ mod tests {
         assert!(
             refused(|v| v["delivery"] = json!({"mode": "webhook", "to": "http://x"}))
                 .contains("webhook")
+        );
+        assert!(
+            refused(|v| v["delivery"] = json!({"mode": "announce", "to": 42}))
+                .contains("to must be a string")
         );
         assert!(refused(|v| v["trigger"] = json!({"script": "x"})).contains("script runtime"));
         assert!(refused(|v| v["sessionTarget"] = json!("main")).contains("systemEvent"));

@@ -338,17 +338,60 @@ async fn execute(gateway: &Arc<Gateway>, job: &CronJob, run_id: &str) -> CronRun
     };
     let summary: String = outcome.text.chars().take(SUMMARY_CHARS_MAX).collect();
     finished.summary = (!summary.is_empty()).then_some(summary);
-    if definition
+    if let Some(delivery) = definition
         .get("delivery")
-        .and_then(|delivery| delivery.get("mode"))
-        .and_then(Value::as_str)
-        == Some("announce")
+        .filter(|delivery| delivery.get("mode").and_then(Value::as_str) == Some("announce"))
     {
-        finished.delivery_status = "not-delivered".to_owned();
-        finished.delivery_error =
-            Some("clawback has no chat channels yet; the reply is in the session".to_owned());
+        let (status, error) = announce(gateway, delivery, &session_key, run_id, &outcome).await;
+        finished.delivery_status = status.to_owned();
+        finished.delivery_error = error;
     }
     finished
+}
+
+/// Sends a finished run's reply where the job's `delivery` says, through
+/// the outbox under a key derived from the run (one slot, one message,
+/// across restarts): `(deliveryStatus, deliveryError)`. `channel: "last"`
+/// (the default) is the chat the job's session's user last spoke from,
+/// else its agent's main session's.
+async fn announce(
+    gateway: &Gateway,
+    delivery: &Value,
+    session_key: &str,
+    run_id: &str,
+    outcome: &agent::RunOutcome,
+) -> (&'static str, Option<String>) {
+    use crate::channels::announce::{self, Announced, Destination};
+    if !outcome.ok {
+        return (
+            "not-delivered",
+            Some("the run failed; nothing to announce".to_owned()),
+        );
+    }
+    if outcome.text.trim().is_empty() {
+        return (
+            "not-delivered",
+            Some("the run had no reply to announce".to_owned()),
+        );
+    }
+    let destination = match Destination::read(delivery) {
+        Ok(destination) => destination,
+        Err(error) => return ("not-delivered", Some(format!("delivery: {error}"))),
+    };
+    let agent = clawback_projections::sessions::agent_in_key(session_key)
+        .unwrap_or(crate::gateway::protocol::methods::DEFAULT_AGENT);
+    let sessions = [session_key.to_owned(), format!("agent:{agent}:main")];
+    let key = format!("announce:{run_id}");
+    match announce::announce(gateway, &destination, &sessions, &outcome.text, key).await {
+        Ok(Announced::Delivered(_)) => ("delivered", None),
+        Ok(Announced::Pending { delivery_id }) => (
+            "unknown",
+            Some(format!(
+                "delivery {delivery_id} is still in the outbox; its outcome is recorded when the platform answers"
+            )),
+        ),
+        Err(error) => ("not-delivered", Some(error)),
+    }
 }
 
 /// Starts the job's session afresh, as OpenClaw's isolated runs do: same

@@ -389,3 +389,152 @@ fn messages_missed_past_one_sync_are_read_back_not_skipped() {
     }
     assert_eq!(llm.requests().len(), 2);
 }
+
+#[test]
+fn logout_revokes_a_password_login_and_leaves_a_configured_token() {
+    let synapse = Synapse::start(None);
+    let llm = LlmServer::start();
+    let (bot, alice) = (synapse.register("bot"), synapse.register("alice"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = format!("userId: '{}', password: '{}'", bot.id, bot.password);
+    write_config(dir.path(), &llm, &synapse.url(), &auth, "");
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    // The bot accepting the invite proves it logged in and syncs.
+    dm_with_bot(&synapse, &alice, &bot);
+    let clawback_devices = || -> Vec<String> {
+        synapse.call("GET", "/_matrix/client/v3/devices", Some(&bot.token), None)["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .filter_map(|device| device["device_id"].as_str())
+            .filter(|id| id.starts_with("CLAWBACK"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(clawback_devices().len(), 1, "the login made one device");
+
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let (answers, _) = request(
+            &mut socket,
+            "out",
+            "channels.logout",
+            json!({"channel": "matrix", "accountId": "default"}),
+            1,
+        )
+        .await;
+        assert_eq!(answers[0]["ok"], true, "{answers:?}");
+        let answer = &answers[0]["payload"];
+        assert_eq!(answer["cleared"], true, "{answer}");
+        assert!(
+            answer["actions"].to_string().contains("logged out device"),
+            "{answer}"
+        );
+    });
+    assert!(
+        clawback_devices().is_empty(),
+        "the device and its token are gone"
+    );
+    stop(running);
+
+    // A configured access token is the operator's: logout leaves it valid.
+    write_config(
+        dir.path(),
+        &llm,
+        &synapse.url(),
+        &format!("accessToken: '{}'", bot.token),
+        "",
+    );
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.admin"]).await;
+        let (answers, _) = request(
+            &mut socket,
+            "out2",
+            "channels.logout",
+            json!({"channel": "matrix"}),
+            1,
+        )
+        .await;
+        assert_eq!(answers[0]["payload"]["cleared"], false, "{answers:?}");
+    });
+    synapse.call(
+        "GET",
+        "/_matrix/client/v3/account/whoami",
+        Some(&bot.token),
+        None,
+    );
+    stop(running);
+    let records = log_records(dir.path(), 400);
+    let logged_out = kinds(&records, "channel.logged.out");
+    assert_eq!(logged_out.len(), 2, "{logged_out:?}");
+    assert!(!logged_out[0].to_string().contains(&bot.password));
+}
+
+#[test]
+fn invites_are_recorded_and_decided_by_policy_and_a_restart_before_any_message_resumes() {
+    let synapse = Synapse::start(None);
+    let llm = LlmServer::start();
+    let (bot, alice, mallory) = (
+        synapse.register("bot"),
+        synapse.register("alice"),
+        synapse.register("mallory"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &llm,
+        &synapse.url(),
+        &format!("accessToken: '{}'", bot.token),
+        "",
+    );
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    // A DM from someone the DM policy does not admit is not joined...
+    let refused = synapse.create_dm(&mallory, &bot);
+    // ...and one from an allowed sender is.
+    let dm = dm_with_bot(&synapse, &alice, &bot);
+    assert!(!synapse.joined(&mallory, &refused).contains(&bot.id));
+    stop(running);
+
+    // Said before the bot ever answered anything: the restart resumes from
+    // the recorded first-sync position, not from "now".
+    synapse.say(&alice, &dm, "are you there");
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    wait_for("the reply after the restart", REPLY_WITHIN, || {
+        !synapse.said_by(&alice, &dm, &bot).is_empty()
+    });
+    assert_eq!(
+        synapse.said_by(&alice, &dm, &bot),
+        vec![reply_to("are you there")]
+    );
+    stop(running);
+
+    let records = log_records(dir.path(), 400);
+    let invites = kinds(&records, "channel.invite.received");
+    let by_room = |room: &str| -> Vec<&Value> {
+        invites
+            .iter()
+            .filter(|invite| invite["room_id"] == room)
+            .collect()
+    };
+    let mallorys = by_room(&refused);
+    assert_eq!(mallorys.len(), 1, "recorded once: {invites:?}");
+    assert_eq!(mallorys[0]["joined"], false);
+    assert_eq!(mallorys[0]["inviter"], mallory.id.as_str());
+    assert!(
+        mallorys[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("allowFrom"),
+        "{mallorys:?}"
+    );
+    let alices = by_room(&dm);
+    assert_eq!(alices.len(), 1, "{invites:?}");
+    assert_eq!(alices[0]["joined"], true);
+    assert_eq!(alices[0]["direct"], true);
+    let positions = kinds(&records, "channel.cursor.recorded");
+    assert!(
+        (1..=3).contains(&positions.len()),
+        "the first sync and the invite batches record their position: {positions:?}"
+    );
+}

@@ -385,7 +385,7 @@ fn hooks_authenticate_apart_run_agents_on_untrusted_text_and_answer_openclaws_st
         let (status, _, text) =
             hook("agent", json!({"message": "hi", "channel": "telegram", "to": "42"})).await;
         assert_eq!(status, 400);
-        assert!(text.contains("channel delivery is not available"), "{text}");
+        assert!(text.contains("channel telegram has no running account"), "{text}");
         let (status, _, text) = hook("agent", json!({"name": "no message"})).await;
         assert_eq!((status, json_of(&text)), (400, json!({"ok": false, "error": "message required"})));
         assert_eq!(server.requests().len(), 0, "no refusal reached the model");

@@ -8,6 +8,8 @@ mod agent_tools;
 mod anthropic_oauth;
 mod approvals;
 mod auth_profiles;
+mod channels_accounts;
+mod channels_announce;
 mod channels_discord;
 mod channels_matrix;
 mod channels_slack;

@@ -22,8 +22,12 @@ use serde_json::{Value, json};
 pub const BOT_TOKEN: &str = "123456:TEST-token";
 pub const BOT_USERNAME: &str = "claw_bot";
 
-#[derive(Default)]
 pub struct Bot {
+    /// The token this bot answers to (another is 401, as Telegram).
+    token: String,
+    /// `getMe`'s id and username.
+    id: i64,
+    username: String,
     updates: Mutex<Vec<Value>>,
     /// Every call: (method, body).
     calls: Mutex<Vec<(String, Value)>>,
@@ -42,7 +46,23 @@ pub struct TelegramServer {
 
 impl TelegramServer {
     pub fn start() -> TelegramServer {
-        let bot = Arc::new(Bot::default());
+        TelegramServer::start_bot(BOT_TOKEN, 99, BOT_USERNAME)
+    }
+
+    /// A Bot API serving one bot of this token and identity (a second bot
+    /// account is a second server).
+    pub fn start_bot(token: &str, id: i64, username: &str) -> TelegramServer {
+        let bot = Arc::new(Bot {
+            token: token.to_owned(),
+            id,
+            username: username.to_owned(),
+            updates: Mutex::default(),
+            calls: Mutex::default(),
+            send_failures: Mutex::default(),
+            stall_sends: AtomicBool::default(),
+            redeliver: AtomicBool::default(),
+            pushed: tokio::sync::Notify::default(),
+        });
         let (address, runtime) = crate::support::serve(|_| {
             axum::Router::new()
                 .route("/{bot}/{method}", axum::routing::post(call))
@@ -140,7 +160,7 @@ async fn call(
     Path((path_bot, method)): Path<(String, String)>,
     body: String,
 ) -> Response {
-    if path_bot != format!("bot{BOT_TOKEN}") {
+    if path_bot != format!("bot{}", bot.token) {
         return refuse(401, "Unauthorized", None);
     }
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
@@ -149,9 +169,9 @@ async fn call(
         .expect("calls")
         .push((method.clone(), body.clone()));
     match method.as_str() {
-        "getMe" => {
-            ok(json!({"id": 99, "is_bot": true, "first_name": "Claw", "username": BOT_USERNAME}))
-        }
+        "getMe" => ok(
+            json!({"id": bot.id, "is_bot": true, "first_name": "Claw", "username": bot.username}),
+        ),
         "deleteWebhook" | "setWebhook" | "sendChatAction" => ok(json!(true)),
         "getUpdates" => get_updates(&bot, &body).await,
         "sendMessage" => {

@@ -87,3 +87,44 @@ pub struct ChannelPairingResolved {
     pub decision: String,
     pub reviewer: String,
 }
+
+/// An operator logged a channel account out (`channels.logout`): the
+/// account was stopped and what clawback held with the platform for it
+/// forgotten (`actions`, in words). Tokens are never recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelLoggedOut {
+    pub channel: String,
+    pub account_id: String,
+    /// Whether a credential or platform-side session was cleared.
+    pub cleared: bool,
+    pub actions: Vec<String>,
+    /// Why the platform-side part failed, if it did (the account is
+    /// stopped either way).
+    pub error: Option<String>,
+    pub reviewer: String,
+}
+
+/// The bot was invited into a room (Matrix): who invited it, and whether it
+/// joined, decided by `autoJoin` and the DM or group policy before joining.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelInviteReceived {
+    pub channel: String,
+    pub account_id: String,
+    pub room_id: String,
+    pub inviter: Option<String>,
+    /// Sent as a direct chat.
+    pub direct: bool,
+    pub joined: bool,
+    /// Why not, when not joined.
+    pub reason: Option<String>,
+}
+
+/// Where an account's stream resumes, recorded without a message: the
+/// position a first sync started from, so a restart before the first
+/// message resumes there rather than from "now".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelCursorRecorded {
+    pub channel: String,
+    pub account_id: String,
+    pub cursor: String,
+}

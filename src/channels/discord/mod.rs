@@ -60,25 +60,28 @@ pub struct Discord {
     bot_id: Mutex<String>,
 }
 
-pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
-    let Some(section) = settings::section::<Section>(config, "discord")? else {
-        return Ok(None);
-    };
+pub fn build(
+    config: &ConfigFile,
+    account: &settings::AccountSection,
+) -> Result<Option<Spec>, String> {
+    let section: Section = account.parse("discord")?;
     if section.common.enabled == Some(false) {
         return Ok(None);
     }
     let token = match &section.token {
-        Some(token) => token
-            .resolve()
-            .map_err(|error| format!("channels.discord.token: {error}"))?,
+        Some(token) => token.resolve().map_err(|error| format!("token: {error}"))?,
+        None if !account.is_default() => {
+            return Err(
+                "needs token (DISCORD_BOT_TOKEN serves only the default account)".to_owned(),
+            );
+        }
         None => std::env::var("DISCORD_BOT_TOKEN").map_err(|_| {
-            "channels.discord needs token (or the DISCORD_BOT_TOKEN environment variable)"
-                .to_owned()
+            "needs token (or the DISCORD_BOT_TOKEN environment variable)".to_owned()
         })?,
     };
     let token = token.trim().to_owned();
     if token.is_empty() || token.contains(char::is_whitespace) {
-        return Err("channels.discord.token does not look like a bot token".to_owned());
+        return Err("token does not look like a bot token".to_owned());
     }
     let issues = section.common.issues(&section.access, "discord");
     let api_root = section.common.api_root(DEFAULT_API_ROOT);
@@ -94,14 +97,14 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
             guilds: section.guilds.clone(),
             bot_id: Mutex::new(String::new()),
         }),
-        account_id: "default".to_owned(),
+        account_id: account.id.clone(),
         settings: AccountSettings {
             access: section.access,
             allow_prefixes: &["discord:", "user:"],
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
             mode: "gateway",
-            delivery: settings::delivery_policy(config, "discord")?,
+            delivery: settings::delivery_policy(config, "discord", account)?,
             issues,
             describe: json!({"baseUrl": api_root, "tokenSource": if section.token.is_some() { "config" } else { "env" }}),
         },

@@ -43,7 +43,6 @@ pub struct Section {
     pub block_streaming: Option<bool>,
     pub block_streaming_chunk: Option<BlockChunk>,
     pub streaming: Option<Value>,
-    pub accounts: Option<BTreeMap<String, Value>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -176,9 +175,6 @@ impl Section {
                 "channels.matrix.dm.sessionScope: only \"per-user\" is supported by clawback yet"
                     .to_owned(),
             );
-        }
-        if self.accounts.is_some() {
-            issues.push("channels.matrix.accounts is not supported by clawback yet: only the root account runs".to_owned());
         }
         issues
     }

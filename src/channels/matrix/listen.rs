@@ -8,6 +8,10 @@
 //! recorded cursor, and the messages already recorded are recognised by
 //! their event ids. A room that received more than one sync returns has
 //! its gap read back with `/messages`, so a long downtime skips nothing.
+//! The first sync's position is recorded as the account's cursor (as is a
+//! batch of invites without messages), so a restart before the first
+//! message resumes there, not from "now". Invites are recorded with their
+//! decision (`autoJoin`, then the DM or group policy) before the join.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,6 +26,8 @@ use super::{CALL_TIMEOUT, Matrix, SYNC_WAIT, text};
 
 /// The most events fetched back into one room's gap.
 const BACKFILL_EVENTS_MAX: usize = 1000;
+use clawback_events::event::{ChannelCursorRecorded, ChannelInviteReceived, Event};
+
 use crate::channels::Inbox;
 
 impl Matrix {
@@ -54,11 +60,31 @@ impl Matrix {
         })
     }
 
-    /// Answers the invites a batch carries, as `autoJoin` says.
-    async fn learn(&self, batch: &sync::Batch) {
+    /// Answers the invites a batch carries: joined when `autoJoin` and the
+    /// DM or group policy (with the inviter as the sender) allow it, each
+    /// recorded (`channel.invite.received`) before the join.
+    async fn learn(&self, batch: &sync::Batch, inbox: &Inbox) -> Result<(), String> {
         for invite in &batch.invites {
-            if !self.may_join(&invite.room_id).await {
-                tracing::info!(room = %invite.room_id, inviter = ?invite.inviter, "matrix invite not accepted (channels.matrix.autoJoin)");
+            let inviter = invite.inviter.clone().unwrap_or_default();
+            let refusal = if !self.may_join(&invite.room_id).await {
+                Some("not accepted by channels.matrix.autoJoin".to_owned())
+            } else {
+                inbox
+                    .admits_invite(&invite.room_id, &inviter, invite.is_direct)
+                    .err()
+            };
+            let event = Event::ChannelInviteReceived(ChannelInviteReceived {
+                channel: "matrix".to_owned(),
+                account_id: inbox.account.account_id.clone(),
+                room_id: invite.room_id.clone(),
+                inviter: invite.inviter.clone(),
+                direct: invite.is_direct,
+                joined: refusal.is_none(),
+                reason: refusal.clone(),
+            });
+            inbox.record(&inviter, &invite.room_id, event).await?;
+            if let Some(reason) = refusal {
+                tracing::info!(room = %invite.room_id, inviter = ?invite.inviter, %reason, "matrix invite not accepted");
                 continue;
             }
             match self
@@ -79,6 +105,7 @@ impl Matrix {
                 }
             }
         }
+        Ok(())
     }
 
     async fn may_join(&self, room_id: &str) -> bool {
@@ -210,7 +237,15 @@ impl Matrix {
                     .sync(None, Duration::ZERO, 1)
                     .await
                     .map_err(|error| error.message)?;
-                self.learn(&batch).await;
+                // Recorded, so a restart before the first message resumes
+                // here and answers what was said meanwhile.
+                let event = Event::ChannelCursorRecorded(ChannelCursorRecorded {
+                    channel: "matrix".to_owned(),
+                    account_id: inbox.account.account_id.clone(),
+                    cursor: batch.next_batch.clone(),
+                });
+                inbox.record(&session.user_id, "first-sync", event).await?;
+                self.learn(&batch, &inbox).await?;
                 tracing::info!(
                     skipped = batch.events.len(),
                     "matrix: first sync; earlier room history is not answered"
@@ -237,7 +272,7 @@ impl Matrix {
                 }
                 Err(error) => return Err(error.message),
             };
-            self.learn(&batch).await;
+            self.learn(&batch, &inbox).await?;
             let events = self.with_gaps_filled(&batch, &since).await?;
             let bot = BotIdentity {
                 user_id: session.user_id.clone(),
@@ -259,6 +294,16 @@ impl Matrix {
                     ..bot.clone()
                 };
                 messages.extend(sync::inbound(event, room, &bot, None));
+            }
+            // A batch of invites and no message moves the recorded
+            // position itself, so a restart does not see its invites again.
+            if messages.is_empty() && !batch.invites.is_empty() {
+                let event = Event::ChannelCursorRecorded(ChannelCursorRecorded {
+                    channel: "matrix".to_owned(),
+                    account_id: inbox.account.account_id.clone(),
+                    cursor: batch.next_batch.clone(),
+                });
+                inbox.record(&session.user_id, "invites", event).await?;
             }
             let cursors = sync::cursors(messages.len(), &batch.next_batch);
             for (mut message, cursor) in messages.into_iter().zip(cursors) {

@@ -102,27 +102,36 @@ struct Session {
     user_id: String,
 }
 
-/// The account `channels.matrix` describes, if it is there and enabled.
-pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
-    let Some(section) = settings::section::<config::Section>(config, "matrix")? else {
-        return Ok(None);
-    };
+/// The Matrix account `account` describes, if it is enabled. The
+/// `MATRIX_*` environment variables serve only the default account, as
+/// OpenClaw's.
+pub fn build(
+    config: &ConfigFile,
+    account: &settings::AccountSection,
+) -> Result<Option<Spec>, String> {
+    let section: config::Section = account.parse("matrix")?;
     if section.enabled == Some(false) {
         return Ok(None);
     }
-    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let default_account = account.is_default();
+    let env = |name: &str| {
+        default_account
+            .then(|| std::env::var(name).ok())
+            .flatten()
+            .filter(|value| !value.is_empty())
+    };
     let homeserver = section
         .homeserver
         .clone()
         .or_else(|| env("MATRIX_HOMESERVER"))
-        .ok_or("channels.matrix needs homeserver (or MATRIX_HOMESERVER), e.g. https://matrix.example.org")?;
+        .ok_or("needs homeserver (or MATRIX_HOMESERVER), e.g. https://matrix.example.org")?;
     let homeserver = homeserver_url(&homeserver, &section)?;
     let secret =
         |input: &Option<crate::config::model::SecretInput>, key: &str, var: &str| match input {
             Some(input) => input
                 .resolve()
                 .map(Some)
-                .map_err(|error| format!("channels.matrix.{key}: {error}")),
+                .map_err(|error| format!("{key}: {error}")),
             None => Ok(env(var)),
         };
     let user_id = section.user_id.clone().or_else(|| env("MATRIX_USER_ID"));
@@ -136,9 +145,9 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
     ) {
         (Some(token), _) => Auth::Token(token.trim().to_owned()),
         (None, Some(password)) => {
-            let user_id = user_id.clone().ok_or(
-                "channels.matrix.password needs channels.matrix.userId (@bot:example.org)",
-            )?;
+            let user_id = user_id
+                .clone()
+                .ok_or("password needs userId (@bot:example.org)")?;
             Auth::Password {
                 device_id: device_id
                     .clone()
@@ -152,14 +161,14 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
             }
         }
         (None, None) => {
-            return Err("channels.matrix needs accessToken, or userId and password (or MATRIX_ACCESS_TOKEN / MATRIX_PASSWORD)".to_owned());
+            return Err("needs accessToken, or userId and password (or MATRIX_ACCESS_TOKEN / MATRIX_PASSWORD)".to_owned());
         }
     };
     if let Some(user_id) = &user_id
         && !(user_id.starts_with('@') && user_id.contains(':'))
     {
         return Err(format!(
-            "channels.matrix.userId {user_id:?} is not a Matrix user id (@bot:example.org)"
+            "userId {user_id:?} is not a Matrix user id (@bot:example.org)"
         ));
     }
     let auto_join = section.auto_join()?;
@@ -189,7 +198,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
     };
     Ok(Some(Spec {
         platform: Arc::new(platform),
-        account_id: "default".to_owned(),
+        account_id: account.id.clone(),
         settings: AccountSettings {
             access,
             allow_prefixes: ALLOW_PREFIXES,
@@ -199,7 +208,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
                 .unwrap_or(TEXT_LIMIT)
                 .clamp(16, TEXT_LIMIT_MAX),
             mode: "sync",
-            delivery: settings::delivery_policy(config, "matrix")?,
+            delivery: settings::delivery_policy(config, "matrix", account)?,
             issues,
             describe,
         },
@@ -303,6 +312,44 @@ impl Matrix {
                 Ok(Session {
                     token: text(&answer, "access_token").unwrap_or_default(),
                     user_id: text(&answer, "user_id").unwrap_or_else(|| user_id.clone()),
+                })
+            }
+        }
+    }
+
+    /// `channels.logout`: a session clawback obtained by password login is
+    /// logged out on the homeserver (its access token dies) and forgotten;
+    /// a configured access token is the operator's and is left alone.
+    async fn log_out(&self) -> Result<super::platform::Logout, String> {
+        let session = self.session.lock().await.take();
+        match (&self.auth, session) {
+            (Auth::Token(_), _) => Ok(super::platform::Logout {
+                cleared: false,
+                actions: vec![
+                    "the configured access token stays valid (it is the operator's: remove channels.matrix.accessToken to forget it)".to_owned(),
+                ],
+            }),
+            (Auth::Password { .. }, None) => Ok(super::platform::Logout {
+                cleared: false,
+                actions: vec!["no login session was open".to_owned()],
+            }),
+            (Auth::Password { device_id, .. }, Some(session)) => {
+                self.api
+                    .call(
+                        Method::POST,
+                        &["logout"],
+                        &[],
+                        Some(&json!({})),
+                        Some(&session.token),
+                        CALL_TIMEOUT,
+                    )
+                    .await
+                    .map_err(|error| format!("logout failed: {}", error.message))?;
+                Ok(super::platform::Logout {
+                    cleared: true,
+                    actions: vec![format!(
+                        "logged out device {device_id} on the homeserver (its access token is revoked)"
+                    )],
                 })
             }
         }
@@ -414,6 +461,10 @@ impl Platform for Matrix {
         self
     }
 
+    fn logout(&self) -> BoxFuture<'_, Result<super::platform::Logout, String>> {
+        Box::pin(self.log_out())
+    }
+
     fn run(
         self: Arc<Self>,
         inbox: Inbox,
@@ -450,7 +501,11 @@ mod tests {
     fn built(matrix: Value) -> Result<Option<Spec>, String> {
         let config: ConfigFile =
             serde_json::from_value(json!({"channels": {"matrix": matrix}})).expect("config");
-        build(&config)
+        let account = settings::accounts(&config, "matrix")?
+            .into_iter()
+            .next()
+            .expect("one account");
+        build(&config, &account)
     }
 
     #[test]

@@ -67,37 +67,56 @@ pub struct Slack {
     bot_user_id: Mutex<String>,
 }
 
-fn secret(value: Option<&SecretInput>, key: &str, env: &str) -> Result<String, String> {
+/// A token from the config, or (for the default account only, as
+/// OpenClaw) from its environment variable.
+fn secret(
+    value: Option<&SecretInput>,
+    key: &str,
+    env: &str,
+    default_account: bool,
+) -> Result<String, String> {
     let token = match value {
-        Some(value) => value
-            .resolve()
-            .map_err(|error| format!("channels.slack.{key}: {error}"))?,
-        None => std::env::var(env).map_err(|_| {
-            format!("channels.slack needs {key} (or the {env} environment variable)")
-        })?,
+        Some(value) => value.resolve().map_err(|error| format!("{key}: {error}"))?,
+        None if !default_account => {
+            return Err(format!(
+                "needs {key} ({env} serves only the default account)"
+            ));
+        }
+        None => std::env::var(env)
+            .map_err(|_| format!("needs {key} (or the {env} environment variable)"))?,
     };
     Ok(token.trim().to_owned())
 }
 
-pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
-    let Some(section) = settings::section::<Section>(config, "slack")? else {
-        return Ok(None);
-    };
+pub fn build(
+    config: &ConfigFile,
+    account: &settings::AccountSection,
+) -> Result<Option<Spec>, String> {
+    let section: Section = account.parse("slack")?;
     if section.common.enabled == Some(false) {
         return Ok(None);
     }
     if section.mode.as_deref().is_some_and(|mode| mode != "socket") {
-        return Err("channels.slack.mode \"http\" (Events API over HTTP) is not supported by clawback yet: use Socket Mode (mode \"socket\" with an appToken)".to_owned());
+        return Err("mode \"http\" (Events API over HTTP) is not supported by clawback yet: use Socket Mode (mode \"socket\" with an appToken)".to_owned());
     }
-    let bot_token = secret(section.bot_token.as_ref(), "botToken", "SLACK_BOT_TOKEN")?;
-    let app_token = secret(section.app_token.as_ref(), "appToken", "SLACK_APP_TOKEN")?;
+    let bot_token = secret(
+        section.bot_token.as_ref(),
+        "botToken",
+        "SLACK_BOT_TOKEN",
+        account.is_default(),
+    )?;
+    let app_token = secret(
+        section.app_token.as_ref(),
+        "appToken",
+        "SLACK_APP_TOKEN",
+        account.is_default(),
+    )?;
     if !bot_token.starts_with("xoxb-") {
-        return Err("channels.slack.botToken must be a bot token (xoxb-...)".to_owned());
+        return Err("botToken must be a bot token (xoxb-...)".to_owned());
     }
     if !app_token.starts_with("xapp-") {
         return Err(
-            "channels.slack.appToken must be an app-level token with connections:write (xapp-...)"
-                .to_owned(),
+            "appToken must be an app-level token with connections:write (xapp-...)".to_owned(),
         );
     }
     // OpenClaw's `channels.<id>` rules are the generic group rules with
@@ -136,14 +155,14 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
             client,
             bot_user_id: Mutex::new(String::new()),
         }),
-        account_id: "default".to_owned(),
+        account_id: account.id.clone(),
         settings: AccountSettings {
             access,
             allow_prefixes: &["slack:", "user:"],
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
             mode: "socket",
-            delivery: settings::delivery_policy(config, "slack")?,
+            delivery: settings::delivery_policy(config, "slack", account)?,
             issues,
             describe: json!({"baseUrl": api_root,
                              "botTokenSource": if section.bot_token.is_some() { "config" } else { "env" },

@@ -54,18 +54,25 @@ pub struct Telegram {
 
 enum Mode {
     Polling,
-    Webhook { url: String, secret: String },
+    Webhook {
+        url: String,
+        secret: String,
+        /// The route Telegram posts to; accounts may share one, told
+        /// apart by their secret token.
+        path: String,
+    },
 }
 
-/// The account `channels.telegram` describes, if it is there and enabled.
-pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
-    let Some(section) = settings::section::<settings::Telegram>(config, "telegram")? else {
-        return Ok(None);
-    };
+/// The Telegram bot `account` describes, if it is enabled.
+pub fn build(
+    config: &ConfigFile,
+    account: &settings::AccountSection,
+) -> Result<Option<Spec>, String> {
+    let section: settings::Telegram = account.parse("telegram")?;
     if section.common.enabled == Some(false) {
         return Ok(None);
     }
-    let token = token(&section)?;
+    let token = token(&section, account)?;
     let issues = section.common.issues(&section.access, "telegram");
     let mode = match &section.webhook_url {
         None => Mode::Polling,
@@ -73,12 +80,13 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
             let secret = section
                 .webhook_secret
                 .as_ref()
-                .ok_or("channels.telegram.webhookUrl needs channels.telegram.webhookSecret (Telegram sends it back on every update)")?
+                .ok_or("webhookUrl needs webhookSecret (Telegram sends it back on every update)")?
                 .resolve()
-                .map_err(|error| format!("channels.telegram.webhookSecret: {error}"))?;
+                .map_err(|error| format!("webhookSecret: {error}"))?;
             Mode::Webhook {
                 url: url.clone(),
                 secret,
+                path: webhook_path(section.webhook_path.as_deref()),
             }
         }
     };
@@ -89,7 +97,7 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
     let describe = json!({
         "tokenSource": if section.bot_token.is_some() { "config" } else if section.token_file.is_some() { "tokenFile" } else { "env" },
         "webhookUrl": section.webhook_url,
-        "webhookPath": matches!(mode, Mode::Webhook { .. }).then(|| webhook_path(config)),
+        "webhookPath": match &mode { Mode::Webhook { path, .. } => Some(path.clone()), Mode::Polling => None },
         "baseUrl": api_root,
     });
     let mode_name = match mode {
@@ -103,53 +111,85 @@ pub fn build(config: &ConfigFile) -> Result<Option<Spec>, String> {
     };
     Ok(Some(Spec {
         platform: Arc::new(platform),
-        account_id: "default".to_owned(),
+        account_id: account.id.clone(),
         settings: AccountSettings {
             access: section.access,
             allow_prefixes: ALLOW_PREFIXES,
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
             mode: mode_name,
-            delivery: settings::delivery_policy(config, "telegram")?,
+            delivery: settings::delivery_policy(config, "telegram", account)?,
             issues,
             describe,
         },
     }))
 }
 
-fn token(section: &settings::Telegram) -> Result<String, String> {
+/// The bot token: configured, from a file, or (for the default account
+/// only, as OpenClaw) from `TELEGRAM_BOT_TOKEN`.
+fn token(
+    section: &settings::Telegram,
+    account: &settings::AccountSection,
+) -> Result<String, String> {
     let token = match (&section.bot_token, &section.token_file) {
         (Some(token), _) => token
             .resolve()
-            .map_err(|error| format!("channels.telegram.botToken: {error}"))?,
+            .map_err(|error| format!("botToken: {error}"))?,
         (None, Some(path)) => {
             let metadata = std::fs::symlink_metadata(path)
-                .map_err(|error| format!("channels.telegram.tokenFile {path}: {error}"))?;
+                .map_err(|error| format!("tokenFile {path}: {error}"))?;
             if !metadata.is_file() {
-                return Err(format!("channels.telegram.tokenFile {path} must be a regular file (not a link)"));
+                return Err(format!(
+                    "tokenFile {path} must be a regular file (not a link)"
+                ));
             }
-            std::fs::read_to_string(path)
-                .map_err(|error| format!("channels.telegram.tokenFile {path}: {error}"))?
+            std::fs::read_to_string(path).map_err(|error| format!("tokenFile {path}: {error}"))?
         }
-        (None, None) => std::env::var("TELEGRAM_BOT_TOKEN").map_err(|_| {
-            "channels.telegram needs botToken, tokenFile or the TELEGRAM_BOT_TOKEN environment variable".to_owned()
-        })?,
+        (None, None) if account.is_default() => {
+            std::env::var("TELEGRAM_BOT_TOKEN").map_err(|_| {
+                "botToken, tokenFile or the TELEGRAM_BOT_TOKEN environment variable is needed"
+                    .to_owned()
+            })?
+        }
+        (None, None) => return Err(
+            "botToken or tokenFile is needed (TELEGRAM_BOT_TOKEN serves only the default account)"
+                .to_owned(),
+        ),
     };
     let token = token.trim().to_owned();
     if token.is_empty() || token.contains(['/', ' ', '?', '#']) {
-        return Err("channels.telegram.botToken does not look like a bot token (from @BotFather: <digits>:<letters>)".to_owned());
+        return Err(
+            "botToken does not look like a bot token (from @BotFather: <digits>:<letters>)"
+                .to_owned(),
+        );
     }
     Ok(token)
 }
 
-/// Where Telegram posts updates when a webhook is set.
-pub fn webhook_path(config: &ConfigFile) -> String {
-    settings::section::<settings::Telegram>(config, "telegram")
-        .ok()
-        .flatten()
-        .and_then(|section| section.webhook_path)
+/// Where Telegram posts an account's updates when a webhook is set.
+fn webhook_path(configured: Option<&str>) -> String {
+    configured
         .map(|path| format!("/{}", path.trim_start_matches('/')))
         .unwrap_or_else(|| DEFAULT_WEBHOOK_PATH.to_owned())
+}
+
+/// Every webhook path the configured Telegram accounts use (the default's
+/// when none is readable, so the route answers "not running" rather than
+/// 404 from the wrong layer).
+fn webhook_paths(config: &ConfigFile) -> Vec<String> {
+    let mut paths: Vec<String> = settings::accounts(config, "telegram")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|account| account.parse::<settings::Telegram>("telegram").ok())
+        .filter(|section| section.webhook_url.is_some())
+        .map(|section| webhook_path(section.webhook_path.as_deref()))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    if paths.is_empty() {
+        paths.push(DEFAULT_WEBHOOK_PATH.to_owned());
+    }
+    paths
 }
 
 impl Telegram {
@@ -259,6 +299,30 @@ impl Platform for Telegram {
         self
     }
 
+    /// The webhook registration is the one thing clawback set up with
+    /// Telegram: deleted, so Telegram stops posting updates here (pending
+    /// ones stay for the next poll). The bot token cannot be revoked
+    /// through the Bot API; it stays in the config.
+    fn logout(&self) -> BoxFuture<'_, Result<super::platform::Logout, String>> {
+        Box::pin(async move {
+            self.api
+                .call(
+                    "deleteWebhook",
+                    &json!({"drop_pending_updates": false}),
+                    CALL_TIMEOUT,
+                )
+                .await
+                .map_err(|error| format!("deleteWebhook failed: {}", error.message))?;
+            Ok(super::platform::Logout {
+                cleared: matches!(self.mode, Mode::Webhook { .. }),
+                actions: vec![
+                    "deleted the Telegram webhook (deleteWebhook)".to_owned(),
+                    "the bot token stays in the config (the Bot API cannot revoke it)".to_owned(),
+                ],
+            })
+        })
+    }
+
     fn run(
         self: Arc<Self>,
         inbox: Inbox,
@@ -268,7 +332,7 @@ impl Platform for Telegram {
             self.identify().await?;
             match &self.mode {
                 Mode::Polling => self.poll(inbox, stop).await,
-                Mode::Webhook { url, secret } => {
+                Mode::Webhook { url, secret, .. } => {
                     let body = json!({"url": url, "secret_token": secret,
                                       "allowed_updates": ["message"]});
                     self.api
@@ -291,33 +355,63 @@ fn chat_id(text: &str) -> Value {
         .map_or_else(|_| json!(text), |id| json!(id))
 }
 
-/// The webhook route (when `channels.telegram.webhookUrl` is set).
+/// The webhook routes (for accounts with a `webhookUrl`).
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    let path = webhook_path(&gateway.config());
-    Router::new()
-        .route(&path, post(webhook))
-        .with_state(gateway)
+    let mut router = Router::new();
+    for path in webhook_paths(&gateway.config()) {
+        router = router.route(&path, post(webhook));
+    }
+    router.with_state(gateway)
 }
 
-/// One update from Telegram: checked, recorded, then answered 200 (so an
-/// update not recorded is retried by Telegram).
-async fn webhook(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    let Some(account) = gateway.channels.account("telegram", "default") else {
-        return (StatusCode::NOT_FOUND, "telegram is not running").into_response();
-    };
-    let Some(platform) = account.platform.as_any().downcast_ref::<Telegram>() else {
-        return (StatusCode::NOT_FOUND, "telegram is not running").into_response();
-    };
-    let Mode::Webhook { secret, .. } = &platform.mode else {
-        return (StatusCode::NOT_FOUND, "telegram runs in polling mode").into_response();
-    };
+/// One update from Telegram: the account is the webhook-mode account on
+/// this path whose secret token it carries; checked, recorded, then
+/// answered 200 (so an update not recorded is retried by Telegram).
+async fn webhook(
+    State(gateway): State<Arc<Gateway>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let offered = headers
         .get("x-telegram-bot-api-secret-token")
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    if blake3::hash(offered.as_bytes()) != blake3::hash(secret.as_bytes()) {
-        return (StatusCode::UNAUTHORIZED, "bad secret token").into_response();
+    let mut on_path = false;
+    let mut found = None;
+    for account in gateway.channels.accounts() {
+        if account.channel != "telegram" {
+            continue;
+        }
+        let Some(platform) = account.platform.as_any().downcast_ref::<Telegram>() else {
+            continue;
+        };
+        let Mode::Webhook { secret, path, .. } = &platform.mode else {
+            continue;
+        };
+        if path != uri.path() {
+            continue;
+        }
+        on_path = true;
+        if blake3::hash(offered.as_bytes()) == blake3::hash(secret.as_bytes()) {
+            found = Some(account);
+            break;
+        }
     }
+    let Some(account) = found else {
+        return if on_path {
+            (StatusCode::UNAUTHORIZED, "bad secret token").into_response()
+        } else {
+            (
+                StatusCode::NOT_FOUND,
+                "no telegram account takes webhooks here",
+            )
+                .into_response()
+        };
+    };
+    let Some(platform) = account.platform.as_any().downcast_ref::<Telegram>() else {
+        return (StatusCode::NOT_FOUND, "telegram is not running").into_response();
+    };
     let bytes = match crate::gateway::http::read_body(&headers, body, 4 << 20).await {
         Ok(bytes) => bytes,
         Err(_) => return (StatusCode::BAD_REQUEST, "unreadable body").into_response(),

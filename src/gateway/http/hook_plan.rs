@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use super::hook_mappings::{self, TemplateContext};
 use super::hooks::{Hook, RequestContext};
 use crate::agent::RunRequest;
+use crate::channels::announce::{self, Destination};
 use crate::config::model::HookAction;
 use crate::gateway::protocol::methods::DEFAULT_AGENT;
 
@@ -33,6 +34,7 @@ const RUN_TIMEOUT_MAX: Duration = Duration::from_secs(48 * 3600);
 const MESSAGE_BYTES_MAX: usize = 1024 * 1024;
 
 /// A request refused before anything started: its status and message.
+#[derive(Debug)]
 pub(super) struct Refused {
     pub(super) status: StatusCode,
     pub(super) message: String,
@@ -61,6 +63,17 @@ pub(super) struct AgentRun {
     /// The run is already known (a repeated idempotency key): not started
     /// again.
     pub(super) known: bool,
+    /// Where its reply is announced, if delivery is on.
+    pub(super) delivery: Option<Delivery>,
+}
+
+/// A run's reply sent to a chat (OpenClaw's `deliver`, `channel`, `to`,
+/// `accountId`; `channel: "last"` by default).
+pub(super) struct Delivery {
+    pub(super) destination: Destination,
+    /// Where `last` is looked up: the run's session, then its agent's
+    /// main session.
+    pub(super) sessions: Vec<String>,
 }
 
 /// One "System:" turn a hook asks for.
@@ -166,14 +179,7 @@ impl Hook {
             Some(Value::String(mode)) if mode == "isolated" || mode == "persistent" => mode,
             Some(_) => return Err(bad("sessionMode must be isolated or persistent")),
         };
-        refuse_delivery(
-            payload.get("deliver"),
-            [
-                payload.get("channel"),
-                payload.get("to"),
-                payload.get("accountId"),
-            ],
-        )?;
+        let destination = destination(payload.get("deliver"), payload)?;
         if payload.get("model").is_some() && text("model").is_none() {
             return Err(bad("model required"));
         }
@@ -209,6 +215,7 @@ impl Hook {
                 agent_id,
                 logical_key,
                 persistent,
+                destination,
             },
             message,
             name,
@@ -292,18 +299,9 @@ impl Hook {
                     )?);
                 }
                 HookAction::Agent => {
-                    refuse_delivery(
+                    let destination = destination(
                         mapping.deliver.map(Value::Bool).as_ref(),
-                        [
-                            mapping
-                                .channel
-                                .as_deref()
-                                .filter(|channel| *channel != "last")
-                                .map(|channel| json!(channel))
-                                .as_ref(),
-                            mapping.to.as_ref().map(|to| json!(to)).as_ref(),
-                            None,
-                        ],
+                        &json!({"channel": mapping.channel, "to": mapping.to}),
                     )?;
                     let message = render(mapping.message_template.as_deref()).unwrap_or_default();
                     if message.trim().is_empty() {
@@ -343,6 +341,7 @@ impl Hook {
                             agent_id: agent_id.clone(),
                             logical_key,
                             persistent,
+                            destination,
                         },
                         &message,
                         name,
@@ -402,6 +401,25 @@ impl Hook {
             _ => format!("agent:{}:{run_id}", target.agent_id),
         };
         let known = idempotency_key.is_some() && self.run_known(&session_key, &run_id);
+        let delivery = match target.destination {
+            None => None,
+            Some(destination) => {
+                let sessions = vec![
+                    session_key.clone(),
+                    format!("agent:{}:main", target.agent_id),
+                ];
+                // A destination named outright must exist now; an implied
+                // `last` is looked up when the reply is there.
+                if destination.is_explicit() {
+                    announce::resolve(&self.gateway, &destination, &sessions)
+                        .map_err(|error| Refused::new(StatusCode::BAD_REQUEST, error))?;
+                }
+                Some(Delivery {
+                    destination,
+                    sessions,
+                })
+            }
+        };
         let timeout = options
             .timeout_seconds
             .map_or(RUN_TIMEOUT_DEFAULT, |seconds| {
@@ -425,6 +443,7 @@ impl Hook {
                 origin: None,
             },
             known,
+            delivery,
         })
     }
 
@@ -548,6 +567,8 @@ struct AgentTarget {
     /// The key from the request, mapping or `hooks.defaultSessionKey`.
     logical_key: Option<String>,
     persistent: bool,
+    /// Where the reply is announced (`None`: not delivered).
+    destination: Option<Destination>,
 }
 
 struct RunOptions {
@@ -568,23 +589,16 @@ fn scoped_key(key: &str, agent_id: &str) -> String {
     }
 }
 
-/// Channel delivery is not built: a destination with delivery on is
-/// refused, so nobody believes a reply went out. Without a destination
-/// nothing is delivered (the reply stays in the session), whatever
-/// `deliver` says.
-fn refuse_delivery(
-    deliver: Option<&Value>,
-    destination: [Option<&Value>; 3],
-) -> Result<(), Refused> {
-    let delivering = deliver != Some(&Value::Bool(false));
-    if delivering && destination.iter().any(Option::is_some) {
-        return Err(Refused::new(
-            StatusCode::BAD_REQUEST,
-            "channel delivery is not available: clawback has no channels yet, so a reply cannot be \
-             sent to channel/to/accountId; omit them (the reply stays in the session) or set deliver:false",
-        ));
+/// Where a run's reply goes: `None` with `deliver: false`, else the
+/// destination `channel`/`to`/`accountId` name (`last` when none).
+fn destination(deliver: Option<&Value>, fields: &Value) -> Result<Option<Destination>, Refused> {
+    let bad = |message: String| Refused::new(StatusCode::BAD_REQUEST, message);
+    match deliver {
+        None | Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => return Ok(None),
+        Some(_) => return Err(bad("deliver must be boolean".to_owned())),
     }
-    Ok(())
+    Destination::read(fields).map(Some).map_err(bad)
 }
 
 fn thinking(raw: Option<&str>) -> Result<Option<String>, Refused> {
@@ -618,13 +632,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_scoped_to_the_agent_and_delivery_to_a_channel_is_refused() {
+    fn keys_are_scoped_to_the_agent_and_deliveries_are_read() {
         assert_eq!(scoped_key("hook:x", "main"), "agent:main:hook:x");
         assert_eq!(scoped_key("agent:ops:hook:x", "main"), "agent:main:hook:x");
-        let to = json!("42");
-        assert!(refuse_delivery(None, [None, Some(&to), None]).is_err());
-        assert!(refuse_delivery(Some(&json!(false)), [None, Some(&to), None]).is_ok());
-        assert!(refuse_delivery(Some(&json!(true)), [None, None, None]).is_ok());
+        let to = json!({"to": "42"});
+        assert!(destination(None, &to).unwrap().unwrap().is_explicit());
+        assert!(destination(Some(&json!(false)), &to).unwrap().is_none());
+        assert!(
+            !destination(Some(&json!(true)), &json!({}))
+                .unwrap()
+                .unwrap()
+                .is_explicit()
+        );
+        assert!(destination(Some(&json!("yes")), &to).is_err());
+        assert!(destination(None, &json!({"to": 42})).is_err());
         assert!(thinking(Some("nonsense")).is_err());
         assert_eq!(thinking(Some(" ")).ok(), Some(None));
     }

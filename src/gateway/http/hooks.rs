@@ -27,9 +27,12 @@
 //! anyone fill the log); they go to the diagnostic log. Nor are requests
 //! refused before a hook is chosen (unreadable body, no mapping).
 //!
-//! Differences from OpenClaw, on purpose: channel delivery does not exist
-//! yet, so `deliver` with a destination is refused (400) and nothing is
-//! delivered otherwise; `next-heartbeat` wakes are refused (no heartbeats);
+//! An agent run's reply is announced to a chat (`deliver`, `channel`, `to`,
+//! `accountId`; `channels::announce`) once the run ends, under a key
+//! derived from the run, so a repeated request sends nothing twice.
+//!
+//! Differences from OpenClaw, on purpose: `next-heartbeat` wakes are
+//! refused (no heartbeats);
 //! wake text is wrapped as untrusted too (OpenClaw trusts it as a system
 //! event; here it becomes a "System:" turn, exactly what #1827 warns of);
 //! JavaScript transforms are refused at config time; a repeated
@@ -52,6 +55,7 @@ use serde_json::{Map, Value, json};
 use super::hook_plan::{Plan, Refused};
 use super::{BodyError, json_response, read_body, text_response};
 use crate::agent::{RunOutcome, Started};
+use crate::channels::announce::{self, Attempt};
 use crate::config::model::{ConfigFile, HooksSection, SecretInput};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::AuthLimiter;
@@ -522,10 +526,13 @@ impl Hook {
             let session_key = run.request.session_key.clone();
             let run_id = run.request.run_id.clone();
             if run.known {
+                // Its delivery (if any) was prepared under the run's key
+                // by whoever ran it: never a second one.
                 started.push((
                     run_id,
                     session_key,
                     self.gateway.agent.lookup(&run.request.run_id),
+                    None,
                 ));
             } else {
                 let how = self
@@ -533,7 +540,28 @@ impl Hook {
                     .agent
                     .clone()
                     .start(self.gateway.clone(), run.request);
-                started.push((run_id, session_key, Some(how)));
+                let mut delivery = run.delivery;
+                // Without waiting, the reply is announced when the run
+                // ends, after the answer.
+                if !wait
+                    && let Started::New(receiver) = &how
+                    && let Some(delivery) = delivery.take()
+                {
+                    let gateway = self.gateway.clone();
+                    let receiver = receiver.clone();
+                    tokio::spawn(async move {
+                        if let Some(outcome) = crate::agent::wait(receiver).await {
+                            announce::reply(
+                                &gateway,
+                                &delivery.destination,
+                                &delivery.sessions,
+                                &outcome,
+                            )
+                            .await;
+                        }
+                    });
+                }
+                started.push((run_id, session_key, Some(how), delivery));
             }
         }
         let mut body = json!({"ok": true, "runId": run_ids[0]});
@@ -543,16 +571,33 @@ impl Hook {
         }
         body.as_object_mut().expect("object").extend(wake_fields);
         if wait {
-            let (run_id, session_key, how) = started.swap_remove(0);
-            let completion = match how {
-                Some(Started::Finished(outcome)) => completion(&outcome),
+            let (run_id, session_key, how, delivery) = started.swap_remove(0);
+            let outcome = match how {
+                None => None,
+                Some(Started::Finished(outcome)) => Some(Some(*outcome)),
                 Some(Started::New(receiver) | Started::Running(receiver)) => {
-                    match crate::agent::wait(receiver).await {
-                        Some(outcome) => completion(&outcome),
-                        None => json!({"status": "error", "replyDisposition": "empty"}),
-                    }
+                    Some(crate::agent::wait(receiver).await)
                 }
+            };
+            let completion = match outcome {
+                // A run from before this process: as recorded.
                 None => self.recorded_completion(&session_key, &run_id),
+                Some(None) => json!({"status": "error", "replyDisposition": "empty"}),
+                Some(Some(outcome)) => {
+                    let delivered = match &delivery {
+                        Some(delivery) => {
+                            announce::reply(
+                                &self.gateway,
+                                &delivery.destination,
+                                &delivery.sessions,
+                                &outcome,
+                            )
+                            .await
+                        }
+                        None => Attempt::default(),
+                    };
+                    completion(&outcome, delivered)
+                }
             };
             body["completion"] = completion;
         }
@@ -576,13 +621,26 @@ impl Hook {
             Some(RunState::Running) => "running",
             _ => "error",
         };
-        json!({"status": status, "delivered": false, "deliveryAttempted": false})
+        // Its announcement, if one was prepared, as the outbox recorded it.
+        let key = format!("announce:{run_id}");
+        let prepared = state.deliveries.by_idempotency_key(&key);
+        let delivered = prepared.is_some_and(|delivery_id| {
+            state.deliveries.finished.iter().any(|finished| {
+                finished.delivery_id == delivery_id
+                    && matches!(
+                        finished.outcome,
+                        clawback_projections::deliveries::DeliveryOutcome::Sent { .. }
+                    )
+            })
+        });
+        json!({"status": status, "delivered": delivered, "deliveryAttempted": prepared.is_some()})
     }
 }
 
-/// OpenClaw's `completion`: whether the run ended well and whether it had
-/// a reply, never the reply's text (a hook sender is not a reader).
-fn completion(outcome: &RunOutcome) -> Value {
+/// OpenClaw's `completion`: whether the run ended well, whether it had a
+/// reply and whether it was delivered, never the reply's text (a hook
+/// sender is not a reader).
+fn completion(outcome: &RunOutcome, delivered: Attempt) -> Value {
     let disposition = if outcome.ok && !outcome.text.trim().is_empty() {
         "visible"
     } else {
@@ -591,8 +649,8 @@ fn completion(outcome: &RunOutcome) -> Value {
     json!({
         "status": if outcome.ok { "ok" } else { "error" },
         "replyDisposition": disposition,
-        "delivered": false,
-        "deliveryAttempted": false,
+        "delivered": delivered.delivered,
+        "deliveryAttempted": delivered.attempted,
     })
 }
 

@@ -1,4 +1,5 @@
-//! `channels.status`, `channels.start`, `channels.stop` and `send`: the
+//! `channels.status`, `channels.start`, `channels.stop`, `channels.logout`
+//! and `send`: the
 //! channel accounts as operators see and drive them.
 
 use std::sync::Arc;
@@ -7,10 +8,12 @@ use clawback_projections::deliveries::DeliveryOutcome;
 use serde_json::{Map, Value, json};
 
 use super::super::frames::{ErrorShape, codes};
-use super::{Params, Reply, now_ms};
+use super::{Caller, Params, Reply, now_ms};
 use crate::channels::outbox::{self, Prepared};
+use crate::channels::settings::DEFAULT_ACCOUNT;
 use crate::channels::{Target, manager};
 use crate::gateway::Gateway;
+use clawback_events::event::{ChannelLoggedOut, Event};
 
 /// The channels clawback can run, in `channelOrder`.
 const CHANNELS: &[(&str, &str)] = &[
@@ -60,8 +63,11 @@ pub fn status(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorS
             (*channel).to_owned(),
             json!({"configured": configured, "running": any_running}),
         );
+        defaults.insert(
+            (*channel).to_owned(),
+            json!(default_account_id(gateway, channel)),
+        );
         accounts.insert((*channel).to_owned(), Value::Array(entries));
-        defaults.insert((*channel).to_owned(), json!("default"));
     }
     issues.truncate(50);
     Ok(json!({
@@ -76,49 +82,147 @@ pub fn status(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorS
     }))
 }
 
-fn channel_param<'a>(
-    method: &'a str,
-    params: Option<&'a Value>,
-) -> Result<(&'a str, Option<&'a str>), ErrorShape> {
+/// The account used when none is named: `default` when the channel has
+/// one (OpenClaw's rule), else its first account.
+pub fn default_account_id(gateway: &Gateway, channel: &str) -> String {
+    let mut ids: Vec<String> = gateway
+        .channels
+        .accounts()
+        .iter()
+        .filter(|account| account.channel == channel)
+        .map(|account| account.account_id.clone())
+        .chain(
+            gateway
+                .channels
+                .problems()
+                .into_iter()
+                .filter(|(problem_channel, _, _)| problem_channel == channel)
+                .map(|(_, account_id, _)| account_id),
+        )
+        .collect();
+    ids.sort();
+    if ids.is_empty() || ids.iter().any(|id| id == DEFAULT_ACCOUNT) {
+        DEFAULT_ACCOUNT.to_owned()
+    } else {
+        ids.swap_remove(0)
+    }
+}
+
+/// `channel` and `accountId` (normalised as OpenClaw's: trimmed,
+/// lowercased; absent means every account of the channel).
+fn channel_param(
+    method: &str,
+    params: Option<&Value>,
+) -> Result<(String, Option<String>), ErrorShape> {
     let params = Params::closed(method, params, &["channel", "accountId"])?;
     let channel = params.str("channel")?;
-    let account = params.opt_str("accountId")?;
+    let account = params
+        .opt_str("accountId")?
+        .map(|account| account.trim().to_lowercase())
+        .filter(|account| !account.is_empty());
     if !CHANNELS.iter().any(|(id, _)| *id == channel) {
         return Err(ErrorShape::invalid(format!(
             "unsupported channel: {channel}"
         )));
     }
-    if account.is_some_and(|account| account != "default") {
-        return Err(ErrorShape::invalid(format!(
-            "clawback runs one account per channel: only accountId \"default\" exists for {channel}"
-        )));
-    }
-    Ok((channel, account))
+    Ok((channel.to_owned(), account))
 }
 
-/// Starts (or restarts) a channel from the current config.
+/// Starts (or restarts) a channel's accounts, or the one named, from the
+/// current config.
 pub async fn start(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     let result = match channel_param("channels.start", params) {
         Err(error) => Err(error),
-        Ok((channel, _)) => match manager::restart(gateway, channel).await {
-            Ok(()) => {
-                Ok(json!({"ok": true, "channel": channel, "accountId": "default", "started": true}))
-            }
+        Ok((channel, only)) => match manager::restart(gateway, &channel, only.as_deref()).await {
+            Ok(started) => Ok(json!({"ok": true, "channel": channel,
+                "accountId": only.unwrap_or_else(|| default_account_id(gateway, &channel)),
+                "accountIds": started, "started": true})),
             Err(message) => Err(ErrorShape::new(codes::UNAVAILABLE, message)),
         },
     };
     Reply::answer(result)
 }
 
+/// Stops a channel's accounts, or the one named.
 pub fn stop(gateway: &Gateway, params: Option<&Value>) -> Result<Value, ErrorShape> {
-    let (channel, _) = channel_param("channels.stop", params)?;
-    let Some(account) = gateway.channels.account(channel, "default") else {
-        return Err(ErrorShape::invalid(format!(
-            "channel {channel} is not configured"
-        )));
+    let (channel, only) = channel_param("channels.stop", params)?;
+    let accounts: Vec<_> = gateway
+        .channels
+        .accounts()
+        .into_iter()
+        .filter(|account| {
+            account.channel == channel
+                && only
+                    .as_deref()
+                    .is_none_or(|only| only == account.account_id)
+        })
+        .collect();
+    if accounts.is_empty() {
+        return Err(ErrorShape::invalid(match &only {
+            Some(only) => format!("{channel} has no running account {only:?}"),
+            None => format!("channel {channel} is not configured"),
+        }));
+    }
+    let stopped: Vec<String> = accounts
+        .iter()
+        .map(|account| {
+            account.stop();
+            account.account_id.clone()
+        })
+        .collect();
+    Ok(json!({"ok": true, "channel": channel,
+        "accountId": only.unwrap_or_else(|| default_account_id(gateway, &channel)),
+        "accountIds": stopped, "stopped": true}))
+}
+
+/// `channels.logout`: stops the account (the channel's default unless one
+/// is named), forgets what clawback holds with the platform for it (the
+/// adapter's `logout`), records `channel.logged.out` and answers as
+/// OpenClaw (`channel`, `accountId`, `cleared`, `loggedOut`), with what was
+/// done in `actions`. Credentials in the config stay there: the account
+/// starts again on `channels.start` or a restart.
+pub async fn logout(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value>) -> Reply {
+    let (channel, only) = match channel_param("channels.logout", params) {
+        Ok(parsed) => parsed,
+        Err(error) => return Reply::answer(Err(error)),
+    };
+    let account_id = only.unwrap_or_else(|| default_account_id(gateway, &channel));
+    let Some(account) = gateway.channels.account(&channel, &account_id) else {
+        return Reply::answer(Err(ErrorShape::invalid(format!(
+            "{channel} has no account {account_id:?}"
+        ))));
     };
     account.stop();
-    Ok(json!({"ok": true, "channel": channel, "accountId": "default", "stopped": true}))
+    let mut actions = vec![format!("stopped {channel} account {account_id}")];
+    let (cleared, error) = match account.platform.logout().await {
+        Ok(done) => {
+            actions.extend(done.actions);
+            (done.cleared, None)
+        }
+        Err(error) => (false, Some(error)),
+    };
+    let mut reply = Reply::answer(match &error {
+        None => Ok(
+            json!({"channel": channel, "accountId": account_id, "cleared": cleared,
+                          "loggedOut": cleared, "actions": actions}),
+        ),
+        Some(error) => Err(ErrorShape::new(
+            codes::UNAVAILABLE,
+            format!("{channel} account {account_id} stopped, but {error}"),
+        )),
+    });
+    reply.events.push((
+        format!("channel:{channel}"),
+        Event::ChannelLoggedOut(ChannelLoggedOut {
+            channel: channel.clone(),
+            account_id: account_id.clone(),
+            cleared,
+            actions,
+            error,
+            reviewer: caller.reviewer(),
+        }),
+    ));
+    reply
 }
 
 const SEND_PARAMS: &[&str] = &[
@@ -182,23 +286,35 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
             }
             [only] => only.channel.to_owned(),
             several => {
-                let names: Vec<&str> = several.iter().map(|account| account.channel).collect();
-                return Err(ErrorShape::invalid(format!(
-                    "Error: Channel is required when several channels are configured: {}",
-                    names.join(", ")
-                )));
+                let mut names: Vec<&str> = several.iter().map(|account| account.channel).collect();
+                names.dedup();
+                if let [only] = names.as_slice() {
+                    (*only).to_owned()
+                } else {
+                    return Err(ErrorShape::invalid(format!(
+                        "Error: Channel is required when several channels are configured: {}",
+                        names.join(", ")
+                    )));
+                }
             }
         },
     };
-    let account_id = params.opt_str("accountId")?.unwrap_or("default");
-    let Some(account) = gateway.channels.account(&channel, account_id) else {
-        return Err(ErrorShape::invalid(format!(
-            "unsupported channel: {channel}"
-        )));
+    let account_id = match params.opt_str("accountId")? {
+        Some(named) => named.trim().to_lowercase(),
+        None => default_account_id(gateway, &channel),
+    };
+    let Some(account) = gateway.channels.account(&channel, &account_id) else {
+        return Err(ErrorShape::invalid(
+            if running.iter().any(|account| account.channel == channel) {
+                format!("{channel} has no account {account_id:?}")
+            } else {
+                format!("unsupported channel: {channel}")
+            },
+        ));
     };
     let to = strip_prefix(&channel, to);
     let target = Target {
-        account: account_id.to_owned(),
+        account: account_id.clone(),
         chat: to.clone(),
         thread: params.opt_str("threadId")?.map(str::to_owned),
     };
@@ -253,7 +369,7 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
 
 /// `telegram:123` and `tg:123` name the chat `123` on Telegram;
 /// `matrix:room:!id:server` and `room:!id:server` the room `!id:server`.
-fn strip_prefix(channel: &str, to: &str) -> String {
+pub fn strip_prefix(channel: &str, to: &str) -> String {
     let prefixes: &[&str] = match channel {
         "telegram" => &["telegram:", "tg:"],
         "discord" => &["discord:", "channel:"],

@@ -26,7 +26,7 @@ pub mod agents;
 pub mod approvals;
 mod audit_status;
 mod channel_pairing;
-mod channels;
+pub mod channels;
 mod config;
 mod cron;
 mod cron_view;
@@ -145,6 +145,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "channels.status",
     "channels.start",
     "channels.stop",
+    "channels.logout",
     "channels.pairing.list",
     "channels.pairing.approve",
     "channels.pairing.dismiss",
@@ -355,6 +356,7 @@ pub async fn call(
         "channels.status" => simple(channels::status(gateway, params)),
         "channels.start" => channels::start(gateway, params).await,
         "channels.stop" => simple(channels::stop(gateway, params)),
+        "channels.logout" => channels::logout(gateway, caller, params).await,
         "channels.pairing.list" => simple(channel_pairing::list(gateway, params)),
         "channels.pairing.approve" => channel_pairing::approve(gateway, caller, params).await,
         "channels.pairing.dismiss" => channel_pairing::dismiss(gateway, caller, params).await,
