@@ -33,11 +33,8 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<NoteSigner> {
         .map(|byte| format!("{byte:02x}"))
         .collect();
     let signer = NoteSigner::from_seed(&format!("clawback/{name}"), &seed)?;
-    crate::credentials::sealed::write_private(
-        path,
-        format!("{}\n", signer.to_signer_key()).as_bytes(),
-    )
-    .with_context(|| format!("cannot write the checkpoint key {}", path.display()))?;
+    crate::private_file::write(path, format!("{}\n", signer.to_signer_key()).as_bytes())
+        .with_context(|| format!("cannot write the checkpoint key {}", path.display()))?;
     Ok(signer)
 }
 

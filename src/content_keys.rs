@@ -182,7 +182,7 @@ impl Keyring {
                 drop(file);
                 std::fs::remove_file(&key_path)
                     .with_context(|| format!("cannot remove {}", key_path.display()))?;
-                sync_dir(&self.dir)?;
+                crate::private_file::sync_dir(&self.dir)?;
             }
             let mut inner = self.inner.lock().expect("keyring lock");
             inner.live.remove(id);
@@ -266,29 +266,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Writes `name` in `dir` so that it exists whole after a crash: a 0600
-/// temporary file, synced, renamed over the name, then the directory synced.
+/// Writes `name` in `dir` whole and durably (see `private_file`).
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    let path = dir.join(name);
-    let temp = dir.join(format!("{name}.tmp"));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&temp)
-        .with_context(|| format!("cannot write {}", temp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temp, &path).with_context(|| format!("cannot create {}", path.display()))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .with_context(|| format!("cannot sync {}", dir.display()))
+    crate::private_file::write(&dir.join(name), bytes)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod credentials;
 mod cron;
 mod exec;
 mod gateway;
+mod private_file;
 mod redact;
 mod state_dir;
 mod timefmt;

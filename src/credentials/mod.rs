@@ -142,7 +142,7 @@ impl Store {
     pub fn save(&self, profiles: &Profiles) -> anyhow::Result<()> {
         let key = sealed::key(&self.key, true)?;
         let plain = serde_json::to_vec(profiles)?;
-        sealed::write_private(&self.file, &sealed::seal(&key, &plain)?)
+        crate::private_file::write(&self.file, &sealed::seal(&key, &plain)?)
     }
 
     pub fn path(&self) -> &Path {

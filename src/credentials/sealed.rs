@@ -10,7 +10,6 @@
 //! the ciphertext with its tag; the magic line is authenticated too, so a
 //! file from another format version is refused, not misread.
 
-use std::io::Write;
 use std::path::Path;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -50,7 +49,7 @@ pub fn key(key_path: &Path, create: bool) -> anyhow::Result<[u8; KEY_BYTES]> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && create => {
             let mut key = [0u8; KEY_BYTES];
             getrandom::fill(&mut key).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
-            write_private(key_path, &key)?;
+            crate::private_file::write(key_path, &key)?;
             Ok(key)
         }
         Err(error) => Err(error).with_context(|| {
@@ -100,25 +99,6 @@ pub fn open(key: &[u8; KEY_BYTES], file: &[u8]) -> anyhow::Result<Vec<u8>> {
                 "the auth profile file does not open with this key: it was changed, or the key is not the one it was written with"
             )
         })
-}
-
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename), 0600.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("the path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let temp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&temp)
-        .with_context(|| format!("cannot write {}", temp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]
