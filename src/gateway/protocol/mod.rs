@@ -16,6 +16,7 @@ pub mod connect;
 pub mod connection;
 pub mod device;
 pub mod frames;
+mod lifecycle;
 pub mod methods;
 pub mod pairing;
 pub(crate) mod request;
