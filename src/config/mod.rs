@@ -13,6 +13,7 @@
 
 pub mod edit;
 pub mod file;
+mod gateway_section;
 pub mod json5;
 pub mod model;
 
