@@ -43,3 +43,4 @@ mod slack_server;
 mod support;
 mod synapse;
 mod telegram_server;
+mod tools_invoke;
