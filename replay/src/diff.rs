@@ -22,14 +22,14 @@ use clawback_events::event::{Event, LlmOutcome, Role, RunStatus, ToolOutcome};
 use clawback_events::record;
 use clawback_events::sealed::ContentKeys;
 use clawback_events::store::LogStore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Forks of forks are followed this deep; a deeper chain is an error
 /// rather than an unbounded walk.
 pub const FORK_DEPTH_MAX: usize = 16;
 
 /// One thing a session did, without ids, times or seqs (see the module docs).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Step {
     /// A user's message (or a system message) into the session.
@@ -114,7 +114,7 @@ impl Step {
 }
 
 /// A step and where it was recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStep {
     pub seq: u64,
     /// Read from the source of a fork (the history the fork started with).
@@ -123,7 +123,7 @@ pub struct SessionStep {
 }
 
 /// A session's history as steps.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSteps {
     pub session_key: String,
@@ -145,7 +145,7 @@ pub enum DiffError {
 }
 
 /// What one side did after the shared prefix.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// `provider/model` in order of first use.
@@ -160,7 +160,7 @@ pub struct Summary {
 }
 
 /// Two sessions compared.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Diff {
     pub a: SessionSteps,

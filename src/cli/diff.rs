@@ -1,5 +1,6 @@
 //! `clawback diff <session-a> <session-b>`: where two sessions' behaviour
-//! diverged, read offline from the log (like `clawback replay`).
+//! diverged, read offline from the log (like `clawback replay`), or, while
+//! a gateway holds the store, through it (`clawback.sessions.diff`).
 //!
 //! The comparison is `clawback_replay::diff` (pure, tested there); this
 //! renders it: the shared prefix, the steps from the first difference on,
@@ -11,10 +12,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
+use clawback_events::store::StoreError;
 use clawback_replay::diff::{
     Diff, SessionStep, SessionSteps, Summary, describe_step, diff, session_steps,
 };
 
+use super::gateway_client::{Client, GatewayArgs};
 use crate::state_dir::StateDir;
 
 /// Steps shown after the divergence point, per side; the rest are counted.
@@ -31,16 +34,26 @@ pub struct DiffArgs {
     /// The comparison as one JSON object (every step, in full).
     #[arg(long)]
     json: bool,
+    /// Where the running gateway is, when it holds the store.
+    #[command(flatten)]
+    gateway: GatewayArgs,
 }
 
 pub fn run(state_dir: &StateDir, args: DiffArgs) -> anyhow::Result<ExitCode> {
-    let store = state_dir.open_existing_store()?;
-    let keyring = crate::content_keys::Keyring::open_read_only(&state_dir.content_keys())?;
-    let read = |key: &str| {
-        session_steps(&*store, &keyring, key)
-            .map_err(|error| anyhow::anyhow!("{error}; `clawback log tail` shows recent streams"))
+    let compared = match state_dir.open_existing_store() {
+        Ok(store) => {
+            let keyring = crate::content_keys::Keyring::open_read_only(&state_dir.content_keys())?;
+            let read = |key: &str| {
+                session_steps(&*store, &keyring, key).map_err(|error| {
+                    anyhow::anyhow!("{error}; `clawback log tail` shows recent streams")
+                })
+            };
+            diff(read(&args.session_a)?, read(&args.session_b)?)
+        }
+        // A running gateway holds the store: ask it.
+        Err(error) if is_locked(&error) => through_gateway(state_dir, &args)?,
+        Err(error) => return Err(error),
     };
-    let compared = diff(read(&args.session_a)?, read(&args.session_b)?);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.json {
@@ -51,6 +64,31 @@ pub fn run(state_dir: &StateDir, args: DiffArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn is_locked(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<StoreError>(),
+        Some(StoreError::Locked { .. })
+    )
+}
+
+fn through_gateway(state_dir: &StateDir, args: &DiffArgs) -> anyhow::Result<Diff> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut client = Client::connect(state_dir, &args.gateway).await?;
+        let answer = client
+            .call(
+                "clawback.sessions.diff",
+                serde_json::json!({"a": args.session_a, "b": args.session_b}),
+                &mut |_| {},
+            )
+            .await?;
+        serde_json::from_value(answer)
+            .map_err(|error| anyhow::anyhow!("the gateway's diff does not read: {error}"))
+    })
 }
 
 /// The text report, line by line.

@@ -272,6 +272,14 @@ fn a_fork_reruns_the_next_turn_on_another_model_and_diff_shows_where_it_diverged
         "{}",
         stderr(&refused)
     );
+    // While the gateway holds the store, `clawback diff` asks it
+    // (`clawback.sessions.diff`); the answer is the offline one (below).
+    let live_diff = clawback(
+        dir.path(),
+        &["diff", SOURCE, FORK, "--url", &url, "--token", TOKEN],
+    );
+    assert!(live_diff.status.success(), "{}", stderr(&live_diff));
+    let live_diff = stdout(&live_diff);
     stop(running);
     let gone = cli_fork(TOKEN);
     assert!(!gone.status.success());
@@ -283,6 +291,12 @@ fn a_fork_reruns_the_next_turn_on_another_model_and_diff_shows_where_it_diverged
 
     // Offline: where the fork diverged, and its replay.
     let diff = stdout(&clawback(dir.path(), &["diff", SOURCE, FORK]));
+    assert_eq!(live_diff, diff, "the gateway's diff is the offline one");
+    let asked = stdout(&clawback(dir.path(), &["audit", "export"]));
+    assert!(
+        asked.contains("\"method\":\"clawback.sessions.diff\""),
+        "the live diff went through the gateway"
+    );
     assert!(
         diff.contains(&format!("forked from {SOURCE} at seq {at}")),
         "{diff}"

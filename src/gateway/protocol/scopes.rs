@@ -31,6 +31,7 @@ const CLAWBACK_METHODS: &[(&str, &str)] = &[
     ("clawback.timeline", READ),
     ("clawback.audit.status", READ),
     ("clawback.sessions.fork", WRITE),
+    ("clawback.sessions.diff", READ),
 ];
 
 /// `sessions.patch` keys an `operator.write` connection may set.
@@ -472,7 +473,11 @@ mod tests {
 
     #[test]
     fn clawback_methods_are_known_and_need_read() {
-        for method in ["clawback.timeline", "clawback.audit.status"] {
+        for method in [
+            "clawback.timeline",
+            "clawback.audit.status",
+            "clawback.sessions.diff",
+        ] {
             assert!(is_known(method));
             assert_eq!(required_scope(method, None), Ok(READ));
             assert_eq!(

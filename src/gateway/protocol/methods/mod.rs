@@ -18,8 +18,8 @@
 //! surface pairing), `node_invoke` (commands run on nodes), `cron`; `params`
 //! checks request params the way OpenClaw's validator words its errors;
 //! clawback's own methods: `timeline` (`clawback.timeline`),
-//! `audit_status` (`clawback.audit.status`) and `fork`
-//! (`clawback.sessions.fork`).
+//! `audit_status` (`clawback.audit.status`), `fork`
+//! (`clawback.sessions.fork`) and `session_diff` (`clawback.sessions.diff`).
 
 mod agent;
 pub mod agents;
@@ -41,6 +41,7 @@ pub mod node_invoke;
 pub mod nodes;
 mod params;
 mod session_create;
+mod session_diff;
 mod session_row;
 mod sessions;
 mod system;
@@ -153,6 +154,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "clawback.timeline",
     "clawback.audit.status",
     "clawback.sessions.fork",
+    "clawback.sessions.diff",
 ];
 
 /// Events this gateway sends, advertised in `hello-ok.features.events`.
@@ -369,6 +371,7 @@ pub async fn call(
         "clawback.timeline" => simple(timeline::timeline(gateway, params).await),
         "clawback.audit.status" => simple(audit_status::status(gateway, params).await),
         "clawback.sessions.fork" => fork::fork(gateway, caller, params).await,
+        "clawback.sessions.diff" => simple(session_diff::session_diff(gateway, params).await),
         "connect" => simple(Err(ErrorShape::invalid(
             "connect is only valid as the first request",
         ))),
