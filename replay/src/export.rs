@@ -57,7 +57,13 @@ pub fn opened_envelope_json(envelope: &Envelope, keys: &dyn ContentKeys) -> serd
     let readable = envelope.body.event.read(keys);
     let mut line = envelope_json(envelope);
     line["event"] = json!(*readable.event);
-    match readable.content {
+    mark_content(&mut line, &readable.content);
+    line
+}
+
+/// Adds to an export line what its content is (see [`opened_envelope_json`]).
+pub fn mark_content(line: &mut serde_json::Value, content: &ContentState) {
+    match content {
         ContentState::Clear => {}
         ContentState::Opened => line["content"] = json!("opened"),
         ContentState::Purged => line["content"] = json!("purged"),
@@ -66,7 +72,6 @@ pub fn opened_envelope_json(envelope: &Envelope, keys: &dyn ContentKeys) -> serd
             line["contentError"] = json!(why);
         }
     }
-    line
 }
 
 /// Writes the matching records to `out`, one JSON object per line, session

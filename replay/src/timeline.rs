@@ -29,6 +29,43 @@ pub enum Category {
     Other,
 }
 
+impl Category {
+    pub const ALL: [Category; 9] = [
+        Category::Inbound,
+        Category::Assistant,
+        Category::Llm,
+        Category::Tool,
+        Category::Approval,
+        Category::Delivery,
+        Category::Session,
+        Category::Run,
+        Category::Other,
+    ];
+
+    /// The name clients see (`clawback.timeline`'s `category`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Inbound => "inbound",
+            Category::Assistant => "assistant",
+            Category::Llm => "llm",
+            Category::Tool => "tool",
+            Category::Approval => "approval",
+            Category::Delivery => "delivery",
+            Category::Session => "session",
+            Category::Run => "run",
+            Category::Other => "other",
+        }
+    }
+
+    /// The category named `name`; unknown names are `Other`.
+    pub fn from_name(name: &str) -> Category {
+        Category::ALL
+            .into_iter()
+            .find(|category| category.name() == name)
+            .unwrap_or(Category::Other)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TimelineEntry {
     /// The record, its session content opened (never `Event::Sealed`).

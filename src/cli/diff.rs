@@ -12,7 +12,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
-use clawback_events::store::StoreError;
 use clawback_replay::diff::{
     Diff, SessionStep, SessionSteps, Summary, describe_step, diff, session_steps,
 };
@@ -51,7 +50,9 @@ pub fn run(state_dir: &StateDir, args: DiffArgs) -> anyhow::Result<ExitCode> {
             diff(read(&args.session_a)?, read(&args.session_b)?)
         }
         // A running gateway holds the store: ask it.
-        Err(error) if is_locked(&error) => through_gateway(state_dir, &args)?,
+        Err(error) if super::gateway_client::store_is_locked(&error) => {
+            through_gateway(state_dir, &args)?
+        }
         Err(error) => return Err(error),
     };
     let stdout = std::io::stdout();
@@ -64,13 +65,6 @@ pub fn run(state_dir: &StateDir, args: DiffArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn is_locked(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<StoreError>(),
-        Some(StoreError::Locked { .. })
-    )
 }
 
 fn through_gateway(state_dir: &StateDir, args: &DiffArgs) -> anyhow::Result<Diff> {

@@ -52,6 +52,15 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// One authenticated operator connection.
+/// Whether opening the store failed because a running gateway holds it:
+/// then a reading command asks that gateway instead.
+pub fn store_is_locked(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<clawback_events::store::StoreError>(),
+        Some(clawback_events::store::StoreError::Locked { .. })
+    )
+}
+
 pub struct Client {
     socket: Socket,
     next_id: u64,

@@ -5,6 +5,8 @@
 //! tools, `--step` waits for Enter between events. After the timeline, the
 //! session's projected state at the stop point (model context, settings, open
 //! runs, usage) is printed, restored from the newest snapshot at or below it.
+//! While a gateway holds the store, the timeline is read through it
+//! (`clawback.timeline`, the control UI's reader), without the state.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -14,7 +16,13 @@ use clawback_replay::restore;
 use clawback_replay::session_state::describe;
 use clawback_replay::timeline::{Category, TimelineFilter, session_timeline};
 
+use serde_json::json;
+
+use super::gateway_client::{Client, GatewayArgs};
 use crate::state_dir::StateDir;
+
+/// Entries asked for per `clawback.timeline` page (its maximum).
+const PAGE_LIMIT: u64 = 1_000;
 
 #[derive(Args)]
 pub struct ReplayArgs {
@@ -37,6 +45,9 @@ pub struct ReplayArgs {
     no_state: bool,
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+    /// Where the running gateway is, when it holds the store.
+    #[command(flatten)]
+    gateway: GatewayArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -46,62 +57,62 @@ enum ColorChoice {
     Never,
 }
 
+/// One line of the timeline, wherever it was read.
+struct Row {
+    seq: u64,
+    ts_ms: i64,
+    actor: String,
+    category: Category,
+    summary: String,
+    /// The record in the export shape (for `--json`).
+    record: serde_json::Value,
+}
+
 pub fn run(state_dir: &StateDir, args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let store = state_dir.open_existing_store()?;
+    let store = match state_dir.open_existing_store() {
+        Ok(store) => store,
+        // A running gateway holds the store: read the timeline through it.
+        Err(error) if super::gateway_client::store_is_locked(&error) => {
+            let rows = rows_through_gateway(state_dir, &args)?;
+            let mut out = std::io::stdout().lock();
+            if !print_rows(&mut out, &rows, &args)? {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !args.json && !args.no_state {
+                writeln!(
+                    out,
+                    "\n(read through the running gateway; the session's state after the \
+                     timeline is printed when the gateway is stopped, or see the control UI)"
+                )?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(error) => return Err(error),
+    };
     let filter = TimelineFilter {
         until_seq: args.until,
         run_id: args.run.clone(),
     };
     let keyring = crate::content_keys::Keyring::open_read_only(&state_dir.content_keys())?;
     let entries = session_timeline(&*store, &keyring, &args.session_key, &filter)?;
-    if entries.is_empty() {
-        anyhow::bail!(
-            "no recorded events for session `{}`{}; `clawback log tail` shows recent streams",
-            args.session_key,
-            args.until
-                .map(|seq| format!(" up to seq {seq}"))
-                .unwrap_or_default()
-        );
-    }
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
-    };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    for entry in &entries {
-        if args.json {
-            writeln!(
-                out,
-                "{}",
-                clawback_replay::export::envelope_json(&entry.envelope)
-            )?;
-        } else {
-            let line = format!(
-                "{:>8}  {}  {:<22}  {}",
-                entry.envelope.seq,
-                format_ts(entry.envelope.body.ts_ms),
-                entry.envelope.body.actor.label(),
-                entry.summary
-            );
-            if color {
-                writeln!(out, "\x1b[{}m{line}\x1b[0m", ansi_color(entry.category))?;
-            } else {
-                writeln!(out, "{line}")?;
+    let rows: Vec<Row> = entries
+        .iter()
+        .map(|entry| {
+            let mut record = clawback_replay::export::envelope_json(&entry.envelope);
+            clawback_replay::export::mark_content(&mut record, &entry.content);
+            Row {
+                seq: entry.envelope.seq,
+                ts_ms: entry.envelope.body.ts_ms,
+                actor: entry.envelope.body.actor.label(),
+                category: entry.category,
+                summary: entry.summary.clone(),
+                record,
             }
-        }
-        if args.step {
-            out.flush()?;
-            let mut answer = String::new();
-            if input.read_line(&mut answer)? == 0 || answer.trim() == "q" {
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if !print_rows(&mut out, &rows, &args)? {
+        return Ok(ExitCode::SUCCESS);
     }
     if !args.json && !args.no_state {
         // The state after `--until`'s seq, or as of the end of the log.
@@ -123,6 +134,108 @@ pub fn run(state_dir: &StateDir, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the timeline; false when the user quit a `--step` walk.
+fn print_rows(out: &mut impl Write, rows: &[Row], args: &ReplayArgs) -> anyhow::Result<bool> {
+    if rows.is_empty() {
+        anyhow::bail!(
+            "no recorded events for session `{}`{}; `clawback log tail` shows recent streams",
+            args.session_key,
+            args.until
+                .map(|seq| format!(" up to seq {seq}"))
+                .unwrap_or_default()
+        );
+    }
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    for row in rows {
+        if args.json {
+            writeln!(out, "{}", row.record)?;
+        } else {
+            let line = format!(
+                "{:>8}  {}  {:<22}  {}",
+                row.seq,
+                format_ts(row.ts_ms),
+                row.actor,
+                row.summary
+            );
+            if color {
+                writeln!(out, "\x1b[{}m{line}\x1b[0m", ansi_color(row.category))?;
+            } else {
+                writeln!(out, "{line}")?;
+            }
+        }
+        if args.step {
+            out.flush()?;
+            let mut answer = String::new();
+            if input.read_line(&mut answer)? == 0 || answer.trim() == "q" {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// The timeline read page by page through `clawback.timeline`; a record
+/// too large for its page's payload budget is fetched alone.
+fn rows_through_gateway(state_dir: &StateDir, args: &ReplayArgs) -> anyhow::Result<Vec<Row>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut client = Client::connect(state_dir, &args.gateway).await?;
+        let mut rows = Vec::new();
+        let mut after: Option<u64> = None;
+        // Bounded: each page advances `after`; a session has at most the
+        // log's records.
+        loop {
+            let mut params = json!({"sessionKey": args.session_key, "limit": PAGE_LIMIT,
+                                    "details": args.json});
+            if let Some(after) = after {
+                params["after"] = json!(after);
+            }
+            if let Some(until) = args.until {
+                params["until"] = json!(until);
+            }
+            if let Some(run) = &args.run {
+                params["runId"] = json!(run);
+            }
+            let page = client
+                .call("clawback.timeline", params.clone(), &mut |_| {})
+                .await?;
+            for entry in page["entries"].as_array().into_iter().flatten() {
+                let seq = entry["seq"].as_u64().unwrap_or_default();
+                let mut record = entry["detail"]["record"].clone();
+                if args.json && entry.get("detailOmittedBytes").is_some() {
+                    let mut alone = params.clone();
+                    alone["after"] = json!(seq.saturating_sub(1));
+                    alone["limit"] = json!(1);
+                    let single = client.call("clawback.timeline", alone, &mut |_| {}).await?;
+                    record = single["entries"][0]["detail"]["record"].clone();
+                }
+                rows.push(Row {
+                    seq,
+                    ts_ms: entry["ts"].as_i64().unwrap_or_default(),
+                    actor: entry["actor"].as_str().unwrap_or_default().to_owned(),
+                    category: Category::from_name(entry["category"].as_str().unwrap_or_default()),
+                    summary: entry["summary"].as_str().unwrap_or_default().to_owned(),
+                    record,
+                });
+            }
+            match (page["hasMore"].as_bool(), page["nextAfter"].as_u64()) {
+                (Some(true), Some(next)) if Some(next) != after => after = Some(next),
+                _ => return Ok(rows),
+            }
+        }
+    })
 }
 
 fn ansi_color(category: Category) -> &'static str {

@@ -280,7 +280,31 @@ fn a_fork_reruns_the_next_turn_on_another_model_and_diff_shows_where_it_diverged
     );
     assert!(live_diff.status.success(), "{}", stderr(&live_diff));
     let live_diff = stdout(&live_diff);
+    // And `clawback replay` reads the timeline through it (`clawback.timeline`).
+    let replay_args = |json: bool| {
+        let mut args = vec!["replay", FORK, "--no-state", "--color", "never"];
+        if json {
+            args.push("--json");
+        }
+        args
+    };
+    let live_replay = |json: bool| {
+        let mut args = replay_args(json);
+        args.extend(["--url", url.as_str(), "--token", TOKEN]);
+        let output = clawback(dir.path(), &args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let (live_text, live_json) = (live_replay(false), live_replay(true));
     stop(running);
+    let offline_replay = |json: bool| stdout(&clawback(dir.path(), &replay_args(json)));
+    assert!(live_text.lines().count() > 5, "{live_text}");
+    assert_eq!(
+        live_text,
+        offline_replay(false),
+        "the live timeline is the offline one"
+    );
+    assert_eq!(live_json, offline_replay(true));
     let gone = cli_fork(TOKEN);
     assert!(!gone.status.success());
     assert!(

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use clawback_events::Envelope;
 use clawback_events::event::{Event, LlmOutcome};
 use clawback_replay::export::envelope_json;
-use clawback_replay::timeline::{Category, TimelineEntry, TimelineFilter, session_timeline_page};
+use clawback_replay::timeline::{TimelineEntry, TimelineFilter, session_timeline_page};
 use serde_json::{Value, json};
 
 use super::Params;
@@ -101,7 +101,7 @@ fn entry_json(entry: &TimelineEntry, budget: Option<&mut usize>) -> Value {
         "seq": envelope.seq,
         "ts": envelope.body.ts_ms,
         "kind": envelope.body.event.kind(),
-        "category": category_name(entry.category),
+        "category": entry.category.name(),
         "actor": envelope.body.actor.label(),
         "correlation": envelope.body.correlation,
         "summary": entry.summary,
@@ -112,7 +112,9 @@ fn entry_json(entry: &TimelineEntry, budget: Option<&mut usize>) -> Value {
     let Some(budget) = budget else {
         return value;
     };
-    let mut detail = json!({"record": envelope_json(envelope)});
+    let mut record = envelope_json(envelope);
+    clawback_replay::export::mark_content(&mut record, &entry.content);
+    let mut detail = json!({"record": record});
     if let Some(llm) = llm_json(envelope) {
         detail["llm"] = llm;
     }
@@ -189,20 +191,6 @@ fn llm_json(envelope: &Envelope) -> Option<Value> {
             Some(value)
         }
         _ => None,
-    }
-}
-
-fn category_name(category: Category) -> &'static str {
-    match category {
-        Category::Inbound => "inbound",
-        Category::Assistant => "assistant",
-        Category::Llm => "llm",
-        Category::Tool => "tool",
-        Category::Approval => "approval",
-        Category::Delivery => "delivery",
-        Category::Session => "session",
-        Category::Run => "run",
-        Category::Other => "other",
     }
 }
 
