@@ -85,6 +85,20 @@ impl Keyring {
             let Some(id) = key_id_of(&path, "key") else {
                 continue;
             };
+            // The gateway refuses keys others can read, as it refuses such a
+            // checkpoint key: a readable key is a readable session.
+            #[cfg(unix)]
+            if writable {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path)?.permissions().mode();
+                anyhow::ensure!(
+                    mode & 0o077 == 0,
+                    "the content key {} is readable by other users (mode {:o}); run `chmod 600 {}/*.key`",
+                    path.display(),
+                    mode & 0o777,
+                    dir.display()
+                );
+            }
             let bytes =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let (key, session_key) = parse_key_file(&bytes).with_context(|| {
@@ -371,6 +385,25 @@ mod tests {
             2,
             "s2's key and a tombstone"
         );
+    }
+
+    #[test]
+    fn the_gateway_refuses_a_key_others_can_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = Keyring::open(dir.path()).unwrap();
+        let Event::Sealed(sealed) = keyring.seal(message("s1", "text"), None).unwrap() else {
+            panic!()
+        };
+        let path = dir.path().join(format!("{}.key", sealed.key_id));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = Keyring::open(dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(refused.contains("chmod 600"), "{refused}");
+        // Readers (replay, export) still open it.
+        assert!(Keyring::open_read_only(dir.path()).is_ok());
     }
 
     #[test]
