@@ -321,6 +321,20 @@ fn a_fork_reruns_the_next_turn_on_another_model_and_diff_shows_where_it_diverged
         asked.contains("\"method\":\"clawback.sessions.diff\""),
         "the live diff went through the gateway"
     );
+    // The fork's message, in the request's params, is sealed under the
+    // fork's key (the export opens it and says so).
+    let fork_request = asked
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON line"))
+        .find(|line| {
+            line["kind"] == "rpc.received"
+                && line["event"]["RpcReceived"]["method"] == "clawback.sessions.fork"
+                && line["event"]["RpcReceived"]["params_redacted"]
+                    .as_str()
+                    .is_some_and(|params| params.contains("what about the moon?"))
+        })
+        .expect("the CLI fork's request");
+    assert_eq!(fork_request["content"], "opened", "{fork_request}");
     assert!(
         diff.contains(&format!("forked from {SOURCE} at seq {at}")),
         "{diff}"

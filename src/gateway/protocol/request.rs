@@ -14,7 +14,13 @@ use crate::gateway::Gateway;
 use crate::redact::redact_rpc_params;
 
 /// Methods whose params carry a message to a session.
-const CONTENT_METHODS: &[&str] = &["agent", "chat.send", "wake", "send"];
+const CONTENT_METHODS: &[&str] = &[
+    "agent",
+    "chat.send",
+    "wake",
+    "send",
+    "clawback.sessions.fork",
+];
 
 /// Handles one request: runs it, records request and outcome, and only then
 /// returns the response frame.

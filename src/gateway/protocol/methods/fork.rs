@@ -139,7 +139,7 @@ pub async fn fork(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value
     let events = vec![Event::SessionForked(plan.event)];
     let gateway_for_run = gateway.clone();
     let request = std::sync::Mutex::new(Some(request));
-    finish(gateway, &key, events, lock, move |gateway, key| {
+    let mut reply = finish(gateway, &key, events, lock, move |gateway, key| {
         // The turn starts once the fork is durable and applied.
         let request = request.lock().expect("request lock").take();
         let run_id = request.map(|request| {
@@ -161,7 +161,11 @@ pub async fn fork(gateway: &Arc<Gateway>, caller: &Caller, params: Option<&Value
             "forkedFrom": {"key": source, "atSeq": at_seq},
             "runId": run_id,
         })
-    })
+    });
+    // A `message` param is the fork's first user message: sealed under the
+    // fork's key, like the turn that records it.
+    reply.content_of = Some(key);
+    reply
 }
 
 /// The checks of the module docs, and the fork they allow.
