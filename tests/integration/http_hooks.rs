@@ -313,6 +313,13 @@ fn hooks_authenticate_apart_run_agents_on_untrusted_text_and_answer_openclaws_st
         .expect("the agent hook request is recorded");
     let params = json_of(agent_request["params_redacted"].as_str().unwrap());
     let run_id = params["runIds"][0].as_str().expect("its run").to_owned();
+    // The body is the run's message: sealed under its session's key in the
+    // log (the export opened it).
+    let sealed_request = records
+        .iter()
+        .find(|record| record["event"].get("RpcReceived") == Some(*agent_request))
+        .expect("the request's line");
+    assert_eq!(sealed_request["content"], "opened", "{sealed_request}");
     let run_started = records
         .iter()
         .find(|record| {

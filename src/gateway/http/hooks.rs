@@ -445,6 +445,19 @@ impl Hook {
                 .collect(),
             Err(_) => Vec::new(),
         };
+        // The body is the message a run answers: sealed under the session
+        // of the first run it starts (a refused hook starts none; its body
+        // stays in clear).
+        let content_of = planned.as_ref().ok().and_then(|plan| {
+            plan.agents
+                .first()
+                .map(|run| run.request.session_key.clone())
+                .or_else(|| {
+                    plan.wakes
+                        .first()
+                        .map(|wake| wake.request.session_key.clone())
+                })
+        });
         let mut body = payload.clone();
         crate::redact::redact_value(&mut body);
         let received = Event::RpcReceived(RpcReceived {
@@ -454,7 +467,7 @@ impl Hook {
             params_redacted: json!({"path": self.sub_path, "runIds": run_ids, "body": body})
                 .to_string(),
         });
-        if let Err(error) = self.record(received).await {
+        if let Err(error) = self.record(received, content_of).await {
             return json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"ok": false, "error": error}),
@@ -470,7 +483,7 @@ impl Hook {
             method: method.to_owned(),
             outcome: answer.outcome,
         });
-        if let Err(error) = self.record(answered).await {
+        if let Err(error) = self.record(answered, None).await {
             return json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"ok": false, "error": error}),
@@ -479,13 +492,15 @@ impl Hook {
         answer.response
     }
 
-    async fn record(&self, event: Event) -> Result<(), String> {
+    async fn record(&self, event: Event, content_of: Option<String>) -> Result<(), String> {
+        let mut new =
+            NewEvent::new("gateway", self.actor.clone(), event).correlated(self.request_id.clone());
+        if let Some(session_key) = content_of {
+            new = new.sealed_for(session_key);
+        }
         self.gateway
             .log
-            .append(vec![
-                NewEvent::new("gateway", self.actor.clone(), event)
-                    .correlated(self.request_id.clone()),
-            ])
+            .append(vec![new])
             .await
             .map(|_| ())
             .map_err(|error| format!("the gateway cannot record this: {error}"))
