@@ -42,6 +42,7 @@ pub mod nodes;
 mod params;
 mod session_create;
 mod session_diff;
+mod session_purge;
 mod session_row;
 mod sessions;
 mod system;

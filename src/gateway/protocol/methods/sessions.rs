@@ -415,7 +415,7 @@ pub async fn reset(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
         json!({"ok": true, "key": key, "entry": session.map(|session| row(session, &gateway.config()))})
     };
     if purging {
-        return purge(gateway, key, event, lock, answer);
+        return super::session_purge::purge(gateway, key, event, lock, answer);
     }
     finish(gateway, key, vec![event], lock, answer)
 }
@@ -487,52 +487,9 @@ pub async fn delete(gateway: &Arc<Gateway>, params: Option<&Value>) -> Reply {
     let answer =
         |_: &Gateway, key: &str| json!({"ok": true, "key": key, "deleted": true, "archived": []});
     if params.opt_bool("purge").ok().flatten() == Some(true) {
-        return purge(gateway, key, event, lock, answer);
+        return super::session_purge::purge(gateway, key, event, lock, answer);
     }
     finish(gateway, key, vec![event], lock, answer)
-}
-
-/// `sessions.delete` or `sessions.reset` with `purge: true`:
-/// crypto-shredding. The session's runs are stopped, its keys retired (new
-/// content gets a fresh one), `ending` (the deletion or reset) and
-/// `session.purged` (naming the keys) recorded, and once that is durable
-/// the keys are destroyed; the answer gains `purge`. A crash after the
-/// record and before the destruction is finished at the next start.
-fn purge(
-    gateway: &Arc<Gateway>,
-    key: &str,
-    ending: Event,
-    lock: tokio::sync::OwnedMutexGuard<()>,
-    answer: impl Fn(&Gateway, &str) -> Value + Send + 'static,
-) -> Reply {
-    gateway
-        .agent
-        .abort(key, None, "the session is being purged");
-    let key_ids = gateway.keyring.begin_purge(key);
-    let purged = Event::SessionPurged(clawback_events::event::SessionPurged {
-        session_key: key.to_owned(),
-        key_ids: key_ids.clone(),
-    });
-    finish(
-        gateway,
-        key,
-        vec![ending, purged],
-        lock,
-        move |gateway, key| {
-            let mut purge = json!({"keysDestroyed": key_ids.len()});
-            if let Err(error) = gateway.keyring.destroy(&key_ids) {
-                tracing::error!(
-                    session = key,
-                    "destroying purged content keys failed: {error:#}"
-                );
-                purge = json!({"keysDestroyed": 0, "pending": key_ids.len(),
-                           "error": format!("{error:#}; the next start finishes the purge")});
-            }
-            let mut answered = answer(gateway, key);
-            answered["purge"] = purge;
-            answered
-        },
-    )
 }
 
 /// Packs the events and the answer, which is computed once the events are
