@@ -14,7 +14,7 @@ use clawback_events::event::{Admission, ChannelMessageReceived, Event};
 
 use super::manager::Account;
 use super::routing::{self, Chat, ChatKind};
-use super::{pairing, policy, reply, settings};
+use super::{media, pairing, policy, reply, settings};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::agents::default_agent;
 use crate::gateway::protocol::methods::now_ms;
@@ -36,6 +36,9 @@ pub struct Inbound {
     /// What the message carries that clawback cannot read yet (`a photo`):
     /// recorded and refused with that reason.
     pub unsupported: Option<String>,
+    /// Files the message carries (photos, documents, voice notes): fetched
+    /// for an admitted message and noted in its recorded text.
+    pub media: Vec<super::media::MediaRef>,
     /// A group message already judged by the platform's own rules (Discord's
     /// `guilds`), instead of the generic `groups` policy.
     pub group_verdict: Option<Result<(), String>>,
@@ -80,7 +83,7 @@ impl Drop for Recording<'_> {
 pub async fn receive(
     gateway: &Arc<Gateway>,
     account: &Arc<Account>,
-    message: Inbound,
+    mut message: Inbound,
 ) -> Result<Received, String> {
     let channel = account.channel;
     let key = (
@@ -171,6 +174,9 @@ pub async fn receive(
             }
         }
     };
+    if matches!(admission, Admission::Admitted { .. }) && !message.media.is_empty() {
+        message.text = fetch_media(gateway, account, &message).await;
+    }
     let event = ChannelMessageReceived {
         channel: channel.to_owned(),
         account_id: account.account_id.clone(),
@@ -241,6 +247,35 @@ pub async fn receive(
         },
     );
     Ok(Received::Taken { admitted: true })
+}
+
+/// The message's text with a note per file: where it was stored, or why
+/// it was not. A failed download is noted, not retried: the message is
+/// still answered (the sender can send the file again).
+async fn fetch_media(gateway: &Gateway, account: &Account, message: &Inbound) -> String {
+    let cap = account.settings.media_max_bytes;
+    let channel = account.channel;
+    let mut notes = Vec::with_capacity(message.media.len());
+    for media in &message.media {
+        let fetched = match media.size {
+            Some(size) if size > cap => Err(media::DownloadError::TooLarge(Some(size))),
+            _ => account.platform.download(media, cap).await,
+        };
+        let stored = match fetched {
+            Ok(bytes) => media::store(&gateway.state_root, &bytes)
+                .await
+                .map_err(media::DownloadError::Failed),
+            Err(error) => Err(error),
+        };
+        notes.push(match stored {
+            Ok(stored) => media::attached_note(channel, media, &stored),
+            Err(error) => {
+                tracing::warn!(channel, account = %account.account_id, file = %media.file_id, ?error, "inbound file not downloaded");
+                media::missing_note(channel, media, cap, &error)
+            }
+        });
+    }
+    media::with_notes(&message.text, &notes)
 }
 
 /// A channel's name as people write it.

@@ -33,6 +33,8 @@ pub struct AccountSettings {
     /// Block streaming, when on.
     pub blocks: Option<BlockChunk>,
     pub text_limit: usize,
+    /// The largest inbound file downloaded (`mediaMaxMb`).
+    pub media_max_bytes: u64,
     /// `polling`, `webhook`, ...
     pub mode: &'static str,
     /// Whether replies are sent, withheld, or wait for an approval.

@@ -18,6 +18,8 @@
 //!   does with a send it cannot confirm;
 //! - `announce`: cron and hook results sent to a chat (`channel: "last"`
 //!   is the session's last chat), through the outbox;
+//! - `media`: files arriving with messages, downloaded under a cap into
+//!   `<state-dir>/media/<sha256>` and shown to the model as a note;
 //! - `chunk`: where a reply is cut;
 //! - `platform`: the adapter trait; `telegram`, `discord`, `slack`,
 //!   `matrix` and `webhook` implement it;
@@ -37,6 +39,7 @@ pub mod discord;
 pub mod inbound;
 pub mod manager;
 pub mod matrix;
+pub mod media;
 pub mod outbox;
 pub mod pairing;
 pub mod platform;

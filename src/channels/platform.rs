@@ -1,6 +1,6 @@
 //! What every chat platform adapter provides: sending a message, a typing
 //! indicator, its text limit, what a restart may do with an unconfirmed
-//! send, and its inbound side.
+//! send, its inbound side, and fetching the files inbound messages carry.
 //!
 //! Why a trait object and not generics: the manager holds accounts of
 //! different platforms side by side, started and stopped from config at
@@ -105,6 +105,22 @@ pub trait Platform: Send + Sync + 'static {
         inbox: Inbox,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> BoxFuture<'static, Result<(), String>>;
+
+    /// Fetches a file an inbound message carries, refusing more than `cap`
+    /// bytes; platforms whose files clawback cannot fetch yet say so.
+    fn download<'a>(
+        &'a self,
+        media: &'a super::media::MediaRef,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, super::media::DownloadError>> {
+        let _ = (media, cap);
+        let channel = self.channel();
+        Box::pin(async move {
+            Err(super::media::DownloadError::Failed(format!(
+                "clawback cannot download {channel} files yet"
+            )))
+        })
+    }
 
     /// `channels.logout`, after the account stopped: forgets what clawback
     /// holds with the platform for it (a login's session, a webhook

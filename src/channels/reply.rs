@@ -304,6 +304,7 @@ async fn settle_one(
             text: received.text.clone(),
             mentioned: true,
             unsupported: None,
+            media: Vec::new(),
             group_verdict: None,
         };
         let clawback_events::event::Admission::Admitted { agent_id, .. } = received.admission

@@ -31,6 +31,9 @@ pub struct Discord {
     send_failures: Mutex<VecDeque<f64>>,
     stall_sends: AtomicBool,
     live: tokio::sync::broadcast::Sender<Control>,
+    /// Attachments on the CDN: (attachment id, bytes); and the ids fetched.
+    attachments: Mutex<Vec<(String, Vec<u8>)>>,
+    fetched: Mutex<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -56,6 +59,8 @@ impl DiscordServer {
             send_failures: Mutex::default(),
             stall_sends: AtomicBool::new(false),
             live,
+            attachments: Mutex::default(),
+            fetched: Mutex::default(),
         });
         let (address, runtime) = crate::support::serve(|address| {
             axum::Router::new()
@@ -69,6 +74,10 @@ impl DiscordServer {
                 .route(
                     "/api/v10/channels/{channel}/typing",
                     axum::routing::post(typing),
+                )
+                .route(
+                    "/attachments/{channel}/{id}/{name}",
+                    axum::routing::get(attachment),
                 )
                 .with_state((state.clone(), address.to_owned()))
         });
@@ -105,6 +114,38 @@ impl DiscordServer {
         drop(dispatches);
         let _ = self.state.live.send(Control::Dispatch(seq));
         seq
+    }
+
+    /// A MESSAGE_CREATE carrying one attachment, as Discord describes it
+    /// (`id`, `filename`, `size`, `url` and `proxy_url` on its CDN,
+    /// `content_type`).
+    pub fn push_attachment(
+        &self,
+        channel: &str,
+        author: &str,
+        content: &str,
+        (name, content_type, bytes): (&str, &str, &[u8]),
+    ) -> u64 {
+        let mut attachments = self.state.attachments.lock().expect("attachments");
+        let id = format!("8000{}", attachments.len() + 1);
+        attachments.push((id.clone(), bytes.to_vec()));
+        drop(attachments);
+        let url = format!("http://{}/attachments/{channel}/{id}/{name}", self.address);
+        let mut dispatches = self.state.dispatches.lock().expect("dispatches");
+        let seq = dispatches.len() as u64 + 1;
+        let message = json!({"id": format!("7000{seq}"), "channel_id": channel, "content": content,
+            "author": {"id": author, "username": format!("user{author}")}, "mentions": [],
+            "attachments": [{"id": id, "filename": name, "size": bytes.len(), "url": url,
+                             "proxy_url": url, "content_type": content_type}]});
+        dispatches.push(json!({"op": 0, "t": "MESSAGE_CREATE", "s": seq, "d": message}));
+        drop(dispatches);
+        let _ = self.state.live.send(Control::Dispatch(seq));
+        seq
+    }
+
+    /// The attachment ids fetched from the CDN, in order.
+    pub fn fetched(&self) -> Vec<String> {
+        self.state.fetched.lock().expect("fetched").clone()
     }
 
     pub fn ask_reconnect(&self) {
@@ -154,6 +195,28 @@ impl DiscordServer {
 }
 
 type Shared = (Arc<Discord>, String);
+
+/// The CDN: an attachment's bytes by its URL (no token, as Discord's
+/// signed CDN URLs).
+async fn attachment(
+    State((state, _)): State<Shared>,
+    Path((_, id, _)): Path<(String, String, String)>,
+) -> Response {
+    let found = state
+        .attachments
+        .lock()
+        .expect("attachments")
+        .iter()
+        .find(|(known, _)| *known == id)
+        .map(|(_, bytes)| bytes.clone());
+    match found {
+        Some(bytes) => {
+            state.fetched.lock().expect("fetched").push(id);
+            bytes.into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
 
 fn authorized(headers: &HeaderMap) -> bool {
     headers

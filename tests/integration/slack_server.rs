@@ -29,6 +29,9 @@ pub struct Slack {
     send_failures: Mutex<VecDeque<u64>>,
     stall_sends: AtomicBool,
     live: tokio::sync::broadcast::Sender<Control>,
+    /// Files: (file id, bytes); and the ids downloaded with the bot token.
+    files: Mutex<Vec<(String, Vec<u8>)>>,
+    downloads: Mutex<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +57,8 @@ impl SlackServer {
             send_failures: Mutex::default(),
             stall_sends: AtomicBool::new(false),
             live,
+            files: Mutex::default(),
+            downloads: Mutex::default(),
         });
         let (address, runtime) = crate::support::serve(|address| {
             axum::Router::new()
@@ -61,6 +66,10 @@ impl SlackServer {
                 .route("/api/auth.test", axum::routing::post(auth_test))
                 .route("/api/chat.postMessage", axum::routing::post(post_message))
                 .route("/link", axum::routing::any(upgrade))
+                .route(
+                    "/files-pri/{team_file}/download/{name}",
+                    axum::routing::get(private_file),
+                )
                 .with_state((state.clone(), address.to_owned()))
         });
         SlackServer {
@@ -84,6 +93,42 @@ impl SlackServer {
         drop(envelopes);
         let _ = self.state.live.send(Control::Deliver(index, 0));
         index
+    }
+
+    /// A `file_share` message event carrying one file, as the Events API
+    /// describes it (`id`, `name`, `mimetype`, `size`, `url_private`,
+    /// `url_private_download`); the envelope's index.
+    pub fn push_file(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        (name, mimetype, bytes): (&str, &str, &[u8]),
+    ) -> usize {
+        let mut files = self.state.files.lock().expect("files");
+        let id = format!("F{}", files.len() + 1);
+        files.push((id.clone(), bytes.to_vec()));
+        drop(files);
+        let url = format!("http://{}/files-pri/T1-{id}/{name}", self.address);
+        let download = format!("http://{}/files-pri/T1-{id}/download/{name}", self.address);
+        let mut envelopes = self.state.envelopes.lock().expect("envelopes");
+        let index = envelopes.len();
+        envelopes.push(
+            json!({"type": "message", "subtype": "file_share", "channel": channel,
+            "channel_type": "im", "user": user, "text": text, "upload": false,
+            "ts": format!("1700000000.{:06}", index + 1), "team": "T1",
+            "files": [{"id": id, "name": name, "title": name, "mimetype": mimetype,
+                       "filetype": "png", "size": bytes.len(), "url_private": url,
+                       "url_private_download": download}]}),
+        );
+        drop(envelopes);
+        let _ = self.state.live.send(Control::Deliver(index, 0));
+        index
+    }
+
+    /// The file ids downloaded, in order.
+    pub fn downloads(&self) -> Vec<String> {
+        self.state.downloads.lock().expect("downloads").clone()
     }
 
     /// Delivers envelope `index` again, as Slack's retry.
@@ -132,6 +177,36 @@ impl SlackServer {
 }
 
 type Shared = (Arc<Slack>, String);
+
+/// A private file URL: the bytes with the bot token, a refusal without.
+async fn private_file(
+    State((state, _)): State<Shared>,
+    axum::extract::Path((team_file, _)): axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        != Some(&format!("Bearer {BOT_TOKEN}"))
+    {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let id = team_file.trim_start_matches("T1-").to_owned();
+    let found = state
+        .files
+        .lock()
+        .expect("files")
+        .iter()
+        .find(|(known, _)| *known == id)
+        .map(|(_, bytes)| bytes.clone());
+    match found {
+        Some(bytes) => {
+            state.downloads.lock().expect("downloads").push(id);
+            bytes.into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
 
 fn bearer(headers: &HeaderMap) -> &str {
     headers

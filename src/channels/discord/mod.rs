@@ -103,6 +103,7 @@ pub fn build(
             allow_prefixes: &["discord:", "user:"],
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
+            media_max_bytes: section.common.media_max_bytes(),
             mode: "gateway",
             delivery: settings::delivery_policy(config, "discord", account)?,
             issues,
@@ -211,6 +212,16 @@ impl Platform for Discord {
             let path = format!("/channels/{}/typing", target.chat);
             let _ = self.rest(reqwest::Method::POST, &path, None).await;
         })
+    }
+
+    /// An attachment's CDN URL, as the message gave it (signed by
+    /// Discord, no token needed).
+    fn download<'a>(
+        &'a self,
+        media: &'a super::media::MediaRef,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, super::media::DownloadError>> {
+        Box::pin(super::media::get(&self.client, &media.locator, None, cap))
     }
 
     fn after_restart(&self, prepared_age: Duration) -> AfterRestart {

@@ -207,6 +207,7 @@ pub fn build(
                 .text_chunk_limit
                 .unwrap_or(TEXT_LIMIT)
                 .clamp(16, TEXT_LIMIT_MAX),
+            media_max_bytes: crate::channels::media::max_bytes(section.media_max_mb),
             mode: "sync",
             delivery: settings::delivery_policy(config, "matrix", account)?,
             issues,

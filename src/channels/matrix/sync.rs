@@ -326,6 +326,7 @@ pub fn inbound(
         text,
         mentioned,
         unsupported,
+        media: Vec::new(),
         group_verdict: None,
     })
 }

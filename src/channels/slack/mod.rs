@@ -161,6 +161,7 @@ pub fn build(
             allow_prefixes: &["slack:", "user:"],
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
+            media_max_bytes: section.common.media_max_bytes(),
             mode: "socket",
             delivery: settings::delivery_policy(config, "slack", account)?,
             issues,
@@ -298,6 +299,31 @@ impl Platform for Slack {
     fn typing<'a>(&'a self, _target: &'a Target) -> BoxFuture<'a, ()> {
         // The Web API has no typing indicator for bots.
         Box::pin(async {})
+    }
+
+    /// A file's private URL, with the bot token (which needs the
+    /// `files:read` scope); the token goes only to Slack's file host or
+    /// the configured API root's host, never to another URL a message
+    /// names.
+    fn download<'a>(
+        &'a self,
+        media: &'a super::media::MediaRef,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, super::media::DownloadError>> {
+        Box::pin(async move {
+            let api_host = reqwest::Url::parse(&self.api_root)
+                .ok()
+                .and_then(|url| url.host_str().map(str::to_owned))
+                .unwrap_or_default();
+            let ours = super::media::on_host(&media.locator, "files.slack.com")
+                || super::media::on_host(&media.locator, &api_host);
+            if !ours {
+                return Err(super::media::DownloadError::Failed(
+                    "the file is not on Slack's file host".to_owned(),
+                ));
+            }
+            super::media::get(&self.client, &media.locator, Some(&self.bot_token), cap).await
+        })
     }
 
     fn after_restart(&self, _prepared_age: Duration) -> AfterRestart {

@@ -117,6 +117,7 @@ pub fn build(
             allow_prefixes: ALLOW_PREFIXES,
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
+            media_max_bytes: section.common.media_max_bytes(),
             mode: mode_name,
             delivery: settings::delivery_policy(config, "telegram", account)?,
             issues,
@@ -289,6 +290,14 @@ impl Platform for Telegram {
             // Best effort: a missing indicator is not worth an error.
             let _ = self.api.call("sendChatAction", &body, CALL_TIMEOUT).await;
         })
+    }
+
+    fn download<'a>(
+        &'a self,
+        media: &'a super::media::MediaRef,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, super::media::DownloadError>> {
+        Box::pin(self.api.download(&media.locator, cap))
     }
 
     fn after_restart(&self, _prepared_age: Duration) -> AfterRestart {

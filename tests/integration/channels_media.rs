@@ -1,0 +1,229 @@
+//! Files arriving on chat channels: downloaded under `mediaMaxMb` into
+//! `<state-dir>/media/<sha256>`, noted in the text the model reads and the
+//! log records, never downloaded for a refused sender, never downloaded
+//! again for a redelivered message; a file over the cap is noted, not
+//! fetched. Telegram against the local Bot API (`getFile` and the file
+//! root).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::gateway::{start_with, stop};
+use crate::llm_server::{API_KEY, LlmServer};
+use crate::protocol::TOKEN;
+use crate::support::log_records;
+use crate::telegram_server::{BOT_TOKEN, TelegramServer};
+
+const OWNER: i64 = 7;
+const STRANGER: i64 = 8;
+
+fn received(records: &[Value]) -> Vec<Value> {
+    records
+        .iter()
+        .filter(|record| record["kind"] == "channel.message.received")
+        .filter_map(|record| record["event"].as_object()?.values().next().cloned())
+        .collect()
+}
+
+#[test]
+fn telegram_files_are_stored_by_hash_noted_for_the_model_and_never_fetched_twice() {
+    let llm = LlmServer::start();
+    let telegram = TelegramServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 0.01 MB = 10485 bytes: the photo fits, the document does not.
+    let config = format!(
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},
+  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',
+    models: [{{ id: 'mock-model' }}] }} }} }},
+  channels: {{ telegram: {{ botToken: '{BOT_TOKEN}', apiRoot: '{}', dmPolicy: 'allowlist',
+    allowFrom: ['tg:{OWNER}'], mediaMaxMb: 0.01 }} }} }}\n",
+        llm.base_url(),
+        telegram.api_root()
+    );
+    std::fs::write(dir.path().join("config.json5"), config).expect("config");
+    let photo: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+    let hash = format!("{:x}", Sha256::digest(&photo));
+    let stored = dir.path().join("media").join(&hash);
+
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    telegram.push_photo(STRANGER, STRANGER, b"not for us", None);
+    telegram.push_photo(OWNER, OWNER, &photo, Some("what is this?"));
+    telegram.push_document(OWNER, OWNER, "big.pdf", "application/pdf", &[1u8; 20_000]);
+    telegram.wait_for("both replies", |t| t.sent_to(OWNER).len() == 2);
+    let replies = telegram.sent_to(OWNER);
+    let expected_note = format!(
+        "[media attached: {} (image/jpeg, 2000 bytes, telegram file FILE2)]",
+        stored.display()
+    );
+    assert_eq!(
+        replies[0],
+        format!("Hello from the mock. You said: what is this?\n{expected_note}"),
+        "the model read the caption and the stored file's path"
+    );
+    assert!(
+        replies[1].contains("[media not downloaded: big.pdf (application/pdf, 20000 bytes")
+            && replies[1].contains("larger than the 0.01 MB limit (mediaMaxMb)"),
+        "{}",
+        replies[1]
+    );
+    assert_eq!(std::fs::read(&stored).expect("stored file"), photo);
+    assert_eq!(
+        telegram.downloads(),
+        vec!["photos/file_2.jpg"],
+        "only the admitted photo is fetched: not the stranger's, not the one over the cap"
+    );
+    let get_files = telegram.calls("getFile");
+    assert_eq!(get_files, vec![json!({"file_id": "FILE2"})]);
+    telegram.wait_for("the acknowledgement", |t| {
+        t.calls("getUpdates")
+            .iter()
+            .any(|body| body["offset"] == json!(4))
+    });
+    stop(running);
+
+    // Telegram lost the acknowledgement: everything comes again.
+    telegram.redeliver(true);
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    let polls = telegram.calls("getUpdates").len();
+    telegram.wait_for("polls after the restart", |t| {
+        t.calls("getUpdates").len() > polls + 3
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        telegram.downloads().len(),
+        1,
+        "a redelivery downloads nothing"
+    );
+    assert_eq!(telegram.calls("getFile").len(), 1);
+    assert_eq!(telegram.sent_to(OWNER).len(), 2, "nor is it answered again");
+    stop(running);
+
+    let records = log_records(dir.path(), 400);
+    let received = received(&records);
+    assert_eq!(received.len(), 3, "each message recorded once");
+    let photo_message = received
+        .iter()
+        .find(|event| event["platform_message_id"] == "7:102")
+        .expect("the photo message");
+    assert_eq!(
+        photo_message["text"],
+        format!("what is this?\n{expected_note}"),
+        "the log records the reference (hash, mime, size, platform id), not the bytes"
+    );
+    let refused = received
+        .iter()
+        .find(|event| event["sender_id"] == "8")
+        .expect("the stranger's photo");
+    assert_eq!(
+        refused["text"], "",
+        "a refused message's file is not even noted"
+    );
+    assert!(refused["admission"]["Refused"].is_object());
+}
+
+/// Sends `what`, waits for one reply, and returns it.
+fn one_reply(what: &str, replies: impl Fn() -> Vec<String>) -> String {
+    crate::support::wait_until(what, || !replies().is_empty());
+    replies().remove(0)
+}
+
+#[test]
+fn discord_attachments_are_fetched_from_the_cdn_once() {
+    use crate::discord_server::{BOT_TOKEN, DiscordServer};
+    let llm = LlmServer::start();
+    let discord = DiscordServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},
+  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',
+    models: [{{ id: 'mock-model' }}] }} }} }},
+  channels: {{ discord: {{ token: '{BOT_TOKEN}', apiRoot: '{}', dmPolicy: 'allowlist',
+    allowFrom: ['discord:u7'] }} }} }}\n",
+        llm.base_url(),
+        discord.api_root()
+    );
+    std::fs::write(dir.path().join("config.json5"), config).expect("config");
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    discord.wait_for("identify", |d| !d.received(2).is_empty());
+    let voice = b"OggS voice bytes";
+    discord.push_attachment("dm9", "u8", "", ("x.ogg", "audio/ogg", b"stranger"));
+    discord.push_attachment("dm1", "u7", "", ("voice.ogg", "audio/ogg", voice));
+    let reply = one_reply("the reply", || discord.created("dm1"));
+    let stored = dir
+        .path()
+        .join("media")
+        .join(format!("{:x}", Sha256::digest(voice)));
+    assert_eq!(
+        reply,
+        format!(
+            "Hello from the mock. You said: [media attached: {} (audio/ogg, 16 bytes, name \"voice.ogg\", discord file 80002)]",
+            stored.display()
+        )
+    );
+    assert_eq!(std::fs::read(&stored).expect("stored"), voice);
+    assert_eq!(
+        discord.fetched(),
+        vec!["80002"],
+        "the stranger's is not fetched"
+    );
+    stop(running);
+
+    // The next process resumes from the log's cursor: nothing again.
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    discord.wait_for("a resume", |d| !d.received(6).is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(discord.fetched().len(), 1);
+    assert_eq!(discord.created("dm1").len(), 1);
+    stop(running);
+}
+
+#[test]
+fn slack_files_are_fetched_with_the_bot_token_once() {
+    use crate::slack_server::{APP_TOKEN, BOT_TOKEN, SlackServer};
+    let llm = LlmServer::start();
+    let slack = SlackServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},
+  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',
+    models: [{{ id: 'mock-model' }}] }} }} }},
+  channels: {{ slack: {{ mode: 'socket', botToken: '{BOT_TOKEN}', appToken: '{APP_TOKEN}', apiRoot: '{}',
+    dmPolicy: 'allowlist', allowFrom: ['U7'] }} }} }}\n",
+        llm.base_url(),
+        slack.api_root()
+    );
+    std::fs::write(dir.path().join("config.json5"), config).expect("config");
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    slack.wait_for("the socket", |s| s.opens() == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let png = b"\x89PNG\r\n\x1a\n fake image";
+    let first = slack.push_file("D1", "U7", "see this", ("shot.png", "image/png", png));
+    let reply = one_reply("the reply", || slack.texts_to("D1"));
+    let stored = dir
+        .path()
+        .join("media")
+        .join(format!("{:x}", Sha256::digest(png)));
+    assert_eq!(
+        reply,
+        format!(
+            "Hello from the mock. You said: see this\n[media attached: {} (image/png, {} bytes, name \"shot.png\", slack file F1)]",
+            stored.display(),
+            png.len()
+        )
+    );
+    assert_eq!(std::fs::read(&stored).expect("stored"), png);
+    slack.wait_for("the acknowledgement", |s| {
+        s.acks().contains(&"env-0-0".to_owned())
+    });
+    // Slack retries the event: recognised, not fetched nor answered again.
+    slack.retry(first);
+    slack.wait_for("the retry's acknowledgement", |s| {
+        s.acks().contains(&"env-0-1".to_owned())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(slack.downloads(), vec!["F1"]);
+    assert_eq!(slack.texts_to("D1").len(), 1);
+    stop(running);
+}
