@@ -4,7 +4,8 @@
 //! repeats a message; a room answers only when the bot is mentioned; a
 //! reply whose send was cut short by a SIGKILL is sent again under the
 //! same transaction id and shows once; Synapse's 429s are waited out; an
-//! encrypted message is refused with its reason.
+//! encrypted message is refused with its reason; an image is downloaded
+//! through authenticated media and noted for the model once.
 
 use std::time::Duration;
 
@@ -537,4 +538,61 @@ fn invites_are_recorded_and_decided_by_policy_and_a_restart_before_any_message_r
         (1..=3).contains(&positions.len()),
         "the first sync and the invite batches record their position: {positions:?}"
     );
+}
+
+#[test]
+fn an_image_is_fetched_through_authenticated_media_and_noted_once() {
+    let synapse = Synapse::start(None);
+    let llm = LlmServer::start();
+    let (bot, alice) = (synapse.register("bot"), synapse.register("alice"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &llm,
+        &synapse.url(),
+        &format!("accessToken: '{}'", bot.token),
+        "",
+    );
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    let dm = dm_with_bot(&synapse, &alice, &bot);
+    let png = b"\x89PNG\r\n\x1a\n a tiny picture";
+    let mxc = synapse.upload(&alice, "cat.png", "image/png", png);
+    synapse.send(
+        &alice,
+        &dm,
+        "m.room.message",
+        json!({"msgtype": "m.image", "body": "what is this?", "filename": "cat.png", "url": mxc,
+               "info": {"mimetype": "image/png", "size": png.len()}}),
+    );
+    wait_for("the reply", REPLY_WITHIN, || {
+        !synapse.said_by(&alice, &dm, &bot).is_empty()
+    });
+    let hash = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(png))
+    };
+    let stored = dir.path().join("media").join(&hash);
+    assert_eq!(std::fs::read(&stored).expect("stored"), png);
+    let note = format!(
+        "[media attached: {} (image/png, {} bytes, name \"cat.png\", matrix file {mxc})]",
+        stored.display(),
+        png.len()
+    );
+    assert_eq!(
+        synapse.said_by(&alice, &dm, &bot),
+        vec![reply_to(&format!("what is this?\n{note}"))]
+    );
+    stop(running);
+
+    // A restart syncs from the recorded cursor: nothing again.
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    synapse.say(&alice, &dm, "and now?");
+    wait_for("the second reply", REPLY_WITHIN, || {
+        synapse.said_by(&alice, &dm, &bot).len() == 2
+    });
+    stop(running);
+    let records = log_records(dir.path(), 400);
+    let received = kinds(&records, "channel.message.received");
+    assert_eq!(received.len(), 2, "{received:#?}");
+    assert_eq!(received[0]["text"], format!("what is this?\n{note}"));
 }

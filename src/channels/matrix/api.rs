@@ -11,6 +11,7 @@ use std::time::Duration;
 use reqwest::{Method, Url};
 use serde_json::Value;
 
+use crate::channels::media::{DOWNLOAD_TIMEOUT, DownloadError, read_capped};
 use crate::channels::platform::SendError;
 
 /// The longest answer body read (a sync of a busy account is large, but
@@ -134,6 +135,41 @@ impl Api {
             answer.as_ref(),
             header_wait,
         ))
+    }
+}
+
+impl Api {
+    /// Downloads `mxc://<server>/<media id>` through authenticated media
+    /// (`GET /_matrix/client/v1/media/download/<server>/<media id>`,
+    /// Matrix 1.11; homeservers now refuse the old unauthenticated
+    /// `/_matrix/media/v3` download for new files).
+    pub async fn download(
+        &self,
+        mxc: &str,
+        token: &str,
+        cap: u64,
+    ) -> Result<Vec<u8>, DownloadError> {
+        let (server, media_id) = mxc
+            .strip_prefix("mxc://")
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(server, id)| !server.is_empty() && !id.is_empty() && !id.contains('/'))
+            .ok_or_else(|| DownloadError::Failed(format!("{mxc:?} is not an mxc:// URI")))?;
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("the base URL was checked in new")
+            .pop()
+            .extend(["v1", "media", "download", server, media_id]);
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(token)
+            .timeout(DOWNLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| {
+                DownloadError::Failed(format!("Matrix media: {}", error.without_url()))
+            })?;
+        read_capped(response, cap).await
     }
 }
 

@@ -389,6 +389,22 @@ impl Platform for Matrix {
         "matrix"
     }
 
+    /// An `mxc://` file through authenticated media, with the account's
+    /// token.
+    fn download<'a>(
+        &'a self,
+        media: &'a crate::channels::media::MediaRef,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, crate::channels::media::DownloadError>> {
+        Box::pin(async move {
+            let session = self
+                .session()
+                .await
+                .map_err(|error| crate::channels::media::DownloadError::Failed(error.message))?;
+            self.api.download(&media.locator, &session.token, cap).await
+        })
+    }
+
     fn send<'a>(
         &'a self,
         message: Outgoing<'a>,
