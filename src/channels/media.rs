@@ -19,11 +19,15 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// OpenClaw's per-channel `mediaMaxMb` when unset (Telegram's own limit for
 /// files a bot may download is 20 MB).
 pub const DEFAULT_MAX_MB: f64 = 20.0;
+/// The longest caption sent with a file (Telegram's limit, the lowest of
+/// the platforms'); longer text follows as its own message.
+pub const CAPTION_LIMIT: usize = 1024;
 /// One file's whole download (20 MB on a slow link fits).
 pub const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -39,6 +43,66 @@ pub struct MediaRef {
     pub name: Option<String>,
     /// The size the platform declares, if it does (checked before fetching).
     pub size: Option<u64>,
+}
+
+/// A file a delivery carries out: a stored file's reference, recorded in
+/// `delivery.prepared` (inside its target's JSON, as `media`), never its
+/// bytes; a restart's resend reads the same file back by its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub sha256: String,
+    pub mime: String,
+    pub name: String,
+    pub size: u64,
+    /// Sent as a voice note where the platform tells them apart
+    /// (OpenClaw's `asVoice`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub voice: bool,
+}
+
+impl Attachment {
+    /// The stored bytes (checked against the hash: a file changed on disk
+    /// is not sent as if it were the recorded one).
+    pub async fn read(&self, state_root: &Path) -> Result<Vec<u8>, String> {
+        let path = state_root.join("media").join(&self.sha256);
+        let bytes = tokio::fs::read(&path).await.map_err(|error| {
+            format!("the stored file {} is unreadable: {error}", path.display())
+        })?;
+        if format!("{:x}", Sha256::digest(&bytes)) != self.sha256 {
+            return Err(format!(
+                "the stored file {} changed since it was recorded",
+                path.display()
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+/// A `multipart/form-data` body built by hand (reqwest's multipart needs a
+/// crate this build does not carry): text fields, then one file.
+pub fn multipart(fields: &[(&str, String)], file: (&str, &Attachment, &[u8])) -> (String, Vec<u8>) {
+    let boundary = format!("clawback-{}", &file.1.sha256[..24]);
+    let mut body = Vec::with_capacity(file.2.len() + 512);
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let (name, attachment, bytes) = file;
+    let filename = attachment.name.replace(['"', '\r', '\n'], "_");
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\ncontent-type: {}\r\n\r\n",
+            attachment.mime
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// Why a file was not downloaded.

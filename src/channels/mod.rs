@@ -20,6 +20,9 @@
 //!   is the session's last chat), through the outbox;
 //! - `media`: files arriving with messages, downloaded under a cap into
 //!   `<state-dir>/media/<sha256>` and shown to the model as a note;
+//! - `media_out`: a file `send` delivers (a URL fetched as `web_fetch`
+//!   does, a path in the workspace or media store, a buffer), stored so
+//!   the outbox records its reference;
 //! - `chunk`: where a reply is cut;
 //! - `platform`: the adapter trait; `telegram`, `discord`, `slack`,
 //!   `matrix` and `webhook` implement it;
@@ -40,6 +43,7 @@ pub mod inbound;
 pub mod manager;
 pub mod matrix;
 pub mod media;
+pub mod media_out;
 pub mod outbox;
 pub mod pairing;
 pub mod platform;

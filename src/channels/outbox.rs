@@ -22,7 +22,8 @@ use clawback_projections::approvals::Settlement;
 use tokio::sync::{mpsc, oneshot};
 
 use super::manager::Account;
-use super::platform::{AfterRestart, Outgoing, Target};
+use super::media::Attachment;
+use super::platform::{AfterRestart, Envelope, Outgoing, Target};
 use super::settings::DeliveryPolicy;
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::approvals;
@@ -41,6 +42,7 @@ pub(super) struct Job {
     target: Target,
     text: String,
     key: String,
+    media: Option<Attachment>,
     done: Option<oneshot::Sender<Outcome>>,
 }
 
@@ -62,6 +64,19 @@ pub async fn prepare(
     text: String,
     key: String,
 ) -> Result<Prepared, String> {
+    prepare_with(gateway, account, session_key, target, text, key, None).await
+}
+
+/// [`prepare`] with a stored file `text` is the caption of.
+pub async fn prepare_with(
+    gateway: &Gateway,
+    account: &Account,
+    session_key: Option<&str>,
+    target: &Target,
+    text: String,
+    key: String,
+    media: Option<Attachment>,
+) -> Result<Prepared, String> {
     if let Some(existing) = gateway
         .state
         .read()
@@ -76,7 +91,11 @@ pub async fn prepare(
         delivery_id: delivery_id.clone(),
         idempotency_key: key.clone(),
         channel: account.channel.to_owned(),
-        target: target.encode(),
+        target: Envelope {
+            target: target.clone(),
+            media: media.clone(),
+        }
+        .encode(),
         session_key: session_key.map(str::to_owned),
         text: text.clone(),
     });
@@ -87,6 +106,7 @@ pub async fn prepare(
         target: target.clone(),
         text,
         key,
+        media,
         done: Some(done),
     };
     account
@@ -125,11 +145,30 @@ async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
         }
         return;
     }
+    let bytes = match &job.media {
+        None => None,
+        Some(attachment) => match attachment.read(&gateway.state_root).await {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                let event = Event::DeliveryFailed(DeliveryFailed {
+                    delivery_id: job.delivery_id.clone(),
+                    error: error.clone(),
+                    retryable: false,
+                });
+                record_outcome(gateway, account, session_key.as_deref(), &job, event).await;
+                if let Some(done) = job.done.take() {
+                    let _ = done.send(Err(error));
+                }
+                return;
+            }
+        },
+    };
     for attempt in 1..=SEND_ATTEMPTS_MAX {
         let message = Outgoing {
             target: &job.target,
             text: &job.text,
             idempotency_key: &job.key,
+            media: job.media.as_ref().zip(bytes.as_deref()),
         };
         let outcome = account.platform.send(message).await;
         let (event, result) = match outcome {
@@ -337,13 +376,14 @@ pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
         }
         let age = Duration::from_millis(now_ms.saturating_sub(prepared_ms).max(0) as u64);
         match resend_to(gateway, &prepared, age) {
-            Ok((target, account)) => {
+            Ok((envelope, account)) => {
                 tracing::info!(delivery = %prepared.delivery_id, "resending an unconfirmed delivery under its key");
                 let job = Job {
                     delivery_id: prepared.delivery_id,
-                    target,
+                    target: envelope.target,
                     text: prepared.text,
                     key: prepared.idempotency_key,
+                    media: envelope.media,
                     done: None,
                 };
                 if account.outbox.send(job).await.is_err() {
@@ -378,8 +418,9 @@ fn resend_to(
     gateway: &Gateway,
     prepared: &DeliveryPrepared,
     age: Duration,
-) -> Result<(Target, Arc<Account>), String> {
-    let target = Target::decode(&prepared.target)?;
+) -> Result<(Envelope, Arc<Account>), String> {
+    let envelope = Envelope::decode(&prepared.target)?;
+    let target = &envelope.target;
     let account = gateway
         .channels
         .account(&prepared.channel, &target.account)
@@ -397,10 +438,10 @@ fn resend_to(
         DeliveryPolicy::RequireApproval { .. } => !was_allowed(gateway, &prepared.delivery_id),
     };
     if held_back {
-        return Ok((target, account));
+        return Ok((envelope, account));
     }
     match account.platform.after_restart(age) {
-        AfterRestart::Resend => Ok((target, account)),
+        AfterRestart::Resend => Ok((envelope, account)),
         AfterRestart::Report(why) => Err(format!(
             "unconfirmed when the gateway restarted: {why}; not resent, to avoid a duplicate"
         )),

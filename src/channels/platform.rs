@@ -18,24 +18,14 @@ use super::Inbox;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where a message goes. Recorded as canonical JSON in
-/// `delivery.prepared.target`, so a restart can send what was prepared.
+/// `delivery.prepared.target` (within an [`Envelope`]), so a restart can
+/// send what was prepared.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub account: String,
     pub chat: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
-}
-
-impl Target {
-    pub fn encode(&self) -> String {
-        serde_json::to_string(self).expect("a target always serializes")
-    }
-
-    pub fn decode(text: &str) -> Result<Target, String> {
-        serde_json::from_str(text)
-            .map_err(|error| format!("unreadable delivery target {text:?}: {error}"))
-    }
 }
 
 /// One message to send.
@@ -46,6 +36,31 @@ pub struct Outgoing<'a> {
     /// client key (Matrix transaction ids, Discord nonces, the custom
     /// webhook's `Idempotency-Key`) get it.
     pub idempotency_key: &'a str,
+    /// A file to send with `text` as its caption (only to platforms whose
+    /// `sends_media` is true).
+    pub media: Option<(&'a super::media::Attachment, &'a [u8])>,
+}
+
+/// What `delivery.prepared.target` records: the target, and the file the
+/// delivery carries (an added key, so targets recorded before read the
+/// same).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    #[serde(flatten)]
+    pub target: Target,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<super::media::Attachment>,
+}
+
+impl Envelope {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("an envelope always serializes")
+    }
+
+    pub fn decode(text: &str) -> Result<Envelope, String> {
+        serde_json::from_str(text)
+            .map_err(|error| format!("unreadable delivery target {text:?}: {error}"))
+    }
 }
 
 #[derive(Debug)]
@@ -105,6 +120,11 @@ pub trait Platform: Send + Sync + 'static {
         inbox: Inbox,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> BoxFuture<'static, Result<(), String>>;
+
+    /// Whether `send` takes a file (`Outgoing::media`).
+    fn sends_media(&self) -> bool {
+        false
+    }
 
     /// Fetches a file an inbound message carries, refusing more than `cap`
     /// bytes; platforms whose files clawback cannot fetch yet say so.

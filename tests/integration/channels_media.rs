@@ -227,3 +227,112 @@ fn slack_files_are_fetched_with_the_bot_token_once() {
     assert_eq!(slack.texts_to("D1").len(), 1);
     stop(running);
 }
+
+#[test]
+fn send_delivers_a_file_from_a_url_or_a_buffer_once_and_refuses_what_it_must() {
+    use crate::agent::request;
+    use crate::protocol::{connected, runtime};
+    let llm = LlmServer::start();
+    let telegram = TelegramServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},
+  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',
+    models: [{{ id: 'mock-model' }}] }} }} }},
+  tools: {{ web: {{ fetch: {{ ssrfPolicy: {{ allowedHostnames: ['127.0.0.1'] }} }} }} }},
+  channels: {{ telegram: {{ botToken: '{BOT_TOKEN}', apiRoot: '{}', dmPolicy: 'allowlist',
+    allowFrom: ['tg:{OWNER}'] }} }} }}\n",
+        llm.base_url(),
+        telegram.api_root()
+    );
+    std::fs::write(dir.path().join("config.json5"), config).expect("config");
+    let picture: Vec<u8> = (0..3000u32).map(|i| (i % 253) as u8).collect();
+    let url = telegram.serve_file(&picture);
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    telegram.wait_for("polling", |t| !t.calls("getUpdates").is_empty());
+
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.read", "operator.write"]).await;
+        let params = json!({"to": "tg:42", "message": "a picture", "mediaUrl": url,
+                            "idempotencyKey": "m-1"});
+        let (first, _) = request(&mut socket, "m1", "send", params.clone(), 1).await;
+        assert_eq!(first[0]["ok"], true, "{first:?}");
+        let (again, _) = request(&mut socket, "m2", "send", params, 1).await;
+        assert_eq!(
+            again[0]["payload"]["messageId"],
+            first[0]["payload"]["messageId"]
+        );
+
+        let buffer = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.4 notes")
+        };
+        let params = json!({"to": "42", "message": "the notes", "buffer": buffer,
+                            "filename": "notes.pdf", "idempotencyKey": "m-3"});
+        let (document, _) = request(&mut socket, "m3", "send", params, 1).await;
+        assert_eq!(document[0]["ok"], true, "{document:?}");
+
+        // Refused before anything is recorded: a host that resolves to a
+        // private address without being allowed, a path outside the
+        // workspace, two files at once.
+        let private = url.replace("127.0.0.1", "localhost");
+        let config_path = dir.path().join("config.json5");
+        for (id, params, says) in [
+            (
+                "r1",
+                json!({"to": "42", "mediaUrl": private, "idempotencyKey": "r-1"}),
+                "private or local address",
+            ),
+            (
+                "r2",
+                json!({"to": "42", "mediaUrl": config_path, "idempotencyKey": "r-2"}),
+                "outside the agent's workspace",
+            ),
+            (
+                "r3",
+                json!({"to": "42", "mediaUrls": [url, url], "idempotencyKey": "r-3"}),
+                "one file per send",
+            ),
+        ] {
+            let (refused, _) = request(&mut socket, id, "send", params, 1).await;
+            assert_eq!(refused[0]["ok"], false, "{refused:?}");
+            let message = refused[0]["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(says), "{id}: {message}");
+        }
+    });
+    stop(running);
+
+    let photos = telegram.calls("sendPhoto");
+    assert_eq!(photos.len(), 1, "one photo for one key");
+    assert_eq!(photos[0]["chat_id"], "42");
+    assert_eq!(photos[0]["caption"], "a picture");
+    assert_eq!(photos[0]["files"]["photo"]["filename"], "file_1.jpg");
+    assert_eq!(photos[0]["files"]["photo"]["content_type"], "image/jpeg");
+    assert_eq!(photos[0]["files"]["photo"]["bytes"], json!(picture));
+    let documents = telegram.calls("sendDocument");
+    assert_eq!(documents.len(), 1);
+    assert_eq!(documents[0]["caption"], "the notes");
+    assert_eq!(documents[0]["files"]["document"]["filename"], "notes.pdf");
+    assert_eq!(
+        documents[0]["files"]["document"]["content_type"],
+        "application/pdf"
+    );
+
+    let records = log_records(dir.path(), 400);
+    let prepared: Vec<Value> = records
+        .iter()
+        .filter(|record| record["kind"] == "delivery.prepared")
+        .filter_map(|record| record["event"].as_object()?.values().next().cloned())
+        .collect();
+    assert_eq!(prepared.len(), 2, "refusals record nothing: {prepared:#?}");
+    let target: Value =
+        serde_json::from_str(prepared[0]["target"].as_str().expect("target")).expect("json");
+    assert_eq!(
+        target["media"],
+        json!({"sha256": format!("{:x}", Sha256::digest(&picture)), "mime": "image/jpeg",
+               "name": "file_1.jpg", "size": 3000}),
+        "the reference is recorded, not the bytes"
+    );
+    assert_eq!(target["chat"], "42");
+    assert_eq!(prepared[0]["text"], "a picture");
+}

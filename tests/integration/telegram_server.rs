@@ -150,6 +150,17 @@ impl TelegramServer {
         update_id
     }
 
+    /// Registers a file under the file root (for a `mediaUrl` to fetch).
+    pub fn serve_file(&self, bytes: &[u8]) -> String {
+        let file_id = self.add_file("photos", "jpg", bytes);
+        let files = self.bot.files.lock().expect("files");
+        let (_, path, _) = files
+            .iter()
+            .find(|(id, _, _)| *id == file_id)
+            .expect("file");
+        format!("{}/file/bot{}/{path}", self.api_root(), self.bot.token)
+    }
+
     /// The file paths downloaded, in order.
     pub fn downloads(&self) -> Vec<String> {
         self.bot.downloads.lock().expect("downloads").clone()
@@ -216,12 +227,23 @@ fn refuse(status: u16, description: &str, retry_after: Option<u64>) -> Response 
 async fn call(
     State(bot): State<Arc<Bot>>,
     Path((path_bot, method)): Path<(String, String)>,
-    body: String,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     if path_bot != format!("bot{}", bot.token) {
         return refuse(401, "Unauthorized", None);
     }
-    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let content_type = headers
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let body: Value = match content_type.strip_prefix("multipart/form-data; boundary=") {
+        Some(boundary) => match multipart(&body, boundary) {
+            Some(form) => form,
+            None => return refuse(400, "Bad Request: unreadable multipart body", None),
+        },
+        None => serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
     bot.calls
         .lock()
         .expect("calls")
@@ -239,6 +261,19 @@ async fn call(
                     "file_size": bytes.len(), "file_path": path})),
                 None => refuse(400, "Bad Request: invalid file_id", None),
             }
+        }
+        "sendPhoto" | "sendDocument" | "sendVoice" | "sendAudio" | "sendVideo" => {
+            let field = &method["send".len()..].to_ascii_lowercase();
+            if body["files"][field].is_null() {
+                return refuse(
+                    400,
+                    &format!("Bad Request: there is no {field} in the request"),
+                    None,
+                );
+            }
+            let sent = bot.calls.lock().expect("calls").len();
+            ok(json!({"message_id": 6000 + sent, "date": 1_700_000_000,
+                      "chat": {"id": body["chat_id"], "type": "private"}}))
         }
         "sendMessage" => {
             if bot.stall_sends.load(Ordering::SeqCst) {
@@ -269,6 +304,52 @@ async fn call(
         }
         other => refuse(404, &format!("Not Found: method {other} not found"), None),
     }
+}
+
+/// A `multipart/form-data` body as JSON: text fields by name, files under
+/// `files.<field>` as `{filename, content_type, bytes: [..]}`.
+fn multipart(body: &[u8], boundary: &str) -> Option<Value> {
+    let delimiter = format!("--{boundary}");
+    let mut form = json!({"files": {}});
+    let mut rest = body;
+    loop {
+        let start = find(rest, delimiter.as_bytes())? + delimiter.len();
+        rest = &rest[start..];
+        if rest.starts_with(b"--") {
+            return Some(form);
+        }
+        rest = rest.strip_prefix(b"\r\n")?;
+        let head_end = find(rest, b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&rest[..head_end]).ok()?.to_owned();
+        let content = &rest[head_end + 4..];
+        let end = find(content, format!("\r\n{delimiter}").as_bytes())?;
+        let value = &content[..end];
+        rest = &content[end + 2..];
+        let attribute = |key: &str| {
+            let marker = format!("{key}=\"");
+            let at = head.find(&marker)? + marker.len();
+            Some(head[at..].split('"').next()?.to_owned())
+        };
+        let name = attribute("name")?;
+        match attribute("filename") {
+            Some(filename) => {
+                let content_type = head.lines().find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-type: ")
+                        .map(str::to_owned)
+                });
+                form["files"][name] = json!({"filename": filename, "content_type": content_type,
+                                             "bytes": value});
+            }
+            None => form[name] = json!(String::from_utf8_lossy(value)),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 /// `GET /file/bot<token>/<file_path>`: the bytes of a file `getFile`

@@ -88,16 +88,38 @@ impl Api {
         body: &Value,
         timeout: Duration,
     ) -> Result<Value, SendError> {
-        let response = self
+        let request = self
             .client
             .post(format!("{}{method}", self.base))
-            .json(body)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|error| {
-                SendError::transient(format!("Telegram {method}: {}", error.without_url()))
-            })?;
+            .json(body);
+        self.answer(method, request, timeout).await
+    }
+
+    /// Calls `method` with a `multipart/form-data` body (a file upload:
+    /// `sendPhoto`, `sendDocument`, ...).
+    pub async fn call_multipart(
+        &self,
+        method: &str,
+        (content_type, body): (String, Vec<u8>),
+        timeout: Duration,
+    ) -> Result<Value, SendError> {
+        let request = self
+            .client
+            .post(format!("{}{method}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        self.answer(method, request, timeout).await
+    }
+
+    async fn answer(
+        &self,
+        method: &str,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<Value, SendError> {
+        let response = request.timeout(timeout).send().await.map_err(|error| {
+            SendError::transient(format!("Telegram {method}: {}", error.without_url()))
+        })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|error| {
             SendError::transient(format!("Telegram {method}: {}", error.without_url()))

@@ -260,6 +260,42 @@ impl Telegram {
     }
 }
 
+impl Telegram {
+    /// A file by the Bot API method for its kind (a photo shows inline, a
+    /// voice note plays as one), uploaded as `multipart/form-data`, with
+    /// the text as its caption.
+    async fn send_file(
+        &self,
+        message: &Outgoing<'_>,
+        attachment: &super::media::Attachment,
+        bytes: &[u8],
+    ) -> Result<Value, SendError> {
+        let mime = attachment.mime.as_str();
+        let (method, field) = if attachment.voice && mime.starts_with("audio/") {
+            ("sendVoice", "voice")
+        } else if mime.starts_with("image/") && mime != "image/gif" && mime != "image/svg+xml" {
+            ("sendPhoto", "photo")
+        } else if mime.starts_with("audio/") {
+            ("sendAudio", "audio")
+        } else if mime.starts_with("video/") {
+            ("sendVideo", "video")
+        } else {
+            ("sendDocument", "document")
+        };
+        let mut fields = vec![("chat_id", message.target.chat.clone())];
+        if let Some(thread) = &message.target.thread {
+            fields.push(("message_thread_id", thread.clone()));
+        }
+        if !message.text.is_empty() {
+            fields.push(("caption", message.text.to_owned()));
+        }
+        let body = super::media::multipart(&fields, (field, attachment, bytes));
+        self.api
+            .call_multipart(method, body, super::media::DOWNLOAD_TIMEOUT)
+            .await
+    }
+}
+
 impl Platform for Telegram {
     fn channel(&self) -> &'static str {
         "telegram"
@@ -270,15 +306,25 @@ impl Platform for Telegram {
         message: Outgoing<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
         Box::pin(async move {
-            let mut body = json!({"chat_id": chat_id(&message.target.chat), "text": message.text});
-            if let Some(thread) = &message.target.thread {
-                body["message_thread_id"] = chat_id(thread);
-            }
-            let sent = self.api.call("sendMessage", &body, CALL_TIMEOUT).await?;
+            let sent = match message.media {
+                Some((attachment, bytes)) => self.send_file(&message, attachment, bytes).await?,
+                None => {
+                    let mut body =
+                        json!({"chat_id": chat_id(&message.target.chat), "text": message.text});
+                    if let Some(thread) = &message.target.thread {
+                        body["message_thread_id"] = chat_id(thread);
+                    }
+                    self.api.call("sendMessage", &body, CALL_TIMEOUT).await?
+                }
+            };
             Ok(sent
                 .get("message_id")
                 .map(|id| format!("{}:{id}", message.target.chat)))
         })
+    }
+
+    fn sends_media(&self) -> bool {
+        true
     }
 
     fn typing<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, ()> {
