@@ -5,7 +5,8 @@
 //! reply whose send was cut short by a SIGKILL is sent again under the
 //! same transaction id and shows once; Synapse's 429s are waited out; an
 //! encrypted message is refused with its reason; an image is downloaded
-//! through authenticated media and noted for the model once.
+//! through authenticated media and noted for the model once, and `send`
+//! uploads a file and posts it as an `m.image`.
 
 use std::time::Duration;
 
@@ -541,7 +542,7 @@ fn invites_are_recorded_and_decided_by_policy_and_a_restart_before_any_message_r
 }
 
 #[test]
-fn an_image_is_fetched_through_authenticated_media_and_noted_once() {
+fn images_come_in_through_authenticated_media_and_go_out_as_uploads() {
     let synapse = Synapse::start(None);
     let llm = LlmServer::start();
     let (bot, alice) = (synapse.register("bot"), synapse.register("alice"));
@@ -585,12 +586,34 @@ fn an_image_is_fetched_through_authenticated_media_and_noted_once() {
     stop(running);
 
     // A restart syncs from the recorded cursor: nothing again.
-    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
     synapse.say(&alice, &dm, "and now?");
     wait_for("the second reply", REPLY_WITHIN, || {
         synapse.said_by(&alice, &dm, &bot).len() == 2
     });
+
+    // And a file back: uploaded, then an m.image whose body is the caption.
+    let reply_png = b"\x89PNG\r\n\x1a\n the answer";
+    runtime().block_on(async {
+        use base64::Engine;
+        let (mut socket, _) = connected(&address, &["operator.read", "operator.write"]).await;
+        let params = json!({"channel": "matrix", "to": format!("room:{dm}"), "message": "here",
+            "buffer": base64::engine::general_purpose::STANDARD.encode(reply_png),
+            "filename": "answer.png", "idempotencyKey": "file-1"});
+        let (sent, _) = request(&mut socket, "f1", "send", params, 1).await;
+        assert_eq!(sent[0]["ok"], true, "{sent:?}");
+    });
     stop(running);
+    let image = synapse
+        .events(&alice, &dm)
+        .into_iter()
+        .find(|event| event["sender"] == bot.id && event["content"]["msgtype"] == "m.image")
+        .expect("the bot's image");
+    assert_eq!(image["content"]["body"], "here");
+    assert_eq!(image["content"]["filename"], "answer.png");
+    assert_eq!(image["content"]["info"]["mimetype"], "image/png");
+    let url = image["content"]["url"].as_str().expect("mxc url");
+    assert_eq!(synapse.download(&alice, url), reply_png);
     let records = log_records(dir.path(), 400);
     let received = kinds(&records, "channel.message.received");
     assert_eq!(received.len(), 2, "{received:#?}");

@@ -322,6 +322,27 @@ rc_invites: {{per_room: {generous}, per_user: {generous}, per_issuer: {generous}
             .to_owned()
     }
 
+    /// Downloads `mxc://server/id` as `user` (authenticated media).
+    pub fn download(&self, user: &User, mxc: &str) -> Vec<u8> {
+        let path = mxc.strip_prefix("mxc://").expect("an mxc URI");
+        let request = self
+            .client
+            .get(format!(
+                "{}/_matrix/client/v1/media/download/{path}",
+                self.url()
+            ))
+            .bearer_auth(&user.token);
+        self.runtime.block_on(async {
+            let response = request.send().await.expect("synapse answers");
+            assert!(
+                response.status().is_success(),
+                "download: {}",
+                response.status()
+            );
+            response.bytes().await.expect("bytes").to_vec()
+        })
+    }
+
     pub fn say(&self, user: &User, room: &str, text: &str) -> String {
         self.send(
             user,

@@ -384,9 +384,40 @@ impl Matrix {
     }
 }
 
+/// A file message's content: the msgtype by the file's kind, the caption
+/// as `body` with `filename` naming the file (Matrix 1.10), or the name as
+/// `body` when there is no caption.
+fn file_content(
+    attachment: &crate::channels::media::Attachment,
+    url: &str,
+    caption: &str,
+) -> Value {
+    let mime = attachment.mime.as_str();
+    let msgtype = if mime.starts_with("image/") {
+        "m.image"
+    } else if mime.starts_with("audio/") {
+        "m.audio"
+    } else if mime.starts_with("video/") {
+        "m.video"
+    } else {
+        "m.file"
+    };
+    let body = if caption.is_empty() {
+        attachment.name.as_str()
+    } else {
+        caption
+    };
+    json!({"msgtype": msgtype, "body": body, "filename": attachment.name, "url": url,
+           "info": {"mimetype": mime, "size": attachment.size}})
+}
+
 impl Platform for Matrix {
     fn channel(&self) -> &'static str {
         "matrix"
+    }
+
+    fn sends_media(&self) -> bool {
+        true
     }
 
     /// An `mxc://` file through authenticated media, with the account's
@@ -420,7 +451,14 @@ impl Platform for Matrix {
                     retry_after: None,
                 });
             }
-            let mut body = json!({"msgtype": "m.text", "body": message.text});
+            let mut body = match message.media {
+                None => json!({"msgtype": "m.text", "body": message.text}),
+                Some((attachment, bytes)) => {
+                    let session = self.session().await?;
+                    let url = self.api.upload(attachment, bytes, &session.token).await?;
+                    file_content(attachment, &url, message.text)
+                }
+            };
             if let Some(root) = &message.target.thread {
                 body["m.relates_to"] = json!({
                     "rel_type": "m.thread", "event_id": root,
