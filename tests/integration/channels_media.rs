@@ -336,3 +336,50 @@ fn send_delivers_a_file_from_a_url_or_a_buffer_once_and_refuses_what_it_must() {
     assert_eq!(target["chat"], "42");
     assert_eq!(prepared[0]["text"], "a picture");
 }
+
+#[test]
+fn send_uploads_a_file_to_discord_as_files_0_with_payload_json() {
+    use crate::agent::request;
+    use crate::discord_server::{BOT_TOKEN, DiscordServer};
+    use crate::protocol::{connected, runtime};
+    let llm = LlmServer::start();
+    let discord = DiscordServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},
+  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',
+    models: [{{ id: 'mock-model' }}] }} }} }},
+  channels: {{ discord: {{ token: '{BOT_TOKEN}', apiRoot: '{}', dmPolicy: 'allowlist',
+    allowFrom: ['discord:u7'] }} }} }}\n",
+        llm.base_url(),
+        discord.api_root()
+    );
+    std::fs::write(dir.path().join("config.json5"), config).expect("config");
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    discord.wait_for("identify", |d| !d.received(2).is_empty());
+    let voice = b"OggS a voice note";
+    runtime().block_on(async {
+        use base64::Engine;
+        let (mut socket, _) = connected(&address, &["operator.read", "operator.write"]).await;
+        let params = json!({"channel": "discord", "to": "channel:c5", "message": "listen",
+            "buffer": base64::engine::general_purpose::STANDARD.encode(voice),
+            "filename": "note.ogg", "idempotencyKey": "d-1"});
+        let (sent, _) = request(&mut socket, "d1", "send", params, 1).await;
+        assert_eq!(sent[0]["ok"], true, "{sent:?}");
+    });
+    stop(running);
+    let uploads = discord.uploads();
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    let (channel, payload) = &uploads[0];
+    assert_eq!(channel, "c5");
+    assert_eq!(payload["content"], "listen");
+    assert_eq!(payload["enforce_nonce"], true);
+    assert_eq!(
+        payload["attachments"],
+        json!([{"id": 0, "filename": "note.ogg"}])
+    );
+    let file = &payload["files"]["files[0]"];
+    assert_eq!(file["filename"], "note.ogg");
+    assert_eq!(file["content_type"], "audio/ogg");
+    assert_eq!(file["bytes"], json!(voice.to_vec()));
+}

@@ -34,6 +34,8 @@ pub struct Discord {
     /// Attachments on the CDN: (attachment id, bytes); and the ids fetched.
     attachments: Mutex<Vec<(String, Vec<u8>)>>,
     fetched: Mutex<Vec<String>>,
+    /// Messages created with files: (channel, payload_json with `files`).
+    uploads: Mutex<Vec<(String, Value)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +63,7 @@ impl DiscordServer {
             live,
             attachments: Mutex::default(),
             fetched: Mutex::default(),
+            uploads: Mutex::default(),
         });
         let (address, runtime) = crate::support::serve(|address| {
             axum::Router::new()
@@ -141,6 +144,11 @@ impl DiscordServer {
         drop(dispatches);
         let _ = self.state.live.send(Control::Dispatch(seq));
         seq
+    }
+
+    /// Messages created with files: (channel, payload with `files`).
+    pub fn uploads(&self) -> Vec<(String, Value)> {
+        self.state.uploads.lock().expect("uploads").clone()
     }
 
     /// The attachment ids fetched from the CDN, in order.
@@ -242,7 +250,7 @@ async fn create(
     State((state, _)): State<Shared>,
     Path(channel): Path<String>,
     headers: HeaderMap,
-    body: String,
+    body: axum::body::Bytes,
 ) -> Response {
     if !authorized(&headers) {
         return (
@@ -251,7 +259,30 @@ async fn create(
         )
             .into_response();
     }
-    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let content_type = headers
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    // A file upload: `payload_json` holds the message, `files[n]` the
+    // files (kept, by channel, for the test to read).
+    let body: Value = match content_type.strip_prefix("multipart/form-data; boundary=") {
+        Some(boundary) => {
+            let Some(form) = crate::support::multipart(&body, boundary) else {
+                return StatusCode::BAD_REQUEST.into_response();
+            };
+            let mut payload: Value =
+                serde_json::from_str(form["payload_json"].as_str().unwrap_or_default())
+                    .unwrap_or(Value::Null);
+            payload["files"] = form["files"].clone();
+            state
+                .uploads
+                .lock()
+                .expect("uploads")
+                .push((channel.clone(), payload.clone()));
+            payload
+        }
+        None => serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
     let nonce = body["nonce"].as_str().unwrap_or_default().to_owned();
     state
         .posts

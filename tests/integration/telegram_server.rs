@@ -238,7 +238,7 @@ async fn call(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
     let body: Value = match content_type.strip_prefix("multipart/form-data; boundary=") {
-        Some(boundary) => match multipart(&body, boundary) {
+        Some(boundary) => match crate::support::multipart(&body, boundary) {
             Some(form) => form,
             None => return refuse(400, "Bad Request: unreadable multipart body", None),
         },
@@ -304,52 +304,6 @@ async fn call(
         }
         other => refuse(404, &format!("Not Found: method {other} not found"), None),
     }
-}
-
-/// A `multipart/form-data` body as JSON: text fields by name, files under
-/// `files.<field>` as `{filename, content_type, bytes: [..]}`.
-fn multipart(body: &[u8], boundary: &str) -> Option<Value> {
-    let delimiter = format!("--{boundary}");
-    let mut form = json!({"files": {}});
-    let mut rest = body;
-    loop {
-        let start = find(rest, delimiter.as_bytes())? + delimiter.len();
-        rest = &rest[start..];
-        if rest.starts_with(b"--") {
-            return Some(form);
-        }
-        rest = rest.strip_prefix(b"\r\n")?;
-        let head_end = find(rest, b"\r\n\r\n")?;
-        let head = std::str::from_utf8(&rest[..head_end]).ok()?.to_owned();
-        let content = &rest[head_end + 4..];
-        let end = find(content, format!("\r\n{delimiter}").as_bytes())?;
-        let value = &content[..end];
-        rest = &content[end + 2..];
-        let attribute = |key: &str| {
-            let marker = format!("{key}=\"");
-            let at = head.find(&marker)? + marker.len();
-            Some(head[at..].split('"').next()?.to_owned())
-        };
-        let name = attribute("name")?;
-        match attribute("filename") {
-            Some(filename) => {
-                let content_type = head.lines().find_map(|line| {
-                    line.to_ascii_lowercase()
-                        .strip_prefix("content-type: ")
-                        .map(str::to_owned)
-                });
-                form["files"][name] = json!({"filename": filename, "content_type": content_type,
-                                             "bytes": value});
-            }
-            None => form[name] = json!(String::from_utf8_lossy(value)),
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
 }
 
 /// `GET /file/bot<token>/<file_path>`: the bytes of a file `getFile`

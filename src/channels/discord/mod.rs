@@ -152,6 +152,38 @@ impl Discord {
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.answer(path, request).await
+    }
+
+    /// A message with a file: `payload_json` and `files[0]` as
+    /// `multipart/form-data`, the attachment named in the payload.
+    async fn create_with_file(
+        &self,
+        path: &str,
+        mut payload: Value,
+        attachment: &super::media::Attachment,
+        bytes: &[u8],
+    ) -> Result<Value, SendError> {
+        payload["attachments"] = json!([{"id": 0, "filename": attachment.name}]);
+        let (content_type, body) = super::media::multipart(
+            &[("payload_json", payload.to_string())],
+            ("files[0]", attachment, bytes),
+        );
+        let request = self
+            .client
+            .post(format!("{}{path}", self.api_root))
+            .header("authorization", format!("Bot {}", self.token))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .timeout(super::media::DOWNLOAD_TIMEOUT);
+        self.answer(path, request).await
+    }
+
+    async fn answer(
+        &self,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, SendError> {
         let response = request.send().await.map_err(|error| {
             SendError::transient(format!("Discord {path}: {}", error.without_url()))
         })?;
@@ -202,7 +234,13 @@ impl Platform for Discord {
             let body = json!({"content": message.text, "nonce": nonce(message.idempotency_key),
                               "enforce_nonce": true, "allowed_mentions": {"parse": []}});
             let path = format!("/channels/{}/messages", message.target.chat);
-            let created = self.rest(reqwest::Method::POST, &path, Some(&body)).await?;
+            let created = match message.media {
+                Some((attachment, bytes)) => {
+                    self.create_with_file(&path, body, attachment, bytes)
+                        .await?
+                }
+                None => self.rest(reqwest::Method::POST, &path, Some(&body)).await?,
+            };
             Ok(created["id"].as_str().map(str::to_owned))
         })
     }
@@ -212,6 +250,10 @@ impl Platform for Discord {
             let path = format!("/channels/{}/typing", target.chat);
             let _ = self.rest(reqwest::Method::POST, &path, None).await;
         })
+    }
+
+    fn sends_media(&self) -> bool {
+        true
     }
 
     /// An attachment's CDN URL, as the message gave it (signed by
