@@ -383,3 +383,50 @@ fn send_uploads_a_file_to_discord_as_files_0_with_payload_json() {
     assert_eq!(file["content_type"], "audio/ogg");
     assert_eq!(file["bytes"], json!(voice.to_vec()));
 }
+
+#[test]
+fn send_uploads_a_file_to_slack_in_its_three_steps() {
+    use crate::agent::request;
+    use crate::protocol::{connected, runtime};
+    use crate::slack_server::{APP_TOKEN, BOT_TOKEN, SlackServer};
+    let llm = LlmServer::start();
+    let slack = SlackServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},
+  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',
+    models: [{{ id: 'mock-model' }}] }} }} }},
+  channels: {{ slack: {{ mode: 'socket', botToken: '{BOT_TOKEN}', appToken: '{APP_TOKEN}', apiRoot: '{}',
+    dmPolicy: 'allowlist', allowFrom: ['U7'] }} }} }}\n",
+        llm.base_url(),
+        slack.api_root()
+    );
+    std::fs::write(dir.path().join("config.json5"), config).expect("config");
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    slack.wait_for("the socket", |s| s.opens() == 1);
+    let report = b"date,total\n2026-12-07,42\n";
+    runtime().block_on(async {
+        use base64::Engine;
+        let (mut socket, _) = connected(&address, &["operator.read", "operator.write"]).await;
+        let params = json!({"channel": "slack", "to": "C9", "message": "the report",
+            "buffer": base64::engine::general_purpose::STANDARD.encode(report),
+            "filename": "report.csv", "idempotencyKey": "s-1"});
+        let (sent, _) = request(&mut socket, "s1", "send", params, 1).await;
+        assert_eq!(sent[0]["ok"], true, "{sent:?}");
+        assert_eq!(sent[0]["payload"]["messageId"], "FOUT1");
+    });
+    stop(running);
+    let uploads = slack.uploads();
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    let (id, name, length, bytes, completed) = &uploads[0];
+    assert_eq!(
+        (id.as_str(), name.as_str(), *length),
+        ("FOUT1", "report.csv", report.len())
+    );
+    assert_eq!(bytes.as_deref(), Some(&report[..]));
+    assert_eq!(
+        completed.clone().expect("completed"),
+        json!({"files": [{"id": "FOUT1", "title": "report.csv"}], "channel_id": "C9",
+               "initial_comment": "the report"})
+    );
+}

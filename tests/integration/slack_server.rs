@@ -32,6 +32,9 @@ pub struct Slack {
     /// Files: (file id, bytes); and the ids downloaded with the bot token.
     files: Mutex<Vec<(String, Vec<u8>)>>,
     downloads: Mutex<Vec<String>>,
+    /// Outbound files: (file id, filename, declared length, bytes uploaded,
+    /// the completeUploadExternal body once completed).
+    uploads: Mutex<Vec<(String, String, usize, Option<Vec<u8>>, Option<Value>)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -59,12 +62,22 @@ impl SlackServer {
             live,
             files: Mutex::default(),
             downloads: Mutex::default(),
+            uploads: Mutex::default(),
         });
         let (address, runtime) = crate::support::serve(|address| {
             axum::Router::new()
                 .route("/api/apps.connections.open", axum::routing::post(open))
                 .route("/api/auth.test", axum::routing::post(auth_test))
                 .route("/api/chat.postMessage", axum::routing::post(post_message))
+                .route(
+                    "/api/files.getUploadURLExternal",
+                    axum::routing::post(get_upload_url),
+                )
+                .route("/upload/{file}", axum::routing::post(upload))
+                .route(
+                    "/api/files.completeUploadExternal",
+                    axum::routing::post(complete_upload),
+                )
                 .route("/link", axum::routing::any(upgrade))
                 .route(
                     "/files-pri/{team_file}/download/{name}",
@@ -124,6 +137,13 @@ impl SlackServer {
         drop(envelopes);
         let _ = self.state.live.send(Control::Deliver(index, 0));
         index
+    }
+
+    /// Outbound files: (file id, filename, declared length, bytes
+    /// uploaded, the completion's body).
+    #[allow(clippy::type_complexity)]
+    pub fn uploads(&self) -> Vec<(String, String, usize, Option<Vec<u8>>, Option<Value>)> {
+        self.state.uploads.lock().expect("uploads").clone()
     }
 
     /// The file ids downloaded, in order.
@@ -269,6 +289,86 @@ async fn post_message(
     axum::Json(
         json!({"ok": true, "channel": body["channel"], "ts": format!("1800000000.{count:06}"),
         "message": {"text": body["text"], "user": BOT_USER}}),
+    )
+    .into_response()
+}
+
+/// `files.getUploadURLExternal?filename=&length=`: an upload URL and a
+/// file id.
+async fn get_upload_url(
+    State((state, address)): State<Shared>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let query: std::collections::BTreeMap<String, String> =
+        reqwest::Url::parse(&format!("http://slack{uri}"))
+            .map(|url| url.query_pairs().into_owned().collect())
+            .unwrap_or_default();
+    if bearer(&headers) != BOT_TOKEN {
+        return not_authed();
+    }
+    let (Some(filename), Some(length)) = (
+        query.get("filename"),
+        query
+            .get("length")
+            .and_then(|length| length.parse::<usize>().ok()),
+    ) else {
+        return axum::Json(json!({"ok": false, "error": "invalid_arguments"})).into_response();
+    };
+    let mut uploads = state.uploads.lock().expect("uploads");
+    let id = format!("FOUT{}", uploads.len() + 1);
+    uploads.push((id.clone(), filename.clone(), length, None, None));
+    axum::Json(
+        json!({"ok": true, "upload_url": format!("http://{address}/upload/{id}"),
+                      "file_id": id}),
+    )
+    .into_response()
+}
+
+/// The upload URL: the bytes (their length must be the declared one).
+async fn upload(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut uploads = state.uploads.lock().expect("uploads");
+    match uploads.iter_mut().find(|upload| upload.0 == file) {
+        Some(upload) if upload.2 == body.len() => {
+            upload.3 = Some(body.to_vec());
+            (StatusCode::OK, format!("OK - {}", body.len())).into_response()
+        }
+        Some(_) => (StatusCode::BAD_REQUEST, "length mismatch").into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `files.completeUploadExternal`: every file uploaded, then shared.
+async fn complete_upload(
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if bearer(&headers) != BOT_TOKEN {
+        return not_authed();
+    }
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let mut uploads = state.uploads.lock().expect("uploads");
+    let ids: Vec<String> = body["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|file| file["id"].as_str().map(str::to_owned))
+        .collect();
+    for id in &ids {
+        match uploads.iter_mut().find(|upload| upload.0 == *id) {
+            Some(upload) if upload.3.is_some() => upload.4 = Some(body.clone()),
+            _ => {
+                return axum::Json(json!({"ok": false, "error": "file_not_found"})).into_response();
+            }
+        }
+    }
+    axum::Json(
+        json!({"ok": true, "files": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()}),
     )
     .into_response()
 }

@@ -175,11 +175,78 @@ pub fn build(
 impl Slack {
     /// Calls a Web API method with `token`; the answer when `ok`.
     async fn call(&self, method: &str, token: &str, body: &Value) -> Result<Value, SendError> {
-        let response = self
+        let request = self
             .client
             .post(format!("{}/{method}", self.api_root))
             .bearer_auth(token)
-            .json(body)
+            .json(body);
+        self.answer(method, request).await
+    }
+
+    /// A file in Slack's three steps: `files.getUploadURLExternal`
+    /// (arguments in the query: the method takes no JSON), the bytes
+    /// POSTed to the URL it gives (no token: the URL is the credential),
+    /// then `files.completeUploadExternal` shares it in the channel with
+    /// the text as its comment. The platform id is the file's.
+    async fn send_file(
+        &self,
+        message: &Outgoing<'_>,
+        attachment: &super::media::Attachment,
+        bytes: &[u8],
+    ) -> Result<Option<String>, SendError> {
+        let mut url = reqwest::Url::parse(&format!("{}/files.getUploadURLExternal", self.api_root))
+            .map_err(|error| SendError::transient(format!("Slack API root: {error}")))?;
+        url.query_pairs_mut()
+            .append_pair("filename", &attachment.name)
+            .append_pair("length", &bytes.len().to_string());
+        let request = self.client.post(url).bearer_auth(&self.bot_token);
+        let ticket = self.answer("files.getUploadURLExternal", request).await?;
+        let (Some(upload_url), Some(file_id)) =
+            (ticket["upload_url"].as_str(), ticket["file_id"].as_str())
+        else {
+            return Err(SendError {
+                message: "Slack files.getUploadURLExternal: no upload_url or file_id".to_owned(),
+                retryable: false,
+                retry_after: None,
+            });
+        };
+        let uploaded = self
+            .client
+            .post(upload_url)
+            .header(reqwest::header::CONTENT_TYPE, &attachment.mime)
+            .body(bytes.to_vec())
+            .timeout(super::media::DOWNLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| {
+                SendError::transient(format!("Slack file upload: {}", error.without_url()))
+            })?;
+        if !uploaded.status().is_success() {
+            return Err(SendError {
+                message: format!("Slack file upload: HTTP {}", uploaded.status()),
+                retryable: uploaded.status().is_server_error(),
+                retry_after: None,
+            });
+        }
+        let mut body = json!({"files": [{"id": file_id, "title": attachment.name}],
+                              "channel_id": message.target.chat});
+        if !message.text.is_empty() {
+            body["initial_comment"] = json!(message.text);
+        }
+        if let Some(thread) = &message.target.thread {
+            body["thread_ts"] = json!(thread);
+        }
+        self.call("files.completeUploadExternal", &self.bot_token, &body)
+            .await?;
+        Ok(Some(file_id.to_owned()))
+    }
+
+    async fn answer(
+        &self,
+        method: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, SendError> {
+        let response = request
             .timeout(CALL_TIMEOUT)
             .send()
             .await
@@ -283,6 +350,9 @@ impl Platform for Slack {
         message: Outgoing<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
         Box::pin(async move {
+            if let Some((attachment, bytes)) = message.media {
+                return self.send_file(&message, attachment, bytes).await;
+            }
             let mut body = json!({"channel": message.target.chat, "text": message.text});
             if let Some(thread) = &message.target.thread {
                 body["thread_ts"] = json!(thread);
@@ -299,6 +369,10 @@ impl Platform for Slack {
     fn typing<'a>(&'a self, _target: &'a Target) -> BoxFuture<'a, ()> {
         // The Web API has no typing indicator for bots.
         Box::pin(async {})
+    }
+
+    fn sends_media(&self) -> bool {
+        true
     }
 
     /// A file's private URL, with the bot token (which needs the
