@@ -20,6 +20,10 @@ pub const BOT_TOKEN: &str = "xoxb-test-bot-token";
 pub const APP_TOKEN: &str = "xapp-test-app-token";
 pub const BOT_USER: &str = "UBOT";
 
+/// An outbound file: (file id, filename, declared length, bytes uploaded,
+/// the completeUploadExternal body once completed).
+pub type Upload = (String, String, usize, Option<Vec<u8>>, Option<Value>);
+
 pub struct Slack {
     /// Every envelope pushed: (envelope id, payload event).
     envelopes: Mutex<Vec<Value>>,
@@ -34,7 +38,7 @@ pub struct Slack {
     downloads: Mutex<Vec<String>>,
     /// Outbound files: (file id, filename, declared length, bytes uploaded,
     /// the completeUploadExternal body once completed).
-    uploads: Mutex<Vec<(String, String, usize, Option<Vec<u8>>, Option<Value>)>>,
+    uploads: Mutex<Vec<Upload>>,
 }
 
 #[derive(Clone, Debug)]
@@ -141,8 +145,7 @@ impl SlackServer {
 
     /// Outbound files: (file id, filename, declared length, bytes
     /// uploaded, the completion's body).
-    #[allow(clippy::type_complexity)]
-    pub fn uploads(&self) -> Vec<(String, String, usize, Option<Vec<u8>>, Option<Value>)> {
+    pub fn uploads(&self) -> Vec<Upload> {
         self.state.uploads.lock().expect("uploads").clone()
     }
 
