@@ -229,6 +229,12 @@ pub async fn receive(
     else {
         return Ok(Received::Taken { admitted: false });
     };
+    let target = super::Target {
+        account: account.account_id.clone(),
+        chat: message.chat.id.clone(),
+        thread: message.chat.thread_id.clone(),
+    };
+    let ack = ack(gateway, account, &message, &session_key, &target, &run_id).await;
     reply::spawn(
         gateway.clone(),
         account.clone(),
@@ -238,15 +244,51 @@ pub async fn receive(
             agent_id,
             prompt: prompt(&message),
             origin: origin(channel, &account.account_id, &message),
-            target: super::Target {
-                account: account.account_id.clone(),
-                chat: message.chat.id.clone(),
-                thread: message.chat.thread_id.clone(),
-            },
+            target,
             actor,
+            ack,
         },
     );
     Ok(Received::Taken { admitted: true })
+}
+
+/// OpenClaw's ack reaction on an admitted message, when configured and
+/// in scope: put in the outbox (ahead of the reply) under the run's key,
+/// so it is set once however often the message arrives.
+async fn ack(
+    gateway: &Gateway,
+    account: &Account,
+    message: &Inbound,
+    session_key: &str,
+    target: &super::Target,
+    run_id: &str,
+) -> Option<super::reaction::Reaction> {
+    let ack = account.settings.ack.as_ref()?;
+    if !account.platform.reacts() || !ack.applies(message.chat.kind, message.mentioned) {
+        return None;
+    }
+    let reaction = super::reaction::Reaction {
+        message_id: message.platform_message_id.clone(),
+        emoji: ack.emoji.clone(),
+        remove: false,
+    };
+    let key = format!("ack:{run_id}");
+    match super::outbox::prepare_reaction(
+        gateway,
+        account,
+        Some(session_key),
+        target,
+        reaction.clone(),
+        key,
+    )
+    .await
+    {
+        Ok(_) => Some(reaction),
+        Err(error) => {
+            tracing::warn!(channel = account.channel, %error, "the ack reaction was not prepared");
+            None
+        }
+    }
 }
 
 /// The message's text with a note per file: where it was stored, or why

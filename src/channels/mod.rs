@@ -23,6 +23,8 @@
 //! - `media_out`: a file `send` delivers (a URL fetched as `web_fetch`
 //!   does, a path in the workspace or media store, a buffer), stored so
 //!   the outbox records its reference;
+//! - `reaction`: OpenClaw's ack reaction, sent and recorded through the
+//!   outbox under the answering run's key;
 //! - `chunk`: where a reply is cut;
 //! - `platform`: the adapter trait; `telegram`, `discord`, `slack`,
 //!   `matrix` and `webhook` implement it;
@@ -48,6 +50,7 @@ pub mod outbox;
 pub mod pairing;
 pub mod platform;
 pub mod policy;
+pub mod reaction;
 pub mod reply;
 pub mod routing;
 pub mod settings;

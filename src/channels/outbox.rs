@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::manager::Account;
 use super::media::Attachment;
 use super::platform::{AfterRestart, Envelope, Outgoing, Target};
+use super::reaction::Reaction;
 use super::settings::DeliveryPolicy;
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::approvals;
@@ -43,6 +44,7 @@ pub(super) struct Job {
     text: String,
     key: String,
     media: Option<Attachment>,
+    reaction: Option<Reaction>,
     done: Option<oneshot::Sender<Outcome>>,
 }
 
@@ -67,6 +69,32 @@ pub async fn prepare(
     prepare_with(gateway, account, session_key, target, text, key, None).await
 }
 
+/// Records a reaction for `target` in the outbox and queues it: the same
+/// record and key-based exactly-once as a message.
+pub async fn prepare_reaction(
+    gateway: &Gateway,
+    account: &Account,
+    session_key: Option<&str>,
+    target: &Target,
+    reaction: Reaction,
+    key: String,
+) -> Result<Prepared, String> {
+    let text = reaction.emoji.clone();
+    enqueue(
+        gateway,
+        account,
+        session_key,
+        Envelope {
+            target: target.clone(),
+            media: None,
+            reaction: Some(reaction),
+        },
+        text,
+        key,
+    )
+    .await
+}
+
 /// [`prepare`] with a stored file `text` is the caption of.
 pub async fn prepare_with(
     gateway: &Gateway,
@@ -76,6 +104,22 @@ pub async fn prepare_with(
     text: String,
     key: String,
     media: Option<Attachment>,
+) -> Result<Prepared, String> {
+    let envelope = Envelope {
+        target: target.clone(),
+        media,
+        reaction: None,
+    };
+    enqueue(gateway, account, session_key, envelope, text, key).await
+}
+
+async fn enqueue(
+    gateway: &Gateway,
+    account: &Account,
+    session_key: Option<&str>,
+    envelope: Envelope,
+    text: String,
+    key: String,
 ) -> Result<Prepared, String> {
     if let Some(existing) = gateway
         .state
@@ -91,11 +135,7 @@ pub async fn prepare_with(
         delivery_id: delivery_id.clone(),
         idempotency_key: key.clone(),
         channel: account.channel.to_owned(),
-        target: Envelope {
-            target: target.clone(),
-            media: media.clone(),
-        }
-        .encode(),
+        target: envelope.encode(),
         session_key: session_key.map(str::to_owned),
         text: text.clone(),
     });
@@ -103,10 +143,11 @@ pub async fn prepare_with(
     let (done, outcome) = oneshot::channel();
     let job = Job {
         delivery_id,
-        target: target.clone(),
+        target: envelope.target,
         text,
         key,
-        media,
+        media: envelope.media,
+        reaction: envelope.reaction,
         done: Some(done),
     };
     account
@@ -169,6 +210,7 @@ async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
             text: &job.text,
             idempotency_key: &job.key,
             media: job.media.as_ref().zip(bytes.as_deref()),
+            reaction: job.reaction.as_ref(),
         };
         let outcome = account.platform.send(message).await;
         let (event, result) = match outcome {
@@ -384,6 +426,7 @@ pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
                     text: prepared.text,
                     key: prepared.idempotency_key,
                     media: envelope.media,
+                    reaction: envelope.reaction,
                     done: None,
                 };
                 if account.outbox.send(job).await.is_err() {

@@ -39,6 +39,9 @@ pub struct Outgoing<'a> {
     /// A file to send with `text` as its caption (only to platforms whose
     /// `sends_media` is true).
     pub media: Option<(&'a super::media::Attachment, &'a [u8])>,
+    /// A reaction to set instead of a message (only to platforms whose
+    /// `reacts` is true); `text` is then the emoji.
+    pub reaction: Option<&'a super::reaction::Reaction>,
 }
 
 /// What `delivery.prepared.target` records: the target, and the file the
@@ -50,6 +53,8 @@ pub struct Envelope {
     pub target: Target,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<super::media::Attachment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<super::reaction::Reaction>,
 }
 
 impl Envelope {
@@ -120,6 +125,11 @@ pub trait Platform: Send + Sync + 'static {
         inbox: Inbox,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> BoxFuture<'static, Result<(), String>>;
+
+    /// Whether `send` sets reactions (`Outgoing::reaction`).
+    fn reacts(&self) -> bool {
+        false
+    }
 
     /// Whether `send` takes a file (`Outgoing::media`).
     fn sends_media(&self) -> bool {

@@ -36,13 +36,46 @@ pub struct Turn {
     pub origin: MessageOrigin,
     pub target: Target,
     pub actor: Actor,
+    /// The ack reaction set on the message, taken away after the reply
+    /// when `messages.removeAckAfterReply` says so.
+    pub ack: Option<super::reaction::Reaction>,
 }
 
 pub fn spawn(gateway: Arc<Gateway>, account: Arc<Account>, turn: Turn) {
     tokio::spawn(async move {
         let run_id = turn.run_id.clone();
+        let (session_key, target, ack) = (
+            turn.session_key.clone(),
+            turn.target.clone(),
+            turn.ack.clone(),
+        );
         if let Err(error) = run(&gateway, &account, turn).await {
             tracing::error!(%run_id, %error, "channel reply not settled; the next start settles it");
+            return;
+        }
+        let remove = account
+            .settings
+            .ack
+            .as_ref()
+            .is_some_and(|ack| ack.remove_after_reply);
+        if let Some(reaction) = ack.filter(|_| remove) {
+            let reaction = super::reaction::Reaction {
+                remove: true,
+                ..reaction
+            };
+            let key = format!("ack-remove:{run_id}");
+            if let Err(error) = super::outbox::prepare_reaction(
+                &gateway,
+                &account,
+                Some(&session_key),
+                &target,
+                reaction,
+                key,
+            )
+            .await
+            {
+                tracing::warn!(%run_id, %error, "the ack reaction was not removed");
+            }
         }
     });
 }
@@ -318,6 +351,7 @@ async fn settle_one(
             prompt: super::inbound::prompt(&message),
             origin: super::inbound::origin(&received.channel, &received.account_id, &message),
             target: target.clone(),
+            ack: None,
             actor: Actor::Channel {
                 channel: received.channel,
                 sender: received.sender_id,

@@ -93,6 +93,7 @@ pub fn build(
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT_DEFAULT),
             media_max_bytes: section.common.media_max_bytes(),
+            ack: None,
             mode: "webhook",
             delivery: settings::delivery_policy(config, "webhook", account)?,
             issues,

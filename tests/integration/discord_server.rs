@@ -36,6 +36,8 @@ pub struct Discord {
     fetched: Mutex<Vec<String>>,
     /// Messages created with files: (channel, payload_json with `files`).
     uploads: Mutex<Vec<(String, Value)>>,
+    /// The bot's reaction calls: (PUT or DELETE, channel, message, emoji).
+    reactions: Mutex<Vec<(String, String, String, String)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -64,6 +66,7 @@ impl DiscordServer {
             attachments: Mutex::default(),
             fetched: Mutex::default(),
             uploads: Mutex::default(),
+            reactions: Mutex::default(),
         });
         let (address, runtime) = crate::support::serve(|address| {
             axum::Router::new()
@@ -77,6 +80,10 @@ impl DiscordServer {
                 .route(
                     "/api/v10/channels/{channel}/typing",
                     axum::routing::post(typing),
+                )
+                .route(
+                    "/api/v10/channels/{channel}/messages/{message}/reactions/{emoji}/@me",
+                    axum::routing::put(react).delete(react),
                 )
                 .route(
                     "/attachments/{channel}/{id}/{name}",
@@ -146,6 +153,11 @@ impl DiscordServer {
         seq
     }
 
+    /// The bot's reaction calls: (PUT or DELETE, channel, message, emoji).
+    pub fn reactions(&self) -> Vec<(String, String, String, String)> {
+        self.state.reactions.lock().expect("reactions").clone()
+    }
+
     /// Messages created with files: (channel, payload with `files`).
     pub fn uploads(&self) -> Vec<(String, Value)> {
         self.state.uploads.lock().expect("uploads").clone()
@@ -203,6 +215,25 @@ impl DiscordServer {
 }
 
 type Shared = (Arc<Discord>, String);
+
+/// `PUT`/`DELETE /channels/{c}/messages/{m}/reactions/{emoji}/@me`: 204,
+/// as Discord answers (the emoji arrives percent-decoded by the router).
+async fn react(
+    State((state, _)): State<Shared>,
+    method: axum::http::Method,
+    Path((channel, message, emoji)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    state
+        .reactions
+        .lock()
+        .expect("reactions")
+        .push((method.to_string(), channel, message, emoji));
+    StatusCode::NO_CONTENT.into_response()
+}
 
 /// The CDN: an attachment's bytes by its URL (no token, as Discord's
 /// signed CDN URLs).

@@ -39,6 +39,8 @@ pub struct Slack {
     /// Outbound files: (file id, filename, declared length, bytes uploaded,
     /// the completeUploadExternal body once completed).
     uploads: Mutex<Vec<Upload>>,
+    /// reactions.add / reactions.remove calls: (method, body).
+    reactions: Mutex<Vec<(String, Value)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -67,6 +69,7 @@ impl SlackServer {
             files: Mutex::default(),
             downloads: Mutex::default(),
             uploads: Mutex::default(),
+            reactions: Mutex::default(),
         });
         let (address, runtime) = crate::support::serve(|address| {
             axum::Router::new()
@@ -78,6 +81,11 @@ impl SlackServer {
                     axum::routing::post(get_upload_url),
                 )
                 .route("/upload/{file}", axum::routing::post(upload))
+                .route("/api/reactions.add", axum::routing::post(reaction_add))
+                .route(
+                    "/api/reactions.remove",
+                    axum::routing::post(reaction_remove),
+                )
                 .route(
                     "/api/files.completeUploadExternal",
                     axum::routing::post(complete_upload),
@@ -147,6 +155,11 @@ impl SlackServer {
     /// uploaded, the completion's body).
     pub fn uploads(&self) -> Vec<Upload> {
         self.state.uploads.lock().expect("uploads").clone()
+    }
+
+    /// reactions.add / reactions.remove calls: (method, body).
+    pub fn reactions(&self) -> Vec<(String, Value)> {
+        self.state.reactions.lock().expect("reactions").clone()
     }
 
     /// The file ids downloaded, in order.
@@ -294,6 +307,39 @@ async fn post_message(
         "message": {"text": body["text"], "user": BOT_USER}}),
     )
     .into_response()
+}
+
+async fn reaction_add(state: State<Shared>, headers: HeaderMap, body: String) -> Response {
+    reaction("reactions.add", state, headers, body)
+}
+
+async fn reaction_remove(state: State<Shared>, headers: HeaderMap, body: String) -> Response {
+    reaction("reactions.remove", state, headers, body)
+}
+
+/// `reactions.add` / `reactions.remove` (`channel`, `timestamp`, `name`).
+fn reaction(
+    method: &str,
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if bearer(&headers) != BOT_TOKEN {
+        return not_authed();
+    }
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    if body["name"]
+        .as_str()
+        .is_none_or(|name| name.is_empty() || name.contains(':'))
+    {
+        return axum::Json(json!({"ok": false, "error": "invalid_name"})).into_response();
+    }
+    state
+        .reactions
+        .lock()
+        .expect("reactions")
+        .push((method.to_owned(), body));
+    axum::Json(json!({"ok": true})).into_response()
 }
 
 /// `files.getUploadURLExternal?filename=&length=`: an upload URL and a

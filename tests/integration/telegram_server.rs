@@ -252,7 +252,7 @@ async fn call(
         "getMe" => ok(
             json!({"id": bot.id, "is_bot": true, "first_name": "Claw", "username": bot.username}),
         ),
-        "deleteWebhook" | "setWebhook" | "sendChatAction" => ok(json!(true)),
+        "deleteWebhook" | "setWebhook" | "sendChatAction" | "setMessageReaction" => ok(json!(true)),
         "getUpdates" => get_updates(&bot, &body).await,
         "getFile" => {
             let files = bot.files.lock().expect("files");

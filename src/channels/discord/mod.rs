@@ -104,6 +104,7 @@ pub fn build(
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
             media_max_bytes: section.common.media_max_bytes(),
+            ack: crate::channels::reaction::Ack::from_config(config, &account.value),
             mode: "gateway",
             delivery: settings::delivery_policy(config, "discord", account)?,
             issues,
@@ -231,6 +232,22 @@ impl Platform for Discord {
         message: Outgoing<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
         Box::pin(async move {
+            if let Some(reaction) = message.reaction {
+                // PUT (or DELETE) .../reactions/{emoji}/@me: the bot's own.
+                let path = format!(
+                    "/channels/{}/messages/{}/reactions/{}/@me",
+                    message.target.chat,
+                    reaction.message_id,
+                    super::reaction::path_segment(&reaction.emoji)
+                );
+                let method = if reaction.remove {
+                    reqwest::Method::DELETE
+                } else {
+                    reqwest::Method::PUT
+                };
+                self.rest(method, &path, None).await?;
+                return Ok(None);
+            }
             let body = json!({"content": message.text, "nonce": nonce(message.idempotency_key),
                               "enforce_nonce": true, "allowed_mentions": {"parse": []}});
             let path = format!("/channels/{}/messages", message.target.chat);
@@ -253,6 +270,10 @@ impl Platform for Discord {
     }
 
     fn sends_media(&self) -> bool {
+        true
+    }
+
+    fn reacts(&self) -> bool {
         true
     }
 

@@ -208,6 +208,7 @@ pub fn build(
                 .unwrap_or(TEXT_LIMIT)
                 .clamp(16, TEXT_LIMIT_MAX),
             media_max_bytes: crate::channels::media::max_bytes(section.media_max_mb),
+            ack: crate::channels::reaction::Ack::from_config(config, &account.value),
             mode: "sync",
             delivery: settings::delivery_policy(config, "matrix", account)?,
             issues,
@@ -420,6 +421,10 @@ impl Platform for Matrix {
         true
     }
 
+    fn reacts(&self) -> bool {
+        true
+    }
+
     /// An `mxc://` file through authenticated media, with the account's
     /// token.
     fn download<'a>(
@@ -450,6 +455,28 @@ impl Platform for Matrix {
                     retryable: false,
                     retry_after: None,
                 });
+            }
+            if let Some(reaction) = message.reaction {
+                if reaction.remove {
+                    return Err(SendError {
+                        message: "Matrix: taking a reaction back means redacting its event; not supported yet (the reaction stays)".to_owned(),
+                        retryable: false,
+                        retry_after: None,
+                    });
+                }
+                let body = json!({"m.relates_to": {"rel_type": "m.annotation",
+                    "event_id": reaction.message_id, "key": reaction.emoji}});
+                let txn = api::txn_id(message.idempotency_key);
+                let sent = self
+                    .call(
+                        Method::PUT,
+                        &["rooms", room, "send", "m.reaction", &txn],
+                        &[],
+                        Some(&body),
+                        CALL_TIMEOUT,
+                    )
+                    .await?;
+                return Ok(text(&sent, "event_id"));
             }
             let mut body = match message.media {
                 None => json!({"msgtype": "m.text", "body": message.text}),

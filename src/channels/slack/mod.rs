@@ -162,6 +162,7 @@ pub fn build(
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
             media_max_bytes: section.common.media_max_bytes(),
+            ack: crate::channels::reaction::Ack::from_config(config, &account.value),
             mode: "socket",
             delivery: settings::delivery_policy(config, "slack", account)?,
             issues,
@@ -350,6 +351,18 @@ impl Platform for Slack {
         message: Outgoing<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
         Box::pin(async move {
+            if let Some(reaction) = message.reaction {
+                let method = if reaction.remove {
+                    "reactions.remove"
+                } else {
+                    "reactions.add"
+                };
+                let body = json!({"channel": message.target.chat,
+                                  "timestamp": super::reaction::after_chat(&reaction.message_id),
+                                  "name": super::reaction::slack_name(&reaction.emoji)});
+                self.call(method, &self.bot_token, &body).await?;
+                return Ok(None);
+            }
             if let Some((attachment, bytes)) = message.media {
                 return self.send_file(&message, attachment, bytes).await;
             }
@@ -372,6 +385,10 @@ impl Platform for Slack {
     }
 
     fn sends_media(&self) -> bool {
+        true
+    }
+
+    fn reacts(&self) -> bool {
         true
     }
 

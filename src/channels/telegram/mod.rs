@@ -118,6 +118,7 @@ pub fn build(
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
             media_max_bytes: section.common.media_max_bytes(),
+            ack: crate::channels::reaction::Ack::from_config(config, &account.value),
             mode: mode_name,
             delivery: settings::delivery_policy(config, "telegram", account)?,
             issues,
@@ -306,6 +307,22 @@ impl Platform for Telegram {
         message: Outgoing<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
         Box::pin(async move {
+            if let Some(reaction) = message.reaction {
+                // setMessageReaction: an empty list takes the bot's away.
+                let id = super::reaction::after_chat(&reaction.message_id);
+                let emoji = if reaction.remove {
+                    json!([])
+                } else {
+                    json!([{"type": "emoji", "emoji": reaction.emoji}])
+                };
+                let body = json!({"chat_id": chat_id(&message.target.chat),
+                                  "message_id": id.parse::<i64>().map_or_else(|_| json!(id), |id| json!(id)),
+                                  "reaction": emoji});
+                self.api
+                    .call("setMessageReaction", &body, CALL_TIMEOUT)
+                    .await?;
+                return Ok(None);
+            }
             let sent = match message.media {
                 Some((attachment, bytes)) => self.send_file(&message, attachment, bytes).await?,
                 None => {
@@ -324,6 +341,10 @@ impl Platform for Telegram {
     }
 
     fn sends_media(&self) -> bool {
+        true
+    }
+
+    fn reacts(&self) -> bool {
         true
     }
 
