@@ -558,7 +558,7 @@ fn images_come_in_through_authenticated_media_and_go_out_as_uploads() {
     let dm = dm_with_bot(&synapse, &alice, &bot);
     let png = b"\x89PNG\r\n\x1a\n a tiny picture";
     let mxc = synapse.upload(&alice, "cat.png", "image/png", png);
-    synapse.send(
+    let image_event = synapse.send(
         &alice,
         &dm,
         "m.room.message",
@@ -602,7 +602,31 @@ fn images_come_in_through_authenticated_media_and_go_out_as_uploads() {
             "filename": "answer.png", "idempotencyKey": "file-1"});
         let (sent, _) = request(&mut socket, "f1", "send", params, 1).await;
         assert_eq!(sent[0]["ok"], true, "{sent:?}");
+        // And a reaction on alice's image: an m.annotation.
+        let react = json!({"channel": "matrix", "action": "react", "idempotencyKey": "r-1",
+            "params": {"to": format!("room:{dm}"), "messageId": image_event, "emoji": "👍"}});
+        let (reacted, _) = request(&mut socket, "r1", "message.action", react, 1).await;
+        assert_eq!(reacted[0]["ok"], true, "{reacted:?}");
     });
+    let reactions = synapse.call(
+        "GET",
+        &format!(
+            "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50",
+            dm.replace('!', "%21").replace(':', "%3A")
+        ),
+        Some(&alice.token),
+        None,
+    );
+    let annotation = reactions["chunk"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|event| event["type"] == "m.reaction" && event["sender"] == bot.id)
+        .expect("the bot's reaction");
+    assert_eq!(
+        annotation["content"]["m.relates_to"],
+        json!({"rel_type": "m.annotation", "event_id": image_event, "key": "👍"})
+    );
     stop(running);
     let image = synapse
         .events(&alice, &dm)

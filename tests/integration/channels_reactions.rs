@@ -162,3 +162,54 @@ fn discord_and_slack_ack_in_scope_only() {
     );
     stop(running);
 }
+
+#[test]
+fn message_action_react_sets_and_removes_once_per_key() {
+    use crate::agent::request;
+    use crate::protocol::{connected, runtime};
+    use crate::telegram_server::{BOT_TOKEN, TelegramServer};
+    let llm = LlmServer::start();
+    let telegram = TelegramServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = config(
+        &llm,
+        "",
+        &format!(
+            "telegram: {{ botToken: '{BOT_TOKEN}', apiRoot: '{}', dmPolicy: 'allowlist', allowFrom: ['tg:7'] }}",
+            telegram.api_root()
+        ),
+    );
+    std::fs::write(dir.path().join("config.json5"), text).expect("config");
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    telegram.wait_for("polling", |t| !t.calls("getUpdates").is_empty());
+    runtime().block_on(async {
+        let (mut socket, _) = connected(&address, &["operator.read", "operator.write"]).await;
+        let react = json!({"channel": "telegram", "action": "react", "idempotencyKey": "r-1",
+                           "params": {"chatId": "tg:42", "messageId": "5", "emoji": "👍"}});
+        let (first, _) = request(&mut socket, "a1", "message.action", react.clone(), 1).await;
+        assert_eq!(first[0]["ok"], true, "{first:?}");
+        let (again, _) = request(&mut socket, "a2", "message.action", react, 1).await;
+        assert_eq!(again[0]["ok"], true, "{again:?}");
+        let remove = json!({"channel": "telegram", "action": "react", "idempotencyKey": "r-2",
+                            "params": {"chatId": "42", "messageId": "5", "emoji": "👍", "remove": true}});
+        let (removed, _) = request(&mut socket, "a3", "message.action", remove, 1).await;
+        assert_eq!(removed[0]["ok"], true, "{removed:?}");
+        let pin = json!({"channel": "telegram", "action": "pin", "idempotencyKey": "p-1",
+                         "params": {"chatId": "42", "messageId": "5"}});
+        let (refused, _) = request(&mut socket, "a4", "message.action", pin, 1).await;
+        assert_eq!(refused[0]["ok"], false);
+        let message = refused[0]["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("\"pin\" is not available"), "{message}");
+    });
+    stop(running);
+    assert_eq!(
+        telegram.calls("setMessageReaction"),
+        vec![
+            json!({"chat_id": 42, "message_id": 5, "reaction": [{"type": "emoji", "emoji": "👍"}]}),
+            json!({"chat_id": 42, "message_id": 5, "reaction": []}),
+        ],
+        "one call per key"
+    );
+    let keys = prepared_keys(dir.path());
+    assert!(keys.iter().any(|(key, _)| key == "react:r-1"), "{keys:?}");
+}
