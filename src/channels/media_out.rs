@@ -99,6 +99,33 @@ pub async fn resolve(
     })
 }
 
+/// OpenClaw's reply convention: a line `MEDIA:<path or URL>` (the value
+/// may be quoted) asks for that file to be sent; such lines are taken out
+/// of the text. Lines inside code fences are text.
+pub fn split_media_lines(text: &str) -> (String, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut media = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("```") {
+            fenced = !fenced;
+        }
+        match trimmed.strip_prefix("MEDIA:") {
+            Some(value) if !fenced => {
+                let value = value
+                    .trim()
+                    .trim_matches(|c| c == '"' || c == '\'' || c == '`');
+                if !value.is_empty() {
+                    media.push(value.to_owned());
+                }
+            }
+            _ => kept.push(line),
+        }
+    }
+    (kept.join("\n").trim().to_owned(), media)
+}
+
 /// The state dir's media store and the agent's workspace, links resolved
 /// (a root that does not exist yet allows nothing).
 fn allowed_roots(gateway: &Gateway, agent_id: &str) -> Vec<PathBuf> {
@@ -171,6 +198,19 @@ pub fn guess_mime(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_lines_are_taken_out_of_the_text() {
+        let (text, media) = split_media_lines(
+            "Here it is.\nMEDIA: \"/ws/My File.png\"\n```\nMEDIA:/not/this\n```\nMEDIA:https://x.example/a.pdf",
+        );
+        assert_eq!(text, "Here it is.\n```\nMEDIA:/not/this\n```");
+        assert_eq!(media, vec!["/ws/My File.png", "https://x.example/a.pdf"]);
+        assert_eq!(
+            split_media_lines("no media"),
+            ("no media".to_owned(), Vec::new())
+        );
+    }
 
     #[test]
     fn mime_from_the_name() {

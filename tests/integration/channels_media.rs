@@ -430,3 +430,55 @@ fn send_uploads_a_file_to_slack_in_its_three_steps() {
                "initial_comment": "the report"})
     );
 }
+
+#[test]
+fn a_reply_with_media_lines_sends_the_files_after_its_text() {
+    let llm = LlmServer::start();
+    let telegram = TelegramServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "{{ agents: {{ defaults: {{ model: {{ primary: 'mock/mock-model' }} }} }},
+  models: {{ providers: {{ mock: {{ baseUrl: '{}', apiKey: '{API_KEY}', api: 'openai-completions',
+    models: [{{ id: 'mock-model' }}] }} }} }},
+  channels: {{ telegram: {{ botToken: '{BOT_TOKEN}', apiRoot: '{}', dmPolicy: 'allowlist',
+    allowFrom: ['tg:{OWNER}'] }} }} }}\n",
+        llm.base_url(),
+        telegram.api_root()
+    );
+    std::fs::write(dir.path().join("config.json5"), config).expect("config");
+    let workspace = dir.path().join("workspace");
+    std::fs::create_dir_all(&workspace).expect("workspace");
+    let chart = workspace.join("chart.png");
+    std::fs::write(&chart, b"\x89PNG chart").expect("chart");
+    let secret = dir.path().join("config.json5");
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    // The mock model repeats the user's text: its reply carries the lines.
+    telegram.push_text(
+        OWNER,
+        OWNER,
+        &format!(
+            "here\nMEDIA:{}\nMEDIA:{}",
+            chart.display(),
+            secret.display()
+        ),
+    );
+    telegram.wait_for("the text, the photo and the notice", |t| {
+        t.sent_to(OWNER).len() == 2 && t.calls("sendPhoto").len() == 1
+    });
+    stop(running);
+    let texts = telegram.sent_to(OWNER);
+    assert_eq!(texts[0], "Hello from the mock. You said: here");
+    assert!(
+        texts[1].starts_with(&format!("⚠️ Could not attach {}", secret.display()))
+            && texts[1].contains("outside the agent's workspace"),
+        "{}",
+        texts[1]
+    );
+    let photo = &telegram.calls("sendPhoto")[0];
+    assert_eq!(photo["files"]["photo"]["filename"], "chart.png");
+    assert_eq!(
+        photo["files"]["photo"]["bytes"],
+        json!(b"\x89PNG chart".to_vec())
+    );
+    assert!(photo.get("caption").is_none());
+}
