@@ -169,3 +169,31 @@ pub struct Logout {
     /// What was done, in words.
     pub actions: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_recorded_before_envelopes_read_the_same() {
+        let old = r#"{"account":"default","chat":"42"}"#;
+        let envelope = Envelope::decode(old).expect("old target");
+        assert_eq!(envelope.target.chat, "42");
+        assert!(envelope.media.is_none() && envelope.reaction.is_none());
+        assert_eq!(envelope.encode(), old, "a plain target encodes as before");
+        let with_file = Envelope {
+            media: Some(super::super::media::Attachment {
+                sha256: "ab".to_owned(),
+                mime: "image/png".to_owned(),
+                name: "a.png".to_owned(),
+                size: 3,
+                voice: false,
+            }),
+            ..envelope
+        };
+        assert_eq!(
+            Envelope::decode(&with_file.encode()).expect("roundtrip"),
+            with_file
+        );
+    }
+}
