@@ -182,6 +182,20 @@ pub async fn get(
         .send()
         .await
         .map_err(|error| DownloadError::Failed(error.without_url().to_string()))?;
+    // Slack answers a file URL it will not serve the token (no `files:read`
+    // scope) with its sign-in page, 200: stored, that page would pass for
+    // the file.
+    let html = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().starts_with("text/html"));
+    if bearer.is_some() && html {
+        return Err(DownloadError::Failed(
+            "the platform answered a web page, not the file (does the token have the files:read scope?)"
+                .to_owned(),
+        ));
+    }
     read_capped(response, cap).await
 }
 

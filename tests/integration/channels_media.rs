@@ -225,7 +225,23 @@ fn slack_files_are_fetched_with_the_bot_token_once() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(slack.downloads(), vec!["F1"]);
     assert_eq!(slack.texts_to("D1").len(), 1);
+
+    // A token without files:read gets Slack's sign-in page: noted, not
+    // stored as if it were the file.
+    slack.files_unreadable(true);
+    slack.push_file("D1", "U7", "", ("other.png", "image/png", b"other"));
+    slack.wait_for("the second reply", |s| s.texts_to("D1").len() == 2);
+    let reply = &slack.texts_to("D1")[1];
+    assert!(
+        reply.contains("[media not downloaded: other.png (image/png, 5 bytes")
+            && reply.contains("files:read"),
+        "{reply}"
+    );
     stop(running);
+    let stored = std::fs::read_dir(dir.path().join("media"))
+        .expect("media")
+        .count();
+    assert_eq!(stored, 1, "the sign-in page is not stored");
 }
 
 #[test]

@@ -41,6 +41,9 @@ pub struct Slack {
     uploads: Mutex<Vec<Upload>>,
     /// reactions.add / reactions.remove calls: (method, body).
     reactions: Mutex<Vec<(String, Value)>>,
+    /// Files answered with the sign-in page, as Slack does for a token
+    /// without the `files:read` scope.
+    files_unreadable: AtomicBool,
 }
 
 #[derive(Clone, Debug)]
@@ -70,6 +73,7 @@ impl SlackServer {
             downloads: Mutex::default(),
             uploads: Mutex::default(),
             reactions: Mutex::default(),
+            files_unreadable: AtomicBool::new(false),
         });
         let (address, runtime) = crate::support::serve(|address| {
             axum::Router::new()
@@ -157,6 +161,14 @@ impl SlackServer {
         self.state.uploads.lock().expect("uploads").clone()
     }
 
+    /// Answers file downloads with the sign-in page (a token without
+    /// `files:read`).
+    pub fn files_unreadable(&self, unreadable: bool) {
+        self.state
+            .files_unreadable
+            .store(unreadable, Ordering::SeqCst);
+    }
+
     /// reactions.add / reactions.remove calls: (method, body).
     pub fn reactions(&self) -> Vec<(String, Value)> {
         self.state.reactions.lock().expect("reactions").clone()
@@ -226,6 +238,13 @@ async fn private_file(
         != Some(&format!("Bearer {BOT_TOKEN}"))
     {
         return StatusCode::FORBIDDEN.into_response();
+    }
+    if state.files_unreadable.load(Ordering::SeqCst) {
+        return (
+            [("content-type", "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html><title>Sign in | Slack</title></html>",
+        )
+            .into_response();
     }
     let id = team_file.trim_start_matches("T1-").to_owned();
     let found = state
