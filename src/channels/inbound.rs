@@ -271,6 +271,8 @@ async fn ack(
         message_id: message.platform_message_id.clone(),
         emoji: ack.emoji.clone(),
         remove: false,
+        undoes: None,
+        set_id: None,
     };
     let key = format!("ack:{run_id}");
     match super::outbox::prepare_reaction(

@@ -204,6 +204,11 @@ async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
             }
         },
     };
+    if let Some(reaction) = job.reaction.as_mut()
+        && let Some(key) = reaction.undoes.clone()
+    {
+        reaction.set_id = sent_id(gateway, &key);
+    }
     for attempt in 1..=SEND_ATTEMPTS_MAX {
         let message = Outgoing {
             target: &job.target,
@@ -454,6 +459,23 @@ pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
             }
         }
     }
+}
+
+/// The platform's id for what the delivery under `key` sent, once sent.
+fn sent_id(gateway: &Gateway, key: &str) -> Option<String> {
+    let state = gateway.state.read().expect("state lock");
+    let delivery_id = state.deliveries.by_idempotency_key(key)?;
+    state
+        .deliveries
+        .finished
+        .iter()
+        .find(|finished| finished.delivery_id == delivery_id)
+        .and_then(|finished| match &finished.outcome {
+            clawback_projections::deliveries::DeliveryOutcome::Sent {
+                platform_message_id,
+            } => platform_message_id.clone(),
+            _ => None,
+        })
 }
 
 /// Where an unconfirmed delivery may be sent again, or why it may not.

@@ -27,6 +27,15 @@ pub struct Reaction {
     /// Takes the bot's reaction away instead.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub remove: bool,
+    /// For a removal: the key of the delivery that set the reaction
+    /// (`ack:<run id>`), whose platform id a platform that removes by id
+    /// (Matrix redacts the reaction event) needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<String>,
+    /// That platform id, looked up by the outbox just before the send
+    /// (the setting delivery went first in the same queue); not recorded.
+    #[serde(skip)]
+    pub set_id: Option<String>,
 }
 
 /// The ack reaction settings that apply to one account.

@@ -61,6 +61,7 @@ pub fn spawn(gateway: Arc<Gateway>, account: Arc<Account>, turn: Turn) {
         if let Some(reaction) = ack.filter(|_| remove) {
             let reaction = super::reaction::Reaction {
                 remove: true,
+                undoes: Some(format!("ack:{run_id}")),
                 ..reaction
             };
             let key = format!("ack-remove:{run_id}");

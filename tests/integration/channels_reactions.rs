@@ -213,3 +213,66 @@ fn message_action_react_sets_and_removes_once_per_key() {
     let keys = prepared_keys(dir.path());
     assert!(keys.iter().any(|(key, _)| key == "react:r-1"), "{keys:?}");
 }
+
+#[test]
+fn matrix_acks_with_an_annotation_and_takes_it_back_by_redaction() {
+    use crate::synapse::{Synapse, wait_for};
+    let synapse = Synapse::start(None);
+    let llm = LlmServer::start();
+    let (bot, alice) = (synapse.register("bot"), synapse.register("alice"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = config(
+        &llm,
+        "ackReaction: '👀', ackReactionScope: 'all', removeAckAfterReply: true",
+        &format!(
+            "matrix: {{ homeserver: '{}', accessToken: '{}', autoJoin: 'always',
+               dm: {{ policy: 'allowlist', allowFrom: ['@alice:localhost'] }} }}",
+            synapse.url(),
+            bot.token
+        ),
+    );
+    std::fs::write(dir.path().join("config.json5"), text).expect("config");
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    let room = synapse.create_dm(&alice, &bot);
+    wait_for("the bot to join", Duration::from_secs(30), || {
+        synapse.joined(&alice, &room).contains(&bot.id)
+    });
+    let said = synapse.say(&alice, &room, "hello");
+    wait_for("the reply", Duration::from_secs(30), || {
+        !synapse.said_by(&alice, &room, &bot).is_empty()
+    });
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50",
+        room.replace('!', "%21").replace(':', "%3A")
+    );
+    let bot_reaction = || {
+        synapse.call("GET", &path, Some(&alice.token), None)["chunk"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|event| event["type"] == "m.reaction" && event["sender"] == bot.id)
+            .cloned()
+    };
+    wait_for("the ack to be redacted", Duration::from_secs(30), || {
+        bot_reaction().is_some_and(|event| !event["unsigned"]["redacted_because"].is_null())
+    });
+    stop(running);
+    let keys = prepared_keys(dir.path());
+    let ack = keys
+        .iter()
+        .find(|(key, _)| key.starts_with("ack:"))
+        .expect("the ack");
+    assert_eq!(ack.1["reaction"]["message_id"], said);
+    let removal = keys
+        .iter()
+        .find(|(key, _)| key.starts_with("ack-remove:"))
+        .expect("the removal");
+    assert_eq!(removal.1["reaction"]["undoes"], ack.0.as_str());
+    let records = log_records(dir.path(), 400);
+    assert!(
+        !records
+            .iter()
+            .any(|record| record["kind"] == "delivery.failed"),
+        "nothing failed"
+    );
+}

@@ -458,11 +458,25 @@ impl Platform for Matrix {
             }
             if let Some(reaction) = message.reaction {
                 if reaction.remove {
-                    return Err(SendError {
-                        message: "Matrix: taking a reaction back means redacting its event; not supported yet (the reaction stays)".to_owned(),
-                        retryable: false,
-                        retry_after: None,
-                    });
+                    // A reaction is an event: taking it back redacts it,
+                    // which needs the id its setting delivery recorded.
+                    let Some(event_id) = &reaction.set_id else {
+                        return Err(SendError {
+                            message: "Matrix: the reaction to take back has no recorded event id (it was not set by this gateway, or not sent); it stays".to_owned(),
+                            retryable: false,
+                            retry_after: None,
+                        });
+                    };
+                    let txn = api::txn_id(message.idempotency_key);
+                    self.call(
+                        Method::PUT,
+                        &["rooms", room, "redact", event_id, &txn],
+                        &[],
+                        Some(&json!({})),
+                        CALL_TIMEOUT,
+                    )
+                    .await?;
+                    return Ok(None);
                 }
                 let body = json!({"m.relates_to": {"rel_type": "m.annotation",
                     "event_id": reaction.message_id, "key": reaction.emoji}});

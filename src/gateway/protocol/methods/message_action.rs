@@ -101,6 +101,8 @@ async fn inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Value, 
         message_id: qualified,
         emoji: emoji.to_owned(),
         remove,
+        undoes: None,
+        set_id: None,
     };
     let prepared = outbox::prepare_reaction(
         gateway,
