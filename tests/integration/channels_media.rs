@@ -287,6 +287,14 @@ fn send_delivers_a_file_from_a_url_or_a_buffer_once_and_refuses_what_it_must() {
                             "filename": "notes.pdf", "idempotencyKey": "m-3"});
         let (document, _) = request(&mut socket, "m3", "send", params, 1).await;
         assert_eq!(document[0]["ok"], true, "{document:?}");
+        let voice = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(b"OggS voice")
+        };
+        let params = json!({"to": "42", "buffer": voice, "filename": "note.ogg",
+                            "asVoice": true, "idempotencyKey": "m-4"});
+        let (voiced, _) = request(&mut socket, "m4", "send", params, 1).await;
+        assert_eq!(voiced[0]["ok"], true, "{voiced:?}");
 
         // Refused before anything is recorded: a host that resolves to a
         // private address without being allowed, a path outside the
@@ -334,13 +342,18 @@ fn send_delivers_a_file_from_a_url_or_a_buffer_once_and_refuses_what_it_must() {
         "application/pdf"
     );
 
+    let voices = telegram.calls("sendVoice");
+    assert_eq!(voices.len(), 1, "asVoice sends a voice note");
+    assert_eq!(voices[0]["files"]["voice"]["content_type"], "audio/ogg");
+    assert!(voices[0].get("caption").is_none());
+
     let records = log_records(dir.path(), 400);
     let prepared: Vec<Value> = records
         .iter()
         .filter(|record| record["kind"] == "delivery.prepared")
         .filter_map(|record| record["event"].as_object()?.values().next().cloned())
         .collect();
-    assert_eq!(prepared.len(), 2, "refusals record nothing: {prepared:#?}");
+    assert_eq!(prepared.len(), 3, "refusals record nothing: {prepared:#?}");
     let target: Value =
         serde_json::from_str(prepared[0]["target"].as_str().expect("target")).expect("json");
     assert_eq!(
