@@ -14,7 +14,7 @@ use clawback_events::event::{Admission, ChannelMessageReceived, Event};
 
 use super::manager::Account;
 use super::routing::{self, Chat, ChatKind};
-use super::{pairing, policy, reply, settings};
+use super::{media, pairing, policy, reply, settings};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::agents::default_agent;
 use crate::gateway::protocol::methods::now_ms;
@@ -36,6 +36,9 @@ pub struct Inbound {
     /// What the message carries that clawback cannot read yet (`a photo`):
     /// recorded and refused with that reason.
     pub unsupported: Option<String>,
+    /// Files the message carries (photos, documents, voice notes): fetched
+    /// for an admitted message and noted in its recorded text.
+    pub media: Vec<super::media::MediaRef>,
     /// A group message already judged by the platform's own rules (Discord's
     /// `guilds`), instead of the generic `groups` policy.
     pub group_verdict: Option<Result<(), String>>,
@@ -80,7 +83,7 @@ impl Drop for Recording<'_> {
 pub async fn receive(
     gateway: &Arc<Gateway>,
     account: &Arc<Account>,
-    message: Inbound,
+    mut message: Inbound,
 ) -> Result<Received, String> {
     let channel = account.channel;
     let key = (
@@ -171,6 +174,9 @@ pub async fn receive(
             }
         }
     };
+    if matches!(admission, Admission::Admitted { .. }) && !message.media.is_empty() {
+        message.text = fetch_media(gateway, account, &message).await;
+    }
     let event = ChannelMessageReceived {
         channel: channel.to_owned(),
         account_id: account.account_id.clone(),
@@ -223,6 +229,12 @@ pub async fn receive(
     else {
         return Ok(Received::Taken { admitted: false });
     };
+    let target = super::Target {
+        account: account.account_id.clone(),
+        chat: message.chat.id.clone(),
+        thread: message.chat.thread_id.clone(),
+    };
+    let ack = ack(gateway, account, &message, &session_key, &target, &run_id).await;
     reply::spawn(
         gateway.clone(),
         account.clone(),
@@ -232,15 +244,82 @@ pub async fn receive(
             agent_id,
             prompt: prompt(&message),
             origin: origin(channel, &account.account_id, &message),
-            target: super::Target {
-                account: account.account_id.clone(),
-                chat: message.chat.id.clone(),
-                thread: message.chat.thread_id.clone(),
-            },
+            target,
             actor,
+            ack,
         },
     );
     Ok(Received::Taken { admitted: true })
+}
+
+/// OpenClaw's ack reaction on an admitted message, when configured and
+/// in scope: put in the outbox (ahead of the reply) under the run's key,
+/// so it is set once however often the message arrives.
+async fn ack(
+    gateway: &Gateway,
+    account: &Account,
+    message: &Inbound,
+    session_key: &str,
+    target: &super::Target,
+    run_id: &str,
+) -> Option<super::reaction::Reaction> {
+    let ack = account.settings.ack.as_ref()?;
+    if !account.platform.reacts() || !ack.applies(message.chat.kind, message.mentioned) {
+        return None;
+    }
+    let reaction = super::reaction::Reaction {
+        message_id: message.platform_message_id.clone(),
+        emoji: ack.emoji.clone(),
+        remove: false,
+        undoes: None,
+        set_id: None,
+    };
+    let key = format!("ack:{run_id}");
+    match super::outbox::prepare_reaction(
+        gateway,
+        account,
+        Some(session_key),
+        target,
+        reaction.clone(),
+        key,
+    )
+    .await
+    {
+        Ok(_) => Some(reaction),
+        Err(error) => {
+            tracing::warn!(channel = account.channel, %error, "the ack reaction was not prepared");
+            None
+        }
+    }
+}
+
+/// The message's text with a note per file: where it was stored, or why
+/// it was not. A failed download is noted, not retried: the message is
+/// still answered (the sender can send the file again).
+async fn fetch_media(gateway: &Gateway, account: &Account, message: &Inbound) -> String {
+    let cap = account.settings.media_max_bytes;
+    let channel = account.channel;
+    let mut notes = Vec::with_capacity(message.media.len());
+    for media in &message.media {
+        let fetched = match media.size {
+            Some(size) if size > cap => Err(media::DownloadError::TooLarge(Some(size))),
+            _ => account.platform.download(media, cap).await,
+        };
+        let stored = match fetched {
+            Ok(bytes) => media::store(&gateway.state_root, &bytes)
+                .await
+                .map_err(media::DownloadError::Failed),
+            Err(error) => Err(error),
+        };
+        notes.push(match stored {
+            Ok(stored) => media::attached_note(channel, media, &stored),
+            Err(error) => {
+                tracing::warn!(channel, account = %account.account_id, file = %media.file_id, ?error, "inbound file not downloaded");
+                media::missing_note(channel, media, cap, &error)
+            }
+        });
+    }
+    media::with_notes(&message.text, &notes)
 }
 
 /// A channel's name as people write it.

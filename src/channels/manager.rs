@@ -33,6 +33,10 @@ pub struct AccountSettings {
     /// Block streaming, when on.
     pub blocks: Option<BlockChunk>,
     pub text_limit: usize,
+    /// The ack reaction, when configured.
+    pub ack: Option<super::reaction::Ack>,
+    /// The largest inbound file downloaded (`mediaMaxMb`).
+    pub media_max_bytes: u64,
     /// `polling`, `webhook`, ...
     pub mode: &'static str,
     /// Whether replies are sent, withheld, or wait for an approval.

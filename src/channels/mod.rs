@@ -18,6 +18,13 @@
 //!   does with a send it cannot confirm;
 //! - `announce`: cron and hook results sent to a chat (`channel: "last"`
 //!   is the session's last chat), through the outbox;
+//! - `media`: files arriving with messages, downloaded under a cap into
+//!   `<state-dir>/media/<sha256>` and shown to the model as a note;
+//! - `media_out`: a file `send` delivers (a URL fetched as `web_fetch`
+//!   does, a path in the workspace or media store, a buffer), stored so
+//!   the outbox records its reference;
+//! - `reaction`: OpenClaw's ack reaction, sent and recorded through the
+//!   outbox under the answering run's key;
 //! - `chunk`: where a reply is cut;
 //! - `platform`: the adapter trait; `telegram`, `discord`, `slack`,
 //!   `matrix` and `webhook` implement it;
@@ -37,10 +44,13 @@ pub mod discord;
 pub mod inbound;
 pub mod manager;
 pub mod matrix;
+pub mod media;
+pub mod media_out;
 pub mod outbox;
 pub mod pairing;
 pub mod platform;
 pub mod policy;
+pub mod reaction;
 pub mod reply;
 pub mod routing;
 pub mod settings;

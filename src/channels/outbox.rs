@@ -22,7 +22,9 @@ use clawback_projections::approvals::Settlement;
 use tokio::sync::{mpsc, oneshot};
 
 use super::manager::Account;
-use super::platform::{AfterRestart, Outgoing, Target};
+use super::media::Attachment;
+use super::platform::{AfterRestart, Envelope, Outgoing, Target};
+use super::reaction::Reaction;
 use super::settings::DeliveryPolicy;
 use crate::gateway::Gateway;
 use crate::gateway::protocol::methods::approvals;
@@ -41,6 +43,8 @@ pub(super) struct Job {
     target: Target,
     text: String,
     key: String,
+    media: Option<Attachment>,
+    reaction: Option<Reaction>,
     done: Option<oneshot::Sender<Outcome>>,
 }
 
@@ -62,6 +66,61 @@ pub async fn prepare(
     text: String,
     key: String,
 ) -> Result<Prepared, String> {
+    prepare_with(gateway, account, session_key, target, text, key, None).await
+}
+
+/// Records a reaction for `target` in the outbox and queues it: the same
+/// record and key-based exactly-once as a message.
+pub async fn prepare_reaction(
+    gateway: &Gateway,
+    account: &Account,
+    session_key: Option<&str>,
+    target: &Target,
+    reaction: Reaction,
+    key: String,
+) -> Result<Prepared, String> {
+    let text = reaction.emoji.clone();
+    enqueue(
+        gateway,
+        account,
+        session_key,
+        Envelope {
+            target: target.clone(),
+            media: None,
+            reaction: Some(reaction),
+        },
+        text,
+        key,
+    )
+    .await
+}
+
+/// [`prepare`] with a stored file `text` is the caption of.
+pub async fn prepare_with(
+    gateway: &Gateway,
+    account: &Account,
+    session_key: Option<&str>,
+    target: &Target,
+    text: String,
+    key: String,
+    media: Option<Attachment>,
+) -> Result<Prepared, String> {
+    let envelope = Envelope {
+        target: target.clone(),
+        media,
+        reaction: None,
+    };
+    enqueue(gateway, account, session_key, envelope, text, key).await
+}
+
+async fn enqueue(
+    gateway: &Gateway,
+    account: &Account,
+    session_key: Option<&str>,
+    envelope: Envelope,
+    text: String,
+    key: String,
+) -> Result<Prepared, String> {
     if let Some(existing) = gateway
         .state
         .read()
@@ -76,7 +135,7 @@ pub async fn prepare(
         delivery_id: delivery_id.clone(),
         idempotency_key: key.clone(),
         channel: account.channel.to_owned(),
-        target: target.encode(),
+        target: envelope.encode(),
         session_key: session_key.map(str::to_owned),
         text: text.clone(),
     });
@@ -84,9 +143,11 @@ pub async fn prepare(
     let (done, outcome) = oneshot::channel();
     let job = Job {
         delivery_id,
-        target: target.clone(),
+        target: envelope.target,
         text,
         key,
+        media: envelope.media,
+        reaction: envelope.reaction,
         done: Some(done),
     };
     account
@@ -125,11 +186,36 @@ async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
         }
         return;
     }
+    let bytes = match &job.media {
+        None => None,
+        Some(attachment) => match attachment.read(&gateway.state_root).await {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                let event = Event::DeliveryFailed(DeliveryFailed {
+                    delivery_id: job.delivery_id.clone(),
+                    error: error.clone(),
+                    retryable: false,
+                });
+                record_outcome(gateway, account, session_key.as_deref(), &job, event).await;
+                if let Some(done) = job.done.take() {
+                    let _ = done.send(Err(error));
+                }
+                return;
+            }
+        },
+    };
+    if let Some(reaction) = job.reaction.as_mut()
+        && let Some(key) = reaction.undoes.clone()
+    {
+        reaction.set_id = sent_id(gateway, &key);
+    }
     for attempt in 1..=SEND_ATTEMPTS_MAX {
         let message = Outgoing {
             target: &job.target,
             text: &job.text,
             idempotency_key: &job.key,
+            media: job.media.as_ref().zip(bytes.as_deref()),
+            reaction: job.reaction.as_ref(),
         };
         let outcome = account.platform.send(message).await;
         let (event, result) = match outcome {
@@ -337,13 +423,15 @@ pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
         }
         let age = Duration::from_millis(now_ms.saturating_sub(prepared_ms).max(0) as u64);
         match resend_to(gateway, &prepared, age) {
-            Ok((target, account)) => {
+            Ok((envelope, account)) => {
                 tracing::info!(delivery = %prepared.delivery_id, "resending an unconfirmed delivery under its key");
                 let job = Job {
                     delivery_id: prepared.delivery_id,
-                    target,
+                    target: envelope.target,
                     text: prepared.text,
                     key: prepared.idempotency_key,
+                    media: envelope.media,
+                    reaction: envelope.reaction,
                     done: None,
                 };
                 if account.outbox.send(job).await.is_err() {
@@ -373,13 +461,31 @@ pub async fn settle_unconfirmed(gateway: &Arc<Gateway>) {
     }
 }
 
+/// The platform's id for what the delivery under `key` sent, once sent.
+fn sent_id(gateway: &Gateway, key: &str) -> Option<String> {
+    let state = gateway.state.read().expect("state lock");
+    let delivery_id = state.deliveries.by_idempotency_key(key)?;
+    state
+        .deliveries
+        .finished
+        .iter()
+        .find(|finished| finished.delivery_id == delivery_id)
+        .and_then(|finished| match &finished.outcome {
+            clawback_projections::deliveries::DeliveryOutcome::Sent {
+                platform_message_id,
+            } => platform_message_id.clone(),
+            _ => None,
+        })
+}
+
 /// Where an unconfirmed delivery may be sent again, or why it may not.
 fn resend_to(
     gateway: &Gateway,
     prepared: &DeliveryPrepared,
     age: Duration,
-) -> Result<(Target, Arc<Account>), String> {
-    let target = Target::decode(&prepared.target)?;
+) -> Result<(Envelope, Arc<Account>), String> {
+    let envelope = Envelope::decode(&prepared.target)?;
+    let target = &envelope.target;
     let account = gateway
         .channels
         .account(&prepared.channel, &target.account)
@@ -397,10 +503,10 @@ fn resend_to(
         DeliveryPolicy::RequireApproval { .. } => !was_allowed(gateway, &prepared.delivery_id),
     };
     if held_back {
-        return Ok((target, account));
+        return Ok((envelope, account));
     }
     match account.platform.after_restart(age) {
-        AfterRestart::Resend => Ok((target, account)),
+        AfterRestart::Resend => Ok((envelope, account)),
         AfterRestart::Report(why) => Err(format!(
             "unconfirmed when the gateway restarted: {why}; not resent, to avoid a duplicate"
         )),

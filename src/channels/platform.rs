@@ -1,6 +1,6 @@
 //! What every chat platform adapter provides: sending a message, a typing
 //! indicator, its text limit, what a restart may do with an unconfirmed
-//! send, and its inbound side.
+//! send, its inbound side, and fetching the files inbound messages carry.
 //!
 //! Why a trait object and not generics: the manager holds accounts of
 //! different platforms side by side, started and stopped from config at
@@ -18,24 +18,14 @@ use super::Inbox;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where a message goes. Recorded as canonical JSON in
-/// `delivery.prepared.target`, so a restart can send what was prepared.
+/// `delivery.prepared.target` (within an [`Envelope`]), so a restart can
+/// send what was prepared.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub account: String,
     pub chat: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
-}
-
-impl Target {
-    pub fn encode(&self) -> String {
-        serde_json::to_string(self).expect("a target always serializes")
-    }
-
-    pub fn decode(text: &str) -> Result<Target, String> {
-        serde_json::from_str(text)
-            .map_err(|error| format!("unreadable delivery target {text:?}: {error}"))
-    }
 }
 
 /// One message to send.
@@ -46,6 +36,36 @@ pub struct Outgoing<'a> {
     /// client key (Matrix transaction ids, Discord nonces, the custom
     /// webhook's `Idempotency-Key`) get it.
     pub idempotency_key: &'a str,
+    /// A file to send with `text` as its caption (only to platforms whose
+    /// `sends_media` is true).
+    pub media: Option<(&'a super::media::Attachment, &'a [u8])>,
+    /// A reaction to set instead of a message (only to platforms whose
+    /// `reacts` is true); `text` is then the emoji.
+    pub reaction: Option<&'a super::reaction::Reaction>,
+}
+
+/// What `delivery.prepared.target` records: the target, and the file the
+/// delivery carries (an added key, so targets recorded before read the
+/// same).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    #[serde(flatten)]
+    pub target: Target,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<super::media::Attachment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<super::reaction::Reaction>,
+}
+
+impl Envelope {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("an envelope always serializes")
+    }
+
+    pub fn decode(text: &str) -> Result<Envelope, String> {
+        serde_json::from_str(text)
+            .map_err(|error| format!("unreadable delivery target {text:?}: {error}"))
+    }
 }
 
 #[derive(Debug)]
@@ -106,6 +126,32 @@ pub trait Platform: Send + Sync + 'static {
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> BoxFuture<'static, Result<(), String>>;
 
+    /// Whether `send` sets reactions (`Outgoing::reaction`).
+    fn reacts(&self) -> bool {
+        false
+    }
+
+    /// Whether `send` takes a file (`Outgoing::media`).
+    fn sends_media(&self) -> bool {
+        false
+    }
+
+    /// Fetches a file an inbound message carries, refusing more than `cap`
+    /// bytes; platforms whose files clawback cannot fetch yet say so.
+    fn download<'a>(
+        &'a self,
+        media: &'a super::media::MediaRef,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, super::media::DownloadError>> {
+        let _ = (media, cap);
+        let channel = self.channel();
+        Box::pin(async move {
+            Err(super::media::DownloadError::Failed(format!(
+                "clawback cannot download {channel} files yet"
+            )))
+        })
+    }
+
     /// `channels.logout`, after the account stopped: forgets what clawback
     /// holds with the platform for it (a login's session, a webhook
     /// registration) and says what it did; nothing by default (the
@@ -122,4 +168,32 @@ pub struct Logout {
     pub cleared: bool,
     /// What was done, in words.
     pub actions: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_recorded_before_envelopes_read_the_same() {
+        let old = r#"{"account":"default","chat":"42"}"#;
+        let envelope = Envelope::decode(old).expect("old target");
+        assert_eq!(envelope.target.chat, "42");
+        assert!(envelope.media.is_none() && envelope.reaction.is_none());
+        assert_eq!(envelope.encode(), old, "a plain target encodes as before");
+        let with_file = Envelope {
+            media: Some(super::super::media::Attachment {
+                sha256: "ab".to_owned(),
+                mime: "image/png".to_owned(),
+                name: "a.png".to_owned(),
+                size: 3,
+                voice: false,
+            }),
+            ..envelope
+        };
+        assert_eq!(
+            Envelope::decode(&with_file.encode()).expect("roundtrip"),
+            with_file
+        );
+    }
 }

@@ -36,13 +36,47 @@ pub struct Turn {
     pub origin: MessageOrigin,
     pub target: Target,
     pub actor: Actor,
+    /// The ack reaction set on the message, taken away after the reply
+    /// when `messages.removeAckAfterReply` says so.
+    pub ack: Option<super::reaction::Reaction>,
 }
 
 pub fn spawn(gateway: Arc<Gateway>, account: Arc<Account>, turn: Turn) {
     tokio::spawn(async move {
         let run_id = turn.run_id.clone();
+        let (session_key, target, ack) = (
+            turn.session_key.clone(),
+            turn.target.clone(),
+            turn.ack.clone(),
+        );
         if let Err(error) = run(&gateway, &account, turn).await {
             tracing::error!(%run_id, %error, "channel reply not settled; the next start settles it");
+            return;
+        }
+        let remove = account
+            .settings
+            .ack
+            .as_ref()
+            .is_some_and(|ack| ack.remove_after_reply);
+        if let Some(reaction) = ack.filter(|_| remove) {
+            let reaction = super::reaction::Reaction {
+                remove: true,
+                undoes: Some(format!("ack:{run_id}")),
+                ..reaction
+            };
+            let key = format!("ack-remove:{run_id}");
+            if let Err(error) = super::outbox::prepare_reaction(
+                &gateway,
+                &account,
+                Some(&session_key),
+                &target,
+                reaction,
+                key,
+            )
+            .await
+            {
+                tracing::warn!(%run_id, %error, "the ack reaction was not removed");
+            }
         }
     });
 }
@@ -161,6 +195,50 @@ impl<'a> Parts<'a> {
         }
     }
 
+    /// A file the reply asked for (a `MEDIA:` line): resolved from the
+    /// agent's workspace, the media store or a URL, and put in the outbox
+    /// as the next part; one that cannot be sent becomes a notice instead.
+    async fn deliver_media(&mut self, source: &str) -> Result<(), String> {
+        let agent_id = self
+            .session_key
+            .split(':')
+            .nth(1)
+            .unwrap_or("main")
+            .to_owned();
+        let described = super::media_out::Described {
+            source: super::media_out::Source::Url(source.to_owned()),
+            filename: None,
+            content_type: None,
+            voice: false,
+        };
+        let cap = self.account.settings.media_max_bytes;
+        let resolved = if self.account.platform.sends_media() {
+            super::media_out::resolve(self.gateway, &agent_id, cap, described).await
+        } else {
+            Err(format!(
+                "clawback cannot send files to {} yet",
+                self.account.channel
+            ))
+        };
+        let key = Channels::part_key(&self.run_id, self.next);
+        let (text, attachment) = match resolved {
+            Ok(attachment) => (String::new(), Some(attachment)),
+            Err(error) => (format!("⚠️ Could not attach {source}: {error}"), None),
+        };
+        outbox::prepare_with(
+            self.gateway,
+            self.account,
+            Some(&self.session_key),
+            &self.target,
+            text,
+            key,
+            attachment,
+        )
+        .await?;
+        self.next += 1;
+        Ok(())
+    }
+
     async fn deliver(&mut self, text: String) -> Result<(), String> {
         let key = Channels::part_key(&self.run_id, self.next);
         outbox::prepare(
@@ -192,7 +270,21 @@ impl<'a> Parts<'a> {
             Some(outcome) if outcome.ok => {
                 let texts = match blocks {
                     Some(blocks) => blocks.finish(&outcome.text),
-                    None => split(&outcome.text, limit),
+                    None => {
+                        let (texts, media) = reply_parts(&outcome.text, limit);
+                        let how = if texts.is_empty() && media.is_empty() {
+                            "empty"
+                        } else {
+                            "replied"
+                        };
+                        for text in texts {
+                            self.deliver(text).await?;
+                        }
+                        for source in media {
+                            self.deliver_media(&source).await?;
+                        }
+                        return completed(self.gateway, &self.session_key, &self.run_id, how).await;
+                    }
                 };
                 let how = if texts.is_empty() { "empty" } else { "replied" };
                 (texts, how)
@@ -210,6 +302,13 @@ impl<'a> Parts<'a> {
         }
         completed(self.gateway, &self.session_key, &self.run_id, how).await
     }
+}
+
+/// A finished reply's parts: its text cut at the platform's limit, and the
+/// files its `MEDIA:` lines ask for (sent after the text).
+fn reply_parts(text: &str, limit: usize) -> (Vec<String>, Vec<String>) {
+    let (text, media) = super::media_out::split_media_lines(text);
+    (split(&text, limit), media)
 }
 
 fn failure_notice(message: &str) -> String {
@@ -304,6 +403,7 @@ async fn settle_one(
             text: received.text.clone(),
             mentioned: true,
             unsupported: None,
+            media: Vec::new(),
             group_verdict: None,
         };
         let clawback_events::event::Admission::Admitted { agent_id, .. } = received.admission
@@ -317,6 +417,7 @@ async fn settle_one(
             prompt: super::inbound::prompt(&message),
             origin: super::inbound::origin(&received.channel, &received.account_id, &message),
             target: target.clone(),
+            ack: None,
             actor: Actor::Channel {
                 channel: received.channel,
                 sender: received.sender_id,
@@ -344,19 +445,22 @@ async fn settle_one(
         Some((RunState::Finished { status, seq, .. }, started_seq)) => match status {
             RunStatus::Completed => {
                 let text = final_reply(gateway, &reply.session_key, started_seq, seq);
-                let all = split(&text, account.settings.text_limit);
                 let streamed = account.settings.blocks.is_some() && reply.parts_prepared > 0;
-                let rest: Vec<String> = if streamed {
+                if streamed {
                     // Block boundaries depended on timing: the rest cannot
                     // be recomputed, so the chat is told where to find it.
-                    vec!["⚠️ The gateway restarted while sending this reply; the rest of it is in the session's history.".to_owned()]
+                    parts.deliver("⚠️ The gateway restarted while sending this reply; the rest of it is in the session's history.".to_owned()).await?;
                 } else {
-                    all.into_iter()
-                        .skip(reply.parts_prepared as usize)
-                        .collect()
-                };
-                for text in rest {
-                    parts.deliver(text).await?;
+                    // The same parts, in the same order, as the first
+                    // process cut: the texts, then the files.
+                    let (texts, media) = reply_parts(&text, account.settings.text_limit);
+                    let skip = reply.parts_prepared as usize;
+                    for text in texts.iter().skip(skip) {
+                        parts.deliver(text.clone()).await?;
+                    }
+                    for source in media.iter().skip(skip.saturating_sub(texts.len())) {
+                        parts.deliver_media(source).await?;
+                    }
                 }
                 completed(gateway, &reply.session_key, run_id, "replied").await
             }

@@ -84,6 +84,9 @@ pub struct Common {
     pub text_chunk_limit: Option<usize>,
     pub block_streaming: Option<bool>,
     pub block_streaming_chunk: Option<BlockChunk>,
+    /// OpenClaw's `mediaMaxMb`: inbound files larger are noted, not
+    /// downloaded.
+    pub media_max_mb: Option<f64>,
 }
 
 impl Common {
@@ -100,6 +103,11 @@ impl Common {
             .unwrap_or(default)
             .trim_end_matches('/')
             .to_owned()
+    }
+
+    /// `mediaMaxMb` in bytes.
+    pub fn media_max_bytes(&self) -> u64 {
+        super::media::max_bytes(self.media_max_mb)
     }
 
     /// `textChunkLimit`, within what the platform takes.

@@ -92,6 +92,8 @@ pub fn build(
             allow_prefixes: &["webhook:"],
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT_DEFAULT),
+            media_max_bytes: section.common.media_max_bytes(),
+            ack: None,
             mode: "webhook",
             delivery: settings::delivery_policy(config, "webhook", account)?,
             issues,
@@ -367,6 +369,7 @@ async fn receive(
         text: message.text,
         mentioned: message.mentioned,
         unsupported: None,
+        media: Vec::new(),
         group_verdict: None,
     };
     let inbox = Inbox {

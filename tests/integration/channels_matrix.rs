@@ -4,7 +4,9 @@
 //! repeats a message; a room answers only when the bot is mentioned; a
 //! reply whose send was cut short by a SIGKILL is sent again under the
 //! same transaction id and shows once; Synapse's 429s are waited out; an
-//! encrypted message is refused with its reason.
+//! encrypted message is refused with its reason; an image is downloaded
+//! through authenticated media and noted for the model once, and `send`
+//! uploads a file and posts it as an `m.image`.
 
 use std::time::Duration;
 
@@ -537,4 +539,107 @@ fn invites_are_recorded_and_decided_by_policy_and_a_restart_before_any_message_r
         (1..=3).contains(&positions.len()),
         "the first sync and the invite batches record their position: {positions:?}"
     );
+}
+
+#[test]
+fn images_come_in_through_authenticated_media_and_go_out_as_uploads() {
+    let synapse = Synapse::start(None);
+    let llm = LlmServer::start();
+    let (bot, alice) = (synapse.register("bot"), synapse.register("alice"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_config(
+        dir.path(),
+        &llm,
+        &synapse.url(),
+        &format!("accessToken: '{}'", bot.token),
+        "",
+    );
+    let (running, _, _) = start_with(dir.path(), &["--token", TOKEN]);
+    let dm = dm_with_bot(&synapse, &alice, &bot);
+    let png = b"\x89PNG\r\n\x1a\n a tiny picture";
+    let mxc = synapse.upload(&alice, "cat.png", "image/png", png);
+    let image_event = synapse.send(
+        &alice,
+        &dm,
+        "m.room.message",
+        json!({"msgtype": "m.image", "body": "what is this?", "filename": "cat.png", "url": mxc,
+               "info": {"mimetype": "image/png", "size": png.len()}}),
+    );
+    wait_for("the reply", REPLY_WITHIN, || {
+        !synapse.said_by(&alice, &dm, &bot).is_empty()
+    });
+    let hash = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(png))
+    };
+    let stored = dir.path().join("media").join(&hash);
+    assert_eq!(std::fs::read(&stored).expect("stored"), png);
+    let note = format!(
+        "[media attached: {} (image/png, {} bytes, name \"cat.png\", matrix file {mxc})]",
+        stored.display(),
+        png.len()
+    );
+    assert_eq!(
+        synapse.said_by(&alice, &dm, &bot),
+        vec![reply_to(&format!("what is this?\n{note}"))]
+    );
+    stop(running);
+
+    // A restart syncs from the recorded cursor: nothing again.
+    let (running, address, _) = start_with(dir.path(), &["--token", TOKEN]);
+    synapse.say(&alice, &dm, "and now?");
+    wait_for("the second reply", REPLY_WITHIN, || {
+        synapse.said_by(&alice, &dm, &bot).len() == 2
+    });
+
+    // And a file back: uploaded, then an m.image whose body is the caption.
+    let reply_png = b"\x89PNG\r\n\x1a\n the answer";
+    runtime().block_on(async {
+        use base64::Engine;
+        let (mut socket, _) = connected(&address, &["operator.read", "operator.write"]).await;
+        let params = json!({"channel": "matrix", "to": format!("room:{dm}"), "message": "here",
+            "buffer": base64::engine::general_purpose::STANDARD.encode(reply_png),
+            "filename": "answer.png", "idempotencyKey": "file-1"});
+        let (sent, _) = request(&mut socket, "f1", "send", params, 1).await;
+        assert_eq!(sent[0]["ok"], true, "{sent:?}");
+        // And a reaction on alice's image: an m.annotation.
+        let react = json!({"channel": "matrix", "action": "react", "idempotencyKey": "r-1",
+            "params": {"to": format!("room:{dm}"), "messageId": image_event, "emoji": "👍"}});
+        let (reacted, _) = request(&mut socket, "r1", "message.action", react, 1).await;
+        assert_eq!(reacted[0]["ok"], true, "{reacted:?}");
+    });
+    let reactions = synapse.call(
+        "GET",
+        &format!(
+            "/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50",
+            dm.replace('!', "%21").replace(':', "%3A")
+        ),
+        Some(&alice.token),
+        None,
+    );
+    let annotation = reactions["chunk"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|event| event["type"] == "m.reaction" && event["sender"] == bot.id)
+        .expect("the bot's reaction");
+    assert_eq!(
+        annotation["content"]["m.relates_to"],
+        json!({"rel_type": "m.annotation", "event_id": image_event, "key": "👍"})
+    );
+    stop(running);
+    let image = synapse
+        .events(&alice, &dm)
+        .into_iter()
+        .find(|event| event["sender"] == bot.id && event["content"]["msgtype"] == "m.image")
+        .expect("the bot's image");
+    assert_eq!(image["content"]["body"], "here");
+    assert_eq!(image["content"]["filename"], "answer.png");
+    assert_eq!(image["content"]["info"]["mimetype"], "image/png");
+    let url = image["content"]["url"].as_str().expect("mxc url");
+    assert_eq!(synapse.download(&alice, url), reply_png);
+    let records = log_records(dir.path(), 400);
+    let received = kinds(&records, "channel.message.received");
+    assert_eq!(received.len(), 2, "{received:#?}");
+    assert_eq!(received[0]["text"], format!("what is this?\n{note}"));
 }

@@ -31,6 +31,13 @@ pub struct Discord {
     send_failures: Mutex<VecDeque<f64>>,
     stall_sends: AtomicBool,
     live: tokio::sync::broadcast::Sender<Control>,
+    /// Attachments on the CDN: (attachment id, bytes); and the ids fetched.
+    attachments: Mutex<Vec<(String, Vec<u8>)>>,
+    fetched: Mutex<Vec<String>>,
+    /// Messages created with files: (channel, payload_json with `files`).
+    uploads: Mutex<Vec<(String, Value)>>,
+    /// The bot's reaction calls: (PUT or DELETE, channel, message, emoji).
+    reactions: Mutex<Vec<(String, String, String, String)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -56,6 +63,10 @@ impl DiscordServer {
             send_failures: Mutex::default(),
             stall_sends: AtomicBool::new(false),
             live,
+            attachments: Mutex::default(),
+            fetched: Mutex::default(),
+            uploads: Mutex::default(),
+            reactions: Mutex::default(),
         });
         let (address, runtime) = crate::support::serve(|address| {
             axum::Router::new()
@@ -69,6 +80,14 @@ impl DiscordServer {
                 .route(
                     "/api/v10/channels/{channel}/typing",
                     axum::routing::post(typing),
+                )
+                .route(
+                    "/api/v10/channels/{channel}/messages/{message}/reactions/{emoji}/@me",
+                    axum::routing::put(react).delete(react),
+                )
+                .route(
+                    "/attachments/{channel}/{id}/{name}",
+                    axum::routing::get(attachment),
                 )
                 .with_state((state.clone(), address.to_owned()))
         });
@@ -105,6 +124,48 @@ impl DiscordServer {
         drop(dispatches);
         let _ = self.state.live.send(Control::Dispatch(seq));
         seq
+    }
+
+    /// A MESSAGE_CREATE carrying one attachment, as Discord describes it
+    /// (`id`, `filename`, `size`, `url` and `proxy_url` on its CDN,
+    /// `content_type`).
+    pub fn push_attachment(
+        &self,
+        channel: &str,
+        author: &str,
+        content: &str,
+        (name, content_type, bytes): (&str, &str, &[u8]),
+    ) -> u64 {
+        let mut attachments = self.state.attachments.lock().expect("attachments");
+        let id = format!("8000{}", attachments.len() + 1);
+        attachments.push((id.clone(), bytes.to_vec()));
+        drop(attachments);
+        let url = format!("http://{}/attachments/{channel}/{id}/{name}", self.address);
+        let mut dispatches = self.state.dispatches.lock().expect("dispatches");
+        let seq = dispatches.len() as u64 + 1;
+        let message = json!({"id": format!("7000{seq}"), "channel_id": channel, "content": content,
+            "author": {"id": author, "username": format!("user{author}")}, "mentions": [],
+            "attachments": [{"id": id, "filename": name, "size": bytes.len(), "url": url,
+                             "proxy_url": url, "content_type": content_type}]});
+        dispatches.push(json!({"op": 0, "t": "MESSAGE_CREATE", "s": seq, "d": message}));
+        drop(dispatches);
+        let _ = self.state.live.send(Control::Dispatch(seq));
+        seq
+    }
+
+    /// The bot's reaction calls: (PUT or DELETE, channel, message, emoji).
+    pub fn reactions(&self) -> Vec<(String, String, String, String)> {
+        self.state.reactions.lock().expect("reactions").clone()
+    }
+
+    /// Messages created with files: (channel, payload with `files`).
+    pub fn uploads(&self) -> Vec<(String, Value)> {
+        self.state.uploads.lock().expect("uploads").clone()
+    }
+
+    /// The attachment ids fetched from the CDN, in order.
+    pub fn fetched(&self) -> Vec<String> {
+        self.state.fetched.lock().expect("fetched").clone()
     }
 
     pub fn ask_reconnect(&self) {
@@ -155,6 +216,47 @@ impl DiscordServer {
 
 type Shared = (Arc<Discord>, String);
 
+/// `PUT`/`DELETE /channels/{c}/messages/{m}/reactions/{emoji}/@me`: 204,
+/// as Discord answers (the emoji arrives percent-decoded by the router).
+async fn react(
+    State((state, _)): State<Shared>,
+    method: axum::http::Method,
+    Path((channel, message, emoji)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    state
+        .reactions
+        .lock()
+        .expect("reactions")
+        .push((method.to_string(), channel, message, emoji));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The CDN: an attachment's bytes by its URL (no token, as Discord's
+/// signed CDN URLs).
+async fn attachment(
+    State((state, _)): State<Shared>,
+    Path((_, id, _)): Path<(String, String, String)>,
+) -> Response {
+    let found = state
+        .attachments
+        .lock()
+        .expect("attachments")
+        .iter()
+        .find(|(known, _)| *known == id)
+        .map(|(_, bytes)| bytes.clone());
+    match found {
+        Some(bytes) => {
+            state.fetched.lock().expect("fetched").push(id);
+            bytes.into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 fn authorized(headers: &HeaderMap) -> bool {
     headers
         .get("authorization")
@@ -179,7 +281,7 @@ async fn create(
     State((state, _)): State<Shared>,
     Path(channel): Path<String>,
     headers: HeaderMap,
-    body: String,
+    body: axum::body::Bytes,
 ) -> Response {
     if !authorized(&headers) {
         return (
@@ -188,7 +290,30 @@ async fn create(
         )
             .into_response();
     }
-    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let content_type = headers
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    // A file upload: `payload_json` holds the message, `files[n]` the
+    // files (kept, by channel, for the test to read).
+    let body: Value = match content_type.strip_prefix("multipart/form-data; boundary=") {
+        Some(boundary) => {
+            let Some(form) = crate::support::multipart(&body, boundary) else {
+                return StatusCode::BAD_REQUEST.into_response();
+            };
+            let mut payload: Value =
+                serde_json::from_str(form["payload_json"].as_str().unwrap_or_default())
+                    .unwrap_or(Value::Null);
+            payload["files"] = form["files"].clone();
+            state
+                .uploads
+                .lock()
+                .expect("uploads")
+                .push((channel.clone(), payload.clone()));
+            payload
+        }
+        None => serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
     let nonce = body["nonce"].as_str().unwrap_or_default().to_owned();
     state
         .posts

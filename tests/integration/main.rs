@@ -12,6 +12,8 @@ mod channels_accounts;
 mod channels_announce;
 mod channels_discord;
 mod channels_matrix;
+mod channels_media;
+mod channels_reactions;
 mod channels_slack;
 mod channels_telegram;
 mod channels_webhook;

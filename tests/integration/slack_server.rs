@@ -20,6 +20,10 @@ pub const BOT_TOKEN: &str = "xoxb-test-bot-token";
 pub const APP_TOKEN: &str = "xapp-test-app-token";
 pub const BOT_USER: &str = "UBOT";
 
+/// An outbound file: (file id, filename, declared length, bytes uploaded,
+/// the completeUploadExternal body once completed).
+pub type Upload = (String, String, usize, Option<Vec<u8>>, Option<Value>);
+
 pub struct Slack {
     /// Every envelope pushed: (envelope id, payload event).
     envelopes: Mutex<Vec<Value>>,
@@ -29,6 +33,17 @@ pub struct Slack {
     send_failures: Mutex<VecDeque<u64>>,
     stall_sends: AtomicBool,
     live: tokio::sync::broadcast::Sender<Control>,
+    /// Files: (file id, bytes); and the ids downloaded with the bot token.
+    files: Mutex<Vec<(String, Vec<u8>)>>,
+    downloads: Mutex<Vec<String>>,
+    /// Outbound files: (file id, filename, declared length, bytes uploaded,
+    /// the completeUploadExternal body once completed).
+    uploads: Mutex<Vec<Upload>>,
+    /// reactions.add / reactions.remove calls: (method, body).
+    reactions: Mutex<Vec<(String, Value)>>,
+    /// Files answered with the sign-in page, as Slack does for a token
+    /// without the `files:read` scope.
+    files_unreadable: AtomicBool,
 }
 
 #[derive(Clone, Debug)]
@@ -54,13 +69,36 @@ impl SlackServer {
             send_failures: Mutex::default(),
             stall_sends: AtomicBool::new(false),
             live,
+            files: Mutex::default(),
+            downloads: Mutex::default(),
+            uploads: Mutex::default(),
+            reactions: Mutex::default(),
+            files_unreadable: AtomicBool::new(false),
         });
         let (address, runtime) = crate::support::serve(|address| {
             axum::Router::new()
                 .route("/api/apps.connections.open", axum::routing::post(open))
                 .route("/api/auth.test", axum::routing::post(auth_test))
                 .route("/api/chat.postMessage", axum::routing::post(post_message))
+                .route(
+                    "/api/files.getUploadURLExternal",
+                    axum::routing::post(get_upload_url),
+                )
+                .route("/upload/{file}", axum::routing::post(upload))
+                .route("/api/reactions.add", axum::routing::post(reaction_add))
+                .route(
+                    "/api/reactions.remove",
+                    axum::routing::post(reaction_remove),
+                )
+                .route(
+                    "/api/files.completeUploadExternal",
+                    axum::routing::post(complete_upload),
+                )
                 .route("/link", axum::routing::any(upgrade))
+                .route(
+                    "/files-pri/{team_file}/download/{name}",
+                    axum::routing::get(private_file),
+                )
                 .with_state((state.clone(), address.to_owned()))
         });
         SlackServer {
@@ -84,6 +122,61 @@ impl SlackServer {
         drop(envelopes);
         let _ = self.state.live.send(Control::Deliver(index, 0));
         index
+    }
+
+    /// A `file_share` message event carrying one file, as the Events API
+    /// describes it (`id`, `name`, `mimetype`, `size`, `url_private`,
+    /// `url_private_download`); the envelope's index.
+    pub fn push_file(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        (name, mimetype, bytes): (&str, &str, &[u8]),
+    ) -> usize {
+        let mut files = self.state.files.lock().expect("files");
+        let id = format!("F{}", files.len() + 1);
+        files.push((id.clone(), bytes.to_vec()));
+        drop(files);
+        let url = format!("http://{}/files-pri/T1-{id}/{name}", self.address);
+        let download = format!("http://{}/files-pri/T1-{id}/download/{name}", self.address);
+        let mut envelopes = self.state.envelopes.lock().expect("envelopes");
+        let index = envelopes.len();
+        envelopes.push(
+            json!({"type": "message", "subtype": "file_share", "channel": channel,
+            "channel_type": "im", "user": user, "text": text, "upload": false,
+            "ts": format!("1700000000.{:06}", index + 1), "team": "T1",
+            "files": [{"id": id, "name": name, "title": name, "mimetype": mimetype,
+                       "filetype": "png", "size": bytes.len(), "url_private": url,
+                       "url_private_download": download}]}),
+        );
+        drop(envelopes);
+        let _ = self.state.live.send(Control::Deliver(index, 0));
+        index
+    }
+
+    /// Outbound files: (file id, filename, declared length, bytes
+    /// uploaded, the completion's body).
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.state.uploads.lock().expect("uploads").clone()
+    }
+
+    /// Answers file downloads with the sign-in page (a token without
+    /// `files:read`).
+    pub fn files_unreadable(&self, unreadable: bool) {
+        self.state
+            .files_unreadable
+            .store(unreadable, Ordering::SeqCst);
+    }
+
+    /// reactions.add / reactions.remove calls: (method, body).
+    pub fn reactions(&self) -> Vec<(String, Value)> {
+        self.state.reactions.lock().expect("reactions").clone()
+    }
+
+    /// The file ids downloaded, in order.
+    pub fn downloads(&self) -> Vec<String> {
+        self.state.downloads.lock().expect("downloads").clone()
     }
 
     /// Delivers envelope `index` again, as Slack's retry.
@@ -132,6 +225,43 @@ impl SlackServer {
 }
 
 type Shared = (Arc<Slack>, String);
+
+/// A private file URL: the bytes with the bot token, a refusal without.
+async fn private_file(
+    State((state, _)): State<Shared>,
+    axum::extract::Path((team_file, _)): axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        != Some(&format!("Bearer {BOT_TOKEN}"))
+    {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    if state.files_unreadable.load(Ordering::SeqCst) {
+        return (
+            [("content-type", "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html><title>Sign in | Slack</title></html>",
+        )
+            .into_response();
+    }
+    let id = team_file.trim_start_matches("T1-").to_owned();
+    let found = state
+        .files
+        .lock()
+        .expect("files")
+        .iter()
+        .find(|(known, _)| *known == id)
+        .map(|(_, bytes)| bytes.clone());
+    match found {
+        Some(bytes) => {
+            state.downloads.lock().expect("downloads").push(id);
+            bytes.into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
 
 fn bearer(headers: &HeaderMap) -> &str {
     headers
@@ -194,6 +324,119 @@ async fn post_message(
     axum::Json(
         json!({"ok": true, "channel": body["channel"], "ts": format!("1800000000.{count:06}"),
         "message": {"text": body["text"], "user": BOT_USER}}),
+    )
+    .into_response()
+}
+
+async fn reaction_add(state: State<Shared>, headers: HeaderMap, body: String) -> Response {
+    reaction("reactions.add", state, headers, body)
+}
+
+async fn reaction_remove(state: State<Shared>, headers: HeaderMap, body: String) -> Response {
+    reaction("reactions.remove", state, headers, body)
+}
+
+/// `reactions.add` / `reactions.remove` (`channel`, `timestamp`, `name`).
+fn reaction(
+    method: &str,
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if bearer(&headers) != BOT_TOKEN {
+        return not_authed();
+    }
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    if body["name"]
+        .as_str()
+        .is_none_or(|name| name.is_empty() || name.contains(':'))
+    {
+        return axum::Json(json!({"ok": false, "error": "invalid_name"})).into_response();
+    }
+    state
+        .reactions
+        .lock()
+        .expect("reactions")
+        .push((method.to_owned(), body));
+    axum::Json(json!({"ok": true})).into_response()
+}
+
+/// `files.getUploadURLExternal?filename=&length=`: an upload URL and a
+/// file id.
+async fn get_upload_url(
+    State((state, address)): State<Shared>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let query: std::collections::BTreeMap<String, String> =
+        reqwest::Url::parse(&format!("http://slack{uri}"))
+            .map(|url| url.query_pairs().into_owned().collect())
+            .unwrap_or_default();
+    if bearer(&headers) != BOT_TOKEN {
+        return not_authed();
+    }
+    let (Some(filename), Some(length)) = (
+        query.get("filename"),
+        query
+            .get("length")
+            .and_then(|length| length.parse::<usize>().ok()),
+    ) else {
+        return axum::Json(json!({"ok": false, "error": "invalid_arguments"})).into_response();
+    };
+    let mut uploads = state.uploads.lock().expect("uploads");
+    let id = format!("FOUT{}", uploads.len() + 1);
+    uploads.push((id.clone(), filename.clone(), length, None, None));
+    axum::Json(
+        json!({"ok": true, "upload_url": format!("http://{address}/upload/{id}"),
+                      "file_id": id}),
+    )
+    .into_response()
+}
+
+/// The upload URL: the bytes (their length must be the declared one).
+async fn upload(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut uploads = state.uploads.lock().expect("uploads");
+    match uploads.iter_mut().find(|upload| upload.0 == file) {
+        Some(upload) if upload.2 == body.len() => {
+            upload.3 = Some(body.to_vec());
+            (StatusCode::OK, format!("OK - {}", body.len())).into_response()
+        }
+        Some(_) => (StatusCode::BAD_REQUEST, "length mismatch").into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `files.completeUploadExternal`: every file uploaded, then shared.
+async fn complete_upload(
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if bearer(&headers) != BOT_TOKEN {
+        return not_authed();
+    }
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let mut uploads = state.uploads.lock().expect("uploads");
+    let ids: Vec<String> = body["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|file| file["id"].as_str().map(str::to_owned))
+        .collect();
+    for id in &ids {
+        match uploads.iter_mut().find(|upload| upload.0 == *id) {
+            Some(upload) if upload.3.is_some() => upload.4 = Some(body.clone()),
+            _ => {
+                return axum::Json(json!({"ok": false, "error": "file_not_found"})).into_response();
+            }
+        }
+    }
+    axum::Json(
+        json!({"ok": true, "files": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()}),
     )
     .into_response()
 }

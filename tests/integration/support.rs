@@ -137,3 +137,49 @@ pub fn wait_until(what: &str, done: impl Fn() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A `multipart/form-data` body as JSON: text fields by name, files under
+/// `files.<field>` as `{filename, content_type, bytes: [..]}`.
+pub fn multipart(body: &[u8], boundary: &str) -> Option<serde_json::Value> {
+    let delimiter = format!("--{boundary}");
+    let mut form = serde_json::json!({"files": {}});
+    let mut rest = body;
+    loop {
+        let start = find(rest, delimiter.as_bytes())? + delimiter.len();
+        rest = &rest[start..];
+        if rest.starts_with(b"--") {
+            return Some(form);
+        }
+        rest = rest.strip_prefix(b"\r\n")?;
+        let head_end = find(rest, b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&rest[..head_end]).ok()?.to_owned();
+        let content = &rest[head_end + 4..];
+        let end = find(content, format!("\r\n{delimiter}").as_bytes())?;
+        let value = &content[..end];
+        rest = &content[end + 2..];
+        let attribute = |key: &str| {
+            let marker = format!("{key}=\"");
+            let at = head.find(&marker)? + marker.len();
+            Some(head[at..].split('"').next()?.to_owned())
+        };
+        let name = attribute("name")?;
+        match attribute("filename") {
+            Some(filename) => {
+                let content_type = head.lines().find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-type: ")
+                        .map(str::to_owned)
+                });
+                form["files"][name] = serde_json::json!({"filename": filename, "content_type": content_type,
+                                             "bytes": value});
+            }
+            None => form[name] = serde_json::json!(String::from_utf8_lossy(value)),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}

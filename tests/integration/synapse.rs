@@ -294,6 +294,55 @@ rc_invites: {{per_room: {generous}, per_user: {generous}, per_issuer: {generous}
             .to_owned()
     }
 
+    /// Uploads `bytes` as `user` (`POST /_matrix/media/v3/upload`, the
+    /// spec's upload endpoint); the `mxc://` URI.
+    pub fn upload(&self, user: &User, name: &str, content_type: &str, bytes: &[u8]) -> String {
+        let request = self
+            .client
+            .post(format!(
+                "{}/_matrix/media/v3/upload?filename={}",
+                self.url(),
+                encode(name)
+            ))
+            .bearer_auth(&user.token)
+            .header("content-type", content_type)
+            .body(bytes.to_vec());
+        let answer: Value = self.runtime.block_on(async {
+            let response = request.send().await.expect("synapse answers");
+            assert!(
+                response.status().is_success(),
+                "upload: {}",
+                response.status()
+            );
+            response.json().await.expect("upload answer")
+        });
+        answer["content_uri"]
+            .as_str()
+            .expect("content_uri")
+            .to_owned()
+    }
+
+    /// Downloads `mxc://server/id` as `user` (authenticated media).
+    pub fn download(&self, user: &User, mxc: &str) -> Vec<u8> {
+        let path = mxc.strip_prefix("mxc://").expect("an mxc URI");
+        let request = self
+            .client
+            .get(format!(
+                "{}/_matrix/client/v1/media/download/{path}",
+                self.url()
+            ))
+            .bearer_auth(&user.token);
+        self.runtime.block_on(async {
+            let response = request.send().await.expect("synapse answers");
+            assert!(
+                response.status().is_success(),
+                "download: {}",
+                response.status()
+            );
+            response.bytes().await.expect("bytes").to_vec()
+        })
+    }
+
     pub fn say(&self, user: &User, room: &str, text: &str) -> String {
         self.send(
             user,

@@ -36,6 +36,10 @@ pub struct Bot {
     stall_sends: AtomicBool,
     redeliver: AtomicBool,
     pushed: tokio::sync::Notify,
+    /// Files by `file_id`: (file_path, bytes).
+    files: Mutex<Vec<(String, String, Vec<u8>)>>,
+    /// Downloads served: file paths.
+    downloads: Mutex<Vec<String>>,
 }
 
 pub struct TelegramServer {
@@ -62,10 +66,13 @@ impl TelegramServer {
             stall_sends: AtomicBool::default(),
             redeliver: AtomicBool::default(),
             pushed: tokio::sync::Notify::default(),
+            files: Mutex::default(),
+            downloads: Mutex::default(),
         });
         let (address, runtime) = crate::support::serve(|_| {
             axum::Router::new()
                 .route("/{bot}/{method}", axum::routing::post(call))
+                .route("/file/{bot}/{*path}", axum::routing::get(file))
                 .with_state(bot.clone())
         });
         TelegramServer {
@@ -95,6 +102,68 @@ impl TelegramServer {
         drop(updates);
         self.bot.pushed.notify_waiters();
         update_id
+    }
+
+    /// Queues a photo (as Telegram sends one: sizes, largest last, no mime
+    /// type) whose largest size is `bytes`, with `caption`.
+    pub fn push_photo(&self, chat: i64, from: i64, bytes: &[u8], caption: Option<&str>) -> i64 {
+        let file_id = self.add_file("photos", "jpg", bytes);
+        let mut message = json!({"date": 1_700_000_000,
+            "from": {"id": from, "is_bot": false, "first_name": format!("User{from}")},
+            "chat": {"id": chat, "type": "private"},
+            "photo": [{"file_id": "thumb", "file_unique_id": "t", "width": 90, "height": 90, "file_size": 10},
+                      {"file_id": file_id, "file_unique_id": "u", "width": 800, "height": 600,
+                       "file_size": bytes.len()}]});
+        if let Some(caption) = caption {
+            message["caption"] = json!(caption);
+        }
+        self.push_message(message)
+    }
+
+    /// Queues a document (`file_name`, `mime_type`, `file_size` as given).
+    pub fn push_document(&self, chat: i64, from: i64, name: &str, mime: &str, bytes: &[u8]) -> i64 {
+        let file_id = self.add_file("documents", "pdf", bytes);
+        self.push_message(json!({"date": 1_700_000_000,
+            "from": {"id": from, "is_bot": false, "first_name": format!("User{from}")},
+            "chat": {"id": chat, "type": "private"},
+            "document": {"file_id": file_id, "file_unique_id": "d", "file_name": name,
+                         "mime_type": mime, "file_size": bytes.len()}}))
+    }
+
+    /// A file at `<folder>/file_<n>.<extension>`, as Telegram names them.
+    fn add_file(&self, folder: &str, extension: &str, bytes: &[u8]) -> String {
+        let mut files = self.bot.files.lock().expect("files");
+        let n = files.len() + 1;
+        let file_id = format!("FILE{n}");
+        let path = format!("{folder}/file_{n}.{extension}");
+        files.push((file_id.clone(), path, bytes.to_vec()));
+        file_id
+    }
+
+    fn push_message(&self, mut message: Value) -> i64 {
+        let mut updates = self.bot.updates.lock().expect("updates");
+        let update_id = updates.len() as i64 + 1;
+        message["message_id"] = json!(100 + update_id);
+        updates.push(json!({"update_id": update_id, "message": message}));
+        drop(updates);
+        self.bot.pushed.notify_waiters();
+        update_id
+    }
+
+    /// Registers a file under the file root (for a `mediaUrl` to fetch).
+    pub fn serve_file(&self, bytes: &[u8]) -> String {
+        let file_id = self.add_file("photos", "jpg", bytes);
+        let files = self.bot.files.lock().expect("files");
+        let (_, path, _) = files
+            .iter()
+            .find(|(id, _, _)| *id == file_id)
+            .expect("file");
+        format!("{}/file/bot{}/{path}", self.api_root(), self.bot.token)
+    }
+
+    /// The file paths downloaded, in order.
+    pub fn downloads(&self) -> Vec<String> {
+        self.bot.downloads.lock().expect("downloads").clone()
     }
 
     pub fn update(&self, update_id: i64) -> Value {
@@ -158,12 +227,23 @@ fn refuse(status: u16, description: &str, retry_after: Option<u64>) -> Response 
 async fn call(
     State(bot): State<Arc<Bot>>,
     Path((path_bot, method)): Path<(String, String)>,
-    body: String,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     if path_bot != format!("bot{}", bot.token) {
         return refuse(401, "Unauthorized", None);
     }
-    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let content_type = headers
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let body: Value = match content_type.strip_prefix("multipart/form-data; boundary=") {
+        Some(boundary) => match crate::support::multipart(&body, boundary) {
+            Some(form) => form,
+            None => return refuse(400, "Bad Request: unreadable multipart body", None),
+        },
+        None => serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
     bot.calls
         .lock()
         .expect("calls")
@@ -172,8 +252,29 @@ async fn call(
         "getMe" => ok(
             json!({"id": bot.id, "is_bot": true, "first_name": "Claw", "username": bot.username}),
         ),
-        "deleteWebhook" | "setWebhook" | "sendChatAction" => ok(json!(true)),
+        "deleteWebhook" | "setWebhook" | "sendChatAction" | "setMessageReaction" => ok(json!(true)),
         "getUpdates" => get_updates(&bot, &body).await,
+        "getFile" => {
+            let files = bot.files.lock().expect("files");
+            match files.iter().find(|(id, _, _)| body["file_id"] == json!(id)) {
+                Some((id, path, bytes)) => ok(json!({"file_id": id, "file_unique_id": "u",
+                    "file_size": bytes.len(), "file_path": path})),
+                None => refuse(400, "Bad Request: invalid file_id", None),
+            }
+        }
+        "sendPhoto" | "sendDocument" | "sendVoice" | "sendAudio" | "sendVideo" => {
+            let field = &method["send".len()..].to_ascii_lowercase();
+            if body["files"][field].is_null() {
+                return refuse(
+                    400,
+                    &format!("Bad Request: there is no {field} in the request"),
+                    None,
+                );
+            }
+            let sent = bot.calls.lock().expect("calls").len();
+            ok(json!({"message_id": 6000 + sent, "date": 1_700_000_000,
+                      "chat": {"id": body["chat_id"], "type": "private"}}))
+        }
         "sendMessage" => {
             if bot.stall_sends.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -202,6 +303,31 @@ async fn call(
                       "chat": {"id": body["chat_id"], "type": "private"}, "text": body["text"]}))
         }
         other => refuse(404, &format!("Not Found: method {other} not found"), None),
+    }
+}
+
+/// `GET /file/bot<token>/<file_path>`: the bytes of a file `getFile`
+/// named.
+async fn file(
+    State(bot): State<Arc<Bot>>,
+    Path((path_bot, path)): Path<(String, String)>,
+) -> Response {
+    if path_bot != format!("bot{}", bot.token) {
+        return (axum::http::StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+    }
+    let found = bot
+        .files
+        .lock()
+        .expect("files")
+        .iter()
+        .find(|(_, file_path, _)| *file_path == path)
+        .map(|(_, _, bytes)| bytes.clone());
+    match found {
+        Some(bytes) => {
+            bot.downloads.lock().expect("downloads").push(path);
+            bytes.into_response()
+        }
+        None => (axum::http::StatusCode::NOT_FOUND, "Not Found").into_response(),
     }
 }
 

@@ -202,35 +202,7 @@ pub async fn fetch(
     let max_chars = max_chars
         .unwrap_or(policy.max_chars)
         .clamp(1, policy.max_chars_cap);
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut hops = 0usize;
-    let response = loop {
-        let client = pinned_client(policy, &url).await?;
-        let response = client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|error| format!("fetching {url} failed: {error}"))?;
-        if response.status().is_redirection()
-            && let Some(location) = response.headers().get(reqwest::header::LOCATION)
-        {
-            hops += 1;
-            if hops > policy.max_redirects {
-                return Err(format!(
-                    "{requested} redirected more than {} times",
-                    policy.max_redirects
-                ));
-            }
-            let location = location
-                .to_str()
-                .map_err(|_| "a redirect with an unreadable Location".to_owned())?;
-            url = url
-                .join(location)
-                .map_err(|error| format!("a redirect to a bad URL: {error}"))?;
-            continue;
-        }
-        break response;
-    };
+    let response = get_checked(policy, &mut url, requested).await?;
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -284,6 +256,76 @@ pub async fn fetch(
         result["warning"] = json!(format!("the server answered HTTP {status}"));
     }
     Ok(result.to_string())
+}
+
+/// A GET of `url` under the policy's address checks, redirects followed
+/// by hand (each hop checked); `url` ends as the last hop's.
+async fn get_checked(
+    policy: &Policy,
+    url: &mut reqwest::Url,
+    requested: &str,
+) -> Result<reqwest::Response, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut hops = 0usize;
+    let response = loop {
+        let client = pinned_client(policy, url).await?;
+        let response = client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|error| format!("fetching {url} failed: {error}"))?;
+        if response.status().is_redirection()
+            && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+        {
+            hops += 1;
+            if hops > policy.max_redirects {
+                return Err(format!(
+                    "{requested} redirected more than {} times",
+                    policy.max_redirects
+                ));
+            }
+            let location = location
+                .to_str()
+                .map_err(|_| "a redirect with an unreadable Location".to_owned())?;
+            *url = url
+                .join(location)
+                .map_err(|error| format!("a redirect to a bad URL: {error}"))?;
+            continue;
+        }
+        break response;
+    };
+    Ok(response)
+}
+
+/// The bytes at `url`, fetched with web_fetch's checks (public addresses
+/// only unless `ssrfPolicy` allows, redirects checked, the policy's
+/// timeout) and at most `cap` bytes: a file `send` was asked to deliver.
+/// The answer's `Content-Type` comes with them.
+pub async fn fetch_bytes(
+    policy: &Policy,
+    url: &str,
+    cap: u64,
+) -> Result<(Vec<u8>, Option<String>), String> {
+    let mut parsed =
+        reqwest::Url::parse(url.trim()).map_err(|error| format!("not a URL: {error}"))?;
+    let response = get_checked(policy, &mut parsed, url).await?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered HTTP {}", response.status()));
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.split(';').next().unwrap_or(value).trim().to_owned());
+    match crate::channels::media::read_capped(response, cap).await {
+        Ok(bytes) => Ok((bytes, content_type)),
+        Err(crate::channels::media::DownloadError::TooLarge(_)) => Err(format!(
+            "{url} is larger than the channel's {cap} bytes (mediaMaxMb)"
+        )),
+        Err(crate::channels::media::DownloadError::Failed(error)) => {
+            Err(format!("fetching {url} failed: {error}"))
+        }
+    }
 }
 
 /// A client for one hop: `url`'s host resolved and checked here, and the

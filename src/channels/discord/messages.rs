@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::channels::Inbound;
+use crate::channels::media::MediaRef;
 use crate::channels::routing::{Chat, ChatKind};
 use crate::channels::settings::allow_entry;
 
@@ -56,17 +57,9 @@ pub fn inbound(message: &Value, bot_id: &str, cursor: String) -> Option<Inbound>
                 .any(|user| user.get("id").and_then(Value::as_str) == Some(bot_id))
         })
         || text.contains(&format!("<@{bot_id}>"));
-    let attachments = message
-        .get("attachments")
-        .and_then(Value::as_array)
-        .is_some_and(|list| !list.is_empty());
-    let unsupported = (text.is_empty()).then(|| {
-        if attachments {
-            "an attachment".to_owned()
-        } else {
-            "a message without text (is the Message Content intent enabled?)".to_owned()
-        }
-    });
+    let media = attachments(message);
+    let unsupported = (text.is_empty() && media.is_empty())
+        .then(|| "a message without text (is the Message Content intent enabled?)".to_owned());
     let sender_name = author
         .get("global_name")
         .and_then(Value::as_str)
@@ -90,8 +83,36 @@ pub fn inbound(message: &Value, bot_id: &str, cursor: String) -> Option<Inbound>
         text,
         mentioned,
         unsupported,
+        media,
         group_verdict: None,
     })
+}
+
+/// A message's attachments (`id`, `filename`, `content_type`, `size`,
+/// `url` on Discord's CDN).
+fn attachments(message: &Value) -> Vec<MediaRef> {
+    let list = message
+        .get("attachments")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    list.iter()
+        .filter_map(|attachment| {
+            let text = |key: &str| {
+                attachment
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            Some(MediaRef {
+                file_id: text("id")?,
+                locator: text("url")?,
+                mime: text("content_type"),
+                name: text("filename"),
+                size: attachment.get("size").and_then(Value::as_u64),
+            })
+        })
+        .collect()
 }
 
 /// Whether a guild message may be answered, by `groupPolicy` and `guilds`.

@@ -103,6 +103,8 @@ pub fn build(
             allow_prefixes: &["discord:", "user:"],
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
+            media_max_bytes: section.common.media_max_bytes(),
+            ack: crate::channels::reaction::Ack::from_config(config, &account.value),
             mode: "gateway",
             delivery: settings::delivery_policy(config, "discord", account)?,
             issues,
@@ -151,6 +153,38 @@ impl Discord {
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.answer(path, request).await
+    }
+
+    /// A message with a file: `payload_json` and `files[0]` as
+    /// `multipart/form-data`, the attachment named in the payload.
+    async fn create_with_file(
+        &self,
+        path: &str,
+        mut payload: Value,
+        attachment: &super::media::Attachment,
+        bytes: &[u8],
+    ) -> Result<Value, SendError> {
+        payload["attachments"] = json!([{"id": 0, "filename": attachment.name}]);
+        let (content_type, body) = super::media::multipart(
+            &[("payload_json", payload.to_string())],
+            ("files[0]", attachment, bytes),
+        );
+        let request = self
+            .client
+            .post(format!("{}{path}", self.api_root))
+            .header("authorization", format!("Bot {}", self.token))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .timeout(super::media::DOWNLOAD_TIMEOUT);
+        self.answer(path, request).await
+    }
+
+    async fn answer(
+        &self,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, SendError> {
         let response = request.send().await.map_err(|error| {
             SendError::transient(format!("Discord {path}: {}", error.without_url()))
         })?;
@@ -198,10 +232,32 @@ impl Platform for Discord {
         message: Outgoing<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
         Box::pin(async move {
+            if let Some(reaction) = message.reaction {
+                // PUT (or DELETE) .../reactions/{emoji}/@me: the bot's own.
+                let path = format!(
+                    "/channels/{}/messages/{}/reactions/{}/@me",
+                    message.target.chat,
+                    reaction.message_id,
+                    super::reaction::path_segment(&reaction.emoji)
+                );
+                let method = if reaction.remove {
+                    reqwest::Method::DELETE
+                } else {
+                    reqwest::Method::PUT
+                };
+                self.rest(method, &path, None).await?;
+                return Ok(None);
+            }
             let body = json!({"content": message.text, "nonce": nonce(message.idempotency_key),
                               "enforce_nonce": true, "allowed_mentions": {"parse": []}});
             let path = format!("/channels/{}/messages", message.target.chat);
-            let created = self.rest(reqwest::Method::POST, &path, Some(&body)).await?;
+            let created = match message.media {
+                Some((attachment, bytes)) => {
+                    self.create_with_file(&path, body, attachment, bytes)
+                        .await?
+                }
+                None => self.rest(reqwest::Method::POST, &path, Some(&body)).await?,
+            };
             Ok(created["id"].as_str().map(str::to_owned))
         })
     }
@@ -211,6 +267,24 @@ impl Platform for Discord {
             let path = format!("/channels/{}/typing", target.chat);
             let _ = self.rest(reqwest::Method::POST, &path, None).await;
         })
+    }
+
+    fn sends_media(&self) -> bool {
+        true
+    }
+
+    fn reacts(&self) -> bool {
+        true
+    }
+
+    /// An attachment's CDN URL, as the message gave it (signed by
+    /// Discord, no token needed).
+    fn download<'a>(
+        &'a self,
+        media: &'a super::media::MediaRef,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, super::media::DownloadError>> {
+        Box::pin(super::media::get(&self.client, &media.locator, None, cap))
     }
 
     fn after_restart(&self, prepared_age: Duration) -> AfterRestart {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use reqwest::{Method, Url};
 use serde_json::Value;
 
+use crate::channels::media::{DOWNLOAD_TIMEOUT, DownloadError, read_capped};
 use crate::channels::platform::SendError;
 
 /// The longest answer body read (a sync of a busy account is large, but
@@ -134,6 +135,91 @@ impl Api {
             answer.as_ref(),
             header_wait,
         ))
+    }
+}
+
+impl Api {
+    /// Uploads a file (`POST /_matrix/media/v3/upload`, where the spec
+    /// keeps uploads); its `mxc://` URI.
+    pub async fn upload(
+        &self,
+        attachment: &crate::channels::media::Attachment,
+        bytes: &[u8],
+        token: &str,
+    ) -> Result<String, ApiError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("the base URL was checked in new")
+            .pop()
+            .pop()
+            .extend(["media", "v3", "upload"]);
+        url.query_pairs_mut()
+            .append_pair("filename", &attachment.name);
+        let network = |error: reqwest::Error| ApiError {
+            message: format!("Matrix upload: {}", error.without_url()),
+            errcode: None,
+            status: None,
+            retry_after: None,
+        };
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, &attachment.mime)
+            .body(bytes.to_vec())
+            .timeout(DOWNLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status();
+        let answer: Option<Value> = response.json().await.ok();
+        if !status.is_success() {
+            return Err(error_from("upload", status.as_u16(), answer.as_ref(), None));
+        }
+        answer
+            .as_ref()
+            .and_then(|answer| answer.get("content_uri"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError {
+                message: "Matrix upload: the answer has no content_uri".to_owned(),
+                errcode: None,
+                status: Some(status.as_u16()),
+                retry_after: None,
+            })
+    }
+
+    /// Downloads `mxc://<server>/<media id>` through authenticated media
+    /// (`GET /_matrix/client/v1/media/download/<server>/<media id>`,
+    /// Matrix 1.11; homeservers now refuse the old unauthenticated
+    /// `/_matrix/media/v3` download for new files).
+    pub async fn download(
+        &self,
+        mxc: &str,
+        token: &str,
+        cap: u64,
+    ) -> Result<Vec<u8>, DownloadError> {
+        let (server, media_id) = mxc
+            .strip_prefix("mxc://")
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(server, id)| !server.is_empty() && !id.is_empty() && !id.contains('/'))
+            .ok_or_else(|| DownloadError::Failed(format!("{mxc:?} is not an mxc:// URI")))?;
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("the base URL was checked in new")
+            .pop()
+            .extend(["v1", "media", "download", server, media_id]);
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(token)
+            .timeout(DOWNLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| {
+                DownloadError::Failed(format!("Matrix media: {}", error.without_url()))
+            })?;
+        read_capped(response, cap).await
     }
 }
 

@@ -42,6 +42,9 @@ pub struct Section {
     pub text_chunk_limit: Option<usize>,
     pub block_streaming: Option<bool>,
     pub block_streaming_chunk: Option<BlockChunk>,
+    /// OpenClaw's `mediaMaxMb` (inbound files larger are noted, not
+    /// downloaded).
+    pub media_max_mb: Option<f64>,
     pub streaming: Option<Value>,
 }
 

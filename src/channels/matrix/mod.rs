@@ -207,6 +207,8 @@ pub fn build(
                 .text_chunk_limit
                 .unwrap_or(TEXT_LIMIT)
                 .clamp(16, TEXT_LIMIT_MAX),
+            media_max_bytes: crate::channels::media::max_bytes(section.media_max_mb),
+            ack: crate::channels::reaction::Ack::from_config(config, &account.value),
             mode: "sync",
             delivery: settings::delivery_policy(config, "matrix", account)?,
             issues,
@@ -383,9 +385,60 @@ impl Matrix {
     }
 }
 
+/// A file message's content: the msgtype by the file's kind, the caption
+/// as `body` with `filename` naming the file (Matrix 1.10), or the name as
+/// `body` when there is no caption.
+fn file_content(
+    attachment: &crate::channels::media::Attachment,
+    url: &str,
+    caption: &str,
+) -> Value {
+    let mime = attachment.mime.as_str();
+    let msgtype = if mime.starts_with("image/") {
+        "m.image"
+    } else if mime.starts_with("audio/") {
+        "m.audio"
+    } else if mime.starts_with("video/") {
+        "m.video"
+    } else {
+        "m.file"
+    };
+    let body = if caption.is_empty() {
+        attachment.name.as_str()
+    } else {
+        caption
+    };
+    json!({"msgtype": msgtype, "body": body, "filename": attachment.name, "url": url,
+           "info": {"mimetype": mime, "size": attachment.size}})
+}
+
 impl Platform for Matrix {
     fn channel(&self) -> &'static str {
         "matrix"
+    }
+
+    fn sends_media(&self) -> bool {
+        true
+    }
+
+    fn reacts(&self) -> bool {
+        true
+    }
+
+    /// An `mxc://` file through authenticated media, with the account's
+    /// token.
+    fn download<'a>(
+        &'a self,
+        media: &'a crate::channels::media::MediaRef,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, crate::channels::media::DownloadError>> {
+        Box::pin(async move {
+            let session = self
+                .session()
+                .await
+                .map_err(|error| crate::channels::media::DownloadError::Failed(error.message))?;
+            self.api.download(&media.locator, &session.token, cap).await
+        })
     }
 
     fn send<'a>(
@@ -403,7 +456,50 @@ impl Platform for Matrix {
                     retry_after: None,
                 });
             }
-            let mut body = json!({"msgtype": "m.text", "body": message.text});
+            if let Some(reaction) = message.reaction {
+                if reaction.remove {
+                    // A reaction is an event: taking it back redacts it,
+                    // which needs the id its setting delivery recorded.
+                    let Some(event_id) = &reaction.set_id else {
+                        return Err(SendError {
+                            message: "Matrix: the reaction to take back has no recorded event id (it was not set by this gateway, or not sent); it stays".to_owned(),
+                            retryable: false,
+                            retry_after: None,
+                        });
+                    };
+                    let txn = api::txn_id(message.idempotency_key);
+                    self.call(
+                        Method::PUT,
+                        &["rooms", room, "redact", event_id, &txn],
+                        &[],
+                        Some(&json!({})),
+                        CALL_TIMEOUT,
+                    )
+                    .await?;
+                    return Ok(None);
+                }
+                let body = json!({"m.relates_to": {"rel_type": "m.annotation",
+                    "event_id": reaction.message_id, "key": reaction.emoji}});
+                let txn = api::txn_id(message.idempotency_key);
+                let sent = self
+                    .call(
+                        Method::PUT,
+                        &["rooms", room, "send", "m.reaction", &txn],
+                        &[],
+                        Some(&body),
+                        CALL_TIMEOUT,
+                    )
+                    .await?;
+                return Ok(text(&sent, "event_id"));
+            }
+            let mut body = match message.media {
+                None => json!({"msgtype": "m.text", "body": message.text}),
+                Some((attachment, bytes)) => {
+                    let session = self.session().await?;
+                    let url = self.api.upload(attachment, bytes, &session.token).await?;
+                    file_content(attachment, &url, message.text)
+                }
+            };
             if let Some(root) = &message.target.thread {
                 body["m.relates_to"] = json!({
                     "rel_type": "m.thread", "event_id": root,

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::channels::Inbound;
+use crate::channels::media::MediaRef;
 use crate::channels::routing::{Chat, ChatKind};
 
 /// Room timeline events asked for per sync (the rest of a busier room is a
@@ -77,6 +78,13 @@ pub enum Body {
         /// `m.mentions.user_ids`.
         mentioned_users: Vec<String>,
         /// The root of the thread it is in (`m.thread` relation).
+        thread_root: Option<String>,
+    },
+    /// An `m.image`, `m.file`, `m.audio` or `m.video` whose file is on the
+    /// homeserver (`url`: `mxc://`), with its caption if it has one.
+    Media {
+        caption: String,
+        media: MediaRef,
         thread_root: Option<String>,
     },
     /// Readable by no one without the room's keys.
@@ -240,12 +248,63 @@ fn message_body(content: &serde_json::Map<String, Value>) -> Body {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         },
-        "m.image" => Body::Unsupported("an image".to_owned()),
-        "m.file" => Body::Unsupported("a file".to_owned()),
-        "m.audio" => Body::Unsupported("an audio message".to_owned()),
-        "m.video" => Body::Unsupported("a video".to_owned()),
+        "m.image" | "m.file" | "m.audio" | "m.video" => media_body(msgtype, content, relation),
         "m.location" => Body::Unsupported("a location".to_owned()),
         _ => Body::Unsupported("a message without text".to_owned()),
+    }
+}
+
+/// A file message: `url` is the `mxc://` URI (an encrypted room's file
+/// is under `file` instead, which needs the room's keys); `body` is the
+/// file name, or the caption when `filename` names the file (Matrix 1.10).
+fn media_body(
+    msgtype: &str,
+    content: &serde_json::Map<String, Value>,
+    relation: Option<&Value>,
+) -> Body {
+    let what = match msgtype {
+        "m.image" => "an image",
+        "m.audio" => "an audio message",
+        "m.video" => "a video",
+        _ => "a file",
+    };
+    let text = |key: &str| content.get(key).and_then(Value::as_str).map(str::to_owned);
+    let Some(url) = text("url").filter(|url| url.starts_with("mxc://")) else {
+        return Body::Unsupported(if content.contains_key("file") {
+            format!(
+                "{what}, end-to-end encrypted (clawback does not support Matrix encryption yet)"
+            )
+        } else {
+            what.to_owned()
+        });
+    };
+    let body = text("body").unwrap_or_default();
+    let (caption, name) = match text("filename") {
+        Some(filename) if filename != body => (body, Some(filename)),
+        Some(filename) => (String::new(), Some(filename)),
+        None => (String::new(), Some(body).filter(|body| !body.is_empty())),
+    };
+    let info = content.get("info");
+    let thread_root = relation
+        .filter(|relation| relation.get("rel_type").and_then(Value::as_str) == Some("m.thread"))
+        .and_then(|relation| relation.get("event_id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Body::Media {
+        caption,
+        media: MediaRef {
+            file_id: url.clone(),
+            locator: url,
+            mime: info
+                .and_then(|info| info.get("mimetype"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            name,
+            size: info
+                .and_then(|info| info.get("size"))
+                .and_then(Value::as_u64),
+        },
+        thread_root,
     }
 }
 
@@ -276,6 +335,7 @@ pub fn inbound(
     if event.sender == bot.user_id {
         return None;
     }
+    let mut media = Vec::new();
     let (text, mentioned, thread_root, unsupported) = match &event.body {
         Body::Ignored => return None,
         Body::Encrypted => (
@@ -288,6 +348,19 @@ pub fn inbound(
             ),
         ),
         Body::Unsupported(what) => (String::new(), false, None, Some(what.clone())),
+        Body::Media {
+            caption,
+            media: file,
+            thread_root,
+        } => {
+            media.push(file.clone());
+            (
+                caption.clone(),
+                mentions(caption, &[], bot),
+                thread_root.clone(),
+                None,
+            )
+        }
         Body::Text {
             text,
             mentioned_users,
@@ -326,6 +399,7 @@ pub fn inbound(
         text,
         mentioned,
         unsupported,
+        media,
         group_verdict: None,
     })
 }
@@ -386,7 +460,8 @@ mod tests {
                         text_event("$2", "@claw:hs.example", json!({"msgtype": "m.text", "body": "hello"})),
                         text_event("$3", "@ada:hs.example", json!({"msgtype": "m.text", "body": "* hi!",
                             "m.relates_to": {"rel_type": "m.replace", "event_id": "$1"}})),
-                        text_event("$4", "@ada:hs.example", json!({"msgtype": "m.image", "body": "cat.png"})),
+                        text_event("$4", "@ada:hs.example", json!({"msgtype": "m.image", "body": "a cat", "filename": "cat.png",
+                            "url": "mxc://hs.example/abc", "info": {"mimetype": "image/png", "size": 12}})),
                     ]}},
                     "!room:hs.example": {"timeline": {"limited": true, "prev_batch": "t9", "events": [
                         text_event("$5", "@bob:hs.example", json!({"msgtype": "m.text", "body": "claw: status?",
@@ -454,7 +529,21 @@ mod tests {
             "an edit"
         );
         let image = inbound(&batch.events[3], &dm, &bot(), None).expect("an image");
-        assert_eq!(image.unsupported.as_deref(), Some("an image"));
+        assert!(image.unsupported.is_none());
+        assert_eq!(
+            image.text, "a cat",
+            "the body is the caption when filename names the file"
+        );
+        assert_eq!(image.media[0].file_id, "mxc://hs.example/abc");
+        assert_eq!(image.media[0].name.as_deref(), Some("cat.png"));
+        assert_eq!(image.media[0].mime.as_deref(), Some("image/png"));
+        assert_eq!(image.media[0].size, Some(12));
+        let no_url = message_body(
+            json!({"msgtype": "m.file", "body": "x", "file": {"url": "mxc://hs/e"}})
+                .as_object()
+                .expect("object"),
+        );
+        assert!(matches!(no_url, Body::Unsupported(what) if what.contains("encrypted")));
         let threaded =
             inbound(&batch.events[4], &room, &bot(), Some("s72_4".into())).expect("room");
         assert_eq!(threaded.chat.kind, ChatKind::Channel);

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use crate::channels::Inbound;
+use crate::channels::media::MediaRef;
 use crate::channels::routing::{Chat, ChatKind};
 
 /// The inbound message an `events_api` payload carries, if it is a plain
@@ -18,8 +19,10 @@ pub fn inbound(payload: &Value, bot_user_id: &str) -> Option<Inbound> {
     if kind != "message" && kind != "app_mention" {
         return None;
     }
-    // Edits, deletions, joins, bot posts: not something said to the bot.
-    if event.get("subtype").is_some() || event.get("bot_id").is_some() {
+    // Edits, deletions, joins, bot posts: not something said to the bot
+    // (a message with files is `file_share`, and is).
+    let subtype = event.get("subtype").and_then(Value::as_str);
+    if subtype.is_some_and(|subtype| subtype != "file_share") || event.get("bot_id").is_some() {
         return None;
     }
     let sender_id = event.get("user").and_then(Value::as_str)?.to_owned();
@@ -44,10 +47,7 @@ pub fn inbound(payload: &Value, bot_user_id: &str) -> Option<Inbound> {
         .filter(|thread| *thread != ts)
         .map(str::to_owned);
     let mentioned = !bot_user_id.is_empty() && text.contains(&format!("<@{bot_user_id}>"));
-    let files = event
-        .get("files")
-        .and_then(Value::as_array)
-        .is_some_and(|files| !files.is_empty());
+    let media = files(event);
     Some(Inbound {
         platform_message_id: format!("{channel}:{ts}"),
         cursor: None,
@@ -59,18 +59,35 @@ pub fn inbound(payload: &Value, bot_user_id: &str) -> Option<Inbound> {
         },
         sender_id,
         sender_name: None,
-        unsupported: text.is_empty().then(|| {
-            if files {
-                "a file"
-            } else {
-                "a message without text"
-            }
-            .to_owned()
-        }),
+        unsupported: (text.is_empty() && media.is_empty())
+            .then(|| "a message without text".to_owned()),
         text,
         mentioned,
+        media,
         group_verdict: None,
     })
+}
+
+/// A message's files (`id`, `name`, `mimetype`, `size`,
+/// `url_private_download`, fetched with the bot token).
+fn files(event: &Value) -> Vec<MediaRef> {
+    let list = event
+        .get("files")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    list.iter()
+        .filter_map(|file| {
+            let text = |key: &str| file.get(key).and_then(Value::as_str).map(str::to_owned);
+            Some(MediaRef {
+                file_id: text("id")?,
+                locator: text("url_private_download").or_else(|| text("url_private"))?,
+                mime: text("mimetype"),
+                name: text("name"),
+                size: file.get("size").and_then(Value::as_u64),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

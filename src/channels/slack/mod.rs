@@ -161,6 +161,8 @@ pub fn build(
             allow_prefixes: &["slack:", "user:"],
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
+            media_max_bytes: section.common.media_max_bytes(),
+            ack: crate::channels::reaction::Ack::from_config(config, &account.value),
             mode: "socket",
             delivery: settings::delivery_policy(config, "slack", account)?,
             issues,
@@ -174,11 +176,78 @@ pub fn build(
 impl Slack {
     /// Calls a Web API method with `token`; the answer when `ok`.
     async fn call(&self, method: &str, token: &str, body: &Value) -> Result<Value, SendError> {
-        let response = self
+        let request = self
             .client
             .post(format!("{}/{method}", self.api_root))
             .bearer_auth(token)
-            .json(body)
+            .json(body);
+        self.answer(method, request).await
+    }
+
+    /// A file in Slack's three steps: `files.getUploadURLExternal`
+    /// (arguments in the query: the method takes no JSON), the bytes
+    /// POSTed to the URL it gives (no token: the URL is the credential),
+    /// then `files.completeUploadExternal` shares it in the channel with
+    /// the text as its comment. The platform id is the file's.
+    async fn send_file(
+        &self,
+        message: &Outgoing<'_>,
+        attachment: &super::media::Attachment,
+        bytes: &[u8],
+    ) -> Result<Option<String>, SendError> {
+        let mut url = reqwest::Url::parse(&format!("{}/files.getUploadURLExternal", self.api_root))
+            .map_err(|error| SendError::transient(format!("Slack API root: {error}")))?;
+        url.query_pairs_mut()
+            .append_pair("filename", &attachment.name)
+            .append_pair("length", &bytes.len().to_string());
+        let request = self.client.post(url).bearer_auth(&self.bot_token);
+        let ticket = self.answer("files.getUploadURLExternal", request).await?;
+        let (Some(upload_url), Some(file_id)) =
+            (ticket["upload_url"].as_str(), ticket["file_id"].as_str())
+        else {
+            return Err(SendError {
+                message: "Slack files.getUploadURLExternal: no upload_url or file_id".to_owned(),
+                retryable: false,
+                retry_after: None,
+            });
+        };
+        let uploaded = self
+            .client
+            .post(upload_url)
+            .header(reqwest::header::CONTENT_TYPE, &attachment.mime)
+            .body(bytes.to_vec())
+            .timeout(super::media::DOWNLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| {
+                SendError::transient(format!("Slack file upload: {}", error.without_url()))
+            })?;
+        if !uploaded.status().is_success() {
+            return Err(SendError {
+                message: format!("Slack file upload: HTTP {}", uploaded.status()),
+                retryable: uploaded.status().is_server_error(),
+                retry_after: None,
+            });
+        }
+        let mut body = json!({"files": [{"id": file_id, "title": attachment.name}],
+                              "channel_id": message.target.chat});
+        if !message.text.is_empty() {
+            body["initial_comment"] = json!(message.text);
+        }
+        if let Some(thread) = &message.target.thread {
+            body["thread_ts"] = json!(thread);
+        }
+        self.call("files.completeUploadExternal", &self.bot_token, &body)
+            .await?;
+        Ok(Some(file_id.to_owned()))
+    }
+
+    async fn answer(
+        &self,
+        method: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, SendError> {
+        let response = request
             .timeout(CALL_TIMEOUT)
             .send()
             .await
@@ -282,6 +351,21 @@ impl Platform for Slack {
         message: Outgoing<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
         Box::pin(async move {
+            if let Some(reaction) = message.reaction {
+                let method = if reaction.remove {
+                    "reactions.remove"
+                } else {
+                    "reactions.add"
+                };
+                let body = json!({"channel": message.target.chat,
+                                  "timestamp": super::reaction::after_chat(&reaction.message_id),
+                                  "name": super::reaction::slack_name(&reaction.emoji)});
+                self.call(method, &self.bot_token, &body).await?;
+                return Ok(None);
+            }
+            if let Some((attachment, bytes)) = message.media {
+                return self.send_file(&message, attachment, bytes).await;
+            }
             let mut body = json!({"channel": message.target.chat, "text": message.text});
             if let Some(thread) = &message.target.thread {
                 body["thread_ts"] = json!(thread);
@@ -298,6 +382,39 @@ impl Platform for Slack {
     fn typing<'a>(&'a self, _target: &'a Target) -> BoxFuture<'a, ()> {
         // The Web API has no typing indicator for bots.
         Box::pin(async {})
+    }
+
+    fn sends_media(&self) -> bool {
+        true
+    }
+
+    fn reacts(&self) -> bool {
+        true
+    }
+
+    /// A file's private URL, with the bot token (which needs the
+    /// `files:read` scope); the token goes only to Slack's file host or
+    /// the configured API root's host, never to another URL a message
+    /// names.
+    fn download<'a>(
+        &'a self,
+        media: &'a super::media::MediaRef,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, super::media::DownloadError>> {
+        Box::pin(async move {
+            let api_host = reqwest::Url::parse(&self.api_root)
+                .ok()
+                .and_then(|url| url.host_str().map(str::to_owned))
+                .unwrap_or_default();
+            let ours = super::media::on_host(&media.locator, "files.slack.com")
+                || super::media::on_host(&media.locator, &api_host);
+            if !ours {
+                return Err(super::media::DownloadError::Failed(
+                    "the file is not on Slack's file host".to_owned(),
+                ));
+            }
+            super::media::get(&self.client, &media.locator, Some(&self.bot_token), cap).await
+        })
     }
 
     fn after_restart(&self, _prepared_age: Duration) -> AfterRestart {

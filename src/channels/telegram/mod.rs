@@ -117,6 +117,8 @@ pub fn build(
             allow_prefixes: ALLOW_PREFIXES,
             blocks: section.common.blocks(),
             text_limit: section.common.text_limit(TEXT_LIMIT),
+            media_max_bytes: section.common.media_max_bytes(),
+            ack: crate::channels::reaction::Ack::from_config(config, &account.value),
             mode: mode_name,
             delivery: settings::delivery_policy(config, "telegram", account)?,
             issues,
@@ -259,6 +261,42 @@ impl Telegram {
     }
 }
 
+impl Telegram {
+    /// A file by the Bot API method for its kind (a photo shows inline, a
+    /// voice note plays as one), uploaded as `multipart/form-data`, with
+    /// the text as its caption.
+    async fn send_file(
+        &self,
+        message: &Outgoing<'_>,
+        attachment: &super::media::Attachment,
+        bytes: &[u8],
+    ) -> Result<Value, SendError> {
+        let mime = attachment.mime.as_str();
+        let (method, field) = if attachment.voice && mime.starts_with("audio/") {
+            ("sendVoice", "voice")
+        } else if mime.starts_with("image/") && mime != "image/gif" && mime != "image/svg+xml" {
+            ("sendPhoto", "photo")
+        } else if mime.starts_with("audio/") {
+            ("sendAudio", "audio")
+        } else if mime.starts_with("video/") {
+            ("sendVideo", "video")
+        } else {
+            ("sendDocument", "document")
+        };
+        let mut fields = vec![("chat_id", message.target.chat.clone())];
+        if let Some(thread) = &message.target.thread {
+            fields.push(("message_thread_id", thread.clone()));
+        }
+        if !message.text.is_empty() {
+            fields.push(("caption", message.text.to_owned()));
+        }
+        let body = super::media::multipart(&fields, (field, attachment, bytes));
+        self.api
+            .call_multipart(method, body, super::media::DOWNLOAD_TIMEOUT)
+            .await
+    }
+}
+
 impl Platform for Telegram {
     fn channel(&self) -> &'static str {
         "telegram"
@@ -269,15 +307,45 @@ impl Platform for Telegram {
         message: Outgoing<'a>,
     ) -> BoxFuture<'a, Result<Option<String>, SendError>> {
         Box::pin(async move {
-            let mut body = json!({"chat_id": chat_id(&message.target.chat), "text": message.text});
-            if let Some(thread) = &message.target.thread {
-                body["message_thread_id"] = chat_id(thread);
+            if let Some(reaction) = message.reaction {
+                // setMessageReaction: an empty list takes the bot's away.
+                let id = super::reaction::after_chat(&reaction.message_id);
+                let emoji = if reaction.remove {
+                    json!([])
+                } else {
+                    json!([{"type": "emoji", "emoji": reaction.emoji}])
+                };
+                let body = json!({"chat_id": chat_id(&message.target.chat),
+                                  "message_id": id.parse::<i64>().map_or_else(|_| json!(id), |id| json!(id)),
+                                  "reaction": emoji});
+                self.api
+                    .call("setMessageReaction", &body, CALL_TIMEOUT)
+                    .await?;
+                return Ok(None);
             }
-            let sent = self.api.call("sendMessage", &body, CALL_TIMEOUT).await?;
+            let sent = match message.media {
+                Some((attachment, bytes)) => self.send_file(&message, attachment, bytes).await?,
+                None => {
+                    let mut body =
+                        json!({"chat_id": chat_id(&message.target.chat), "text": message.text});
+                    if let Some(thread) = &message.target.thread {
+                        body["message_thread_id"] = chat_id(thread);
+                    }
+                    self.api.call("sendMessage", &body, CALL_TIMEOUT).await?
+                }
+            };
             Ok(sent
                 .get("message_id")
                 .map(|id| format!("{}:{id}", message.target.chat)))
         })
+    }
+
+    fn sends_media(&self) -> bool {
+        true
+    }
+
+    fn reacts(&self) -> bool {
+        true
     }
 
     fn typing<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, ()> {
@@ -289,6 +357,14 @@ impl Platform for Telegram {
             // Best effort: a missing indicator is not worth an error.
             let _ = self.api.call("sendChatAction", &body, CALL_TIMEOUT).await;
         })
+    }
+
+    fn download<'a>(
+        &'a self,
+        media: &'a super::media::MediaRef,
+        cap: u64,
+    ) -> BoxFuture<'a, Result<Vec<u8>, super::media::DownloadError>> {
+        Box::pin(self.api.download(&media.locator, cap))
     }
 
     fn after_restart(&self, _prepared_age: Duration) -> AfterRestart {

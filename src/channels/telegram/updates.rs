@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use crate::channels::Inbound;
+use crate::channels::media::MediaRef;
 use crate::channels::routing::{Chat, ChatKind};
 
 /// Who the bot is (from `getMe`): mentions and replies to it address it.
@@ -47,7 +48,8 @@ pub fn inbound(update: &Value, bot: &BotIdentity) -> Option<Inbound> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let unsupported = text.is_empty().then(|| media_kind(message));
+    let media = media(message);
+    let unsupported = (text.is_empty() && media.is_empty()).then(|| media_kind(message));
     let mentioned = mentions(&text, bot)
         || message
             .get("reply_to_message")
@@ -70,8 +72,40 @@ pub fn inbound(update: &Value, bot: &BotIdentity) -> Option<Inbound> {
         text,
         mentioned,
         unsupported,
+        media,
         group_verdict: None,
     })
+}
+
+/// The file a message carries, if it is one clawback downloads: a photo
+/// (its largest size), a document, a voice note, an audio file or a video.
+/// Telegram sends photos as JPEG and gives no mime type for them.
+fn media(message: &Value) -> Vec<MediaRef> {
+    let photo = message
+        .get("photo")
+        .and_then(Value::as_array)
+        .and_then(|sizes| sizes.last());
+    let (file, default_mime) = if let Some(photo) = photo {
+        (photo, Some("image/jpeg"))
+    } else if let Some(file) = ["document", "voice", "audio", "video"]
+        .iter()
+        .find_map(|field| message.get(*field))
+    {
+        (file, None)
+    } else {
+        return Vec::new();
+    };
+    let Some(file_id) = file.get("file_id").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let text = |key: &str| file.get(key).and_then(Value::as_str).map(str::to_owned);
+    vec![MediaRef {
+        file_id: file_id.to_owned(),
+        locator: file_id.to_owned(),
+        mime: text("mime_type").or(default_mime.map(str::to_owned)),
+        name: text("file_name"),
+        size: file.get("file_size").and_then(Value::as_u64),
+    }]
 }
 
 fn mentions(text: &str, bot: &BotIdentity) -> bool {
@@ -161,13 +195,23 @@ mod tests {
         assert_eq!(message.chat.thread_id.as_deref(), Some("42"));
         assert!(message.mentioned);
         let photo = json!({"update_id": 12, "message": {"message_id": 7, "date": 1,
-            "from": {"id": 7}, "chat": {"id": 7, "type": "private"}, "photo": []}});
+            "from": {"id": 7}, "chat": {"id": 7, "type": "private"}, "photo": [
+                {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
+                {"file_id": "large", "file_unique_id": "l", "width": 800, "height": 800,
+                 "file_size": 4000}]}});
+        let photo = inbound(&photo, &bot()).expect("photo");
+        assert!(photo.unsupported.is_none());
+        assert_eq!(photo.media[0].file_id, "large");
+        assert_eq!(photo.media[0].mime.as_deref(), Some("image/jpeg"));
+        assert_eq!(photo.media[0].size, Some(4000));
+        let sticker = json!({"update_id": 12, "message": {"message_id": 8, "date": 1,
+            "from": {"id": 7}, "chat": {"id": 7, "type": "private"}, "sticker": {}}});
         assert_eq!(
-            inbound(&photo, &bot())
-                .expect("photo")
+            inbound(&sticker, &bot())
+                .expect("sticker")
                 .unsupported
                 .as_deref(),
-            Some("a photo")
+            Some("a sticker")
         );
         assert!(inbound(&json!({"update_id": 13, "edited_message": {}}), &bot()).is_none());
     }

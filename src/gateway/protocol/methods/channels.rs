@@ -11,7 +11,7 @@ use super::super::frames::{ErrorShape, codes};
 use super::{Caller, Params, Reply, now_ms};
 use crate::channels::outbox::{self, Prepared};
 use crate::channels::settings::DEFAULT_ACCOUNT;
-use crate::channels::{Target, manager};
+use crate::channels::{Target, manager, media, media_out};
 use crate::gateway::Gateway;
 use clawback_events::event::{ChannelLoggedOut, Event};
 
@@ -269,12 +269,6 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
     if to.is_empty() || key.trim().is_empty() {
         return Err(params.invalid("to and idempotencyKey must not be empty"));
     }
-    if media {
-        return Err(ErrorShape::new(
-            codes::UNAVAILABLE,
-            "media is not available in clawback's channels yet: send text",
-        ));
-    }
     let running = gateway.channels.accounts();
     let channel = match params.opt_str("channel")? {
         Some(channel) => channel.to_owned(),
@@ -313,23 +307,89 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
         ));
     };
     let to = strip_prefix(&channel, to);
+    let delivery_key = format!("send:{key}");
+    let repeated = gateway
+        .state
+        .read()
+        .expect("state lock")
+        .deliveries
+        .by_idempotency_key(&delivery_key)
+        .is_some();
+    // A repeated key answers from its first send: the file is not fetched
+    // again.
+    let attachment = if media && !repeated {
+        if !account.platform.sends_media() {
+            return Err(ErrorShape::new(
+                codes::UNAVAILABLE,
+                format!("clawback cannot send files to {channel} yet: send text"),
+            ));
+        }
+        let agent_id = match params.opt_str("agentId")? {
+            Some(agent) => agent.to_owned(),
+            None => crate::gateway::protocol::methods::agents::default_agent(&gateway.config()),
+        };
+        let described = media_out::Described {
+            source: media_source(&params)?,
+            filename: params.opt_str("filename")?,
+            content_type: params.opt_str("contentType")?,
+            voice: params.opt_bool("asVoice")?.unwrap_or(false),
+        };
+        let cap = account.settings.media_max_bytes;
+        Some(
+            media_out::resolve(gateway, &agent_id, cap, described)
+                .await
+                .map_err(|error| params.invalid(error))?,
+        )
+    } else {
+        None
+    };
+    // A caption longer than platforms show goes as its own message after
+    // the file (as OpenClaw's albums).
+    let (caption, follow_up) = match &attachment {
+        Some(_) if message.chars().count() > media::CAPTION_LIMIT => {
+            (String::new(), Some(message.to_owned()))
+        }
+        _ => (message.to_owned(), None),
+    };
     let target = Target {
         account: account_id.clone(),
         chat: to.clone(),
         thread: params.opt_str("threadId")?.map(str::to_owned),
     };
-    let delivery_key = format!("send:{key}");
     let answer = |message_id: Option<String>| json!({"runId": key, "messageId": message_id, "channel": channel, "chatId": to});
-    let prepared = outbox::prepare(
+    let session_key = params.opt_str("sessionKey")?;
+    let prepared = outbox::prepare_with(
         gateway,
         &account,
-        params.opt_str("sessionKey")?,
+        session_key,
         &target,
-        message.to_owned(),
-        delivery_key,
+        caption,
+        delivery_key.clone(),
+        attachment,
     )
     .await
     .map_err(|error| ErrorShape::new(codes::UNAVAILABLE, error))?;
+    let follow_up = match follow_up {
+        Some(text) => Some(
+            outbox::prepare(
+                gateway,
+                &account,
+                session_key,
+                &target,
+                text,
+                format!("{delivery_key}#text"),
+            )
+            .await
+            .map_err(|error| ErrorShape::new(codes::UNAVAILABLE, error))?,
+        ),
+        None => None,
+    };
+    if let Some(Prepared::Queued(outcome)) = follow_up {
+        // The caption's text: its failure is the send's failure too.
+        if let Ok(Err(error)) = outcome.await {
+            return Err(ErrorShape::new(codes::UNAVAILABLE, error));
+        }
+    }
     match prepared {
         Prepared::Queued(outcome) => match outcome.await {
             Ok(Ok(message_id)) => Ok(answer(message_id)),
@@ -365,6 +425,35 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
             }
         }
     }
+}
+
+/// The one file a `send` carries: `mediaUrl`, a one-entry `mediaUrls`,
+/// or `buffer` (base64).
+fn media_source(params: &Params<'_>) -> Result<media_out::Source, ErrorShape> {
+    let mut sources = Vec::new();
+    if let Some(url) = params.opt_str("mediaUrl")? {
+        sources.push(media_out::Source::Url(url.trim().to_owned()));
+    }
+    if let Some(urls) = params.get("mediaUrls") {
+        let urls = urls
+            .as_array()
+            .ok_or_else(|| params.invalid("mediaUrls must be an array of strings"))?;
+        for url in urls {
+            let url = url
+                .as_str()
+                .ok_or_else(|| params.invalid("mediaUrls must be an array of strings"))?;
+            sources.push(media_out::Source::Url(url.trim().to_owned()));
+        }
+    }
+    if let Some(buffer) = params.opt_str("buffer")? {
+        sources.push(media_out::Source::Buffer(buffer.to_owned()));
+    }
+    if sources.len() != 1 {
+        return Err(params.invalid(
+            "one file per send: give mediaUrl, one mediaUrls entry, or buffer (several files are not supported yet)",
+        ));
+    }
+    Ok(sources.remove(0))
 }
 
 /// `telegram:123` and `tg:123` name the chat `123` on Telegram;

@@ -35,6 +35,7 @@ mod exec_policy;
 mod fork;
 mod inventory;
 mod logs;
+mod message_action;
 mod models;
 mod node_exec_policy;
 pub mod node_invoke;
@@ -152,6 +153,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "channels.pairing.approve",
     "channels.pairing.dismiss",
     "send",
+    "message.action",
     "clawback.timeline",
     "clawback.audit.status",
     "clawback.sessions.fork",
@@ -364,6 +366,7 @@ pub async fn call(
         "channels.pairing.approve" => channel_pairing::approve(gateway, caller, params).await,
         "channels.pairing.dismiss" => channel_pairing::dismiss(gateway, caller, params).await,
         "send" => channels::send(gateway, params).await,
+        "message.action" => message_action::action(gateway, params).await,
         "sessions.preview" => simple(sessions::preview(gateway, params)),
         "sessions.patch" => sessions::patch(gateway, params).await,
         "sessions.reset" => sessions::reset(gateway, params).await,
