@@ -167,6 +167,15 @@ impl Deliveries {
         self.keys.get(key).map(String::as_str)
     }
 
+    /// How delivery `delivery_id` ended, while the bounded history of
+    /// finished deliveries remembers it; `None` while it is in the outbox.
+    pub fn outcome(&self, delivery_id: &str) -> Option<&DeliveryOutcome> {
+        self.finished
+            .iter()
+            .find(|finished| finished.delivery_id == delivery_id)
+            .map(|finished| &finished.outcome)
+    }
+
     /// Deliveries prepared but not confirmed: after a restart, each may or
     /// may not have reached the platform and must be resolved, not resent
     /// blindly.

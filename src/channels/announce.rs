@@ -193,12 +193,7 @@ pub async fn announce(
         // Announced before (a retried hook, a repeated run): its outcome.
         Prepared::Already(delivery_id) => {
             let state = gateway.state.read().expect("state lock");
-            let finished = state
-                .deliveries
-                .finished
-                .iter()
-                .find(|finished| finished.delivery_id == delivery_id);
-            match finished.map(|finished| &finished.outcome) {
+            match state.deliveries.outcome(&delivery_id) {
                 Some(DeliveryOutcome::Sent {
                     platform_message_id,
                 }) => Ok(Announced::Delivered(platform_message_id.clone())),

@@ -402,12 +402,7 @@ async fn send_inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Va
         // A repeated key: the first send's outcome, never a second message.
         Prepared::Already(delivery_id) => {
             let state = gateway.state.read().expect("state lock");
-            let finished = state
-                .deliveries
-                .finished
-                .iter()
-                .find(|finished| finished.delivery_id == delivery_id);
-            match finished.map(|finished| &finished.outcome) {
+            match state.deliveries.outcome(&delivery_id) {
                 Some(DeliveryOutcome::Sent {
                     platform_message_id,
                 }) => Ok(answer(platform_message_id.clone())),
