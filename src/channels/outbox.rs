@@ -175,15 +175,7 @@ async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
     let session_key = session_of(gateway, &job.delivery_id);
     if let Err(reason) = release(gateway, account, &job, session_key.as_deref()).await {
         tracing::info!(delivery = %job.delivery_id, %reason, "delivery withheld");
-        let event = Event::DeliveryFailed(DeliveryFailed {
-            delivery_id: job.delivery_id.clone(),
-            error: reason.clone(),
-            retryable: false,
-        });
-        record_outcome(gateway, account, session_key.as_deref(), &job, event).await;
-        if let Some(done) = job.done.take() {
-            let _ = done.send(Err(reason));
-        }
+        give_up(gateway, account, session_key.as_deref(), &mut job, reason).await;
         return;
     }
     let bytes = match &job.media {
@@ -191,15 +183,7 @@ async fn send(gateway: &Gateway, account: &Account, mut job: Job) {
         Some(attachment) => match attachment.read(&gateway.state_root).await {
             Ok(bytes) => Some(bytes),
             Err(error) => {
-                let event = Event::DeliveryFailed(DeliveryFailed {
-                    delivery_id: job.delivery_id.clone(),
-                    error: error.clone(),
-                    retryable: false,
-                });
-                record_outcome(gateway, account, session_key.as_deref(), &job, event).await;
-                if let Some(done) = job.done.take() {
-                    let _ = done.send(Err(error));
-                }
+                give_up(gateway, account, session_key.as_deref(), &mut job, error).await;
                 return;
             }
         },
@@ -353,6 +337,26 @@ fn was_allowed(gateway: &Gateway, delivery_id: &str) -> bool {
 
 /// Records what became of a send. A failure to record is logged: the
 /// delivery then stays unconfirmed, and the next start settles it.
+/// Records that `job` will not be sent (`error` says why) and tells
+/// whoever waits for it.
+async fn give_up(
+    gateway: &Gateway,
+    account: &Account,
+    session_key: Option<&str>,
+    job: &mut Job,
+    error: String,
+) {
+    let event = Event::DeliveryFailed(DeliveryFailed {
+        delivery_id: job.delivery_id.clone(),
+        error: error.clone(),
+        retryable: false,
+    });
+    record_outcome(gateway, account, session_key, job, event).await;
+    if let Some(done) = job.done.take() {
+        let _ = done.send(Err(error));
+    }
+}
+
 async fn record_outcome(
     gateway: &Gateway,
     account: &Account,

@@ -127,12 +127,7 @@ async fn inner(gateway: &Arc<Gateway>, params: Option<&Value>) -> Result<Value, 
         },
         Prepared::Already(delivery_id) => {
             let state = gateway.state.read().expect("state lock");
-            let finished = state
-                .deliveries
-                .finished
-                .iter()
-                .find(|finished| finished.delivery_id == delivery_id);
-            match finished.map(|finished| &finished.outcome) {
+            match state.deliveries.outcome(&delivery_id) {
                 Some(DeliveryOutcome::Sent { .. }) => Ok(answer),
                 Some(DeliveryOutcome::GaveUp { error }) => {
                     Err(ErrorShape::new(codes::UNAVAILABLE, error.clone()))
