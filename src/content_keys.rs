@@ -61,6 +61,18 @@ impl Keyring {
         Keyring::load(dir, true)
     }
 
+    /// The gateway's keyring at its start: opened, and the purges the log
+    /// records but a crash interrupted finished (their keys destroyed)
+    /// before anything can read or seal.
+    pub fn start(dir: &Path, purges: &clawback_projections::Purges) -> anyhow::Result<Keyring> {
+        let keyring = Keyring::open(dir)?;
+        let finished = keyring.finish_purges(purges.keys.keys())?;
+        if finished > 0 {
+            println!("finished {finished} interrupted session purge(s): their keys are destroyed");
+        }
+        Ok(keyring)
+    }
+
     /// The keyring for a command that only reads (replay, export): a missing
     /// directory is an empty keyring, and nothing is ever written.
     pub fn open_read_only(dir: &Path) -> anyhow::Result<Keyring> {
@@ -239,15 +251,13 @@ impl ContentKeys for Keyring {
 }
 
 impl Sealer for Keyring {
-    fn seal(&self, mut event: Event, scope: Option<&str>) -> Result<Event, String> {
-        let owner = match sealed::content_fields(&mut event, scope) {
-            Some((owner, fields)) if fields.iter().any(|field| !field.is_empty()) => owner,
-            _ => return Ok(event),
-        };
-        let key = self.key_for(&owner).map_err(|error| format!("{error:#}"))?;
-        let mut nonce = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut nonce).map_err(|error| format!("no randomness: {error}"))?;
-        sealed::seal(event, scope, &key, nonce)
+    fn seal(&self, event: Event, scope: Option<&str>) -> Result<Event, String> {
+        sealed::seal(event, scope, |owner| {
+            let key = self.key_for(owner).map_err(|error| format!("{error:#}"))?;
+            let mut nonce = [0u8; NONCE_BYTES];
+            getrandom::fill(&mut nonce).map_err(|error| format!("no randomness: {error}"))?;
+            Ok((key, nonce))
+        })
     }
 }
 

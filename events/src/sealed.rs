@@ -197,14 +197,14 @@ pub fn content_fields<'a>(
     Some((owner, fields))
 }
 
-/// Seals `event`'s content under `key` with `nonce` (unique per key: the
-/// caller draws it at random). Events without session content, or whose
-/// content is empty, come back unchanged.
+/// Seals `event`'s content under the key `key_for` gives for the owning
+/// session, with the nonce it gives (unique per key: drawn at random).
+/// Events without session content, or whose content is empty, come back
+/// unchanged and `key_for` is not called (no key is made for them).
 pub fn seal(
     mut event: Event,
     scope: Option<&str>,
-    key: &ContentKey,
-    nonce: [u8; NONCE_BYTES],
+    key_for: impl FnOnce(&str) -> Result<(ContentKey, [u8; NONCE_BYTES]), String>,
 ) -> Result<Event, String> {
     if matches!(event, Event::Sealed(_)) {
         return Ok(event);
@@ -215,6 +215,7 @@ pub fn seal(
     if fields.iter().all(|field| field.is_empty()) {
         return Ok(event);
     }
+    let (key, nonce) = key_for(&session_key)?;
     let content: Vec<String> = fields.into_iter().map(std::mem::take).collect();
     let plain = postcard::to_allocvec(&content).map_err(|error| error.to_string())?;
     let aad = associated_data(&event, &key.id, &session_key)?;
@@ -395,7 +396,7 @@ mod tests {
     #[test]
     fn every_kind_of_content_seals_opens_and_withholds_alike() {
         for (event, scope) in contents() {
-            let sealed = seal(event.clone(), scope, &key(), [1u8; NONCE_BYTES]).unwrap();
+            let sealed = seal(event.clone(), scope, |_| Ok((key(), [1u8; NONCE_BYTES]))).unwrap();
             let Event::Sealed(inner) = &sealed else {
                 panic!("{} is sealed", event.kind())
             };
@@ -416,7 +417,10 @@ mod tests {
         for (event, scope) in contents() {
             if scope.is_some() {
                 // An RPC or HTTP answer nobody scoped is not session content.
-                assert_eq!(seal(event.clone(), None, &key(), [1u8; 12]).unwrap(), event);
+                assert_eq!(
+                    seal(event.clone(), None, |_| Ok((key(), [1u8; 12]))).unwrap(),
+                    event
+                );
             }
         }
         let refused = Event::ToolCallFinished(ToolCallFinished {
@@ -426,7 +430,7 @@ mod tests {
             duration_ms: 3,
         });
         assert_eq!(
-            seal(refused.clone(), None, &key(), [1u8; 12]).unwrap(),
+            seal(refused.clone(), None, |_| Ok((key(), [1u8; 12]))).unwrap(),
             refused
         );
     }

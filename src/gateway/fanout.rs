@@ -112,10 +112,10 @@ fn presence(gateway: &Gateway) -> Push {
 fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
     let ts = envelope.body.ts_ms;
     let event = |name: &'static str, payload: Value| Some(Push::event(name, payload));
-    // Pushes carry what clients show (a cron run's summary is session
-    // content): a sealed event is opened first.
-    let readable = envelope.body.event.read(&*gateway.keyring);
-    match &*readable.event {
+    // Only a cron run's summary is session content among what pushes
+    // carry: that one event is opened, never every sealed record that
+    // passes (LLM bodies, tool output).
+    match envelope.body.event.bare() {
         Event::ConfigChanged(change) => event(
             "config.changed",
             json!({"path": gateway.config_file.path().display().to_string(),
@@ -220,15 +220,21 @@ fn push_for(gateway: &Gateway, envelope: &Envelope) -> Option<Push> {
             "started",
             json!({"runId": forced.run_id, "runAtMs": ts}),
         ),
-        Event::CronRunFinished(finished) => cron_event(
-            gateway,
-            &finished.job_id,
-            "finished",
-            json!({"runId": finished.run_id, "status": finished.status,
-                   "error": finished.error, "summary": finished.summary,
-                   "sessionKey": finished.session_key,
-                   "deliveryStatus": finished.delivery_status}),
-        ),
+        Event::CronRunFinished(finished) => {
+            let summary = match &*envelope.body.event.read(&*gateway.keyring).event {
+                Event::CronRunFinished(opened) => opened.summary.clone(),
+                _ => None,
+            };
+            cron_event(
+                gateway,
+                &finished.job_id,
+                "finished",
+                json!({"runId": finished.run_id, "status": finished.status,
+                       "error": finished.error, "summary": summary,
+                       "sessionKey": finished.session_key,
+                       "deliveryStatus": finished.delivery_status}),
+            )
+        }
         Event::VoiceWakeChanged(changed) => {
             event("voicewake.changed", json!({"triggers": changed.triggers}))
         }

@@ -136,7 +136,7 @@ fn seal(event: Event) -> Event {
     };
     let nonce_source = blake3::hash(format!("{event:?}").as_bytes());
     let nonce: [u8; 12] = nonce_source.as_bytes()[..12].try_into().expect("12 bytes");
-    match sealed::seal(event.clone(), None, &key, nonce) {
+    match sealed::seal(event.clone(), None, |_| Ok((key.clone(), nonce))) {
         // A sealed deletion does not exist; purge the session's key instead.
         Ok(unchanged) if unchanged == event && matches!(event, Event::SessionDeleted(_)) => {
             Event::SessionPurged(SessionPurged {
