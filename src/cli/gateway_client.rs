@@ -7,10 +7,11 @@
 //! recorded like one (`rpc.received` .. `rpc.answered`).
 //!
 //! Where the gateway is: `--url` (or `CLAWBACK_GATEWAY_URL`), else the
-//! config's `gateway.port`/`gateway.bind` as `gateway run` reads them. The
-//! secret: `--token`/`--password` (or `CLAWBACK_GATEWAY_TOKEN`,
-//! `CLAWBACK_GATEWAY_PASSWORD`, `OPENCLAW_GATEWAY_TOKEN`), else the
-//! config's `gateway.auth`; none for a gateway without auth (loopback).
+//! config's `gateway.port`/`gateway.bind`; the secret: `--token`/
+//! `--password` (or `CLAWBACK_GATEWAY_TOKEN`/`CLAWBACK_GATEWAY_PASSWORD`),
+//! `OPENCLAW_GATEWAY_TOKEN`/`_PASSWORD`, else the config's `gateway.auth`;
+//! none for a gateway without auth (loopback). Both read by
+//! `gateway::listen`, as `gateway run` reads them.
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::gateway::listen::{self, Secret};
 use crate::state_dir::StateDir;
 
 /// The longest a connect handshake may take before the command gives up.
@@ -199,20 +201,11 @@ fn error_text(frame: &Value) -> String {
     }
 }
 
-enum Secret {
-    Token(String),
-    Password(String),
-}
-
 /// The URL and secret to use (see the module docs for the order).
 fn target(state_dir: &StateDir, args: &GatewayArgs) -> anyhow::Result<(String, Option<Secret>)> {
-    let non_empty = |value: Option<String>| value.filter(|value| !value.is_empty());
-    let mut secret = non_empty(args.token.clone())
-        .map(Secret::Token)
-        .or_else(|| non_empty(args.password.clone()).map(Secret::Password))
-        .or_else(|| non_empty(std::env::var("OPENCLAW_GATEWAY_TOKEN").ok()).map(Secret::Token));
-    if args.url.is_some() && secret.is_some() {
-        return Ok((args.url.clone().unwrap_or_default(), secret));
+    let from_args = || listen::secret(args.token.clone(), args.password.clone(), None);
+    if let (Some(url), Some(secret)) = (&args.url, from_args()?) {
+        return Ok((url.clone(), Some(secret)));
     }
     let config_path = args
         .config
@@ -238,7 +231,7 @@ fn target(state_dir: &StateDir, args: &GatewayArgs) -> anyhow::Result<(String, O
     let url = match (&args.url, &config) {
         (Some(url), _) => url.clone(),
         (None, Some(config)) => {
-            let mut bind = crate::gateway::bind_from_config(config)?;
+            let mut bind = listen::bind_from_config(config)?;
             if bind.ip().is_unspecified() {
                 bind.set_ip([127, 0, 0, 1].into());
             }
@@ -246,25 +239,8 @@ fn target(state_dir: &StateDir, args: &GatewayArgs) -> anyhow::Result<(String, O
         }
         (None, None) => "ws://127.0.0.1:18789/".to_owned(),
     };
-    if secret.is_none()
-        && let Some(auth) = config
-            .as_ref()
-            .and_then(|config| config.gateway.as_ref())
-            .and_then(|gateway| gateway.auth.as_ref())
-    {
-        let resolve = |input: &crate::config::model::SecretInput, path: &str| {
-            input
-                .resolve()
-                .map_err(|error| anyhow::anyhow!("{path}: {error}"))
-        };
-        secret = match (&auth.token, &auth.password) {
-            (Some(token), _) => Some(Secret::Token(resolve(token, "gateway.auth.token")?)),
-            (None, Some(password)) => Some(Secret::Password(resolve(
-                password,
-                "gateway.auth.password",
-            )?)),
-            (None, None) => None,
-        };
-    }
+    // The gateway's own order (flags, environment, config), so the
+    // client offers the secret the gateway takes.
+    let secret = listen::secret(args.token.clone(), args.password.clone(), config.as_ref())?;
     Ok((url, secret))
 }

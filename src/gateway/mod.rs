@@ -11,6 +11,7 @@ mod control_ui;
 mod fanout;
 mod health;
 pub mod http;
+pub mod listen;
 pub mod logs;
 mod periodic;
 pub mod protocol;
@@ -36,9 +37,6 @@ use periodic::{expire_approvals, snapshot_periodically, take_snapshot, tick_peri
 
 /// How long a stopping gateway waits for its sockets to record their close.
 const SOCKETS_CLOSE_WAIT: Duration = Duration::from_secs(3);
-
-/// Where the gateway listens when neither `--bind` nor the config says.
-const DEFAULT_PORT: u16 = 18789;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -214,7 +212,9 @@ async fn serve_logged(
     if loaded.exists {
         config_file.mark_good(&loaded.raw)?;
     }
-    let bind = args.bind.map_or_else(|| bind_from_config(&typed), Ok)?;
+    let bind = args
+        .bind
+        .map_or_else(|| listen::bind_from_config(&typed), Ok)?;
     let auth = resolve_auth(&args, &typed, bind)?;
     http::hooks::check_token(&typed, &auth)
         .map_err(|problem| anyhow::anyhow!("refusing to start: {problem}"))?;
@@ -277,13 +277,10 @@ async fn serve_logged(
     // Session content is sealed under per-session keys from the first
     // append on; purges a crash interrupted are finished before anyone can
     // read.
-    let keyring = Arc::new(crate::content_keys::Keyring::open(
+    let keyring = Arc::new(crate::content_keys::Keyring::start(
         &state_dir.content_keys(),
+        &restored.state.purges,
     )?);
-    let finished = keyring.finish_purges(restored.state.purges.keys.keys())?;
-    if finished > 0 {
-        println!("finished {finished} interrupted session purge(s): their keys are destroyed");
-    }
     log.seal_with(keyring.clone())?;
     *state.write().expect("state lock") = restored.state;
 
@@ -466,81 +463,18 @@ async fn serve_logged(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The listen address from the config's `gateway.port` and `gateway.bind`.
-pub(crate) fn bind_from_config(
-    config: &crate::config::model::ConfigFile,
-) -> anyhow::Result<SocketAddr> {
-    use crate::config::model::BindMode;
-    let section = config.gateway.as_ref();
-    let port = section
-        .and_then(|gateway| gateway.port)
-        .unwrap_or(DEFAULT_PORT);
-    let host: std::net::IpAddr = match section.and_then(|gateway| gateway.bind) {
-        None | Some(BindMode::Loopback) | Some(BindMode::Auto) => [127, 0, 0, 1].into(),
-        Some(BindMode::Lan) => [0, 0, 0, 0].into(),
-        Some(BindMode::Custom) => section
-            .and_then(|gateway| gateway.custom_bind_host.as_deref())
-            .context("gateway.bind is \"custom\" but gateway.customBindHost is not set")?
-            .parse()
-            .context("gateway.customBindHost is not an IP address")?,
-        Some(BindMode::Tailnet) => anyhow::bail!(
-            "gateway.bind \"tailnet\" is not supported by clawback; use \"lan\" or \"custom\""
-        ),
-    };
-    Ok(SocketAddr::new(host, port))
-}
-
-/// The shared secret: `--token`/`--password` (or their environment
-/// variables) first, then OpenClaw's environment variables, then the
-/// config's `gateway.auth`. No secret is allowed on loopback only.
+/// The shared secret clients must present (see `listen::secret`); no
+/// secret is allowed on loopback only.
 fn resolve_auth(
     args: &RunArgs,
     config: &crate::config::model::ConfigFile,
     bind: SocketAddr,
 ) -> anyhow::Result<protocol::connect::Auth> {
-    use crate::config::model::AuthMode;
     use protocol::connect::Auth;
-    let non_empty = |value: Option<String>| value.filter(|value| !value.is_empty());
-    let env = |name: &str| non_empty(std::env::var(name).ok());
-    if let Some(token) = non_empty(args.token.clone()).or_else(|| env("OPENCLAW_GATEWAY_TOKEN")) {
-        return Ok(Auth::token(&token));
-    }
-    if let Some(password) =
-        non_empty(args.password.clone()).or_else(|| env("OPENCLAW_GATEWAY_PASSWORD"))
-    {
-        return Ok(Auth::password(&password));
-    }
-    let section = config
-        .gateway
-        .as_ref()
-        .and_then(|gateway| gateway.auth.as_ref());
-    let secret = |input: Option<&crate::config::model::SecretInput>, path: &str| {
-        input
-            .with_context(|| format!("{path} is not set"))?
-            .resolve()
-            .map_err(|error| anyhow::anyhow!("{path}: {error}"))
-    };
-    let auth = match section.and_then(|auth| auth.mode) {
-        Some(AuthMode::Token) => Auth::token(&secret(
-            section.and_then(|auth| auth.token.as_ref()),
-            "gateway.auth.token",
-        )?),
-        Some(AuthMode::Password) => Auth::password(&secret(
-            section.and_then(|auth| auth.password.as_ref()),
-            "gateway.auth.password",
-        )?),
-        Some(AuthMode::TrustedProxy) => anyhow::bail!(
-            "gateway.auth.mode \"trusted-proxy\" is not supported by clawback; use \"token\""
-        ),
-        Some(AuthMode::None) | None => match section {
-            Some(auth) if auth.token.is_some() => {
-                Auth::token(&secret(auth.token.as_ref(), "gateway.auth.token")?)
-            }
-            Some(auth) if auth.password.is_some() => {
-                Auth::password(&secret(auth.password.as_ref(), "gateway.auth.password")?)
-            }
-            _ => Auth::None,
-        },
+    let auth = match listen::secret(args.token.clone(), args.password.clone(), Some(config))? {
+        Some(listen::Secret::Token(token)) => Auth::token(&token),
+        Some(listen::Secret::Password(password)) => Auth::password(&password),
+        None => Auth::None,
     };
     if matches!(auth, Auth::None) && !bind.ip().is_loopback() {
         anyhow::bail!(
