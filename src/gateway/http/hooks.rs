@@ -20,7 +20,8 @@
 //! What is recorded: each authenticated request that reaches `/wake`,
 //! `/agent` or a mapping (refused or not) as `rpc.received` (method
 //! `hooks.wake` / `hooks.agent` / `hooks.mapping`, connection `http`, the
-//! path, the body with secrets redacted, and the run ids it starts) before
+//! path, the body with secrets redacted and sealed under the first run's
+//! session, and the run ids it starts) before
 //! any run starts, and `rpc.answered` with its outcome; the runs record
 //! themselves (trigger `hook`, actor `http:<path>`). Tokens and headers are
 //! never recorded. Unauthenticated requests are not recorded (they would let
@@ -53,13 +54,14 @@ use clawback_events::{Actor, NewEvent};
 use serde_json::{Map, Value, json};
 
 use super::hook_plan::{Plan, Refused};
+pub use super::hook_token::check_token;
+use super::hook_token::resolve_token;
 use super::{BodyError, json_response, read_body, text_response};
 use crate::agent::{RunOutcome, Started};
 use crate::channels::announce::{self, Attempt};
-use crate::config::model::{ConfigFile, HooksSection, SecretInput};
+use crate::config::model::{ConfigFile, HooksSection};
 use crate::gateway::Gateway;
 use crate::gateway::protocol::AuthLimiter;
-use crate::gateway::protocol::connect::Auth;
 
 /// OpenClaw's default body limit.
 pub const BODY_BYTES_DEFAULT: u64 = 256 * 1024;
@@ -121,56 +123,6 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route(&base, any(handle))
         .route(&format!("{base}/{{*rest}}"), any(handle))
         .with_state(gateway)
-}
-
-/// Refuses hooks whose token is missing or is the gateway's own secret.
-/// Checked when the gateway starts and before a config change is written.
-pub fn check_token(config: &ConfigFile, auth: &Auth) -> Result<(), String> {
-    let Some(hooks) = config
-        .hooks
-        .as_ref()
-        .filter(|hooks| hooks.enabled == Some(true))
-    else {
-        return Ok(());
-    };
-    let token = resolve_token(hooks)?;
-    let same = "hooks.token must differ from the gateway's token and password: whoever sends \
-                webhooks would hold operator access to the gateway (openclaw #20809); set \
-                hooks.token to a separate long random secret";
-    if let Auth::Token(digest) | Auth::Password(digest) = auth
-        && super::secret_matches(&token, digest)
-    {
-        return Err(same.to_owned());
-    }
-    // The config's own gateway secrets too (they apply at the next start).
-    let gateway_auth = config
-        .gateway
-        .as_ref()
-        .and_then(|gateway| gateway.auth.as_ref());
-    let configured = gateway_auth
-        .into_iter()
-        .flat_map(|auth| [auth.token.as_ref(), auth.password.as_ref()])
-        .flatten()
-        .filter_map(|secret| secret.resolve().ok());
-    for secret in configured {
-        if secret == token {
-            return Err(same.to_owned());
-        }
-    }
-    Ok(())
-}
-
-fn resolve_token(hooks: &HooksSection) -> Result<String, String> {
-    let raw = hooks.token.as_deref().map(str::trim).unwrap_or_default();
-    let token = SecretInput::Plain(raw.to_owned())
-        .resolve()
-        .map_err(|error| format!("hooks.token: {error}"))?;
-    if token.trim().is_empty() {
-        return Err(
-            "hooks.enabled needs a non-empty hooks.token (a long random secret)".to_owned(),
-        );
-    }
-    Ok(token)
 }
 
 /// Everything one authenticated hook request needs.
@@ -349,35 +301,8 @@ fn query_has_token(query: Option<&str>) -> bool {
 /// A query string's `key=value` pairs, percent- and `+`-decoded (as a
 /// browser's `URLSearchParams` reads them).
 fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key), percent_decode(value))
-        })
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |at: usize| bytes.get(at).and_then(|byte| (*byte as char).to_digit(16));
-        match bytes[index] {
-            b'+' => decoded.push(b' '),
-            b'%' if hex(index + 1).is_some() && hex(index + 2).is_some() => {
-                let high = hex(index + 1).unwrap_or_default();
-                let low = hex(index + 2).unwrap_or_default();
-                decoded.push((high * 16 + low) as u8);
-                index += 2;
-            }
-            byte => decoded.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
 }
 
 /// The request's headers (secrets left out) and query, for templates and
@@ -672,6 +597,7 @@ fn completion(outcome: &RunOutcome, delivered: Attempt) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::protocol::connect::Auth;
 
     fn config(value: Value) -> ConfigFile {
         crate::config::model::check(&value).unwrap().typed
@@ -722,8 +648,12 @@ mod tests {
         assert!(!query_has_token(Some("tokens=1")));
         assert!(!query_has_token(None));
         assert!(query_has_token(Some("tok%65n=x")));
-        assert_eq!(percent_decode("a+b%20c%2"), "a b c%2");
-        assert_eq!(percent_decode("%C3%A9"), "é");
+        let decoded = |query: &str| query_pairs(Some(query)).collect::<Vec<_>>();
+        assert_eq!(
+            decoded("k=a+b%20c%2"),
+            [("k".to_owned(), "a b c%2".to_owned())]
+        );
+        assert_eq!(decoded("k=%C3%A9"), [("k".to_owned(), "é".to_owned())]);
         assert_eq!(base_path(&config(json!({"hooks": {"path": "in/"}}))), "/in");
         assert_eq!(base_path(&config(json!({}))), "/hooks");
     }

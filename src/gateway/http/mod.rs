@@ -12,6 +12,7 @@
 
 pub mod hook_mappings;
 mod hook_plan;
+mod hook_token;
 pub mod hooks;
 pub mod openai;
 pub mod tools_invoke;
